@@ -1,0 +1,71 @@
+"""Masks, sequence lengths and carry resets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def lengths_to_mask(seq_lengths: jax.Array, time_steps: int) -> jax.Array:
+    """Turns lengths into the right-padded mask they stand for.
+
+    Args:
+      seq_lengths: (...,) integer lengths.
+      time_steps: T.
+
+    Returns:
+      (..., T) bool, True where ``t < length``.
+
+    Example:
+      >>> lengths_to_mask(jnp.array([1, 3]), 3)
+      Array([[ True, False, False],
+             [ True,  True,  True]], dtype=bool)
+    """
+    seq_lengths = jnp.asarray(seq_lengths)
+    if not jnp.issubdtype(seq_lengths.dtype, jnp.integer):
+        raise TypeError("`seq_lengths` must have an integer dtype, got "
+                        f"{seq_lengths.dtype}.")
+    return jnp.arange(time_steps) < seq_lengths[..., None]
+
+
+def broadcast_over(keep: jax.Array, leaf: jax.Array) -> jax.Array:
+    """(B,) -> (B, 1, ..., 1) with leaf's rank, for per-example selects."""
+    return keep.reshape(keep.shape + (1,) * (leaf.ndim - keep.ndim))
+
+
+def reset_carry(carry: Any, reset_mask: jax.Array) -> Any:
+    """Zeros the carry of the batch entries where `reset_mask` is True.
+
+    For episodic streams: thread the final carry of one chunk into the next
+    call, resetting the entries whose episode ended.
+
+    Args:
+      carry: any carry pytree whose leaves are (B, ...).
+      reset_mask: (B,) bool.
+
+    Returns:
+      The carry with the selected entries set to zero.
+
+    Example:
+      >>> h = jnp.ones((2, 3))
+      >>> reset_carry(h, jnp.array([True, False]))[:, 0]
+      Array([0., 1.], dtype=float32)
+    """
+    reset_mask = jnp.asarray(reset_mask)
+    if reset_mask.dtype != jnp.bool_:
+        raise TypeError("`reset_mask` must be a bool array, got "
+                        f"{reset_mask.dtype}.")
+    if reset_mask.ndim != 1:
+        raise ValueError("`reset_mask` must have shape (B,), got "
+                         f"{reset_mask.shape}.")
+    for i, leaf in enumerate(jax.tree.leaves(carry)):
+        if np.ndim(leaf) < 1 or np.shape(leaf)[0] != reset_mask.shape[0]:
+            raise ValueError(f"carry leaf {i} must have shape "
+                             f"({reset_mask.shape[0]}, ...) to match "
+                             f"`reset_mask`, got {np.shape(leaf)}.")
+    return jax.tree.map(
+        lambda leaf: jnp.where(broadcast_over(reset_mask, leaf),
+                               jnp.zeros((), leaf.dtype), leaf), carry)

@@ -1,0 +1,276 @@
+"""`rnn`: runs a cell over time with masks, reversal and an explicit carry."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from jaxrnn._masking import broadcast_over, lengths_to_mask
+from jaxrnn._validation import check_bool, check_floating, check_tree_like
+from jaxrnn.cells.stacked import has_fast_path
+
+# Steps per chunk of the hoisted input projection: one (K*B, D) x (D, G*H)
+# GEMM per chunk. Whole-sequence projections of tens of MB exceed the
+# allocator's mmap threshold and page-fault on every call; chunks stay in cache.
+CHUNK_STEPS = 8
+
+
+def rnn(cell: Any, params: Any, inputs: jax.Array, *,
+        initial_carry: Any = None, mask: jax.Array | None = None,
+        seq_lengths: jax.Array | None = None, time_major: bool = False,
+        go_backwards: bool = False, keep_order: bool = False,
+        unroll: bool | int = 1, remat: bool = False,
+        return_sequences: bool = True, zero_output_for_mask: bool = False,
+        key: jax.Array | None = None,
+        training: bool = False) -> tuple[jax.Array, Any]:
+    """Runs `cell` over the time axis of `inputs`.
+
+    Args:
+      cell: a built-in cell, `StackedCells`, or any object with ``init``,
+        ``initial_carry(batch_shape)`` and ``cell(params, carry, x, *, key,
+        training) -> (carry, y)``. Cells that also offer ``dropout_masks``,
+        ``project_inputs`` and ``step_projected`` get the input projection
+        hoisted out of the recurrence.
+      params: the cell's params.
+      inputs: (B, T, D); (T, B, D) with ``time_major``; or unbatched (T, D).
+      initial_carry: the carry to start from (leaves (B, ...), or unbatched
+        (...)); zeros when None. Thread ``final_carry`` back in here to run a
+        long stream in chunks.
+      mask: bool, (B, T) (time-major: (T, B); unbatched: (T,)). A masked step
+        keeps the carry and repeats the previous output (zero with
+        ``zero_output_for_mask``). Masked inputs never reach outputs, carries
+        or gradients, whatever they hold (NaN included).
+      seq_lengths: integer (B,) (unbatched: scalar), the right-padded mask's
+        lengths; give either this or `mask`.
+      time_major: inputs and outputs are (T, B, ...).
+      go_backwards: process time in reverse; outputs come in processing
+        order, as Keras returns them.
+      keep_order: with `go_backwards`, return outputs aligned with inputs.
+      unroll: True for a Python loop over the steps (larger programs, same
+        numbers); an int is `lax.scan`'s unroll factor over step chunks.
+      remat: recompute each chunk of steps in the backward pass instead of
+        storing its activations (`jax.checkpoint`): less memory, same
+        gradients.
+      return_sequences: return all outputs, else the last one (with a mask:
+        each row's output at its last valid step, zeros if it has none).
+      zero_output_for_mask: masked steps output zeros in the sequence.
+      key: PRNG key for dropout, used only when `training`.
+      training: turn dropout on.
+
+    Returns:
+      ``(outputs, final_carry)``: outputs (B, T, H), (T, B, H) or (T, H)
+      with `return_sequences`, else (B, H) or (H,); final_carry has the
+      initial carry's structure.
+
+    Raises:
+      ValueError, TypeError: for inputs, masks, carries or params of the
+        wrong rank, shape or dtype, and for unknown options.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxrnn import LSTMCell
+      >>> cell = LSTMCell(8)
+      >>> params = cell.init(jax.random.key(0), 3)
+      >>> ys, (h, c) = rnn(cell, params, jnp.ones((2, 5, 3)),
+      ...                  seq_lengths=jnp.array([5, 2]))
+      >>> ys.shape, h.shape
+      ((2, 5, 8), (2, 8))
+    """
+    with jax.named_scope("jaxrnn.rnn"):
+        _check_options(time_major=time_major, go_backwards=go_backwards,
+                       keep_order=keep_order, remat=remat,
+                       return_sequences=return_sequences,
+                       zero_output_for_mask=zero_output_for_mask,
+                       training=training, unroll=unroll)
+        xs, batched = _time_major_inputs(inputs, time_major)
+        steps, batch, features = xs.shape
+        if hasattr(cell, "check_params"):
+            cell.check_params(params, features)
+        step_mask = _time_major_mask(mask, seq_lengths, batched, time_major,
+                                     steps, batch)
+        carry = _batched_carry(cell, initial_carry, batched, batch)
+        if go_backwards:
+            xs = jnp.flip(xs, 0)
+            step_mask = None if step_mask is None else jnp.flip(step_mask, 0)
+        if step_mask is not None:
+            # Zero masked inputs so NaN/inf there cannot reach the backward
+            # pass: jnp.where's gradient multiplies the unused branch by 0.
+            xs = jnp.where(step_mask[..., None], xs, jnp.zeros((), xs.dtype))
+        ys, last_y, carry = _run(
+            cell, params, xs, step_mask, carry, key=key, training=training,
+            unroll=unroll, remat=remat, zero_output=zero_output_for_mask,
+            collect=return_sequences)
+        if return_sequences:
+            if go_backwards and keep_order:
+                ys = jnp.flip(ys, 0)
+            outputs = _restore_layout(ys, batched, time_major)
+        else:
+            outputs = last_y if batched else last_y[0]
+        if not batched:
+            carry = jax.tree.map(lambda leaf: leaf[0], carry)
+        return outputs, carry
+
+
+def _check_options(*, unroll, **flags) -> None:
+    for name, value in flags.items():
+        check_bool(name, value)
+    if isinstance(unroll, bool):
+        return
+    if not isinstance(unroll, numbers.Integral) or unroll < 1:
+        raise ValueError(f"`unroll` must be a bool or a positive int, got "
+                         f"{unroll!r}.")
+
+
+def _time_major_inputs(inputs, time_major):
+    """Returns ((T, B, D) inputs, whether the call was batched)."""
+    inputs = jnp.asarray(inputs)
+    check_floating("inputs", inputs)
+    if inputs.ndim == 2:
+        xs, batched = inputs[:, None], False
+    elif inputs.ndim == 3:
+        xs, batched = (inputs if time_major else jnp.swapaxes(inputs, 0, 1)), True
+    else:
+        layout = "(T, B, D)" if time_major else "(B, T, D)"
+        raise ValueError(f"`inputs` must have shape {layout} or unbatched "
+                         f"(T, D), got {inputs.shape} (rank {inputs.ndim}).")
+    if xs.shape[0] == 0:
+        raise ValueError(f"`inputs` must have at least one time step, got "
+                         f"shape {inputs.shape}.")
+    return xs, batched
+
+
+def _time_major_mask(mask, seq_lengths, batched, time_major, steps, batch):
+    """Returns the (T, B) bool mask that `mask` or `seq_lengths` stands for."""
+    if mask is not None and seq_lengths is not None:
+        raise ValueError("Give `mask` or `seq_lengths`, not both.")
+    if seq_lengths is not None:
+        seq_lengths = jnp.asarray(seq_lengths)
+        want = (batch,) if batched else ()
+        if not jnp.issubdtype(seq_lengths.dtype, jnp.integer):
+            raise TypeError("`seq_lengths` must have an integer dtype, got "
+                            f"{seq_lengths.dtype}.")
+        if seq_lengths.shape != want:
+            raise ValueError(f"`seq_lengths` must have shape {want}, got "
+                             f"{seq_lengths.shape}.")
+        return lengths_to_mask(seq_lengths.reshape(batch), steps).T
+    if mask is None:
+        return None
+    mask = jnp.asarray(mask)
+    if mask.dtype != jnp.bool_:
+        raise TypeError(f"`mask` must be a bool array, got {mask.dtype} "
+                        "(use mask.astype(bool)).")
+    if not batched:
+        want = (steps,)
+    else:
+        want = (steps, batch) if time_major else (batch, steps)
+    if mask.shape != want:
+        raise ValueError(f"`mask` must have shape {want}, got {mask.shape}.")
+    if not batched:
+        return mask[:, None]
+    return mask if time_major else mask.T
+
+
+def _batched_carry(cell, initial_carry, batched, batch):
+    if initial_carry is None:
+        return cell.initial_carry((batch,))
+    expected = jax.eval_shape(
+        lambda: cell.initial_carry((batch,) if batched else ()))
+    check_tree_like("initial_carry", initial_carry, expected)
+    for leaf in jax.tree.leaves(initial_carry):
+        check_floating("initial_carry", leaf)
+    carry = jax.tree.map(jnp.asarray, initial_carry)
+    if not batched:
+        carry = jax.tree.map(lambda leaf: leaf[None], carry)
+    return carry
+
+
+def _restore_layout(ys, batched, time_major):
+    if not batched:
+        return ys[:, 0]
+    return ys if time_major else jnp.swapaxes(ys, 0, 1)
+
+
+def _cell_step_functions(cell, params, key, training, batch, features):
+    """Returns (project, step): the hoisted input half and the recurrent half."""
+    if has_fast_path(cell):
+        masks = cell.dropout_masks(key, (batch,), features, training=training)
+
+        def project(xs):
+            return cell.project_inputs(params, xs, masks)
+
+        def step(carry, projected):
+            return cell.step_projected(params, carry, projected, masks)
+    else:
+        def project(xs):
+            return xs
+
+        def step(carry, x):
+            # The same key at every step: a cell that draws its dropout masks
+            # from it reuses one mask per sequence, as Keras does.
+            return cell(params, carry, x, key=key, training=training)
+    return project, step
+
+
+def _run(cell, params, xs, step_mask, carry, *, key, training, unroll, remat,
+         zero_output, collect):
+    """Scans chunks of steps; returns (ys (T, B, ...) or None, last y, carry)."""
+    steps, batch, features = xs.shape
+    project, step = _cell_step_functions(cell, params, key, training, batch,
+                                         features)
+
+    def run_chunk(state, chunk_xs, chunk_mask):
+        carry, y_prev = state
+        projected = project(chunk_xs)  # (K, B, G*H)
+        ys = []
+        for k in range(chunk_xs.shape[0]):
+            new_carry, y = step(carry, projected[k])
+            if chunk_mask is None:
+                carry, y_prev, y_out = new_carry, y, y
+            else:
+                keep = chunk_mask[k]
+                carry = jax.tree.map(
+                    lambda new, old: jnp.where(broadcast_over(keep, new), new,
+                                               old), new_carry, carry)
+                y_prev = jnp.where(broadcast_over(keep, y), y, y_prev)
+                y_out = (jnp.where(broadcast_over(keep, y), y,
+                                   jnp.zeros((), y.dtype))
+                         if zero_output else y_prev)
+            if collect:
+                ys.append(y_out)
+        return (carry, y_prev), (jnp.stack(ys) if collect else None)
+
+    if remat:
+        run_chunk = jax.checkpoint(run_chunk)
+    y_shape = jax.eval_shape(lambda c, x: step(c, project(x[None])[0])[1],
+                             carry, xs[0])
+    state = (carry, jnp.zeros(y_shape.shape, y_shape.dtype))
+
+    chunk = steps if unroll is True else min(CHUNK_STEPS, steps)
+    full, tail = divmod(steps, chunk)
+    parts = []
+    if full == 1:
+        state, ys = run_chunk(state, xs[:chunk],
+                              None if step_mask is None else step_mask[:chunk])
+        parts.append(ys)
+    else:
+        body_xs = xs[:full * chunk].reshape(full, chunk, *xs.shape[1:])
+        body_mask = (None if step_mask is None else
+                     step_mask[:full * chunk].reshape(full, chunk, batch))
+        state, ys = lax.scan(lambda s, c: run_chunk(s, *c), state,
+                             (body_xs, body_mask),
+                             unroll=1 if unroll is False else int(unroll))
+        if collect:
+            parts.append(ys.reshape(full * chunk, *ys.shape[2:]))
+    if tail:
+        state, ys = run_chunk(state, xs[full * chunk:],
+                              None if step_mask is None else
+                              step_mask[full * chunk:])
+        parts.append(ys)
+    carry, last_y = state
+    ys = (parts[0] if len(parts) == 1 else jnp.concatenate(parts)) if collect else None
+    return ys, last_y, carry

@@ -1,0 +1,103 @@
+"""Argument and shape checks shared by the public entry points.
+
+Checks run once, at trace time, at the public boundary; private helpers trust
+their inputs. Messages name the argument, what was expected and what came.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def check_positive_int(name: str, value: Any) -> None:
+    """Raises unless `value` is a positive Python or NumPy integer (not bool)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"`{name}` must be a positive int, got {value!r} "
+                        f"of type {type(value).__name__}.")
+    if value <= 0:
+        raise ValueError(f"`{name}` must be a positive int, got {value}.")
+
+
+def check_rate(name: str, value: Any) -> None:
+    """Raises unless `value` is a real number in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be a float in [0, 1), got {value!r}.")
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"`{name}` must be in [0, 1), got {value}.")
+
+
+def check_bool(name: str, value: Any) -> None:
+    """Raises unless `value` is a Python bool."""
+    if not isinstance(value, bool):
+        raise TypeError(f"`{name}` must be a bool, got {value!r}.")
+
+
+def check_one_of(name: str, value: Any, allowed: Sequence[Any]) -> None:
+    """Raises ValueError unless `value` is one of `allowed`."""
+    if value not in allowed:
+        raise ValueError(f"`{name}` must be one of {list(allowed)}, "
+                         f"got {value!r}.")
+
+
+def check_shape(name: str, value: Any, expected: tuple[int | None, ...]) -> None:
+    """Raises ValueError unless value's shape matches `expected` (None: any)."""
+    got = tuple(np.shape(value))
+    fits = len(got) == len(expected) and all(
+        want is None or want == have for want, have in zip(expected, got))
+    if not fits:
+        want = tuple("*" if w is None else w for w in expected)
+        raise ValueError(f"`{name}` must have shape {want}, got {got}.")
+
+
+def check_floating(name: str, value: Any) -> None:
+    """Raises TypeError unless `value` is an array of a floating dtype."""
+    dtype = jnp.result_type(value) if not hasattr(value, "dtype") else value.dtype
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"`{name}` must have a floating dtype, got {dtype}.")
+
+
+def check_params(owner: str, params: Any,
+                 expected: Mapping[str, tuple[int, ...]]) -> None:
+    """Checks a params dict has exactly the arrays `expected` names and shapes.
+
+    Args:
+      owner: who the params belong to, for the message (e.g. ``'LSTMCell'``).
+      params: the dict to check.
+      expected: array name -> expected shape.
+    """
+    if not isinstance(params, Mapping):
+        raise TypeError(f"{owner} params must be a dict with keys "
+                        f"{sorted(expected)}, got {type(params).__name__}.")
+    missing = [k for k in expected if k not in params]
+    if missing:
+        raise ValueError(f"{owner} params are missing {missing}; expected keys "
+                         f"{sorted(expected)}, got {sorted(params)}.")
+    extra = [k for k in params if k not in expected]
+    if extra:
+        raise ValueError(f"{owner} params have unexpected keys {extra}; "
+                         f"expected {sorted(expected)}.")
+    for key, shape in expected.items():
+        got = tuple(np.shape(params[key]))
+        if got != tuple(shape):
+            raise ValueError(f"{owner} params[{key!r}] must have shape "
+                             f"{tuple(shape)}, got {got}.")
+
+
+def check_tree_like(name: str, value: Any, reference: Any) -> None:
+    """Checks `value` has the pytree structure and leaf shapes of `reference`."""
+    got_def = jax.tree.structure(value)
+    want_def = jax.tree.structure(reference)
+    if got_def != want_def:
+        raise ValueError(f"`{name}` must have structure {want_def}, "
+                         f"got {got_def}.")
+    for i, (got, want) in enumerate(zip(jax.tree.leaves(value),
+                                        jax.tree.leaves(reference))):
+        if tuple(np.shape(got)) != tuple(np.shape(want)):
+            raise ValueError(f"`{name}` leaf {i} must have shape "
+                             f"{tuple(np.shape(want))}, "
+                             f"got {tuple(np.shape(got))}.")

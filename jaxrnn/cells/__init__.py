@@ -1,0 +1,10 @@
+"""Recurrent cells: pure steps over explicit params."""
+
+from jaxrnn.cells._base import DropoutMasks
+from jaxrnn.cells.gru import GRUCell
+from jaxrnn.cells.lstm import LSTMCell
+from jaxrnn.cells.simple import SimpleRNNCell
+from jaxrnn.cells.stacked import StackedCells
+
+__all__ = ["DropoutMasks", "GRUCell", "LSTMCell", "SimpleRNNCell",
+           "StackedCells"]

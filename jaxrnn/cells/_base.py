@@ -1,0 +1,202 @@
+"""What the Keras-style cells share: dtypes, dropout masks, the input projection.
+
+A built-in cell splits one step into two public halves so that `jaxrnn.rnn`
+can hoist the input projection out of the recurrence:
+
+  ``project_inputs(params, xs, masks)``: (..., D) -> (..., G*H), bias included;
+  ``step_projected(params, carry, xp, masks)``: the recurrent part of one step.
+
+``dropout_masks(key, batch_shape, input_dim, training=...)`` draws the masks a
+whole sequence shares. ``cell(params, carry, x)`` is exactly these three
+composed, so the step-by-step and the hoisted paths compute the same thing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn import activations, initializers
+from jaxrnn._validation import (check_floating, check_params,
+                                check_positive_int, check_rate)
+
+
+class DropoutMasks(NamedTuple):
+    """Per-sequence dropout masks, already scaled by 1 / (1 - rate).
+
+    Attributes:
+      inputs: (*batch, D) multiplier for the inputs, or None.
+      recurrent: (*batch, H) multiplier for the previous hidden state, or None.
+    """
+
+    inputs: jax.Array | None
+    recurrent: jax.Array | None
+
+
+def _keep_mask(key, rate, shape, dtype):
+    keep = jax.random.bernoulli(key, 1.0 - rate, shape)
+    return keep.astype(dtype) / jnp.asarray(1.0 - rate, dtype)
+
+
+class KerasCell:
+    """Mixin for the built-in cells; subclasses are frozen dataclasses.
+
+    A subclass defines ``gates`` (G), ``param_shapes(input_dim)``,
+    ``_input_bias(params)`` and ``step_projected``.
+    """
+
+    gates: int = 1
+
+    def _check_hyperparameters(self) -> None:
+        check_positive_int("units", self.units)
+        check_rate("dropout", self.dropout)
+        check_rate("recurrent_dropout", self.recurrent_dropout)
+        for name in ("activation", "recurrent_activation"):
+            if hasattr(self, name):
+                activations.get(getattr(self, name))
+        for name in ("kernel_initializer", "recurrent_initializer",
+                     "bias_initializer"):
+            initializers.get(getattr(self, name))
+        for name in ("dtype", "param_dtype"):
+            value = getattr(self, name)
+            if value is not None and not jnp.issubdtype(value, jnp.floating):
+                raise TypeError(f"`{name}` must be a floating dtype, got "
+                                f"{value!r}.")
+
+    @property
+    def state_size(self) -> Any:
+        """Keras' cell protocol: the size of each state array."""
+        return self.units
+
+    @property
+    def output_size(self) -> int:
+        """Keras' cell protocol: the size of the output, H."""
+        return self.units
+
+    def initial_carry(self, batch_shape: tuple[int, ...] = (),
+                      dtype: Any = None) -> Any:
+        """Zeros of shape (*batch_shape, H); dtype defaults to the cell's dtype
+        (float32 when the cell's dtype is None)."""
+        dtype = dtype or self.dtype or jnp.float32
+        return jnp.zeros((*batch_shape, self.units), dtype)
+
+    def check_params(self, params: Any, input_dim: int) -> None:
+        """Raises if `params` lacks an array or has one of the wrong shape."""
+        check_params(type(self).__name__, params, self.param_shapes(input_dim))
+
+    def compute_dtype(self, params: Any, x: jax.Array) -> Any:
+        """The dtype the step computes in: `dtype`, else inputs and params
+        promoted."""
+        if self.dtype is not None:
+            return jnp.dtype(self.dtype)
+        return jnp.promote_types(x.dtype, params["kernel"].dtype)
+
+    def _matmul(self, a: jax.Array, w: jax.Array) -> jax.Array:
+        return jnp.matmul(a, w.astype(a.dtype), precision=self.precision)
+
+    def dropout_masks(self, key: jax.Array | None, batch_shape: tuple[int, ...],
+                      input_dim: int, *, training: bool,
+                      dtype: Any = jnp.float32) -> DropoutMasks | None:
+        """Draws the masks one sequence shares at every step (Keras' rule).
+
+        Returns None outside training or when both rates are zero.
+
+        Raises:
+          ValueError: dropout is asked for in training but `key` is None.
+        """
+        if not training or (self.dropout == 0 and self.recurrent_dropout == 0):
+            return None
+        if key is None:
+            raise ValueError(
+                f"{type(self).__name__} has dropout={self.dropout}, "
+                f"recurrent_dropout={self.recurrent_dropout} and training=True, "
+                "so it needs a PRNG `key`; got key=None.")
+        input_key, recurrent_key = jax.random.split(key)
+        inputs = recurrent = None
+        if self.dropout > 0:
+            inputs = _keep_mask(input_key, self.dropout,
+                                (*batch_shape, input_dim), dtype)
+        if self.recurrent_dropout > 0:
+            recurrent = _keep_mask(recurrent_key, self.recurrent_dropout,
+                                   (*batch_shape, self.units), dtype)
+        return DropoutMasks(inputs, recurrent)
+
+    def project_inputs(self, params: dict[str, jax.Array], xs: jax.Array,
+                       masks: DropoutMasks | None = None) -> jax.Array:
+        """Input half of the step for any number of leading axes.
+
+        Args:
+          params: the dict from `init`.
+          xs: (..., D) inputs; with masks, the mask (*batch, D) broadcasts
+            against the trailing axes (so a time axis may lead).
+          masks: from `dropout_masks`, or None.
+
+        Returns:
+          (..., G*H): ``xs @ kernel + input bias`` in the compute dtype.
+        """
+        dtype = self.compute_dtype(params, xs)
+        xs = xs.astype(dtype)
+        if masks is not None and masks.inputs is not None:
+            xs = xs * masks.inputs.astype(dtype)
+        projected = self._matmul(xs, params["kernel"])
+        bias = self._input_bias(params)
+        if bias is not None:
+            projected = projected + bias.astype(dtype)
+        return projected
+
+    def _recurrent_input(self, carry_h: jax.Array, masks, dtype) -> jax.Array:
+        h = carry_h.astype(dtype)
+        if masks is not None and masks.recurrent is not None:
+            h = h * masks.recurrent.astype(dtype)
+        return h
+
+    def __call__(self, params: dict[str, jax.Array], carry: Any, x: jax.Array,
+                 *, key: jax.Array | None = None,
+                 training: bool = False) -> tuple[Any, jax.Array]:
+        """Advances one time step.
+
+        Args:
+          params: the dict from `init`.
+          carry: the previous carry, leaves of shape (..., H).
+          x: (..., D) input; leading axes are batch axes, possibly none.
+          key: PRNG key for dropout; needed only when training with dropout.
+            The masks are a function of the key, so passing the same key at
+            every step reuses one mask per sequence, as Keras does.
+          training: whether dropout is active.
+
+        Returns:
+          (new_carry, y) with y of shape (..., H).
+        """
+        with jax.named_scope(f"jaxrnn.{type(self).__name__}"):
+            check_floating("x", x)
+            if x.ndim < 1:
+                raise ValueError(f"`x` must have shape (..., D), got {x.shape}.")
+            self.check_params(params, x.shape[-1])
+            masks = self.dropout_masks(key, x.shape[:-1], x.shape[-1],
+                                       training=training,
+                                       dtype=self.compute_dtype(params, x))
+            projected = self.project_inputs(params, x, masks)
+            return self.step_projected(params, carry, projected, masks)
+
+
+def init_common(cell, key: jax.Array, input_dim: int,
+                bias_shape: tuple[int, ...] | None,
+                bias_init=None) -> dict[str, jax.Array]:
+    """Builds {'kernel', 'recurrent_kernel', 'bias'} with the cell's
+    initializers, in Keras' shapes."""
+    check_positive_int("input_dim", input_dim)
+    gh = cell.gates * cell.units
+    k_kernel, k_recurrent, k_bias = jax.random.split(key, 3)
+    params = {
+        "kernel": initializers.initialize(cell.kernel_initializer, k_kernel,
+                                          (input_dim, gh), cell.param_dtype),
+        "recurrent_kernel": initializers.initialize(
+            cell.recurrent_initializer, k_recurrent, (cell.units, gh),
+            cell.param_dtype),
+    }
+    if bias_shape is not None:
+        init = bias_init or initializers.get(cell.bias_initializer)
+        params["bias"] = init(k_bias, bias_shape, cell.param_dtype)
+    return params

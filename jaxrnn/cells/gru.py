@@ -1,0 +1,127 @@
+"""Gated recurrent unit, Keras' GRUCell (gate order z, r, h)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn import activations
+from jaxrnn.activations import ActivationLike
+from jaxrnn.cells._base import DropoutMasks, KerasCell, init_common
+from jaxrnn.initializers import InitializerLike
+
+
+@dataclasses.dataclass(frozen=True)
+class GRUCell(KerasCell):
+    """One GRU step with Keras' layout and gate order (z, r, h).
+
+    ``z, r = recurrent_activation(...)``, candidate
+    ``hh = activation(x_h + r * (h @ U_h + b_rh))`` when ``reset_after``
+    (Keras' default, and PyTorch's GRU), else
+    ``hh = activation(x_h + (r * h) @ U_h)``; then ``h' = z * h + (1 - z) * hh``.
+
+    Args:
+      units: hidden size H, a positive int.
+      activation: for the candidate; Keras name or callable.
+      recurrent_activation: for the gates z, r.
+      use_bias: whether params hold a ``bias``: (2, 3H) with reset_after
+        (row 0 input bias, row 1 recurrent bias), else (3H,).
+      kernel_initializer: for ``kernel`` (D, 3H).
+      recurrent_initializer: for ``recurrent_kernel`` (H, 3H).
+      bias_initializer: for ``bias``.
+      reset_after: apply the reset gate after the recurrent matmul.
+      dropout: rate in [0, 1) for the inputs (one mask per sequence).
+      recurrent_dropout: rate in [0, 1) for the previous hidden state.
+      dtype: computation dtype; None promotes inputs and params.
+      param_dtype: dtype of the arrays `init` creates.
+      precision: `jax.lax.Precision` (or its name) for the matmuls.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> cell = GRUCell(4)
+      >>> params = cell.init(jax.random.key(0), 3)
+      >>> h, y = cell(params, cell.initial_carry(), jnp.ones(3))
+      >>> h.shape, params["bias"].shape
+      ((4,), (2, 12))
+    """
+
+    units: int
+    activation: ActivationLike = "tanh"
+    recurrent_activation: ActivationLike = "sigmoid"
+    _: dataclasses.KW_ONLY
+    use_bias: bool = True
+    kernel_initializer: InitializerLike = "glorot_uniform"
+    recurrent_initializer: InitializerLike = "orthogonal"
+    bias_initializer: InitializerLike = "zeros"
+    reset_after: bool = True
+    dropout: float = 0.0
+    recurrent_dropout: float = 0.0
+    dtype: Any = None
+    param_dtype: Any = "float32"
+    precision: Any = None
+
+    gates = 3
+
+    def __post_init__(self):
+        self._check_hyperparameters()
+
+    def _bias_shape(self) -> tuple[int, ...]:
+        return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
+
+    def param_shapes(self, input_dim: int) -> dict[str, tuple[int, ...]]:
+        """Keras' shapes: kernel (D, 3H), recurrent_kernel (H, 3H), bias."""
+        shapes = {"kernel": (input_dim, 3 * self.units),
+                  "recurrent_kernel": (self.units, 3 * self.units)}
+        if self.use_bias:
+            shapes["bias"] = self._bias_shape()
+        return shapes
+
+    def init(self, key: jax.Array, input_dim: int) -> dict[str, jax.Array]:
+        """Returns {"kernel": (D, 3H), "recurrent_kernel": (H, 3H),
+        "bias": (2, 3H) or (3H,)}."""
+        return init_common(self, key, input_dim,
+                           self._bias_shape() if self.use_bias else None)
+
+    def _input_bias(self, params):
+        if "bias" not in params:
+            return None
+        return params["bias"][0] if self.reset_after else params["bias"]
+
+    def step_projected(self, params: dict[str, jax.Array], carry: jax.Array,
+                       projected: jax.Array,
+                       masks: DropoutMasks | None = None):
+        """Recurrent half of a step; `projected` is ``x @ kernel + input bias``.
+
+        Args:
+          carry: h (..., H). projected: (..., 3H).
+
+        Returns:
+          (h', h'); the carry keeps its dtype.
+        """
+        act = activations.get(self.activation)
+        gate = activations.get(self.recurrent_activation)
+        dtype = projected.dtype
+        h = carry.astype(dtype)
+        h_in = self._recurrent_input(carry, masks, dtype)
+        kernel = params["recurrent_kernel"]
+        x_z, x_r, x_h = jnp.split(projected, 3, axis=-1)
+        units = self.units
+        if self.reset_after:
+            inner = self._matmul(h_in, kernel)
+            if "bias" in params:
+                inner = inner + params["bias"][1].astype(dtype)
+            r_z, r_r, r_h = jnp.split(inner, 3, axis=-1)
+            z = gate(x_z + r_z)
+            r = gate(x_r + r_r)
+            candidate = act(x_h + r * r_h)
+        else:
+            inner = self._matmul(h_in, kernel[:, :2 * units])
+            r_z, r_r = jnp.split(inner, 2, axis=-1)
+            z = gate(x_z + r_z)
+            r = gate(x_r + r_r)
+            candidate = act(x_h + self._matmul(r * h_in, kernel[:, 2 * units:]))
+        new_h = z * h + (1 - z) * candidate
+        return new_h.astype(carry.dtype), new_h

@@ -1,0 +1,136 @@
+"""Long short-term memory, Keras' LSTMCell (gate order i, f, c, o)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn import activations, initializers
+from jaxrnn.activations import ActivationLike
+from jaxrnn.cells._base import DropoutMasks, KerasCell, init_common
+from jaxrnn.initializers import InitializerLike
+
+
+@dataclasses.dataclass(frozen=True)
+class LSTMCell(KerasCell):
+    """One LSTM step with Keras' layout and gate order (i, f, c, o).
+
+    ``z = x @ kernel + h @ recurrent_kernel + bias`` split in four;
+    ``c' = f * c + i * activation(z_c)``, ``h' = o * activation(c')`` with
+    ``i, f, o = recurrent_activation(z_i, z_f, z_o)``.
+
+    Holds hyperparameters only; hashable, so it can be a static argument of
+    `jax.jit`. Arguments and defaults are Keras'.
+
+    Args:
+      units: hidden size H, a positive int.
+      activation: for the candidate and the output; Keras name or callable.
+      recurrent_activation: for the gates i, f, o.
+      use_bias: whether params hold a ``bias`` (4H,).
+      kernel_initializer: for ``kernel`` (D, 4H).
+      recurrent_initializer: for ``recurrent_kernel`` (H, 4H).
+      bias_initializer: for ``bias`` (4H,).
+      unit_forget_bias: start the forget-gate bias at one (Keras' default).
+      dropout: rate in [0, 1) for the inputs (one mask per sequence).
+      recurrent_dropout: rate in [0, 1) for the previous hidden state.
+      dtype: computation dtype; None promotes inputs and params.
+      param_dtype: dtype of the arrays `init` creates.
+      precision: `jax.lax.Precision` (or its name) for the matmuls.
+
+    The carry is the tuple ``(h, c)``, each (..., H).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> cell = LSTMCell(4)
+      >>> params = cell.init(jax.random.key(0), 3)
+      >>> (h, c), y = cell(params, cell.initial_carry((2,)), jnp.ones((2, 3)))
+      >>> h.shape, params["bias"].shape
+      ((2, 4), (16,))
+    """
+
+    units: int
+    activation: ActivationLike = "tanh"
+    recurrent_activation: ActivationLike = "sigmoid"
+    _: dataclasses.KW_ONLY
+    use_bias: bool = True
+    kernel_initializer: InitializerLike = "glorot_uniform"
+    recurrent_initializer: InitializerLike = "orthogonal"
+    bias_initializer: InitializerLike = "zeros"
+    unit_forget_bias: bool = True
+    dropout: float = 0.0
+    recurrent_dropout: float = 0.0
+    dtype: Any = None
+    param_dtype: Any = "float32"
+    precision: Any = None
+
+    gates = 4
+
+    def __post_init__(self):
+        self._check_hyperparameters()
+
+    @property
+    def state_size(self) -> list[int]:
+        """Keras' cell protocol: [H, H] for (h, c)."""
+        return [self.units, self.units]
+
+    def initial_carry(self, batch_shape: tuple[int, ...] = (),
+                      dtype: Any = None) -> tuple[jax.Array, jax.Array]:
+        """``(h, c)``, zeros of shape (*batch_shape, H) each."""
+        h = super().initial_carry(batch_shape, dtype)
+        return h, jnp.zeros_like(h)
+
+    def param_shapes(self, input_dim: int) -> dict[str, tuple[int, ...]]:
+        """Keras' shapes: kernel (D, 4H), recurrent_kernel (H, 4H), bias (4H,)."""
+        shapes = {"kernel": (input_dim, 4 * self.units),
+                  "recurrent_kernel": (self.units, 4 * self.units)}
+        if self.use_bias:
+            shapes["bias"] = (4 * self.units,)
+        return shapes
+
+    def init(self, key: jax.Array, input_dim: int) -> dict[str, jax.Array]:
+        """Returns {"kernel": (D, 4H), "recurrent_kernel": (H, 4H),
+        "bias": (4H,)}; with unit_forget_bias the f slice of bias is ones."""
+        if not self.use_bias:
+            return init_common(self, key, input_dim, None)
+        bias_init = None
+        if self.unit_forget_bias:
+            base = initializers.get(self.bias_initializer)
+            units = self.units
+
+            def bias_init(key, shape, dtype):
+                del shape
+                k_input, k_rest = jax.random.split(key)
+                return jnp.concatenate([
+                    base(k_input, (units,), dtype),
+                    jnp.ones((units,), dtype),
+                    base(k_rest, (2 * units,), dtype),
+                ])
+        return init_common(self, key, input_dim, (4 * self.units,), bias_init)
+
+    def _input_bias(self, params):
+        return params.get("bias")
+
+    def step_projected(self, params: dict[str, jax.Array],
+                       carry: tuple[jax.Array, jax.Array], projected: jax.Array,
+                       masks: DropoutMasks | None = None):
+        """Recurrent half of a step; `projected` is ``x @ kernel + bias``.
+
+        Args:
+          carry: ``(h, c)``, each (..., H). projected: (..., 4H).
+
+        Returns:
+          ((h', c'), h'); the carry keeps its dtype.
+        """
+        act = activations.get(self.activation)
+        gate = activations.get(self.recurrent_activation)
+        h, c = carry
+        dtype = projected.dtype
+        h_in = self._recurrent_input(h, masks, dtype)
+        z = projected + self._matmul(h_in, params["recurrent_kernel"])
+        z_i, z_f, z_c, z_o = jnp.split(z, 4, axis=-1)
+        new_c = gate(z_f) * c.astype(dtype) + gate(z_i) * act(z_c)
+        new_h = gate(z_o) * act(new_c)
+        return (new_h.astype(h.dtype), new_c.astype(c.dtype)), new_h

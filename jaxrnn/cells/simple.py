@@ -1,0 +1,93 @@
+"""The Elman cell, Keras' SimpleRNNCell."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+
+from jaxrnn import activations
+from jaxrnn.activations import ActivationLike
+from jaxrnn.cells._base import DropoutMasks, KerasCell, init_common
+from jaxrnn.initializers import InitializerLike
+
+
+@dataclasses.dataclass(frozen=True)
+class SimpleRNNCell(KerasCell):
+    """Elman step: ``h' = activation(x @ kernel + h @ recurrent_kernel + bias)``.
+
+    Holds hyperparameters only; hashable, so it can be a static argument of
+    `jax.jit`. Arguments and defaults are Keras'.
+
+    Args:
+      units: hidden size H, a positive int.
+      activation: a Keras activation name, a callable, or None (linear).
+      use_bias: whether params hold a ``bias`` (H,).
+      kernel_initializer: for ``kernel`` (D, H); a Keras name or callable.
+      recurrent_initializer: for ``recurrent_kernel`` (H, H).
+      bias_initializer: for ``bias`` (H,).
+      dropout: rate in [0, 1) for the inputs (one mask per sequence).
+      recurrent_dropout: rate in [0, 1) for the previous hidden state.
+      dtype: computation dtype; None promotes inputs and params.
+      param_dtype: dtype of the arrays `init` creates.
+      precision: `jax.lax.Precision` (or its name) for the matmuls.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> cell = SimpleRNNCell(4)
+      >>> params = cell.init(jax.random.key(0), 3)
+      >>> carry, y = cell(params, cell.initial_carry((2,)), jnp.ones((2, 3)))
+      >>> y.shape
+      (2, 4)
+    """
+
+    units: int
+    activation: ActivationLike = "tanh"
+    _: dataclasses.KW_ONLY
+    use_bias: bool = True
+    kernel_initializer: InitializerLike = "glorot_uniform"
+    recurrent_initializer: InitializerLike = "orthogonal"
+    bias_initializer: InitializerLike = "zeros"
+    dropout: float = 0.0
+    recurrent_dropout: float = 0.0
+    dtype: Any = None
+    param_dtype: Any = "float32"
+    precision: Any = None
+
+    gates = 1
+
+    def __post_init__(self):
+        self._check_hyperparameters()
+
+    def param_shapes(self, input_dim: int) -> dict[str, tuple[int, ...]]:
+        """Keras' shapes: kernel (D, H), recurrent_kernel (H, H), bias (H,)."""
+        shapes = {"kernel": (input_dim, self.units),
+                  "recurrent_kernel": (self.units, self.units)}
+        if self.use_bias:
+            shapes["bias"] = (self.units,)
+        return shapes
+
+    def init(self, key: jax.Array, input_dim: int) -> dict[str, jax.Array]:
+        """Returns {"kernel": (D, H), "recurrent_kernel": (H, H), "bias": (H,)}."""
+        return init_common(self, key, input_dim,
+                           (self.units,) if self.use_bias else None)
+
+    def _input_bias(self, params):
+        return params.get("bias")
+
+    def step_projected(self, params: dict[str, jax.Array], carry: jax.Array,
+                       projected: jax.Array,
+                       masks: DropoutMasks | None = None):
+        """Recurrent half of a step; `projected` is ``x @ kernel + bias``.
+
+        Args:
+          carry: (..., H). projected: (..., H).
+
+        Returns:
+          (h, h), both (..., H); the carry keeps its dtype.
+        """
+        act = activations.get(self.activation)
+        h_prev = self._recurrent_input(carry, masks, projected.dtype)
+        h = act(projected + self._matmul(h_prev, params["recurrent_kernel"]))
+        return h.astype(carry.dtype), h

@@ -1,0 +1,171 @@
+"""Several cells run as one, Keras' ``RNN([cell, ...])`` (StackedRNNCells)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+import jax
+
+from jaxrnn._validation import check_floating
+
+
+def has_fast_path(cell: Any) -> bool:
+    """Whether `cell` offers the optional hoisted-projection protocol."""
+    return all(hasattr(cell, name) for name in
+               ("dropout_masks", "project_inputs", "step_projected"))
+
+
+def _output_size(cell: Any) -> int:
+    size = getattr(cell, "output_size", None)
+    if size is None:
+        raise TypeError(f"{type(cell).__name__} needs an `output_size` to be "
+                        "stacked under another cell.")
+    return size
+
+
+@dataclasses.dataclass(frozen=True, init=False)
+class StackedCells:
+    """Runs cells one after another within each time step.
+
+    The first cell sees the input, each next cell the previous cell's output;
+    the output is the last cell's. Params are a list with one entry per cell,
+    the carry a tuple with one entry per cell.
+
+    Args:
+      cells: a non-empty sequence of cells (built-in or your own). Every cell
+        but the last needs an ``output_size``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxrnn import LSTMCell, GRUCell
+      >>> cell = StackedCells([LSTMCell(8), GRUCell(4)])
+      >>> params = cell.init(jax.random.key(0), 3)
+      >>> carry, y = cell(params, cell.initial_carry((2,)), jnp.ones((2, 3)))
+      >>> y.shape, len(carry)
+      ((2, 4), 2)
+    """
+
+    cells: tuple[Any, ...]
+
+    def __init__(self, cells: Sequence[Any]):
+        if isinstance(cells, (str, bytes)) or not isinstance(cells, Sequence):
+            raise TypeError("`cells` must be a list of cells, got "
+                            f"{type(cells).__name__}.")
+        if len(cells) == 0:
+            raise ValueError("`cells` must hold at least one cell, got [].")
+        for i, cell in enumerate(cells):
+            missing = [m for m in ("init", "initial_carry") if not hasattr(cell, m)]
+            if missing or not callable(cell):
+                raise TypeError(f"cells[{i}] ({type(cell).__name__}) is not a "
+                                "cell: it needs init, initial_carry and "
+                                "__call__.")
+        for cell in cells[:-1]:
+            _output_size(cell)
+        object.__setattr__(self, "cells", tuple(cells))
+
+    @property
+    def state_size(self) -> tuple[Any, ...]:
+        """Keras' cell protocol: each cell's state size."""
+        return tuple(getattr(c, "state_size", None) for c in self.cells)
+
+    @property
+    def output_size(self) -> int | None:
+        """The last cell's output size."""
+        return getattr(self.cells[-1], "output_size", None)
+
+    def _input_dims(self, input_dim: int) -> list[int]:
+        return [input_dim] + [_output_size(c) for c in self.cells[:-1]]
+
+    def init(self, key: jax.Array, input_dim: int) -> list[Any]:
+        """Returns a list with each cell's params, in order."""
+        keys = jax.random.split(key, len(self.cells))
+        return [cell.init(k, d) for cell, k, d in
+                zip(self.cells, keys, self._input_dims(input_dim))]
+
+    def initial_carry(self, batch_shape: tuple[int, ...] = (),
+                      dtype: Any = None) -> tuple[Any, ...]:
+        """A tuple with each cell's initial carry."""
+        return tuple(c.initial_carry(batch_shape, dtype) for c in self.cells)
+
+    def _check_params(self, params: Any) -> None:
+        if not isinstance(params, (list, tuple)) or len(params) != len(self.cells):
+            raise ValueError(f"StackedCells params must be a list of "
+                             f"{len(self.cells)} entries (one per cell), got "
+                             f"{type(params).__name__} of length "
+                             f"{len(params) if hasattr(params, '__len__') else '?'}.")
+
+    def check_params(self, params: Any, input_dim: int) -> None:
+        """Raises if the list has the wrong length or any cell's params are off."""
+        self._check_params(params)
+        for cell, p, d in zip(self.cells, params, self._input_dims(input_dim)):
+            if hasattr(cell, "check_params"):
+                cell.check_params(p, d)
+
+    def __call__(self, params: Sequence[Any], carry: tuple[Any, ...],
+                 x: jax.Array, *, key: jax.Array | None = None,
+                 training: bool = False) -> tuple[tuple[Any, ...], jax.Array]:
+        """Advances every cell by one step.
+
+        Args:
+          params: list of each cell's params.
+          carry: tuple of each cell's carry.
+          x: (..., D) input.
+          key: PRNG key, split into one key per cell.
+          training: passed to every cell.
+
+        Returns:
+          (tuple of new carries, the last cell's output).
+        """
+        with jax.named_scope("jaxrnn.StackedCells"):
+            check_floating("x", x)
+            self._check_params(params)
+            keys = self._keys(key)
+            new_carry = []
+            for cell, p, c, k in zip(self.cells, params, carry, keys):
+                c, x = cell(p, c, x, key=k, training=training)
+                new_carry.append(c)
+            return tuple(new_carry), x
+
+    def _keys(self, key):
+        if key is None:
+            return [None] * len(self.cells)
+        return list(jax.random.split(key, len(self.cells)))
+
+    # The optional fast-path protocol: the first cell's input projection is
+    # hoisted; every other cell steps on the output below it.
+    def dropout_masks(self, key, batch_shape, input_dim, *, training, dtype=None):
+        """Per cell: its dropout masks (fast cells) or (key, training)."""
+        masks = []
+        for cell, k, d in zip(self.cells, self._keys(key),
+                              self._input_dims(input_dim)):
+            if has_fast_path(cell):
+                kwargs = {} if dtype is None else {"dtype": dtype}
+                masks.append(cell.dropout_masks(k, batch_shape, d,
+                                                training=training, **kwargs))
+            else:
+                masks.append((k, training))
+        return tuple(masks)
+
+    def project_inputs(self, params, xs, masks=None):
+        """The first cell's input projection (or the inputs unchanged)."""
+        first = self.cells[0]
+        if has_fast_path(first):
+            return first.project_inputs(params[0], xs, masks and masks[0])
+        return xs
+
+    def step_projected(self, params, carry, projected, masks=None):
+        """One step of every cell, the first from its projected input."""
+        masks = masks or (None,) * len(self.cells)
+        new_carry = []
+        x = projected
+        for i, (cell, p, c, m) in enumerate(zip(self.cells, params, carry, masks)):
+            if not has_fast_path(cell):
+                key, training = m if m is not None else (None, False)
+                c, x = cell(p, c, x, key=key, training=training)
+            else:
+                if i > 0:
+                    x = cell.project_inputs(p, x, m)
+                c, x = cell.step_projected(p, c, x, m)
+            new_carry.append(c)
+        return tuple(new_carry), x

@@ -1,0 +1,98 @@
+"""Keras initializer names mapped to `jax.nn.initializers`.
+
+Each initializer is a function ``init(key, shape, dtype) -> array`` with the
+same distribution as Keras' initializer of that name (Keras' fan conventions:
+for a kernel of shape (D, G*H), fan_in = D and fan_out = G*H).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable, Sequence, Union
+
+import jax
+import jax.numpy as jnp
+
+Initializer = Callable[..., jax.Array]
+InitializerLike = Union[str, Initializer]
+
+
+def _random_uniform(key, shape: Sequence[int], dtype=jnp.float32) -> jax.Array:
+    # Keras' RandomUniform defaults: minval=-0.05, maxval=0.05.
+    return jax.random.uniform(key, shape, dtype, minval=-0.05, maxval=0.05)
+
+
+def _identity(key, shape: Sequence[int], dtype=jnp.float32) -> jax.Array:
+    del key
+    if len(shape) != 2:
+        raise ValueError(f"'identity' needs a 2-D shape, got {tuple(shape)}.")
+    return jnp.eye(*shape, dtype=dtype)
+
+
+_BY_NAME: dict[str, Initializer] = {
+        "glorot_uniform": jax.nn.initializers.glorot_uniform(),
+        "glorot_normal": jax.nn.initializers.glorot_normal(),
+        "he_uniform": jax.nn.initializers.he_uniform(),
+        "he_normal": jax.nn.initializers.he_normal(),
+        "lecun_uniform": jax.nn.initializers.lecun_uniform(),
+        "lecun_normal": jax.nn.initializers.lecun_normal(),
+        "orthogonal": jax.nn.initializers.orthogonal(),
+        "zeros": jax.nn.initializers.zeros,
+        "ones": jax.nn.initializers.ones,
+        # Keras' RandomNormal and TruncatedNormal default to stddev 0.05.
+        "random_normal": jax.nn.initializers.normal(0.05),
+        "truncated_normal": jax.nn.initializers.truncated_normal(0.05),
+        "random_uniform": _random_uniform,
+        "identity": _identity,
+}
+
+
+def _snake(name: str) -> str:
+    # Keras accepts class names too: 'GlorotUniform' == 'glorot_uniform'.
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def names() -> list[str]:
+    """Returns the initializer names `get` accepts (snake case), sorted."""
+    return sorted(_BY_NAME)
+
+
+def get(identifier: InitializerLike) -> Initializer:
+    """Resolves a Keras initializer name or a callable to an initializer.
+
+    Args:
+        identifier: a Keras name (``'glorot_uniform'`` or ``'GlorotUniform'``,
+            ``'orthogonal'``, ``'zeros'``, ...) or a callable
+            ``init(key, shape, dtype) -> array`` such as any
+            `jax.nn.initializers` function.
+
+    Returns:
+        The initializer.
+
+    Raises:
+        ValueError: for an unknown name.
+        TypeError: for anything that is neither a string nor a callable.
+
+    Example:
+        >>> import jax
+        >>> get("zeros")(jax.random.key(0), (2,))
+        Array([0., 0.], dtype=float32)
+    """
+    if isinstance(identifier, str):
+        name = _snake(identifier)
+        if name in _BY_NAME:
+            return _BY_NAME[name]
+        raise ValueError(
+                f"Unknown initializer {identifier!r}; expected one of {names()} or a "
+                "callable init(key, shape, dtype).")
+    if callable(identifier):
+        return identifier
+    raise TypeError(
+            "An initializer must be a Keras name or a callable init(key, shape, "
+            f"dtype), got {type(identifier).__name__}.")
+
+
+def initialize(identifier: InitializerLike, key: jax.Array,
+                              shape: Sequence[int], dtype: Any) -> jax.Array:
+    """Creates one array with the named initializer."""
+    return get(identifier)(key, tuple(shape), dtype)

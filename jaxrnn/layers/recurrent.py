@@ -1,0 +1,301 @@
+"""Keras-shaped recurrent layers: RNN, SimpleRNN, LSTM, GRU."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Any, ClassVar, Sequence
+
+import jax
+import numpy as np
+
+from jaxrnn._rnn import rnn
+from jaxrnn._validation import check_bool
+from jaxrnn.activations import ActivationLike
+from jaxrnn.cells.gru import GRUCell
+from jaxrnn.cells.lstm import LSTMCell
+from jaxrnn.cells.simple import SimpleRNNCell
+from jaxrnn.cells.stacked import StackedCells
+from jaxrnn.initializers import InitializerLike
+
+Shape = Sequence[Any]
+
+
+def _check_input_shape(input_shape: Shape) -> tuple[Any, ...]:
+    shape = tuple(input_shape)
+    if len(shape) not in (2, 3):
+        raise ValueError("`input_shape` must be (B, T, D), (T, B, D) or "
+                         f"unbatched (T, D) with None for unknown sizes, got "
+                         f"{shape}.")
+    features = shape[-1]
+    if not isinstance(features, (int, np.integer)) or features <= 0:
+        raise ValueError("`input_shape` must end with a known feature size D, "
+                         f"got {shape}.")
+    return shape
+
+
+def count_params(layer: Any, input_shape: Shape) -> int:
+    """Counts the scalars in ``layer.init(key, input_shape)`` without
+    allocating them."""
+    shapes = jax.eval_shape(lambda: layer.init(jax.random.key(0), input_shape))
+    return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(shapes))
+
+
+class RecurrentLayer:
+    """Behaviour shared by `RNN`, `SimpleRNN`, `LSTM` and `GRU`.
+
+    A subclass provides ``cell`` and the fields ``return_sequences``,
+    ``return_state``, ``go_backwards``, ``stateful``, ``unroll``,
+    ``time_major``, ``zero_output_for_mask`` and ``remat``.
+    """
+
+    def _check_flags(self) -> None:
+        for name in ("return_sequences", "return_state", "go_backwards",
+                     "stateful", "time_major", "zero_output_for_mask", "remat"):
+            check_bool(name, getattr(self, name))
+
+    def init(self, key: jax.Array, input_shape: Shape) -> Any:
+        """Creates the cell's params for inputs of `input_shape`.
+
+        Args:
+          key: PRNG key.
+          input_shape: (B, T, D) (time-major (T, B, D)) or (T, D); None for
+            unknown batch or time sizes.
+
+        Returns:
+          The cell's params (a dict with Keras' names, or a list for stacked
+          cells).
+        """
+        return self.cell.init(key, _check_input_shape(input_shape)[-1])
+
+    def _carry_from_state(self, initial_state: Any, batch_shape) -> Any:
+        if initial_state is None:
+            return None
+        states = jax.tree.leaves(initial_state)
+        treedef = jax.tree.structure(
+            jax.eval_shape(lambda: self.cell.initial_carry(batch_shape)))
+        if len(states) != treedef.num_leaves:
+            raise ValueError(f"`initial_state` must hold {treedef.num_leaves} "
+                             f"state array(s) for {type(self.cell).__name__}, "
+                             f"got {len(states)}.")
+        return jax.tree.unflatten(treedef, states)
+
+    def __call__(self, params: Any, inputs: jax.Array, *,
+                 mask: jax.Array | None = None, initial_state: Any = None,
+                 key: jax.Array | None = None, training: bool = False) -> Any:
+        """Runs the layer; returns what Keras returns.
+
+        Args:
+          params: from `init`.
+          inputs: (B, T, D), (T, B, D) with ``time_major``, or (T, D).
+          mask: bool (B, T) (time-major (T, B)), True for valid steps.
+          initial_state: a state array or a list of them in Keras' order
+            (LSTM: [h, c]); zeros when None.
+          key: PRNG key for dropout (training only).
+          training: turn dropout on.
+
+        Returns:
+          The output, (B, T, H) with ``return_sequences`` else (B, H); or
+          ``[output, *states]`` with ``return_state`` or ``stateful`` (the
+          states in Keras' order, ready to be passed back as
+          ``initial_state``).
+        """
+        batch_shape = () if np.ndim(inputs) == 2 else (
+            np.shape(inputs)[1 if self.time_major else 0],)
+        outputs, carry = rnn(
+            self.cell, params, inputs,
+            initial_carry=self._carry_from_state(initial_state, batch_shape),
+            mask=mask, time_major=self.time_major,
+            go_backwards=self.go_backwards, unroll=self.unroll,
+            remat=self.remat, return_sequences=self.return_sequences,
+            zero_output_for_mask=self.zero_output_for_mask, key=key,
+            training=training)
+        if self.return_state or self.stateful:
+            return [outputs, *jax.tree.leaves(carry)]
+        return outputs
+
+    def output_shape(self, input_shape: Shape) -> Any:
+        """Keras' ``compute_output_shape``: the output shape, or a list of
+        the output and state shapes with ``return_state``."""
+        shape = _check_input_shape(input_shape)
+        if len(shape) == 2:
+            batch, steps = (), (shape[0],)
+        elif self.time_major:
+            batch, steps = (shape[1],), (shape[0],)
+        else:
+            batch, steps = (shape[0],), (shape[1],)
+        size = (self.cell.output_size,)
+        if not self.return_sequences:
+            out = batch + size
+        elif self.time_major:
+            out = steps + batch + size
+        else:
+            out = batch + steps + size
+        if not (self.return_state or self.stateful):
+            return out
+        carry = jax.eval_shape(lambda: self.cell.initial_carry(()))
+        return [out] + [batch + leaf.shape for leaf in jax.tree.leaves(carry)]
+
+    def param_count(self, input_shape: Shape) -> int:
+        """The number of parameters, as Keras' ``count_params``."""
+        return count_params(self, input_shape)
+
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _LayerOptions:
+    return_sequences: bool = False
+    return_state: bool = False
+    go_backwards: bool = False
+    stateful: bool = False
+    unroll: bool = False
+    time_major: bool = False
+    zero_output_for_mask: bool = False
+    remat: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class RNN(_LayerOptions, RecurrentLayer):
+    """Keras' ``RNN(cell)``: runs a cell (or a list of cells) over time.
+
+    Args:
+      cell: a cell, or a list of cells (stacked as `StackedCells`).
+      return_sequences: return the whole output sequence, else the last one.
+      return_state: also return the final states.
+      go_backwards: process the sequence in reverse (outputs in processing
+        order, as Keras).
+      stateful: take `initial_state` and always return the final states, so
+        the caller threads them into the next batch.
+      unroll: a Python loop over the steps instead of `lax.scan`.
+      time_major: inputs and outputs are (T, B, ...).
+      zero_output_for_mask: masked steps output zeros.
+      remat: recompute activations in the backward pass (less memory).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxrnn import LSTMCell
+      >>> layer = RNN([LSTMCell(3), LSTMCell(4)])
+      >>> params = layer.init(jax.random.key(0), (None, 10, 5))
+      >>> layer(params, jnp.ones((2, 10, 5))).shape
+      (2, 4)
+    """
+
+    cell: Any
+
+    def __post_init__(self):
+        if isinstance(self.cell, (list, tuple)):
+            object.__setattr__(self, "cell", StackedCells(self.cell))
+        if not (hasattr(self.cell, "init") and hasattr(self.cell, "initial_carry")
+                and callable(self.cell)):
+            raise TypeError(f"`cell` must be a cell (init, initial_carry, "
+                            f"__call__), got {type(self.cell).__name__}.")
+        self._check_flags()
+
+
+class _CellLayer(RecurrentLayer):
+    """A layer whose cell is built from its own fields (Keras' LSTM etc.)."""
+
+    cell_type: ClassVar[type]
+
+    @functools.cached_property
+    def cell(self):
+        names = [f.name for f in dataclasses.fields(self.cell_type)]
+        return self.cell_type(**{n: getattr(self, n) for n in names})
+
+    def __post_init__(self):
+        self._check_flags()
+        self.cell  # builds and validates the cell now, not mid-trace
+
+
+@dataclasses.dataclass(frozen=True)
+class SimpleRNN(_LayerOptions, _CellLayer):
+    """Keras' ``SimpleRNN``: a `SimpleRNNCell` under `RNN`.
+
+    Takes `SimpleRNNCell`'s arguments and `RNN`'s flags.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> layer = SimpleRNN(4, return_sequences=True)
+      >>> params = layer.init(jax.random.key(0), (None, 5, 3))
+      >>> layer(params, jnp.ones((2, 5, 3))).shape
+      (2, 5, 4)
+    """
+
+    units: int
+    activation: ActivationLike = "tanh"
+    use_bias: bool = True
+    kernel_initializer: InitializerLike = "glorot_uniform"
+    recurrent_initializer: InitializerLike = "orthogonal"
+    bias_initializer: InitializerLike = "zeros"
+    dropout: float = 0.0
+    recurrent_dropout: float = 0.0
+    dtype: Any = None
+    param_dtype: Any = "float32"
+    precision: Any = None
+
+    cell_type: ClassVar[type] = SimpleRNNCell
+
+
+@dataclasses.dataclass(frozen=True)
+class LSTM(_LayerOptions, _CellLayer):
+    """Keras' ``LSTM``: an `LSTMCell` under `RNN`.
+
+    Takes `LSTMCell`'s arguments and `RNN`'s flags. With ``return_state``
+    it returns ``[output, h, c]``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> layer = LSTM(4, return_state=True)
+      >>> params = layer.init(jax.random.key(0), (None, 5, 3))
+      >>> out, h, c = layer(params, jnp.ones((2, 5, 3)))
+      >>> out.shape, c.shape
+      ((2, 4), (2, 4))
+    """
+
+    units: int
+    activation: ActivationLike = "tanh"
+    recurrent_activation: ActivationLike = "sigmoid"
+    use_bias: bool = True
+    kernel_initializer: InitializerLike = "glorot_uniform"
+    recurrent_initializer: InitializerLike = "orthogonal"
+    bias_initializer: InitializerLike = "zeros"
+    unit_forget_bias: bool = True
+    dropout: float = 0.0
+    recurrent_dropout: float = 0.0
+    dtype: Any = None
+    param_dtype: Any = "float32"
+    precision: Any = None
+
+    cell_type: ClassVar[type] = LSTMCell
+
+
+@dataclasses.dataclass(frozen=True)
+class GRU(_LayerOptions, _CellLayer):
+    """Keras' ``GRU``: a `GRUCell` under `RNN` (``reset_after=True`` default).
+
+    Takes `GRUCell`'s arguments and `RNN`'s flags.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> layer = GRU(4, return_sequences=True)
+      >>> params = layer.init(jax.random.key(0), (None, 5, 3))
+      >>> layer(params, jnp.ones((2, 5, 3))).shape
+      (2, 5, 4)
+    """
+
+    units: int
+    activation: ActivationLike = "tanh"
+    recurrent_activation: ActivationLike = "sigmoid"
+    use_bias: bool = True
+    kernel_initializer: InitializerLike = "glorot_uniform"
+    recurrent_initializer: InitializerLike = "orthogonal"
+    bias_initializer: InitializerLike = "zeros"
+    reset_after: bool = True
+    dropout: float = 0.0
+    recurrent_dropout: float = 0.0
+    dtype: Any = None
+    param_dtype: Any = "float32"
+    precision: Any = None
+
+    cell_type: ClassVar[type] = GRUCell
