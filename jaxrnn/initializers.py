@@ -94,5 +94,10 @@ def get(identifier: InitializerLike) -> Initializer:
 
 def initialize(identifier: InitializerLike, key: jax.Array,
                               shape: Sequence[int], dtype: Any) -> jax.Array:
-    """Creates one array with the named initializer."""
-    return get(identifier)(key, tuple(shape), dtype)
+    """Creates one array with the named initializer.
+
+    Sampling happens in at least float32 and is then cast, so half-precision
+    params get the same distribution (and QR-based 'orthogonal' works).
+    """
+    wide = dtype if jnp.dtype(dtype).itemsize >= 4 else jnp.float32
+    return get(identifier)(key, tuple(shape), wide).astype(dtype)

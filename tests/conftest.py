@@ -26,3 +26,19 @@ def keys():
     def make(n):
         return list(jax.random.split(jax.random.key(1000 + next(_counter)), n))
     return make
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Prints the worst Keras parity error per case group."""
+    from keras_helpers import PARITY_ERRORS
+    if not PARITY_ERRORS:
+        return
+    groups: dict[str, float] = {}
+    for name, error in PARITY_ERRORS.items():
+        group = name.split("[")[0]
+        groups[group] = max(groups.get(group, 0.0), error)
+    terminalreporter.section("Keras parity (max abs error, float32)")
+    for group, error in sorted(groups.items()):
+        terminalreporter.write_line(f"{group:<40} {error:.2e}")
+    terminalreporter.write_line(
+        f"{'worst overall':<40} {max(groups.values()):.2e}")

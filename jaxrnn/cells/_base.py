@@ -23,6 +23,17 @@ from jaxrnn._validation import (check_floating, check_params,
                                 check_positive_int, check_rate)
 
 
+def wider_float(a: Any, b: Any) -> jnp.dtype:
+    """The float dtype both promote to, independent of JAX's promotion mode
+    (bfloat16 and float16 meet at float32)."""
+    a, b = jnp.dtype(a), jnp.dtype(b)
+    if a == b:
+        return a
+    if a.itemsize != b.itemsize:
+        return a if a.itemsize > b.itemsize else b
+    return jnp.dtype(jnp.float32) if a.itemsize < 4 else jnp.dtype(jnp.float64)
+
+
 class DropoutMasks(NamedTuple):
     """Per-sequence dropout masks, already scaled by 1 / (1 - rate).
 
@@ -91,7 +102,7 @@ class KerasCell:
         promoted."""
         if self.dtype is not None:
             return jnp.dtype(self.dtype)
-        return jnp.promote_types(x.dtype, params["kernel"].dtype)
+        return wider_float(x.dtype, params["kernel"].dtype)
 
     def _matmul(self, a: jax.Array, w: jax.Array) -> jax.Array:
         return jnp.matmul(a, w.astype(a.dtype), precision=self.precision)
@@ -197,6 +208,9 @@ def init_common(cell, key: jax.Array, input_dim: int,
             cell.param_dtype),
     }
     if bias_shape is not None:
-        init = bias_init or initializers.get(cell.bias_initializer)
-        params["bias"] = init(k_bias, bias_shape, cell.param_dtype)
+        if bias_init is None:
+            params["bias"] = initializers.initialize(
+                cell.bias_initializer, k_bias, bias_shape, cell.param_dtype)
+        else:
+            params["bias"] = bias_init(k_bias, bias_shape, cell.param_dtype)
     return params

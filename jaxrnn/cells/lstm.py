@@ -97,16 +97,15 @@ class LSTMCell(KerasCell):
             return init_common(self, key, input_dim, None)
         bias_init = None
         if self.unit_forget_bias:
-            base = initializers.get(self.bias_initializer)
-            units = self.units
+            base, units = self.bias_initializer, self.units
 
             def bias_init(key, shape, dtype):
                 del shape
                 k_input, k_rest = jax.random.split(key)
                 return jnp.concatenate([
-                    base(k_input, (units,), dtype),
+                    initializers.initialize(base, k_input, (units,), dtype),
                     jnp.ones((units,), dtype),
-                    base(k_rest, (2 * units,), dtype),
+                    initializers.initialize(base, k_rest, (2 * units,), dtype),
                 ])
         return init_common(self, key, input_dim, (4 * self.units,), bias_init)
 

@@ -1,0 +1,187 @@
+"""What every built-in cell shares: Keras step parity, batching, validation."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import keras
+import numpy as np
+import pytest
+
+import jaxrnn
+from keras_helpers import assert_parity, params_from_keras, randomize_keras_weights
+
+CELLS = [
+    ("SimpleRNNCell", {}),
+    ("SimpleRNNCell", {"activation": "relu", "use_bias": False}),
+    ("LSTMCell", {}),
+    ("LSTMCell", {"recurrent_activation": "hard_sigmoid"}),
+    ("GRUCell", {}),
+    ("GRUCell", {"reset_after": False}),
+]
+IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in kw.items())}" for n, kw in CELLS]
+
+
+def _carry_as_keras_states(carry):
+    return list(carry) if isinstance(carry, tuple) else [carry]
+
+
+@pytest.mark.parametrize("name,kwargs", CELLS, ids=IDS)
+def test_one_step_matches_keras(name, kwargs, request):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 3)).astype("float32")
+    theirs_cell = getattr(keras.layers, name)(5, **kwargs)
+    ours = getattr(jaxrnn, name)(5, **kwargs)
+    carry = jax.tree.map(
+        lambda z: rng.standard_normal(z.shape).astype("float32"),
+        ours.initial_carry((4,)))
+    theirs_cell.build((4, 3))
+    randomize_keras_weights(theirs_cell, 1)
+    y_theirs, states_theirs = theirs_cell(x, _carry_as_keras_states(carry))
+    params = params_from_keras(ours.init(jax.random.key(0), 3),
+                               theirs_cell.get_weights())
+    new_carry, y = ours(params, carry, jnp.asarray(x))
+    assert_parity(request.node.name, [y, *jax.tree.leaves(new_carry)],
+                  [y_theirs, *states_theirs])
+
+
+@pytest.mark.parametrize("name,kwargs", CELLS, ids=IDS)
+def test_sizes_match_keras(name, kwargs):
+    theirs = getattr(keras.layers, name)(5, **kwargs)
+    ours = getattr(jaxrnn, name)(5, **kwargs)
+    assert ours.state_size == theirs.state_size
+    assert ours.output_size == theirs.output_size
+    theirs.build((None, 3))
+    params = ours.init(jax.random.key(0), 3)
+    assert {w.name: tuple(w.shape) for w in theirs.weights} == {
+        k: v.shape for k, v in params.items()}
+
+
+@pytest.mark.parametrize("name,kwargs", CELLS, ids=IDS)
+def test_unbatched_and_vmap_equal_batched(name, kwargs, key):
+    cell = getattr(jaxrnn, name)(5, **kwargs)
+    params = cell.init(key, 3)
+    x = jax.random.normal(jax.random.key(7), (4, 3))
+    carry = cell.initial_carry((4,))
+    batched = cell(params, carry, x)
+    mapped = jax.vmap(lambda c, x: cell(params, c, x))(carry, x)
+    single = cell(params, jax.tree.map(lambda a: a[1], carry), x[1])
+    for a, b in zip(jax.tree.leaves(batched), jax.tree.leaves(mapped)):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    for a, b in zip(jax.tree.leaves(batched), jax.tree.leaves(single)):
+        np.testing.assert_allclose(a[1], b, atol=1e-6)
+
+
+@pytest.mark.parametrize("name,kwargs", CELLS, ids=IDS)
+def test_extra_batch_axes(name, kwargs, key):
+    cell = getattr(jaxrnn, name)(5, **kwargs)
+    params = cell.init(key, 3)
+    x = jax.random.normal(key, (2, 4, 3))
+    carry, y = cell(params, cell.initial_carry((2, 4)), x)
+    flat_carry, flat_y = cell(params, cell.initial_carry((8,)), x.reshape(8, 3))
+    np.testing.assert_allclose(y.reshape(8, 5), flat_y, atol=1e-6)
+
+
+@pytest.mark.parametrize("name,kwargs", CELLS, ids=IDS)
+def test_cell_is_hashable_static_argument(name, kwargs, key):
+    cell = getattr(jaxrnn, name)(5, **kwargs)
+    assert hash(cell) == hash(getattr(jaxrnn, name)(5, **kwargs))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cell.units = 3
+    params = cell.init(key, 3)
+    step = jax.jit(lambda cell, p, c, x: cell(p, c, x), static_argnums=0)
+    x = jnp.ones((2, 3))
+    got = step(cell, params, cell.initial_carry((2,)), x)
+    want = cell(params, cell.initial_carry((2,)), x)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize("name,kwargs", CELLS, ids=IDS)
+def test_params_are_plain_dicts_in_param_dtype(name, kwargs, key):
+    cell = getattr(jaxrnn, name)(5, param_dtype=jnp.bfloat16, **kwargs)
+    params = cell.init(key, 3)
+    assert type(params) is dict
+    assert all(v.dtype == jnp.bfloat16 for v in params.values())
+
+
+def test_feature_size_mismatch_names_the_array(key):
+    cell = jaxrnn.LSTMCell(4)
+    params = cell.init(key, 3)
+    with pytest.raises(ValueError, match=r"params\['kernel'\] must have shape "
+                       r"\(5, 16\), got \(3, 16\)"):
+        cell(params, cell.initial_carry((2,)), jnp.ones((2, 5)))
+
+
+def test_missing_param_is_named(key):
+    cell = jaxrnn.GRUCell(4)
+    params = cell.init(key, 3)
+    del params["bias"]
+    with pytest.raises(ValueError, match=r"missing \['bias'\]"):
+        cell(params, cell.initial_carry(), jnp.ones(3))
+
+
+def test_misshaped_param_is_named(key):
+    cell = jaxrnn.GRUCell(4)
+    params = dict(cell.init(key, 3), bias=jnp.zeros(12))
+    with pytest.raises(ValueError, match=r"params\['bias'\] must have shape "
+                       r"\(2, 12\)"):
+        cell(params, cell.initial_carry(), jnp.ones(3))
+
+
+def test_unexpected_param_is_named(key):
+    cell = jaxrnn.SimpleRNNCell(4, use_bias=False)
+    params = dict(cell.init(key, 3), bias=jnp.zeros(4))
+    with pytest.raises(ValueError, match="unexpected keys"):
+        cell(params, cell.initial_carry(), jnp.ones(3))
+
+
+def test_integer_inputs_rejected(key):
+    cell = jaxrnn.SimpleRNNCell(4)
+    with pytest.raises(TypeError, match="floating"):
+        cell(cell.init(key, 3), cell.initial_carry(), jnp.ones(3, jnp.int32))
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    ({"units": -1}, ValueError, "units"),
+    ({"units": True}, TypeError, "units"),
+    ({"units": 4, "dropout": 1.5}, ValueError, "dropout"),
+    ({"units": 4, "activation": "sigmoidd"}, ValueError, "activation"),
+    ({"units": 4, "recurrent_initializer": "orthogonall"}, ValueError,
+     "initializer"),
+    ({"units": 4, "dtype": jnp.int32}, TypeError, "dtype"),
+])
+def test_bad_hyperparameters(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        jaxrnn.LSTMCell(**kwargs)
+
+
+def test_dropout_in_training_needs_a_key(key):
+    cell = jaxrnn.GRUCell(4, dropout=0.5)
+    with pytest.raises(ValueError, match="key"):
+        cell(cell.init(key, 3), cell.initial_carry(), jnp.ones(3), training=True)
+
+
+@pytest.mark.parametrize("name", ["SimpleRNNCell", "LSTMCell", "GRUCell"])
+def test_dropout_only_in_training(name, key):
+    plain = getattr(jaxrnn, name)(4)
+    dropped = getattr(jaxrnn, name)(4, dropout=0.5, recurrent_dropout=0.5)
+    params = plain.init(key, 3)
+    carry = jax.tree.map(lambda z: z + 0.5, plain.initial_carry((2,)))
+    x = jnp.ones((2, 3))
+    eval_out = dropped(params, carry, x, key=key)
+    for a, b in zip(jax.tree.leaves(eval_out),
+                    jax.tree.leaves(plain(params, carry, x))):
+        np.testing.assert_array_equal(a, b)
+    train_out = dropped(params, carry, x, key=key, training=True)
+    assert not np.allclose(train_out[1], eval_out[1])
+
+
+def test_dropout_masks_are_inverted_and_have_the_rate(key):
+    cell = jaxrnn.LSTMCell(64, dropout=0.25, recurrent_dropout=0.75)
+    masks = cell.dropout_masks(key, (512,), 32, training=True)
+    assert masks.inputs.shape == (512, 32)
+    assert masks.recurrent.shape == (512, 64)
+    assert set(np.unique(masks.inputs)) == {0.0, np.float32(1 / 0.75)}
+    np.testing.assert_allclose((masks.inputs == 0).mean(), 0.25, atol=0.01)
+    np.testing.assert_allclose((masks.recurrent == 0).mean(), 0.75, atol=0.01)

@@ -1,0 +1,139 @@
+"""Bidirectional: Keras parity for every merge mode, states, masks."""
+
+import jax
+import jax.numpy as jnp
+import keras
+import numpy as np
+import pytest
+
+import jaxrnn
+from keras_helpers import (assert_parity, params_from_keras,
+                           randomize_keras_weights)
+
+B, T, D = 3, 6, 5
+
+
+def _inputs():
+    return np.random.default_rng(2).standard_normal((B, T, D)).astype("float32")
+
+
+def _mask():
+    mask = np.ones((B, T), bool)
+    mask[1, 4:] = False
+    mask[2, :2] = False
+    return mask
+
+
+def _compare(keras_wrapper, ours, request, mask=None, initial_state=None):
+    x = _inputs()
+    keras_wrapper(x)
+    randomize_keras_weights(keras_wrapper, 4)
+    kwargs = {}
+    if mask is not None:
+        kwargs["mask"] = mask
+    if initial_state is not None:
+        kwargs["initial_state"] = initial_state
+    theirs = keras_wrapper(x, **kwargs)
+    params = params_from_keras(ours.init(jax.random.key(0), x.shape),
+                               keras_wrapper.get_weights())
+    mine = ours(params, jnp.asarray(x),
+                **{k: jnp.asarray(v) if k == "mask" else v
+                   for k, v in kwargs.items()})
+    assert_parity(request.node.name, mine, theirs)
+
+
+@pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul", "ave", None])
+@pytest.mark.parametrize("return_sequences", [True, False])
+@pytest.mark.parametrize("masked", [False, True])
+def test_bidirectional_lstm_matches_keras(merge_mode, return_sequences, masked,
+                                          request):
+    make = lambda m: m.Bidirectional(
+        m.LSTM(4, return_sequences=return_sequences, return_state=True),
+        merge_mode=merge_mode)
+    _compare(make(keras.layers), make(jaxrnn), request,
+             mask=_mask() if masked else None)
+
+
+@pytest.mark.parametrize("name", ["GRU", "SimpleRNN"])
+@pytest.mark.parametrize("merge_mode", ["concat", None])
+def test_bidirectional_other_layers_match_keras(name, merge_mode, request):
+    make = lambda m: m.Bidirectional(getattr(m, name)(3, return_sequences=True),
+                                     merge_mode=merge_mode)
+    _compare(make(keras.layers), make(jaxrnn), request, mask=_mask())
+
+
+def test_bidirectional_initial_state_matches_keras(request):
+    make = lambda m: m.Bidirectional(m.LSTM(4, return_sequences=True,
+                                            return_state=True))
+    rng = np.random.default_rng(8)
+    states = [rng.standard_normal((B, 4)).astype("float32") for _ in range(4)]
+    _compare(make(keras.layers), make(jaxrnn), request, initial_state=states)
+
+
+def test_explicit_backward_layer_matches_keras(request):
+    make = lambda m: m.Bidirectional(
+        m.LSTM(4, return_sequences=True),
+        backward_layer=m.GRU(4, return_sequences=True, go_backwards=True),
+        merge_mode="sum")
+    _compare(make(keras.layers), make(jaxrnn), request, mask=_mask())
+
+
+def test_returns_forward_then_backward_states(key):
+    bi = jaxrnn.Bidirectional(jaxrnn.LSTM(4, return_state=True))
+    params = bi.init(key, (B, T, D))
+    output, f_h, f_c, b_h, b_c = bi(params, jnp.asarray(_inputs()))
+    assert output.shape == (B, 8)
+    assert f_h.shape == f_c.shape == b_h.shape == b_c.shape == (B, 4)
+    np.testing.assert_allclose(output[:, :4], f_h)
+    np.testing.assert_allclose(output[:, 4:], b_h)
+
+
+@pytest.mark.parametrize("merge_mode", ["concat", "sum", None])
+@pytest.mark.parametrize("return_state", [False, True])
+def test_output_shape_and_param_count_match_keras(merge_mode, return_state):
+    make = lambda m: m.Bidirectional(
+        m.GRU(5, return_sequences=True, return_state=return_state),
+        merge_mode=merge_mode)
+    theirs, ours = make(keras.layers), make(jaxrnn)
+    theirs.build((None, 7, 3))
+    assert ours.param_count((None, 7, 3)) == theirs.count_params()
+    want = theirs.compute_output_shape((None, 7, 3))
+    got = ours.output_shape((None, 7, 3))
+    if isinstance(want, tuple) and want and isinstance(want[0], tuple):
+        want = [tuple(s) for s in want]
+    assert got == (list(want) if isinstance(want, (list,)) else want)
+
+
+def test_unknown_merge_mode():
+    with pytest.raises(ValueError, match="merge_mode"):
+        jaxrnn.Bidirectional(jaxrnn.LSTM(3), merge_mode="max")
+
+
+def test_backward_layer_must_go_the_other_way():
+    with pytest.raises(ValueError, match="go_backwards"):
+        jaxrnn.Bidirectional(jaxrnn.LSTM(3), backward_layer=jaxrnn.LSTM(3))
+
+
+def test_backward_layer_must_agree_on_return_sequences():
+    with pytest.raises(ValueError, match="return_sequences"):
+        jaxrnn.Bidirectional(jaxrnn.LSTM(3, return_sequences=True),
+                             backward_layer=jaxrnn.LSTM(3, go_backwards=True))
+
+
+def test_rejects_non_recurrent_layer():
+    with pytest.raises(TypeError, match="recurrent layer"):
+        jaxrnn.Bidirectional(jaxrnn.LSTMCell(3))
+
+
+def test_rejects_odd_initial_state(key):
+    bi = jaxrnn.Bidirectional(jaxrnn.LSTM(4))
+    params = bi.init(key, (B, T, D))
+    with pytest.raises(ValueError, match="even"):
+        bi(params, jnp.asarray(_inputs()), initial_state=[jnp.zeros((B, 4))] * 3)
+
+
+def test_rejects_malformed_params(key):
+    bi = jaxrnn.Bidirectional(jaxrnn.LSTM(4))
+    params = bi.init(key, (B, T, D))
+    with pytest.raises(ValueError, match="forward"):
+        bi({"forward": params["forward"]}, jnp.asarray(_inputs()))

@@ -1,0 +1,60 @@
+"""Initializers: same distributions as Keras' initializers of the same name."""
+
+import jax
+import jax.numpy as jnp
+import keras
+import numpy as np
+import pytest
+
+from jaxrnn import initializers
+
+SHAPE = (96, 384)
+
+
+@pytest.mark.parametrize("name", ["glorot_uniform", "glorot_normal",
+                                  "he_uniform", "he_normal", "lecun_uniform",
+                                  "lecun_normal", "random_normal",
+                                  "random_uniform", "truncated_normal",
+                                  "zeros", "ones"])
+def test_distribution_matches_keras(name, key):
+    ours = np.asarray(initializers.get(name)(key, SHAPE, jnp.float32))
+    theirs = np.asarray(keras.initializers.get(name)(SHAPE, dtype="float32"))
+    assert ours.shape == theirs.shape
+    np.testing.assert_allclose(ours.mean(), theirs.mean(), atol=3e-3)
+    np.testing.assert_allclose(ours.std(), theirs.std(), rtol=0.03, atol=1e-7)
+    # Same support: uniform bounds and the truncation at two deviations.
+    np.testing.assert_allclose(np.abs(ours).max(), np.abs(theirs).max(),
+                               rtol=0.1, atol=1e-7)
+
+
+def test_orthogonal_rows_are_orthonormal_like_keras(key):
+    ours = np.asarray(initializers.get("orthogonal")(key, (16, 64), jnp.float32))
+    theirs = np.asarray(keras.initializers.get("orthogonal")((16, 64)))
+    np.testing.assert_allclose(ours @ ours.T, np.eye(16), atol=1e-5)
+    np.testing.assert_allclose(theirs @ theirs.T, np.eye(16), atol=1e-5)
+
+
+def test_class_names_are_accepted(key):
+    a = initializers.get("GlorotUniform")(key, (3, 4), jnp.float32)
+    b = initializers.get("glorot_uniform")(key, (3, 4), jnp.float32)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_callables_pass_through():
+    init = jax.nn.initializers.constant(0.5)
+    assert initializers.get(init) is init
+
+
+def test_identity(key):
+    np.testing.assert_array_equal(
+        initializers.get("identity")(key, (3, 3), jnp.float32), np.eye(3))
+
+
+def test_unknown_name():
+    with pytest.raises(ValueError, match="Unknown initializer 'nope'"):
+        initializers.get("nope")
+
+
+def test_wrong_type():
+    with pytest.raises(TypeError, match="initializer"):
+        initializers.get(3)
