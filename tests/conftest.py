@@ -28,6 +28,20 @@ def keys():
     return make
 
 
+def pytest_sessionfinish(session):
+    """xdist workers hand their parity errors to the controller."""
+    from keras_helpers import PARITY_ERRORS
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["parity_errors"] = dict(PARITY_ERRORS)
+
+
+def pytest_testnodedown(node, error):
+    from keras_helpers import PARITY_ERRORS
+    for name, value in getattr(node, "workeroutput", {}).get(
+            "parity_errors", {}).items():
+        PARITY_ERRORS[name] = max(PARITY_ERRORS.get(name, 0.0), value)
+
+
 def pytest_terminal_summary(terminalreporter):
     """Prints the worst Keras parity error per case group."""
     from keras_helpers import PARITY_ERRORS
