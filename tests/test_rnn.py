@@ -353,8 +353,24 @@ def test_bfloat16_compute_with_float32_params(name, key):
     error = np.abs(np.asarray(ys16, np.float32) - np.asarray(ys32))
     assert np.isfinite(error).all()
     # No drift: the error late in the sequence is no worse than early on.
-    assert error.max() < 0.1
+    assert error.max() < 0.05  # measured: 0.009-0.014
     assert error[:, -64:].mean() < 2 * error[:, 32:96].mean() + 1e-3
+
+
+def test_float32_carry_with_bfloat16_compute(key):
+    cell = jaxrnn.LSTMCell(8, dtype=jnp.bfloat16)
+    params = cell.init(key, 4)
+    x = jax.random.normal(key, (2, 10, 4))
+    ys, (h, c) = rnn(cell, params, x,
+                     initial_carry=cell.initial_carry((2,), jnp.float32))
+    assert ys.dtype == jnp.bfloat16
+    assert h.dtype == c.dtype == jnp.float32
+
+
+def test_initial_carry_accepts_dtype_objects():
+    cell = jaxrnn.GRUCell(3, dtype=jnp.dtype("bfloat16"))
+    assert cell.initial_carry((2,)).dtype == jnp.bfloat16
+    assert cell.initial_carry((2,), jnp.dtype("float16")).dtype == jnp.float16
 
 
 # --- Bad input ----------------------------------------------------------------

@@ -90,7 +90,8 @@ class KerasCell:
                       dtype: Any = None) -> Any:
         """Zeros of shape (*batch_shape, H); dtype defaults to the cell's dtype
         (float32 when the cell's dtype is None)."""
-        dtype = dtype or self.dtype or jnp.float32
+        if dtype is None:
+            dtype = jnp.float32 if self.dtype is None else self.dtype
         return jnp.zeros((*batch_shape, self.units), dtype)
 
     def check_params(self, params: Any, input_dim: int) -> None:
