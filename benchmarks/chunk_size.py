@@ -53,12 +53,13 @@ def main():
     parser.add_argument("--steps", type=int, default=128)
     parser.add_argument("--units", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--chunks", type=int, nargs="+", default=[4, 8, 16])
     args = parser.parse_args()
     cell = jaxrnn.LSTMCell(args.units)
     params = cell.init(jax.random.key(0), args.units)
     x = jax.random.normal(jax.random.key(1), (args.batch, args.steps, args.units))
     variants = {"not hoisted": not_hoisted, "whole sequence": whole_sequence}
-    variants.update({f"chunk K={k}": chunked(k) for k in (4, 8, 16)})
+    variants.update({f"chunk K={k}": chunked(k) for k in args.chunks})
     programs = {}
     for name, fn in variants.items():
         forward = jax.jit(lambda p, x, fn=fn: fn(cell, p, x))

@@ -15,9 +15,12 @@ from jaxrnn._validation import check_bool, check_floating, check_tree_like
 from jaxrnn.cells.stacked import has_fast_path
 
 # Steps per chunk of the hoisted input projection: one (K*B, D) x (D, G*H)
-# GEMM per chunk. Whole-sequence projections of tens of MB exceed the
-# allocator's mmap threshold and page-fault on every call; chunks stay in cache.
-CHUNK_STEPS = 8
+# GEMM per chunk, the K steps unrolled so each reads a static slice. A
+# whole-sequence projection of tens of MB exceeds the allocator's mmap
+# threshold and page-faults on every call (2x slower forward at B=32, T=128,
+# H=256); K=8 is a little faster forward but autodiff through 8 unrolled
+# steps makes training 1.3-1.7x slower than K=4 (benchmarks/chunk_size.py).
+CHUNK_STEPS = 4
 
 
 def rnn(cell: Any, params: Any, inputs: jax.Array, *,
