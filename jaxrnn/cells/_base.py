@@ -13,12 +13,14 @@ composed, so the step-by-step and the hoisted paths compute the same thing.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from jaxrnn import activations, initializers
+from jaxrnn.initializers import InitializerLike
 from jaxrnn._validation import (check_floating, check_params,
                                 check_positive_int, check_rate)
 
@@ -51,14 +53,29 @@ def _keep_mask(key, rate, shape, dtype):
     return keep.astype(dtype) / jnp.asarray(1.0 - rate, dtype)
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class KerasCell:
-    """Mixin for the built-in cells; subclasses are frozen dataclasses.
+    """Base of the built-in cells: the keyword arguments they all take.
 
-    A subclass defines ``gates`` (G), ``param_shapes(input_dim)``,
-    ``_input_bias(params)`` and ``step_projected``.
+    A subclass adds ``units`` and its activations, and defines ``gates`` (G),
+    ``param_shapes(input_dim)``, ``_input_bias(params)`` and
+    ``step_projected``.
     """
 
-    gates: int = 1
+    use_bias: bool = True
+    kernel_initializer: InitializerLike = "glorot_uniform"
+    recurrent_initializer: InitializerLike = "orthogonal"
+    bias_initializer: InitializerLike = "zeros"
+    dropout: float = 0.0
+    recurrent_dropout: float = 0.0
+    dtype: Any = None
+    param_dtype: Any = "float32"
+    precision: Any = None
+
+    gates = 1
+
+    def __post_init__(self):
+        self._check_hyperparameters()
 
     def _check_hyperparameters(self) -> None:
         check_positive_int("units", self.units)

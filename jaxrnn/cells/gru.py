@@ -11,7 +11,6 @@ import jax.numpy as jnp
 from jaxrnn import activations
 from jaxrnn.activations import ActivationLike
 from jaxrnn.cells._base import DropoutMasks, KerasCell, init_common
-from jaxrnn.initializers import InitializerLike
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,22 +50,9 @@ class GRUCell(KerasCell):
     units: int
     activation: ActivationLike = "tanh"
     recurrent_activation: ActivationLike = "sigmoid"
-    _: dataclasses.KW_ONLY
-    use_bias: bool = True
-    kernel_initializer: InitializerLike = "glorot_uniform"
-    recurrent_initializer: InitializerLike = "orthogonal"
-    bias_initializer: InitializerLike = "zeros"
-    reset_after: bool = True
-    dropout: float = 0.0
-    recurrent_dropout: float = 0.0
-    dtype: Any = None
-    param_dtype: Any = "float32"
-    precision: Any = None
+    reset_after: bool = dataclasses.field(default=True, kw_only=True)
 
     gates = 3
-
-    def __post_init__(self):
-        self._check_hyperparameters()
 
     def _bias_shape(self) -> tuple[int, ...]:
         return (2, 3 * self.units) if self.reset_after else (3 * self.units,)

@@ -11,7 +11,6 @@ import jax.numpy as jnp
 from jaxrnn import activations, initializers
 from jaxrnn.activations import ActivationLike
 from jaxrnn.cells._base import DropoutMasks, KerasCell, init_common
-from jaxrnn.initializers import InitializerLike
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,22 +53,9 @@ class LSTMCell(KerasCell):
     units: int
     activation: ActivationLike = "tanh"
     recurrent_activation: ActivationLike = "sigmoid"
-    _: dataclasses.KW_ONLY
-    use_bias: bool = True
-    kernel_initializer: InitializerLike = "glorot_uniform"
-    recurrent_initializer: InitializerLike = "orthogonal"
-    bias_initializer: InitializerLike = "zeros"
-    unit_forget_bias: bool = True
-    dropout: float = 0.0
-    recurrent_dropout: float = 0.0
-    dtype: Any = None
-    param_dtype: Any = "float32"
-    precision: Any = None
+    unit_forget_bias: bool = dataclasses.field(default=True, kw_only=True)
 
     gates = 4
-
-    def __post_init__(self):
-        self._check_hyperparameters()
 
     @property
     def state_size(self) -> list[int]:

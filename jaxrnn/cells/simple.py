@@ -10,7 +10,6 @@ import jax
 from jaxrnn import activations
 from jaxrnn.activations import ActivationLike
 from jaxrnn.cells._base import DropoutMasks, KerasCell, init_common
-from jaxrnn.initializers import InitializerLike
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,21 +43,8 @@ class SimpleRNNCell(KerasCell):
 
     units: int
     activation: ActivationLike = "tanh"
-    _: dataclasses.KW_ONLY
-    use_bias: bool = True
-    kernel_initializer: InitializerLike = "glorot_uniform"
-    recurrent_initializer: InitializerLike = "orthogonal"
-    bias_initializer: InitializerLike = "zeros"
-    dropout: float = 0.0
-    recurrent_dropout: float = 0.0
-    dtype: Any = None
-    param_dtype: Any = "float32"
-    precision: Any = None
 
     gates = 1
-
-    def __post_init__(self):
-        self._check_hyperparameters()
 
     def param_shapes(self, input_dim: int) -> dict[str, tuple[int, ...]]:
         """Keras' shapes: kernel (D, H), recurrent_kernel (H, H), bias (H,)."""

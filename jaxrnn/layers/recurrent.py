@@ -12,12 +12,10 @@ import numpy as np
 
 from jaxrnn._rnn import rnn
 from jaxrnn._validation import check_bool
-from jaxrnn.activations import ActivationLike
 from jaxrnn.cells.gru import GRUCell
 from jaxrnn.cells.lstm import LSTMCell
 from jaxrnn.cells.simple import SimpleRNNCell
 from jaxrnn.cells.stacked import StackedCells
-from jaxrnn.initializers import InitializerLike
 
 Shape = Sequence[Any]
 
@@ -208,11 +206,26 @@ class _CellLayer(RecurrentLayer):
         self.cell  # builds and validates the cell now, not mid-trace
 
 
-@dataclasses.dataclass(frozen=True)
-class SimpleRNN(_LayerOptions, _CellLayer):
-    """Keras' ``SimpleRNN``: a `SimpleRNNCell` under `RNN`.
+def _cell_layer(name: str, cell_type: type, doc: str) -> type:
+    """A frozen dataclass with `cell_type`'s fields and `RNN`'s flags, so a
+    layer takes exactly its cell's arguments (Keras' ``LSTM(units, ...)``)."""
+    fields = []
+    for f in dataclasses.fields(cell_type):
+        default = ({} if f.default is dataclasses.MISSING
+                   else {"default": f.default})
+        fields.append((f.name, f.type,
+                       dataclasses.field(kw_only=f.kw_only, **default)))
+    return dataclasses.make_dataclass(
+        name, fields, bases=(_LayerOptions, _CellLayer), frozen=True,
+        namespace={"cell_type": cell_type, "__doc__": doc,
+                   "__module__": __name__})
 
-    Takes `SimpleRNNCell`'s arguments and `RNN`'s flags.
+
+SimpleRNN = _cell_layer("SimpleRNN", SimpleRNNCell, """\
+Keras' ``SimpleRNN``: a `SimpleRNNCell` under `RNN`.
+
+    Takes `SimpleRNNCell`'s arguments (``units``, ``activation``, ...) and
+    `RNN`'s flags (``return_sequences``, ``return_state``, ...).
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -220,29 +233,14 @@ class SimpleRNN(_LayerOptions, _CellLayer):
       >>> params = layer.init(jax.random.key(0), (None, 5, 3))
       >>> layer(params, jnp.ones((2, 5, 3))).shape
       (2, 5, 4)
-    """
+    """)
 
-    units: int
-    activation: ActivationLike = "tanh"
-    use_bias: bool = True
-    kernel_initializer: InitializerLike = "glorot_uniform"
-    recurrent_initializer: InitializerLike = "orthogonal"
-    bias_initializer: InitializerLike = "zeros"
-    dropout: float = 0.0
-    recurrent_dropout: float = 0.0
-    dtype: Any = None
-    param_dtype: Any = "float32"
-    precision: Any = None
+LSTM = _cell_layer("LSTM", LSTMCell, """\
+Keras' ``LSTM``: an `LSTMCell` under `RNN`.
 
-    cell_type: ClassVar[type] = SimpleRNNCell
-
-
-@dataclasses.dataclass(frozen=True)
-class LSTM(_LayerOptions, _CellLayer):
-    """Keras' ``LSTM``: an `LSTMCell` under `RNN`.
-
-    Takes `LSTMCell`'s arguments and `RNN`'s flags. With ``return_state``
-    it returns ``[output, h, c]``.
+    Takes `LSTMCell`'s arguments (``units``, ``activation``,
+    ``recurrent_activation``, ``unit_forget_bias``, ...) and `RNN`'s flags.
+    With ``return_state`` it returns ``[output, h, c]``.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -251,30 +249,13 @@ class LSTM(_LayerOptions, _CellLayer):
       >>> out, h, c = layer(params, jnp.ones((2, 5, 3)))
       >>> out.shape, c.shape
       ((2, 4), (2, 4))
-    """
+    """)
 
-    units: int
-    activation: ActivationLike = "tanh"
-    recurrent_activation: ActivationLike = "sigmoid"
-    use_bias: bool = True
-    kernel_initializer: InitializerLike = "glorot_uniform"
-    recurrent_initializer: InitializerLike = "orthogonal"
-    bias_initializer: InitializerLike = "zeros"
-    unit_forget_bias: bool = True
-    dropout: float = 0.0
-    recurrent_dropout: float = 0.0
-    dtype: Any = None
-    param_dtype: Any = "float32"
-    precision: Any = None
+GRU = _cell_layer("GRU", GRUCell, """\
+Keras' ``GRU``: a `GRUCell` under `RNN` (``reset_after=True`` by default).
 
-    cell_type: ClassVar[type] = LSTMCell
-
-
-@dataclasses.dataclass(frozen=True)
-class GRU(_LayerOptions, _CellLayer):
-    """Keras' ``GRU``: a `GRUCell` under `RNN` (``reset_after=True`` default).
-
-    Takes `GRUCell`'s arguments and `RNN`'s flags.
+    Takes `GRUCell`'s arguments (``units``, ``activation``,
+    ``recurrent_activation``, ``reset_after``, ...) and `RNN`'s flags.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -282,20 +263,4 @@ class GRU(_LayerOptions, _CellLayer):
       >>> params = layer.init(jax.random.key(0), (None, 5, 3))
       >>> layer(params, jnp.ones((2, 5, 3))).shape
       (2, 5, 4)
-    """
-
-    units: int
-    activation: ActivationLike = "tanh"
-    recurrent_activation: ActivationLike = "sigmoid"
-    use_bias: bool = True
-    kernel_initializer: InitializerLike = "glorot_uniform"
-    recurrent_initializer: InitializerLike = "orthogonal"
-    bias_initializer: InitializerLike = "zeros"
-    reset_after: bool = True
-    dropout: float = 0.0
-    recurrent_dropout: float = 0.0
-    dtype: Any = None
-    param_dtype: Any = "float32"
-    precision: Any = None
-
-    cell_type: ClassVar[type] = GRUCell
+    """)
