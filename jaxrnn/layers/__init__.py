@@ -1,6 +1,24 @@
 """Keras-shaped layers: ``init(key, input_shape) -> params`` and a pure call."""
 
 from jaxrnn.layers.bidirectional import Bidirectional
+from jaxrnn.layers.core import Dense, Dropout, Embedding, TimeDistributed
+from jaxrnn.layers.normalization import BatchNormalization, LayerNormalization
 from jaxrnn.layers.recurrent import GRU, LSTM, RNN, SimpleRNN, count_params
+from jaxrnn.layers.sequential import Sequential, summary
 
-__all__ = ["Bidirectional", "GRU", "LSTM", "RNN", "SimpleRNN", "count_params"]
+__all__ = [
+    "BatchNormalization",
+    "Bidirectional",
+    "Dense",
+    "Dropout",
+    "Embedding",
+    "GRU",
+    "LSTM",
+    "LayerNormalization",
+    "RNN",
+    "Sequential",
+    "SimpleRNN",
+    "TimeDistributed",
+    "count_params",
+    "summary",
+]

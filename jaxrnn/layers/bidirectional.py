@@ -102,6 +102,10 @@ class Bidirectional:
     def stateful(self) -> bool:
         return self.layer.stateful
 
+    def compute_mask(self, inputs: jax.Array, mask: jax.Array | None) -> Any:
+        """The mask for the next layer: kept only when returning sequences."""
+        return mask if self.return_sequences else None
+
     def init(self, key: jax.Array, input_shape) -> dict[str, Any]:
         """Returns ``{'forward': params, 'backward': params}``."""
         forward_key, backward_key = jax.random.split(key)

@@ -113,6 +113,10 @@ class RecurrentLayer:
             return [outputs, *jax.tree.leaves(carry)]
         return outputs
 
+    def compute_mask(self, inputs: jax.Array, mask: jax.Array | None) -> Any:
+        """The mask for the next layer: kept only when returning sequences."""
+        return mask if self.return_sequences else None
+
     def output_shape(self, input_shape: Shape) -> Any:
         """Keras' ``compute_output_shape``: the output shape, or a list of
         the output and state shapes with ``return_state``."""

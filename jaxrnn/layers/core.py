@@ -1,0 +1,246 @@
+"""Companion layers for Keras-style models: Embedding, Dense, TimeDistributed,
+Dropout. Same style as the recurrent layers: ``init(key, input_shape)``,
+a pure ``layer(params, x, ...)``, ``output_shape`` and ``param_count``."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxrnn import activations, initializers
+from jaxrnn._validation import check_floating, check_positive_int, check_rate
+from jaxrnn.activations import ActivationLike
+from jaxrnn.initializers import InitializerLike
+from jaxrnn.layers.recurrent import count_params
+
+Shape = Sequence[Any]
+
+
+def _last_dim(name: str, input_shape: Shape) -> int:
+    shape = tuple(input_shape)
+    if not shape or not isinstance(shape[-1], (int, np.integer)):
+        raise ValueError(f"{name} needs `input_shape` ending with a known "
+                         f"feature size, got {shape}.")
+    return int(shape[-1])
+
+
+class PassMask:
+    """Keras' ``supports_masking``: the mask goes through unchanged."""
+
+    def compute_mask(self, inputs: jax.Array, mask: jax.Array | None):
+        return mask
+
+    def param_count(self, input_shape: Shape) -> int:
+        """The number of parameters, as Keras' ``count_params``."""
+        return count_params(self, input_shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class Embedding(PassMask):
+    """Keras' ``Embedding``: integer ids (...,) -> vectors (..., E).
+
+    Args:
+      input_dim: vocabulary size V.
+      output_dim: embedding size E.
+      mask_zero: id 0 is padding: `compute_mask` returns ``ids != 0`` for the
+        next layers (a `Sequential` passes it on, as Keras does).
+      embeddings_initializer: Keras' default draws from U(-0.05, 0.05).
+
+    Params: ``{'embeddings': (V, E)}``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> layer = Embedding(10, 3, mask_zero=True)
+      >>> params = layer.init(jax.random.key(0), (None, 4))
+      >>> ids = jnp.array([[4, 2, 0, 0]])
+      >>> layer(params, ids).shape, layer.compute_mask(ids, None).tolist()
+      ((1, 4, 3), [[True, True, False, False]])
+    """
+
+    input_dim: int
+    output_dim: int
+    mask_zero: bool = False
+    embeddings_initializer: InitializerLike = "random_uniform"
+    param_dtype: Any = "float32"
+
+    def __post_init__(self):
+        check_positive_int("input_dim", self.input_dim)
+        check_positive_int("output_dim", self.output_dim)
+        initializers.get(self.embeddings_initializer)
+
+    def init(self, key: jax.Array, input_shape: Shape = ()) -> dict[str, jax.Array]:
+        """Returns ``{'embeddings': (V, E)}``."""
+        return {"embeddings": initializers.initialize(
+            self.embeddings_initializer, key, (self.input_dim, self.output_dim),
+            self.param_dtype)}
+
+    def __call__(self, params, ids: jax.Array, *, mask=None, key=None,
+                 training=False) -> jax.Array:
+        """Looks up `ids` (..., ) of an integer dtype; returns (..., E)."""
+        ids = jnp.asarray(ids)
+        if not jnp.issubdtype(ids.dtype, jnp.integer):
+            raise TypeError(f"Embedding expects integer ids, got {ids.dtype}.")
+        table = params["embeddings"]
+        if table.shape != (self.input_dim, self.output_dim):
+            raise ValueError(f"Embedding params['embeddings'] must have shape "
+                             f"{(self.input_dim, self.output_dim)}, got "
+                             f"{table.shape}.")
+        return jnp.take(table, ids, axis=0)
+
+    def compute_mask(self, inputs, mask):
+        """``inputs != 0`` with ``mask_zero``, else the incoming mask."""
+        if not self.mask_zero:
+            return mask
+        return jnp.asarray(inputs) != 0
+
+    def output_shape(self, input_shape: Shape) -> tuple[Any, ...]:
+        return tuple(input_shape) + (self.output_dim,)
+
+
+@dataclasses.dataclass(frozen=True)
+class Dense(PassMask):
+    """Keras' ``Dense`` on the last axis of any rank (time included).
+
+    Args:
+      units: output size U.
+      activation: Keras name, callable or None.
+      use_bias: whether params hold ``bias`` (U,).
+      kernel_initializer, bias_initializer: Keras names or callables.
+
+    Params: ``{'kernel': (D, U), 'bias': (U,)}``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> layer = Dense(4, activation="softmax")
+      >>> params = layer.init(jax.random.key(0), (None, 7, 3))
+      >>> layer(params, jnp.ones((2, 7, 3))).shape
+      (2, 7, 4)
+    """
+
+    units: int
+    activation: ActivationLike = None
+    use_bias: bool = True
+    kernel_initializer: InitializerLike = "glorot_uniform"
+    bias_initializer: InitializerLike = "zeros"
+    param_dtype: Any = "float32"
+
+    def __post_init__(self):
+        check_positive_int("units", self.units)
+        activations.get(self.activation)
+        initializers.get(self.kernel_initializer)
+        initializers.get(self.bias_initializer)
+
+    def init(self, key: jax.Array, input_shape: Shape) -> dict[str, jax.Array]:
+        """Returns ``{'kernel': (D, U), 'bias': (U,)}``."""
+        features = _last_dim("Dense", input_shape)
+        k_kernel, k_bias = jax.random.split(key)
+        params = {"kernel": initializers.initialize(
+            self.kernel_initializer, k_kernel, (features, self.units),
+            self.param_dtype)}
+        if self.use_bias:
+            params["bias"] = initializers.initialize(
+                self.bias_initializer, k_bias, (self.units,), self.param_dtype)
+        return params
+
+    def __call__(self, params, x: jax.Array, *, mask=None, key=None,
+                 training=False) -> jax.Array:
+        """(..., D) -> (..., U)."""
+        check_floating("inputs", x)
+        kernel = params["kernel"]
+        if x.shape[-1:] != kernel.shape[:1]:
+            raise ValueError(f"Dense expects inputs (..., {kernel.shape[0]}) "
+                             f"for its kernel {kernel.shape}, got {x.shape}.")
+        y = x @ kernel.astype(x.dtype)
+        if self.use_bias:
+            y = y + params["bias"].astype(x.dtype)
+        return activations.get(self.activation)(y)
+
+    def output_shape(self, input_shape: Shape) -> tuple[Any, ...]:
+        return tuple(input_shape)[:-1] + (self.units,)
+
+
+@dataclasses.dataclass(frozen=True)
+class TimeDistributed(PassMask):
+    """Keras' ``TimeDistributed``: the same layer at every time step.
+
+    Maps `layer` over axis 1 of (B, T, ...) inputs with `jax.vmap`. Params
+    are the inner layer's own.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> layer = TimeDistributed(Dense(2))
+      >>> params = layer.init(jax.random.key(0), (None, 5, 3))
+      >>> layer(params, jnp.ones((4, 5, 3))).shape
+      (4, 5, 2)
+    """
+
+    layer: Any
+
+    def init(self, key: jax.Array, input_shape: Shape) -> Any:
+        shape = tuple(input_shape)
+        if len(shape) < 3:
+            raise ValueError("TimeDistributed needs inputs (B, T, ...), got "
+                             f"input_shape {shape}.")
+        return self.layer.init(key, (shape[0],) + shape[2:])
+
+    def __call__(self, params, x: jax.Array, *, mask=None, key=None,
+                 training=False) -> jax.Array:
+        """(B, T, ...) -> (B, T, ...) with the inner layer on every step."""
+        if x.ndim < 3:
+            raise ValueError("TimeDistributed needs inputs (B, T, ...), got "
+                             f"shape {x.shape}.")
+        step = lambda x_t: self.layer(params, x_t, key=key, training=training)
+        return jax.vmap(step, in_axes=1, out_axes=1)(x)
+
+    def output_shape(self, input_shape: Shape) -> tuple[Any, ...]:
+        shape = tuple(input_shape)
+        inner = self.layer.output_shape((shape[0],) + shape[2:])
+        return (inner[0], shape[1]) + tuple(inner[1:])
+
+
+@dataclasses.dataclass(frozen=True)
+class Dropout(PassMask):
+    """Keras' ``Dropout``: zero a fraction `rate` of inputs in training and
+    scale the rest by 1 / (1 - rate); the identity in inference.
+
+    Args:
+      rate: in [0, 1).
+      noise_shape: optional shape of the keep mask (None sizes follow the
+        inputs), e.g. ``(None, 1, None)`` for one mask per sequence.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> Dropout(0.5)({}, jnp.ones(3)).tolist()
+      [1.0, 1.0, 1.0]
+    """
+
+    rate: float
+    noise_shape: tuple[Any, ...] | None = None
+
+    def __post_init__(self):
+        check_rate("rate", self.rate)
+
+    def init(self, key: jax.Array, input_shape: Shape = ()) -> dict:
+        return {}
+
+    def __call__(self, params, x: jax.Array, *, mask=None, key=None,
+                 training=False) -> jax.Array:
+        if not training or self.rate == 0:
+            return x
+        if key is None:
+            raise ValueError(f"Dropout(rate={self.rate}) in training needs a "
+                             "PRNG `key`; got key=None.")
+        shape = x.shape
+        if self.noise_shape is not None:
+            shape = tuple(x.shape[i] if d is None else d
+                          for i, d in enumerate(self.noise_shape))
+        keep = jax.random.bernoulli(key, 1.0 - self.rate, shape)
+        return jnp.where(keep, x / jnp.asarray(1.0 - self.rate, x.dtype),
+                         jnp.zeros((), x.dtype))
+
+    def output_shape(self, input_shape: Shape) -> tuple[Any, ...]:
+        return tuple(input_shape)

@@ -1,0 +1,211 @@
+"""Sequential models and Keras-style summaries."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from typing import Any, Callable, Sequence
+
+import jax
+
+from jaxrnn.layers.recurrent import count_params
+
+Shape = Sequence[Any]
+
+
+def keras_name(layer: Any) -> str:
+    """Keras' default layer name stem: ``SimpleRNN`` -> ``simple_rnn``."""
+    name = type(layer).__name__
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _first(shape: Any) -> Any:
+    # Recurrent layers with return_state report [output, *states].
+    return shape[0] if isinstance(shape, list) else shape
+
+
+@dataclasses.dataclass(frozen=True, init=False)
+class Sequential:
+    """Layers applied one after another, Keras' ``Sequential``.
+
+    The mask produced by ``Embedding(mask_zero=True)`` (or passed in) flows
+    to the next layers as in Keras: most layers pass it on, a recurrent layer
+    passes it on only when it returns sequences.
+
+    Args:
+      layers: the layers, each with ``init(key, input_shape)``,
+        ``layer(params, x, *, mask, key, training)`` and ``output_shape``.
+      name: the model's name in `summary`.
+
+    Params are a list with one entry per layer (each the layer's own).
+    ``model(params, x)`` returns the output; ``model.apply(params, x,
+    training=True)`` returns ``(output, new_params)`` where new_params holds
+    the moved batch-norm statistics, for the caller to keep.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxrnn.layers import Dense, Embedding, LSTM
+      >>> model = Sequential([Embedding(100, 8, mask_zero=True), LSTM(16), Dense(2)])
+      >>> params = model.init(jax.random.key(0), (None, None))
+      >>> model(params, jnp.array([[5, 7, 0, 0]])).shape
+      (1, 2)
+    """
+
+    layers: tuple[Any, ...]
+    name: str = "sequential"
+
+    def __init__(self, layers: Sequence[Any], name: str = "sequential"):
+        if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence):
+            raise TypeError("`layers` must be a list of layers, got "
+                            f"{type(layers).__name__}.")
+        for i, layer in enumerate(layers):
+            if not all(hasattr(layer, m) for m in ("init", "output_shape")) \
+                    or not callable(layer):
+                raise TypeError(f"layers[{i}] ({type(layer).__name__}) is not a "
+                                "layer: it needs init, output_shape and __call__.")
+            if getattr(layer, "return_state", False) or getattr(layer, "stateful", False):
+                raise ValueError(f"layers[{i}] returns its states; a Sequential "
+                                 "layer must return a single output.")
+        object.__setattr__(self, "layers", tuple(layers))
+        object.__setattr__(self, "name", name)
+
+    def layer_names(self) -> list[str]:
+        """Keras' default names: ``lstm``, ``lstm_1``, ..."""
+        seen: dict[str, int] = {}
+        names = []
+        for layer in self.layers:
+            stem = keras_name(layer)
+            count = seen.get(stem, 0)
+            names.append(stem if count == 0 else f"{stem}_{count}")
+            seen[stem] = count + 1
+        return names
+
+    def output_shapes(self, input_shape: Shape) -> list[Any]:
+        """Each layer's output shape for `input_shape` (None: unknown)."""
+        shapes, shape = [], tuple(input_shape)
+        for layer in self.layers:
+            shape = _first(layer.output_shape(shape))
+            shapes.append(shape)
+        return shapes
+
+    def output_shape(self, input_shape: Shape) -> tuple[Any, ...]:
+        """The model's output shape."""
+        return self.output_shapes(input_shape)[-1] if self.layers else tuple(input_shape)
+
+    def init(self, key: jax.Array, input_shape: Shape) -> list[Any]:
+        """Returns a list with each layer's params, in order."""
+        keys = jax.random.split(key, max(len(self.layers), 1))
+        params, shape = [], tuple(input_shape)
+        for layer, k in zip(self.layers, keys):
+            params.append(layer.init(k, shape))
+            shape = _first(layer.output_shape(shape))
+        return params
+
+    def apply(self, params: Sequence[Any], x: jax.Array, *,
+              mask: jax.Array | None = None, key: jax.Array | None = None,
+              training: bool = False) -> tuple[jax.Array, list[Any]]:
+        """Runs the layers; returns ``(output, new_params)``.
+
+        Args:
+          params: the list from `init`.
+          x: the first layer's input (token ids for an `Embedding`).
+          mask: an optional bool mask for the first layer, (B, T).
+          key: PRNG key for dropout, split between the layers.
+          training: dropout on, batch statistics in batch norm.
+
+        Returns:
+          The last layer's output and the params with batch-norm moving
+          statistics updated (in training; unchanged otherwise).
+        """
+        if not isinstance(params, (list, tuple)) or len(params) != len(self.layers):
+            raise ValueError(f"Sequential params must be a list of "
+                             f"{len(self.layers)} entries (one per layer), got "
+                             f"{type(params).__name__} of length "
+                             f"{len(params) if hasattr(params, '__len__') else '?'}.")
+        keys = ([None] * len(self.layers) if key is None
+                else list(jax.random.split(key, len(self.layers))))
+        new_params = []
+        for layer, p, k in zip(self.layers, params, keys):
+            if hasattr(layer, "apply"):
+                y, p = layer.apply(p, x, mask=mask, key=k, training=training)
+            else:
+                y = layer(p, x, mask=mask, key=k, training=training)
+            if hasattr(layer, "compute_mask"):
+                mask = layer.compute_mask(x, mask)
+            x = y
+            new_params.append(p)
+        return x, new_params
+
+    def __call__(self, params: Sequence[Any], x: jax.Array, *,
+                 mask: jax.Array | None = None, key: jax.Array | None = None,
+                 training: bool = False) -> jax.Array:
+        """Runs the layers; returns the output (see `apply` for updates)."""
+        return self.apply(params, x, mask=mask, key=key, training=training)[0]
+
+    def param_count(self, input_shape: Shape) -> int:
+        """The number of parameters, trainable or not."""
+        return count_params(self, input_shape)
+
+    def trainable_mask(self, params: Sequence[Any]) -> list[Any]:
+        """A pytree like `params`: True for trainable arrays, False for
+        batch-norm statistics (for ``optax.masked``)."""
+        def mark(layer, p):
+            frozen = getattr(layer, "non_trainable", ())
+            if isinstance(p, dict):
+                return {k: (k not in frozen) if not isinstance(v, (dict, list))
+                        else jax.tree.map(lambda _: True, v)
+                        for k, v in p.items()}
+            return jax.tree.map(lambda _: True, p)
+        return [mark(layer, p) for layer, p in zip(self.layers, params)]
+
+
+def _format_shape(shape: Any) -> str:
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + \
+        ("," if len(shape) == 1 else "") + ")"
+
+
+def summary(model: Sequential, input_shape: Shape,
+            print_fn: Callable[[str], None] | None = print) -> str:
+    """Prints (and returns) Keras' model summary table.
+
+    Args:
+      model: a `Sequential`.
+      input_shape: the model's input shape, None for unknown sizes (e.g.
+        ``(None, None)`` for token ids of any batch and length).
+      print_fn: where to print each line; None prints nothing.
+
+    Returns:
+      The table as one string.
+    """
+    widths = (29, 26, 10)
+
+    def row(*cells):
+        # A cell at least one space wider than its text, as Keras pads.
+        return "".join((str(c) + " ").ljust(w)
+                       for c, w in zip(cells, widths)).rstrip()
+
+    params_shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), input_shape))
+    mask = model.trainable_mask(params_shapes)
+    sizes = [math.prod(leaf.shape) for leaf in jax.tree.leaves(params_shapes)]
+    trainable = sum(s for s, t in zip(sizes, jax.tree.leaves(mask)) if t)
+    lines = [f'Model: "{model.name}"', "_" * 65,
+             row("Layer (type)", "Output Shape", "Param #"), "=" * 65]
+    shapes = model.output_shapes(input_shape)
+    for i, (name, layer, shape, p) in enumerate(zip(
+            model.layer_names(), model.layers, shapes, params_shapes)):
+        count = sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(p))
+        if i:
+            lines.append("_" * 65)
+        lines.append(row(f"{name} ({type(layer).__name__})",
+                         _format_shape(shape), count))
+    total = sum(sizes)
+    lines += ["=" * 65, f"Total params: {total:,}",
+              f"Trainable params: {trainable:,}",
+              f"Non-trainable params: {total - trainable:,}", "_" * 65]
+    text = "\n".join(lines)
+    if print_fn is not None:
+        for line in lines:
+            print_fn(line)
+    return text
