@@ -53,7 +53,9 @@ def assert_parity(name: str, ours, theirs, atol: float = 1e-5) -> float:
     worst = 0.0
     for a, b in zip(ours, theirs):
         assert a.shape == b.shape, (a.shape, b.shape)
-        worst = max(worst, float(np.max(np.abs(a - b))))
+        error = float(np.max(np.abs(a - b))) if a.size else 0.0
+        # NaN anywhere fails: max() would silently skip a NaN error.
+        worst = max(worst, error if np.isfinite(error) else np.inf)
     PARITY_ERRORS[name] = max(PARITY_ERRORS.get(name, 0.0), worst)
     assert worst <= atol, f"{name}: max abs error {worst:.3g} > {atol}"
     return worst
