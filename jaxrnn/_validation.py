@@ -50,7 +50,8 @@ def check_shape(name: str, value: Any, expected: tuple[int | None, ...]) -> None
     fits = len(got) == len(expected) and all(
         want is None or want == have for want, have in zip(expected, got))
     if not fits:
-        want = tuple("*" if w is None else w for w in expected)
+        want = ", ".join("*" if w is None else str(w) for w in expected)
+        want = f"({want},)" if len(expected) == 1 else f"({want})"
         raise ValueError(f"`{name}` must have shape {want}, got {got}.")
 
 

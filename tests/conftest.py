@@ -43,7 +43,7 @@ def pytest_testnodedown(node, error):
 
 
 def pytest_terminal_summary(terminalreporter):
-    """Prints the worst Keras parity error per case group."""
+    """Prints the worst parity error (Keras, PyTorch) per case group."""
     from keras_helpers import PARITY_ERRORS
     if not PARITY_ERRORS:
         return
@@ -51,7 +51,7 @@ def pytest_terminal_summary(terminalreporter):
     for name, error in PARITY_ERRORS.items():
         group = name.split("[")[0]
         groups[group] = max(groups.get(group, 0.0), error)
-    terminalreporter.section("Keras parity (max abs error, float32)")
+    terminalreporter.section("Parity with Keras / PyTorch (max abs error, float32)")
     for group, error in sorted(groups.items()):
         terminalreporter.write_line(f"{group:<40} {error:.2e}")
     terminalreporter.write_line(
