@@ -5,10 +5,11 @@ import inspect
 import pytest
 
 import jaxrnn
+import jaxrnn.interop
 import jaxrnn.layers
 
 
-@pytest.mark.parametrize("module", [jaxrnn, jaxrnn.layers, jaxrnn.cells])
+@pytest.mark.parametrize("module", [jaxrnn, jaxrnn.layers, jaxrnn.cells, jaxrnn.interop])
 def test_all_names_resolve_and_have_docstrings(module):
     for name in module.__all__:
         obj = getattr(module, name)

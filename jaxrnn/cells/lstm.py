@@ -79,20 +79,19 @@ class LSTMCell(KerasCell):
     def init(self, key: jax.Array, input_dim: int) -> dict[str, jax.Array]:
         """Returns {"kernel": (D, 4H), "recurrent_kernel": (H, 4H),
         "bias": (4H,)}; with unit_forget_bias the f slice of bias is ones."""
-        if not self.use_bias:
-            return init_common(self, key, input_dim, None)
-        bias_init = None
-        if self.unit_forget_bias:
-            base, units = self.bias_initializer, self.units
+        if not (self.use_bias and self.unit_forget_bias):
+            return init_common(self, key, input_dim,
+                               (4 * self.units,) if self.use_bias else None)
+        base, units = self.bias_initializer, self.units
 
-            def bias_init(key, shape, dtype):
-                del shape
-                k_input, k_rest = jax.random.split(key)
-                return jnp.concatenate([
-                    initializers.initialize(base, k_input, (units,), dtype),
-                    jnp.ones((units,), dtype),
-                    initializers.initialize(base, k_rest, (2 * units,), dtype),
-                ])
+        def bias_init(key, shape, dtype):
+            del shape
+            k_input, k_rest = jax.random.split(key)
+            return jnp.concatenate([
+                initializers.initialize(base, k_input, (units,), dtype),
+                jnp.ones((units,), dtype),
+                initializers.initialize(base, k_rest, (2 * units,), dtype),
+            ])
         return init_common(self, key, input_dim, (4 * self.units,), bias_init)
 
     def _input_bias(self, params):

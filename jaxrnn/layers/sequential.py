@@ -14,9 +14,15 @@ from jaxrnn.layers.recurrent import count_params
 Shape = Sequence[Any]
 
 
-def keras_name(layer: Any) -> str:
-    """Keras' default layer name stem: ``SimpleRNN`` -> ``simple_rnn``."""
-    name = type(layer).__name__
+def keras_snake_case(name: str) -> str:
+    """Keras' ``to_snake_case``, which names layers (and their paths in
+    weight files) after their class.
+
+    Example:
+      >>> keras_snake_case("SimpleRNN"), keras_snake_case("LSTMCell")
+      ('simple_rnn', 'lstm_cell')
+    """
+    name = re.sub(r"\W+", "", name)
     name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
@@ -76,7 +82,7 @@ class Sequential:
         seen: dict[str, int] = {}
         names = []
         for layer in self.layers:
-            stem = keras_name(layer)
+            stem = keras_snake_case(type(layer).__name__)
             count = seen.get(stem, 0)
             names.append(stem if count == 0 else f"{stem}_{count}")
             seen[stem] = count + 1

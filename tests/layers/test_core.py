@@ -1,6 +1,5 @@
 """Embedding, Dense, TimeDistributed, Dropout: Keras parity and validation."""
 
-import jax
 import jax.numpy as jnp
 import keras
 import numpy as np

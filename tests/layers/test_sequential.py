@@ -6,7 +6,6 @@ import keras
 import numpy as np
 import pytest
 
-import jaxrnn
 from jaxrnn.layers import (GRU, LSTM, BatchNormalization, Dense, Embedding,
                            Sequential, SimpleRNN, summary)
 

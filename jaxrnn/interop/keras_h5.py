@@ -1,0 +1,430 @@
+"""Keras 3 weight files <-> jaxrnn params, without Keras (h5py only).
+
+`load_keras_weights` reads what Keras' ``model.save_weights(path)`` writes
+(a ``.weights.h5`` file) or the ``model.weights.h5`` inside a ``.keras``
+archive; `save_keras_weights` writes a ``.weights.h5`` file that Keras'
+``model.load_weights(path)`` accepts. The jaxrnn layer or `Sequential` you
+pass says what the file must hold.
+
+How Keras 3 lays these files out (``keras/src/saving/saving_lib.py``): every
+Keras object with a name owns a group ``<path>/vars`` whose ``name``
+attribute is the object's name and whose datasets ``'0'``, ``'1'``, ... are
+its own variables in creation order (trainable first). Children sit under
+the attribute that holds them, and members of a list under a snake_case form
+of their class name, numbered from the second on within that list. User
+names play no part, so a model's file reads the same whatever its layers are
+called. For example::
+
+  vars                              Sequential (no own variables)
+  layers/embedding/vars/0           embeddings (V, E)
+  layers/lstm/vars                  LSTM (no own variables)
+  layers/lstm/cell/vars/{0,1,2}     kernel, recurrent_kernel, bias
+  layers/lstm_1/cell/vars/...       the second LSTM of the model
+  layers/bidirectional/forward_layer/cell/vars/...   and backward_layer
+  layers/rnn/cell/cells/lstm_cell_1/vars/...         RNN([cell, cell])
+  layers/time_distributed/layer/vars/{0,1}           kernel, bias
+  layers/batch_normalization/vars/{0..3}   gamma, beta, moving_mean,
+                                           moving_variance (as present)
+  optimizer/vars/...                saved too when the model was compiled;
+                                    ignored here
+
+A file written from a Functional model also holds ``layers/input_layer``
+(empty); bfloat16 arrays are stored as opaque 2-byte values with a
+``dtype='bfloat16'`` attribute.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import os
+import zipfile
+from typing import Any, Iterator, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxrnn.cells.gru import GRUCell
+from jaxrnn.cells.lstm import LSTMCell
+from jaxrnn.cells.simple import SimpleRNNCell
+from jaxrnn.cells.stacked import StackedCells
+from jaxrnn.layers.bidirectional import Bidirectional
+from jaxrnn.layers.core import Dense, Dropout, Embedding, TimeDistributed
+from jaxrnn.layers.normalization import BatchNormalization, LayerNormalization
+from jaxrnn.layers.recurrent import GRU, LSTM, RNN, RecurrentLayer, SimpleRNN
+from jaxrnn.layers.sequential import Sequential, keras_snake_case
+
+_ARCHIVE_WEIGHTS = "model.weights.h5"
+# The Keras class each jaxrnn class stands for; its name names the file's
+# groups, so a subclass of a jaxrnn class takes its base's name.
+_KERAS_CLASS = {cls: cls.__name__ for cls in (
+    SimpleRNNCell, LSTMCell, GRUCell, RNN, SimpleRNN, LSTM, GRU, Dense,
+    Dropout, Embedding, TimeDistributed, BatchNormalization,
+    LayerNormalization, Bidirectional, Sequential)}
+_KERAS_CLASS[StackedCells] = "StackedRNNCells"
+
+
+def _h5py():
+    try:
+        import h5py  # Lazy: h5py is an optional dependency.
+    except ImportError as error:
+        raise ImportError("Reading and writing Keras weight files needs h5py "
+                          "(pip install h5py).") from error
+    return h5py
+
+
+@dataclasses.dataclass(frozen=True)
+class _Group:
+    """One Keras object's ``<path>/vars`` group."""
+    path: str
+    name: str
+    keys: tuple[Any, ...]    # where its params dict sits in the params
+    arrays: tuple[str, ...]  # jaxrnn names of its datasets '0', '1', ...
+    owner: str
+
+
+def _join(*parts: str) -> str:
+    return "/".join(p for p in parts if p)
+
+
+def _where(keys: Sequence[Any], name: str | None = None) -> str:
+    tail = keys if name is None else (*keys, name)
+    return "params" + "".join(f"[{k!r}]" for k in tail)
+
+
+def _class_name(obj: Any) -> str:
+    for cls in type(obj).__mro__:
+        if cls in _KERAS_CLASS:
+            return _KERAS_CLASS[cls]
+    return type(obj).__name__
+
+
+def _unique_names(objs: Sequence[Any]) -> list[str]:
+    """Keras' names for a list's members: ``lstm``, ``lstm_1``, ``dense``."""
+    used: dict[str, int] = {}
+    names = []
+    for obj in objs:
+        stem = keras_snake_case(_class_name(obj))
+        count = used.get(stem, -1) + 1
+        used[stem] = count
+        names.append(stem if count == 0 else f"{stem}_{count}")
+    return names
+
+
+def _own_arrays(obj: Any) -> tuple[str, ...]:
+    """The jaxrnn names of the variables Keras stores for `obj` itself."""
+    if isinstance(obj, (SimpleRNNCell, LSTMCell, GRUCell)):
+        return ("kernel", "recurrent_kernel") + (("bias",) if obj.use_bias else ())
+    if isinstance(obj, Dense):
+        return ("kernel",) + (("bias",) if obj.use_bias else ())
+    if isinstance(obj, Embedding):
+        return ("embeddings",)
+    if isinstance(obj, BatchNormalization):
+        return (("gamma",) * obj.scale + ("beta",) * obj.center
+                + ("moving_mean", "moving_variance"))
+    if isinstance(obj, LayerNormalization):
+        return ("gamma",) * obj.scale + ("beta",) * obj.center
+    if isinstance(obj, (Sequential, RecurrentLayer, StackedCells, Bidirectional,
+                        TimeDistributed, Dropout)):
+        return ()
+    raise TypeError(f"{type(obj).__name__} has no Keras weight-file layout; "
+                    "expected a jaxrnn SimpleRNN, LSTM, GRU, RNN of built-in "
+                    "cells, Bidirectional, Embedding, Dense, TimeDistributed, "
+                    "Dropout, BatchNormalization, LayerNormalization or "
+                    "Sequential.")
+
+
+def _layout(obj: Any, path: str, name: str, keys: tuple[Any, ...],
+            groups: list[_Group]) -> Any:
+    """Appends `obj`'s groups to `groups`; returns its params skeleton (lists
+    and dicts as the params have them, arrays as None)."""
+    arrays = _own_arrays(obj)
+    groups.append(_Group(path, name, keys, arrays, type(obj).__name__))
+    if isinstance(obj, Sequential):
+        return [_layout(layer, _join(path, "layers", n), n, (*keys, i), groups)
+                for i, (layer, n) in enumerate(
+                    zip(obj.layers, _unique_names(obj.layers)))]
+    if isinstance(obj, RecurrentLayer):
+        return _layout(obj.cell, _join(path, "cell"),
+                       keras_snake_case(_class_name(obj.cell)), keys, groups)
+    if isinstance(obj, StackedCells):
+        return [_layout(cell, _join(path, "cells", n), n, (*keys, i), groups)
+                for i, (cell, n) in enumerate(
+                    zip(obj.cells, _unique_names(obj.cells)))]
+    if isinstance(obj, Bidirectional):
+        return {
+            direction: _layout(
+                layer, _join(path, f"{direction}_layer"),
+                f"{direction}_{keras_snake_case(_class_name(layer))}",
+                (*keys, direction), groups)
+            for direction, layer in (("forward", obj.forward_layer),
+                                     ("backward", obj.backward_layer))}
+    if isinstance(obj, TimeDistributed):
+        return _layout(obj.layer, _join(path, "layer"),
+                       keras_snake_case(_class_name(obj.layer)), keys, groups)
+    return dict.fromkeys(arrays)
+
+
+def _model_layout(model: Any, single_layer_root: bool) -> tuple[Any, list[_Group]]:
+    """The groups for `model`: a `Sequential` at the file's root; any other
+    layer at the root (a file of that layer alone) or as the only layer of a
+    model (``layers/<name>``)."""
+    groups: list[_Group] = []
+    if isinstance(model, Sequential):
+        return _layout(model, "", model.name, (), groups), groups
+    name = keras_snake_case(_class_name(model))
+    if single_layer_root:
+        return _layout(model, "", name, (), groups), groups
+    groups.append(_Group("", "sequential", (), (), "Sequential"))
+    return _layout(model, _join("layers", name), name, (), groups), groups
+
+
+def _at(tree: Any, keys: Sequence[Any]) -> Any:
+    for key in keys:
+        tree = tree[key]
+    return tree
+
+
+def _check_structure(skeleton: Any, params: Any, keys: tuple[Any, ...]) -> None:
+    """Raises unless `params` has the skeleton's lists, dict keys and arrays."""
+    where = _where(keys)
+    if isinstance(skeleton, list):
+        if not isinstance(params, (list, tuple)) or len(params) != len(skeleton):
+            size = (f" of length {len(params)}"
+                    if isinstance(params, (list, tuple)) else "")
+            raise ValueError(f"{where} must be a list of {len(skeleton)} "
+                             f"entries, got {type(params).__name__}{size}.")
+        for i, (s, p) in enumerate(zip(skeleton, params)):
+            _check_structure(s, p, (*keys, i))
+    elif isinstance(skeleton, dict):
+        if not isinstance(params, dict) or set(params) != set(skeleton):
+            got = (sorted(params, key=str) if isinstance(params, dict)
+                   else type(params).__name__)
+            raise ValueError(f"{where} must be a dict with keys "
+                             f"{sorted(skeleton)}, got {got}.")
+        for k in skeleton:
+            _check_structure(skeleton[k], params[k], (*keys, k))
+    elif not hasattr(params, "shape"):
+        raise TypeError(f"{where} must be an array, got "
+                        f"{type(params).__name__}.")
+
+
+def _dim0(array: Any) -> int:
+    return int(np.shape(array)[0]) if np.ndim(array) else 1
+
+
+def _input_shape(layer: Any, params: Any) -> tuple[Any, ...] | None:
+    """An input shape that fits the first arrays of `params`, or None when
+    they do not tell (a layer without params)."""
+    if isinstance(layer, Sequential):
+        for inner, p in zip(layer.layers, params):
+            shape = _input_shape(inner, p)
+            if shape is not None:
+                return shape
+        return None
+    if isinstance(layer, Embedding):
+        return (None, None)
+    if isinstance(layer, RecurrentLayer):
+        first = params[0] if isinstance(layer.cell, StackedCells) else params
+        return (None, None, _dim0(first["kernel"]))
+    if isinstance(layer, Bidirectional):
+        return _input_shape(layer.forward_layer, params["forward"])
+    if isinstance(layer, TimeDistributed):
+        inner = _input_shape(layer.layer, params)
+        return None if inner is None else (inner[0], None, *inner[1:])
+    if isinstance(layer, Dense):
+        return (None, None, _dim0(params["kernel"]))
+    for array in params.values():  # normalisation: every array is (D,)
+        return (None, None, _dim0(array))
+    return None
+
+
+def _check_shapes(model: Any, params: Any, groups: list[_Group],
+                  input_shape: Any, prefix: str) -> None:
+    if input_shape is None:
+        input_shape = _input_shape(model, params) or (None, None, 1)
+    template = jax.eval_shape(lambda: model.init(jax.random.key(0),
+                                                 tuple(input_shape)))
+    for group in groups:
+        for i, name in enumerate(group.arrays):
+            want = tuple(_at(template, group.keys)[name].shape)
+            got = tuple(np.shape(_at(params, group.keys)[name]))
+            if got != want:
+                raise ValueError(
+                    f"{prefix}{_join(group.path, 'vars', str(i))} "
+                    f"({_where(group.keys, name)}, the {group.owner}'s "
+                    f"{name}) must have shape {want}, got {got}.")
+
+
+@contextlib.contextmanager
+def _open_for_reading(path: Any) -> Iterator[Any]:
+    h5py = _h5py()
+    name = os.fspath(path)
+    if name.endswith(".keras"):
+        with zipfile.ZipFile(name) as archive:
+            members = archive.namelist()
+            if _ARCHIVE_WEIGHTS not in members:
+                raise ValueError(f"{name}: the archive holds no "
+                                 f"{_ARCHIVE_WEIGHTS}, only {members}.")
+            data = io.BytesIO(archive.read(_ARCHIVE_WEIGHTS))
+        with h5py.File(data, "r") as f:
+            yield f
+    elif name.endswith(".h5"):
+        with h5py.File(name, "r") as f:
+            if "model_weights" in f or "layer_names" in f.attrs:
+                raise ValueError(f"{name} is a legacy Keras 2 HDF5 file; "
+                                 "expected Keras 3's .weights.h5 layout.")
+            yield f
+    else:
+        raise ValueError("`path` must name a Keras 3 .weights.h5 file or a "
+                         f".keras archive, got {name!r}.")
+
+
+def _read_dataset(dataset: Any) -> np.ndarray:
+    if dataset.attrs.get("dtype") == "bfloat16":
+        return np.asarray(dataset[()]).view(jnp.bfloat16)
+    return np.asarray(dataset[()])
+
+
+def _missing_group(f: Any, path: str) -> str:
+    """Says what the file has where `path` was expected."""
+    parent = path
+    while parent and parent not in f:
+        parent = parent.rpartition("/")[0]
+    node = f[parent] if parent else f
+    return (f"no group {path!r}; under {parent or '/'!r} the file has "
+            f"{sorted(node.keys())}")
+
+
+def _datasets(f: Any) -> set[str]:
+    h5py = _h5py()
+    found: set[str] = set()
+    f.visititems(lambda name, obj: found.add(name)
+                 if isinstance(obj, h5py.Dataset) else None)
+    # A compiled model's file also holds its optimizer's state.
+    return {name for name in found if not name.startswith("optimizer/")}
+
+
+def _read_group(f: Any, group: _Group, params: Any, prefix: str) -> set[str]:
+    vars_path = _join(group.path, "vars")
+    if vars_path not in f:
+        raise ValueError(f"{prefix}the {group.owner} at {_where(group.keys)} "
+                         f"needs {group.arrays}, but there is "
+                         f"{_missing_group(f, vars_path)}.")
+    stored = sorted(f[vars_path].keys(), key=lambda k: (len(k), k))
+    expected = [str(i) for i in range(len(group.arrays))]
+    if stored != expected:
+        raise ValueError(f"{prefix}{vars_path} holds {len(stored)} arrays "
+                         f"{stored}, but the {group.owner} at "
+                         f"{_where(group.keys)} expects {len(expected)}: "
+                         f"{', '.join(group.arrays)}.")
+    target = _at(params, group.keys)
+    for key, name in zip(expected, group.arrays):
+        target[name] = jnp.asarray(_read_dataset(f[vars_path][key]))
+    return {_join(vars_path, key) for key in expected}
+
+
+def load_keras_weights(path: str | os.PathLike, model: Any,
+                       input_shape: Sequence[Any] | None = None) -> Any:
+    """Reads a Keras 3 weight file into params for a matching jaxrnn model.
+
+    Args:
+      path: a ``.weights.h5`` file from Keras' ``model.save_weights`` (or
+        `save_keras_weights`), or a ``.keras`` archive from ``model.save``.
+      model: the jaxrnn layer or `Sequential` equivalent to the Keras model
+        (`jaxrnn.interop.layer_from_keras` builds one). A single layer reads
+        the file of a Keras model holding just that layer.
+      input_shape: the model's input shape, e.g. (None, None, D), to check
+        the first layer's input size as well; when None it is taken from
+        the file and every other shape is checked against it.
+
+    Returns:
+      Params in `model`'s layout (as `model.init` returns), jax arrays of
+      the stored dtypes.
+
+    Raises:
+      ValueError: the file lacks a group the model needs, a group holds
+        another number of arrays, an array has the wrong shape (the message
+        names the h5 path and the params entry), or the file holds arrays
+        the model has no place for.
+      TypeError: `model` contains a layer with no Keras counterpart.
+      ImportError: h5py is not installed.
+
+    Example:
+      >>> import os, tempfile, jax
+      >>> from jaxrnn.layers import Dense, Embedding, LSTM, Sequential
+      >>> model = Sequential([Embedding(50, 8, mask_zero=True), LSTM(16), Dense(2)])
+      >>> params = model.init(jax.random.key(0), (None, None))
+      >>> path = os.path.join(tempfile.mkdtemp(), "model.weights.h5")
+      >>> save_keras_weights(params, model, path)
+      >>> loaded = load_keras_weights(path, model)
+      >>> loaded[1]["recurrent_kernel"].shape
+      (16, 64)
+    """
+    prefix = f"{os.fspath(path)}: "
+    with _open_for_reading(path) as f:
+        bare = not isinstance(model, Sequential) and "layers" not in f
+        params, groups = _model_layout(model, single_layer_root=bare)
+        used: set[str] = set()
+        for group in groups:
+            if group.arrays:
+                used |= _read_group(f, group, params, prefix)
+        unused = sorted(_datasets(f) - used)
+    if unused:
+        raise ValueError(f"{prefix}the file holds arrays the "
+                         f"{type(model).__name__} has no place for: "
+                         f"{unused[:6]}{' ...' if len(unused) > 6 else ''}.")
+    _check_shapes(model, params, groups, input_shape, prefix)
+    return params
+
+
+def save_keras_weights(params: Any, model: Any,
+                       path: str | os.PathLike) -> None:
+    """Writes params as a Keras 3 ``.weights.h5`` file.
+
+    Keras' ``keras_model.load_weights(path)`` accepts the file when
+    ``keras_model`` is the Keras equivalent of `model` (a single jaxrnn layer
+    stands for a Keras model holding just that layer). Arrays keep their
+    dtype; Keras casts them to its variables' dtypes when loading.
+
+    Args:
+      params: `model`'s params, as `model.init` returns them.
+      model: a jaxrnn layer or `Sequential` of layers with a Keras
+        counterpart.
+      path: where to write; must end in ``.weights.h5``.
+
+    Raises:
+      ValueError: a wrong path suffix, params of the wrong structure or
+        shape (the message names the params entry and its h5 path).
+      TypeError: `model` contains a layer with no Keras counterpart, or a
+        params leaf is not an array.
+      ImportError: h5py is not installed.
+
+    Example:
+      >>> import os, tempfile, jax
+      >>> from jaxrnn.layers import Bidirectional, GRU
+      >>> layer = Bidirectional(GRU(4))
+      >>> params = layer.init(jax.random.key(0), (None, 10, 3))
+      >>> save_keras_weights(params, layer,
+      ...                    os.path.join(tempfile.mkdtemp(), "bi.weights.h5"))
+    """
+    name = os.fspath(path)
+    if not name.endswith(".weights.h5"):
+        raise ValueError("`path` must end in '.weights.h5' (Keras' suffix for "
+                         f"weight files), got {name!r}.")
+    skeleton, groups = _model_layout(model, single_layer_root=False)
+    _check_structure(skeleton, params, ())
+    _check_shapes(model, params, groups, None, "")
+    h5py = _h5py()
+    with h5py.File(name, "w") as f:
+        for group in groups:
+            vars_group = f.require_group(_join(group.path, "vars"))
+            vars_group.attrs["name"] = group.name
+            target = _at(params, group.keys)
+            for i, array_name in enumerate(group.arrays):
+                value = np.asarray(target[array_name])
+                dataset = vars_group.create_dataset(str(i), data=value)
+                if value.dtype == jnp.bfloat16:
+                    dataset.attrs["dtype"] = "bfloat16"
