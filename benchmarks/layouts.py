@@ -1,0 +1,200 @@
+"""jaxrnn's Keras-layout weights in each peer's layout.
+
+jaxrnn (as Keras): ``kernel`` (D, G*H), ``recurrent_kernel`` (H, G*H); LSTM
+gates (i, f, c, o) and one ``bias`` (4H,); GRU gates (z, r, h) and, with
+reset_after, ``bias`` (2, 3H): row 0 for the input, row 1 for the recurrent
+side. Every function here is written in jax.numpy, so `jax.vjp` of a
+conversion carries a peer's gradients back into jaxrnn's layout for the
+numerical check. Read from each library's source (versions in RESULTS.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+LSTM_GATES = {"i": 0, "f": 1, "g": 2, "c": 2, "o": 3}  # Keras c is torch/flax g
+GRU_GATES = {"z": 0, "r": 1, "n": 2, "h": 2}  # Keras h is torch/flax n
+
+
+def gate(array: jax.Array, index: int, gates: int) -> jax.Array:
+    """The `index`-th of `gates` equal slices of the last axis."""
+    size = array.shape[-1] // gates
+    return array[..., index * size:(index + 1) * size]
+
+
+def regate(array: jax.Array, order: str, table: dict[str, int]) -> jax.Array:
+    """Reorders the gate slices of the last axis: `order` names the new
+    sequence of gates, e.g. "rzn" for torch's GRU."""
+    gates = len(order)
+    return jnp.concatenate([gate(array, table[g], gates) for g in order], -1)
+
+
+def path_names(path) -> list[str]:
+    """A pytree path as plain names, without NNX's trailing ``value``."""
+    names = []
+    for entry in path:
+        for attr in ("key", "name", "idx"):
+            if hasattr(entry, attr):
+                names.append(str(getattr(entry, attr)))
+                break
+    return [n for n in names if n != "value"]
+
+
+def fill(template: Any, leaf_for: Callable[[list[str]], jax.Array]) -> Any:
+    """Rebuilds `template` (a peer's params pytree) with ``leaf_for(names)``
+    at every leaf; raises if a shape differs from the template's."""
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
+    values = []
+    for path, leaf in leaves:
+        names = path_names(path)
+        value = leaf_for(names)
+        if tuple(value.shape) != tuple(leaf.shape):
+            raise ValueError(f"{'/'.join(names)}: converted shape "
+                             f"{value.shape}, peer expects {leaf.shape}.")
+        values.append(value)
+    return jax.tree_util.tree_unflatten(treedef, values)
+
+
+def direction(params: dict, names: list[str]) -> dict:
+    """The direction's params for a leaf of a bidirectional peer (its path
+    names a forward or backward module), else `params` itself."""
+    if "forward" not in params:
+        return params
+    for name in names:
+        if "backward" in name:
+            return params["backward"]
+        if "forward" in name:
+            return params["forward"]
+    raise ValueError(f"No direction in {names}.")
+
+
+# Flax (linen and NNX) per-gate Dense layers: ``ii`` .. ``ho`` for the LSTM,
+# ``ir`` .. ``hn`` for the GRU; input side first letter i, hidden side h.
+
+def flax_lstm_leaf(p: dict, module: str, leaf: str) -> jax.Array:
+    """LSTMCell / OptimizedLSTMCell: kernels on both sides, the bias on the
+    hidden side only (``hi`` .. ``ho``), so Keras' bias goes there whole."""
+    side, g = module[0], LSTM_GATES[module[1]]
+    if leaf == "bias":
+        return gate(p["bias"], g, 4)
+    return gate(p["kernel" if side == "i" else "recurrent_kernel"], g, 4)
+
+
+def flax_gru_leaf(p: dict, module: str, leaf: str) -> jax.Array:
+    """linen GRUCell: biases on ``ir``, ``iz``, ``in`` and ``hn`` only; r and
+    z add both Keras biases, the candidate keeps them apart
+    (n = tanh(W_in x + b_in + r * (W_hn h + b_hn)), as Keras reset_after)."""
+    side, g = module[0], GRU_GATES[module[1]]
+    if leaf == "kernel":
+        return gate(p["kernel" if side == "i" else "recurrent_kernel"], g, 3)
+    b_input, b_recurrent = gate(p["bias"][0], g, 3), gate(p["bias"][1], g, 3)
+    if module in ("ir", "iz"):
+        return b_input + b_recurrent
+    return b_input if module == "in" else b_recurrent
+
+
+def nnx_lstm_leaf(p: dict, names: list[str]) -> jax.Array:
+    """nnx.LSTMCell (``if_`` for the forget gate) or nnx.OptimizedLSTMCell
+    (fused ``dense_i`` (D, 4H), ``dense_h`` (H, 4H) with bias, gates
+    i, f, g, o as Keras)."""
+    module, leaf = names[-2], names[-1]
+    if module == "dense_i":
+        return p["kernel"]
+    if module == "dense_h":
+        return p["recurrent_kernel"] if leaf == "kernel" else p["bias"]
+    return flax_lstm_leaf(p, module.rstrip("_"), leaf)
+
+
+def nnx_gru_leaf(p: dict, names: list[str]) -> jax.Array:
+    """nnx.GRUCell: ``dense_i`` (D, 3H) with bias, ``dense_h`` (H, 3H)
+    without, gates r, z, n. It has no recurrent candidate bias b_hn (n =
+    tanh(x_n + r * (W_hn h))), so the check zeroes that bias in jaxrnn."""
+    module, leaf = names[-2], names[-1]
+    if module == "dense_h":
+        return regate(p["recurrent_kernel"], "rzn", GRU_GATES)
+    if leaf == "kernel":
+        return regate(p["kernel"], "rzn", GRU_GATES)
+    return regate(gru_input_bias(p), "rzn", GRU_GATES)
+
+
+def gru_input_bias(p: dict) -> jax.Array:
+    """Both Keras biases on z and r, the input one on the candidate (3H,),
+    Keras order: the single bias of peers that add one to x_z, x_r, x_n."""
+    b_input, b_recurrent = p["bias"][0], p["bias"][1]
+    units = b_input.shape[0] // 3
+    return b_input + b_recurrent.at[2 * units:].set(0)
+
+
+def without_candidate_bias(p: dict) -> dict:
+    """`p` with the recurrent candidate bias b_hn zeroed (nnx.GRUCell's maths)."""
+    units = p["bias"].shape[1] // 3
+    return {**p, "bias": p["bias"].at[1, 2 * units:].set(0)}
+
+
+def equinox_lstm(p: dict, cell: Any) -> Any:
+    """eqx.nn.LSTMCell: weight_ih (4H, D), weight_hh (4H, H), gates i, f, g, o
+    as Keras, one bias (4H,)."""
+    import equinox as eqx
+    return eqx.tree_at(lambda m: (m.weight_ih, m.weight_hh, m.bias), cell,
+                       (p["kernel"].T, p["recurrent_kernel"].T, p["bias"]))
+
+
+def equinox_gru(p: dict, cell: Any) -> Any:
+    """eqx.nn.GRUCell: torch's maths, gates r, z, n; ``bias`` (3H,) on the
+    input side, ``bias_n`` (H,) inside the reset product."""
+    import equinox as eqx
+    units = p["bias"].shape[1] // 3
+    return eqx.tree_at(
+        lambda m: (m.weight_ih, m.weight_hh, m.bias, m.bias_n), cell,
+        (regate(p["kernel"], "rzn", GRU_GATES).T,
+         regate(p["recurrent_kernel"], "rzn", GRU_GATES).T,
+         regate(gru_input_bias(p), "rzn", GRU_GATES),
+         p["bias"][1, 2 * units:]))
+
+
+def haiku_lstm(p: dict) -> dict:
+    """hk.LSTM: one Linear on concat([x, h]), w (D+H, 4H) and b (4H,), gates
+    i, g, f, o, and sigmoid(f + 1): the forget bias is one lower."""
+    w = jnp.concatenate([p["kernel"], p["recurrent_kernel"]], 0)
+    units = p["bias"].shape[0] // 4
+    bias = p["bias"].at[units:2 * units].add(-1.0)
+    return {"w": regate(w, "igfo", LSTM_GATES),
+            "b": regate(bias, "igfo", LSTM_GATES)}
+
+
+def reset_before_params(p: dict) -> dict:
+    """Keras reset_after=False params from reset_after ones: bias (3H,) is
+    row 0 (row 1 has no place in that maths)."""
+    return {"kernel": p["kernel"], "recurrent_kernel": p["recurrent_kernel"],
+            "bias": p["bias"][0]}
+
+
+def haiku_gru(q: dict) -> dict:
+    """hk.GRU from Keras reset_after=False params `q`: w_i (D, 3H), w_h
+    (H, 3H), b (3H,), gates z, r, a as Keras, but h' = (1 - z) h + z a where
+    Keras has h' = z h + (1 - z) a; sigmoid(-x) = 1 - sigmoid(x), so the z
+    columns change sign."""
+    units = q["bias"].shape[0] // 3
+    sign = jnp.concatenate([-jnp.ones(units), jnp.ones(2 * units)])
+    return {"w_i": q["kernel"] * sign, "w_h": q["recurrent_kernel"] * sign,
+            "b": q["bias"] * sign}
+
+
+def torch_state(p: dict, cell: str, suffix: str = "") -> dict:
+    """torch.nn.LSTM / GRU ``*_l0{suffix}``: weight_ih (G*H, D), weight_hh
+    (G*H, H), bias_ih and bias_hh. LSTM gates i, f, g, o as Keras; the
+    Keras bias goes to bias_ih, zeros to bias_hh. GRU gates r, z, n, bias
+    rows 0 and 1 to bias_ih and bias_hh (torch's GRU is Keras reset_after)."""
+    if cell == "LSTM":
+        w_ih, w_hh = p["kernel"].T, p["recurrent_kernel"].T
+        b_ih, b_hh = p["bias"], jnp.zeros_like(p["bias"])
+    else:
+        w_ih = regate(p["kernel"], "rzn", GRU_GATES).T
+        w_hh = regate(p["recurrent_kernel"], "rzn", GRU_GATES).T
+        b_ih = regate(p["bias"][0], "rzn", GRU_GATES)
+        b_hh = regate(p["bias"][1], "rzn", GRU_GATES)
+    return {f"weight_ih_l0{suffix}": w_ih, f"weight_hh_l0{suffix}": w_hh,
+            f"bias_ih_l0{suffix}": b_ih, f"bias_hh_l0{suffix}": b_hh}

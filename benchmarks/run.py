@@ -1,0 +1,194 @@
+"""jaxrnn side by side with Flax (linen, NNX), Equinox, Haiku, Keras 3 (JAX
+backend), PyTorch (CPU) and a hand-written JAX reference.
+
+LSTM and GRU, forward and training step, at four sizes plus a masked
+(variable-length) and a bidirectional case. Every row is checked against
+jaxrnn on the same weights before it is timed; rows of a workload are timed
+round-robin in one process. Peers that are not installed are skipped with
+the reason.
+
+Run:
+  python benchmarks/run.py                 # everything; writes RESULTS.md
+  python benchmarks/run.py --smoke         # tiny sizes, 2 repetitions
+  python benchmarks/run.py --sizes mid,long --cells LSTM --repeats 5
+  python benchmarks/run.py --sizes large --merge   # re-measure one size
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+HERE = Path(__file__).resolve().parent
+sys.path.insert(1, str(HERE.parent))  # jaxrnn from this checkout
+
+import harness  # noqa: E402
+import peers  # noqa: E402
+import report  # noqa: E402
+from workloads import SIZES, SMOKE_SIZES, make_data, workloads  # noqa: E402
+
+PACKAGES = ["jax", "jaxlib", "numpy", "flax", "equinox", "dm-haiku", "keras",
+            "torch", "matplotlib"]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny sizes, 2 repetitions, no files unless --out")
+    parser.add_argument("--sizes", help="comma-separated cases: " +
+                        ", ".join(SIZES) + " (smoke: " +
+                        ", ".join(SMOKE_SIZES) + ")")
+    parser.add_argument("--cells", default="LSTM,GRU")
+    parser.add_argument("--peers", help="comma-separated: " + ", ".join(peers.PEERS))
+    parser.add_argument("--repeats", type=int,
+                        help="timed repetitions per row (default 10; smoke 2)")
+    parser.add_argument("--budget", type=float, default=20.0,
+                        help="seconds of timing per row before its "
+                        "repetitions are lowered (at least 3 are kept)")
+    parser.add_argument("--out", type=Path,
+                        help="folder for results.json, results.svg and the "
+                        "RESULTS.md section (default: benchmarks/; smoke: none)")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the other workloads of OUT/results.json")
+    args = parser.parse_args(argv)
+    known = SMOKE_SIZES if args.smoke else SIZES
+    args.sizes = args.sizes.split(",") if args.sizes else list(known)
+    args.cells = args.cells.split(",")
+    args.peers = args.peers.split(",") if args.peers else list(peers.PEERS)
+    for name, chosen, valid in (("--sizes", args.sizes, known),
+                                ("--cells", args.cells, ("LSTM", "GRU")),
+                                ("--peers", args.peers, peers.PEERS)):
+        unknown = sorted(set(chosen) - set(valid))
+        if unknown:
+            parser.error(f"{name}: unknown {unknown}; choose from {list(valid)}")
+    if args.repeats is None:
+        args.repeats = 2 if args.smoke else 10
+    if args.out is None and not args.smoke:
+        args.out = HERE
+    return args
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    memory = "unknown memory"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                memory = f"{int(line.split()[1]) / 2**20:.0f} GiB"
+    except OSError:
+        pass
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory": memory,
+            "versions": versions}
+
+
+def measure(args) -> tuple[list[dict], dict]:
+    """Runs every workload; returns (row dicts, metadata with one run)."""
+    meta = machine()
+    size, tries = (256, 3) if args.smoke else (2048, 10)
+    run = {"command": "python benchmarks/run.py " + shlex.join(sys.argv[1:]),
+           "date": datetime.date.today().isoformat(),
+           "load_before": os.getloadavg(),
+           "peak": harness.matmul_peak_gflops(size, tries)}
+    try:
+        import torch
+        meta["torch_threads"] = torch.get_num_threads()
+    except ImportError:
+        pass
+    print(f"{meta['cpu']}, {meta['cores']} cores; matmul peak "
+          f"{run['peak']['jax_gflops']:.1f} GFLOP/s; load average "
+          f"{run['load_before'][0]:.1f}", flush=True)
+    rows = []
+    for workload in workloads(args.cells, args.sizes):
+        start = time.perf_counter()
+        print(f"\n{workload.label}", flush=True)
+        data = make_data(workload)
+        cache: dict = {}
+        built = []
+        for name in args.peers:
+            built += harness.build_rows(name, workload, data, cache,
+                                        lambda text: print(text, flush=True))
+        harness.time_rows(built, args.repeats, args.budget)
+        for row in built:
+            rows.append({**row.as_dict(),
+                         "peak_gflops": run["peak"]["jax_gflops"]})
+        done = report.summarise([r for r in rows if r["label"] == workload.label])
+        for _, lines, _ in report.full_lines(done):
+            print(report.text_table(report.ROW_HEADER, lines))
+        print(f"({time.perf_counter() - start:.0f} s)", flush=True)
+    run["load_after"] = os.getloadavg()
+    run["workloads"] = list(dict.fromkeys(r["label"] for r in rows))
+    meta["runs"] = [run]
+    return rows, meta
+
+
+def merged(rows: list[dict], meta: dict, path: Path) -> tuple[list[dict], dict]:
+    """Adds the rows (and runs) of other workloads from an earlier
+    results.json, in the canonical case order."""
+    if not path.exists():
+        return rows, meta
+    earlier = json.loads(path.read_text())
+    new = {r["label"] for r in rows}
+    old = [r for r in earlier["rows"] if r["label"] not in new]
+    kept = {r["label"] for r in old}
+    runs = [dict(run, workloads=[w for w in run["workloads"] if w in kept])
+            for run in earlier["meta"]["runs"]]
+    meta = {**meta, "runs": [r for r in runs if r["workloads"]] + meta["runs"]}
+    order = list(SIZES) + list(SMOKE_SIZES)
+    rows = sorted(old + rows, key=lambda r: (order.index(r["workload"]["case"]),
+                                              r["workload"]["cell"] != "LSTM"))
+    return rows, meta
+
+
+def write(rows: list[dict], meta: dict, summary: list[dict], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    # One row per line: small enough to keep, and --merge reads it back.
+    lines = ",\n".join(json.dumps(row, default=float) for row in rows)
+    (out / "results.json").write_text(
+        f'{{"meta": {json.dumps(meta, indent=1)},\n"rows": [\n{lines}\n]}}\n')
+    chart_name = "results.svg" if report.chart(summary, out / "results.svg") \
+        else None
+    if chart_name is None:
+        print("matplotlib not installed: no chart")
+    report.write_section(out / "RESULTS.md",
+                         report.markdown(summary, meta, chart_name))
+    print(f"\nwrote {out / 'results.json'}, {out / 'RESULTS.md'}"
+          + (f", {out / chart_name}" if chart_name else ""))
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    rows, meta = measure(args)
+    if args.merge and args.out is not None:
+        rows, meta = merged(rows, meta, args.out / "results.json")
+    summary = report.summarise(rows)
+    report.print_report(summary, meta)
+    if args.out is not None:
+        write(rows, meta, summary, args.out)
+    failed = [r for r in rows if r["status"] == "FAILED"]
+    for row in failed:
+        print(f"FAILED: {row['label']} {row['peer']} {row['mode']}: "
+              f"{row['reason']}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

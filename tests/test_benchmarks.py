@@ -1,0 +1,89 @@
+"""The benchmark suite (benchmarks/run.py) in its smoke mode, so it never rots.
+
+Runs in a subprocess: the suite sets up Keras' backend and imports the peer
+libraries itself, and must not inherit the tests' strict dtype promotion.
+Peers that are not installed are skipped by the suite, so this passes with
+only jax, keras and numpy.
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def _load_report():
+    """benchmarks/report.py under a private name (it needs only the stdlib),
+    so the benchmark modules stay off sys.path."""
+    spec = importlib.util.spec_from_file_location(
+        "_benchmarks_report", BENCHMARKS / "report.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+report = _load_report()
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """(results.json contents, the run's output) of ``run.py --smoke``."""
+    out = tmp_path_factory.mktemp("benchmarks")
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "run.py"), "--smoke", "--out",
+         str(out)], capture_output=True, text=True, env=env, timeout=900)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    return json.loads((out / "results.json").read_text()), done.stdout, out
+
+
+def test_smoke_rows_pass_their_check_and_are_timed(smoke):
+    results, stdout, _ = smoke
+    rows = results["rows"]
+    assert rows
+    for row in rows:
+        name = f"{row['label']} {row['peer']} {row['mode']}"
+        assert row["status"] in ("ok", "skipped"), (name, row["reason"])
+        if row["status"] == "ok":
+            assert max(row["errors"].values()) <= 1e-4, (name, row["errors"])
+            assert row["times_s"] and min(row["times_s"]) > 0, name
+
+
+def test_smoke_times_jaxrnn_and_the_reference_everywhere(smoke):
+    results, _, _ = smoke
+    rows = results["rows"]
+    labels = {row["label"] for row in rows}
+    for label in labels:
+        for peer in ("jaxrnn", "JAX reference (hand-written)"):
+            modes = {row["mode"] for row in rows if row["label"] == label
+                     and row["peer"] == peer and row["status"] == "ok"}
+            assert modes == {"forward", "train"}, (label, peer)
+
+
+def test_smoke_reports_memory_and_writes_the_section(smoke):
+    results, stdout, out = smoke
+    jaxrnn_train = [row for row in results["rows"]
+                    if row["peer"] == "jaxrnn" and row["mode"] == "train"]
+    assert all(row["temp_bytes"] is not None and
+               row["remat_temp_bytes"] is not None for row in jaxrnn_train)
+    assert "Summary" in stdout
+    text = (out / "RESULTS.md").read_text()
+    assert report.START in text and report.END in text
+
+
+def test_write_section_keeps_the_rest_of_the_file(tmp_path):
+    path = tmp_path / "RESULTS.md"
+    path.write_text("# Benchmark results\n\n## Chunk sizes\n\nkept\n")
+    for body in ("first", "second"):
+        report.write_section(path, f"{report.START}\n{body}\n{report.END}\n")
+    text = path.read_text()
+    assert text.startswith("# Benchmark results\n")
+    assert "second" in text and "first" not in text
+    assert text.count(report.START) == 1
+    assert text.rstrip().endswith("## Chunk sizes\n\nkept")
