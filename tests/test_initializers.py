@@ -22,9 +22,11 @@ def test_distribution_matches_keras(name, key):
     assert ours.shape == theirs.shape
     np.testing.assert_allclose(ours.mean(), theirs.mean(), atol=3e-3)
     np.testing.assert_allclose(ours.std(), theirs.std(), rtol=0.03, atol=1e-7)
-    # Same support: uniform bounds and the truncation at two deviations.
-    np.testing.assert_allclose(np.abs(ours).max(), np.abs(theirs).max(),
-                               rtol=0.1, atol=1e-7)
+    # Same support: uniform bounds and the truncation at two deviations
+    # (an untruncated normal's maximum is not a stable statistic).
+    if name != "random_normal":
+        np.testing.assert_allclose(np.abs(ours).max(), np.abs(theirs).max(),
+                                   rtol=0.1, atol=1e-7)
 
 
 def test_orthogonal_rows_are_orthonormal_like_keras(key):
