@@ -1,6 +1,6 @@
 """Builds, checks and times the rows of one workload.
 
-Each peer gives two rows, forward (the full output sequence) and training
+Each peer gives up to two rows, forward (the full output sequence) and training
 step (`value_and_grad` of the loss w.r.t. params and inputs; torch:
 ``loss.backward()`` with inputs requiring grad). Before any timing a row is
 compared with jaxrnn on the same weights: outputs, loss, input gradients,

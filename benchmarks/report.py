@@ -201,14 +201,16 @@ def markdown(summary: list[dict], meta: dict, chart_name: str | None) -> str:
         "inputs requiring grad). Every row was first checked against jaxrnn "
         "on the same weights (outputs, loss, input and parameter gradients "
         "within 1e-4: `max err`). Times are medians of repetitions "
-        "interleaved round-robin over a workload's rows in one process, "
-        "IQR and min-max in ms; `x fastest` is over the rows with the "
+        "interleaved round-robin (a fresh random order each round) over a "
+        "workload's rows in one process, IQR and min-max in ms; `n` "
+        "repetitions; `x fastest` is over the rows with the "
         "workload's maths (`*`: other maths); faults are minor page faults "
         "per call; GFLOP/s counts the recurrence's matmuls (forward "
         "2*T*B*(D+H)*G*H, training 3x, bidirectional twice) and % peak "
         "divides by the run's matmul peak. First call: compile plus first "
         "run. Temp MB: XLA's temp buffers of the training step "
-        "(`memory_analysis()`), for jaxrnn also with `remat=True`.",
+        "(`memory_analysis()`), for jaxrnn also with `remat=True` (the "
+        "`jaxrnn remat=True` row times that step).",
         "",
         "### Summary (ratios below 1: jaxrnn faster)",
         "",

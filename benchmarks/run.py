@@ -12,6 +12,7 @@ Run:
   python benchmarks/run.py --smoke         # tiny sizes, 2 repetitions
   python benchmarks/run.py --sizes mid,long --cells LSTM --repeats 5
   python benchmarks/run.py --sizes large --merge   # re-measure one size
+  python benchmarks/run.py --report                # re-render results.json
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "RESULTS.md section (default: benchmarks/; smoke: none)")
     parser.add_argument("--merge", action="store_true",
                         help="keep the other workloads of OUT/results.json")
+    parser.add_argument("--report", action="store_true",
+                        help="measure nothing: rewrite the table, chart and "
+                        "RESULTS.md section from OUT/results.json")
     args = parser.parse_args(argv)
     known = SMOKE_SIZES if args.smoke else SIZES
     args.sizes = args.sizes.split(",") if args.sizes else list(known)
@@ -176,7 +180,13 @@ def write(rows: list[dict], meta: dict, summary: list[dict], out: Path) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    rows, meta = measure(args)
+    if args.report:
+        if args.out is None:
+            sys.exit("--report needs --out (or no --smoke)")
+        earlier = json.loads((args.out / "results.json").read_text())
+        rows, meta = earlier["rows"], earlier["meta"]
+    else:
+        rows, meta = measure(args)
     if args.merge and args.out is not None:
         rows, meta = merged(rows, meta, args.out / "results.json")
     summary = report.summarise(rows)

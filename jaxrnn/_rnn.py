@@ -27,6 +27,7 @@ def rnn(cell: Any, params: Any, inputs: jax.Array, *,
         seq_lengths: jax.Array | None = None, time_major: bool = False,
         go_backwards: bool = False, keep_order: bool = False,
         unroll: bool | int = 1, remat: bool = False,
+        parallel: bool = False,
         return_sequences: bool = True, zero_output_for_mask: bool = False,
         key: jax.Array | None = None,
         training: bool = False) -> tuple[jax.Array, Any]:
@@ -37,9 +38,12 @@ def rnn(cell: Any, params: Any, inputs: jax.Array, *,
         ``initial_carry(batch_shape)`` and ``cell(params, carry, x, *, key,
         training) -> (carry, y)``. Cells that also offer ``dropout_masks``,
         ``project_inputs`` and ``step_projected`` get the input projection
-        hoisted out of the recurrence.
+        hoisted out of the recurrence. A cell whose steps take more than a
+        vector (a convolutional cell's (H, W, C) frames) says how many
+        feature axes with an ``input_ndim`` attribute (default 1).
       params: the cell's params.
       inputs: (B, T, D); (T, B, D) with ``time_major``; or unbatched (T, D).
+        For a cell with ``input_ndim`` n, D stands for n feature axes.
       initial_carry: the carry to start from (leaves (B, ...), or unbatched
         (...)); zeros when None. Thread ``final_carry`` back in here to run a
         long stream in chunks.
@@ -58,6 +62,10 @@ def rnn(cell: Any, params: Any, inputs: jax.Array, *,
       remat: recompute each chunk of steps in the backward pass instead of
         storing its activations (`jax.checkpoint`): less memory, same
         gradients.
+      parallel: run a linear recurrence over the whole sequence at once with
+        `jax.lax.associative_scan` (cells with ``parallel_coefficients``:
+        `MinGRUCell`, `MinLSTMCell`, `LRUCell`); same numbers as the
+        sequential run, O(log T) depth instead of T.
       return_sequences: return all outputs, else the last one (with a mask:
         each row's output at its last valid step, zeros if it has none).
       zero_output_for_mask: masked steps output zeros in the sequence.
@@ -88,9 +96,11 @@ def rnn(cell: Any, params: Any, inputs: jax.Array, *,
                        keep_order=keep_order, remat=remat,
                        return_sequences=return_sequences,
                        zero_output_for_mask=zero_output_for_mask,
-                       training=training, unroll=unroll)
-        xs, batched = _time_major_inputs(inputs, time_major)
-        steps, batch, features = xs.shape
+                       training=training, parallel=parallel, unroll=unroll)
+        input_ndim = getattr(cell, "input_ndim", 1)
+        xs, batched = _time_major_inputs(inputs, time_major, input_ndim)
+        steps, batch = xs.shape[:2]
+        features = xs.shape[2] if input_ndim == 1 else xs.shape[2:]
         if hasattr(cell, "check_params"):
             cell.check_params(params, features)
         step_mask = _time_major_mask(mask, seq_lengths, batched, time_major,
@@ -102,11 +112,19 @@ def rnn(cell: Any, params: Any, inputs: jax.Array, *,
         if step_mask is not None:
             # Zero masked inputs so NaN/inf there cannot reach the backward
             # pass: jnp.where's gradient multiplies the unused branch by 0.
-            xs = jnp.where(step_mask[..., None], xs, jnp.zeros((), xs.dtype))
-        ys, last_y, carry = _run(
-            cell, params, xs, step_mask, carry, key=key, training=training,
-            unroll=unroll, remat=remat, zero_output=zero_output_for_mask,
-            collect=return_sequences)
+            xs = jnp.where(broadcast_over(step_mask, xs), xs,
+                           jnp.zeros((), xs.dtype))
+        if parallel:
+            from jaxrnn._parallel import run_parallel
+            ys, last_y, carry = run_parallel(
+                cell, params, xs, step_mask, carry, key=key,
+                training=training, zero_output=zero_output_for_mask,
+                collect=return_sequences)
+        else:
+            ys, last_y, carry = _run(
+                cell, params, xs, step_mask, carry, key=key,
+                training=training, unroll=unroll, remat=remat,
+                zero_output=zero_output_for_mask, collect=return_sequences)
         if return_sequences:
             if go_backwards and keep_order:
                 ys = jnp.flip(ys, 0)
@@ -128,18 +146,21 @@ def _check_options(*, unroll, **flags) -> None:
                          f"{unroll!r}.")
 
 
-def _time_major_inputs(inputs, time_major):
-    """Returns ((T, B, D) inputs, whether the call was batched)."""
+def _time_major_inputs(inputs, time_major, input_ndim=1):
+    """Returns ((T, B, *features) inputs, whether the call was batched)."""
     inputs = jnp.asarray(inputs)
     check_floating("inputs", inputs)
-    if inputs.ndim == 2:
+    if inputs.ndim == input_ndim + 1:
         xs, batched = inputs[:, None], False
-    elif inputs.ndim == 3:
+    elif inputs.ndim == input_ndim + 2:
         xs, batched = (inputs if time_major else jnp.swapaxes(inputs, 0, 1)), True
     else:
-        layout = "(T, B, D)" if time_major else "(B, T, D)"
+        features = "D" if input_ndim == 1 else ", ".join(
+            f"F{i}" for i in range(1, input_ndim + 1))
+        layout = f"(T, B, {features})" if time_major else f"(B, T, {features})"
         raise ValueError(f"`inputs` must have shape {layout} or unbatched "
-                         f"(T, D), got {inputs.shape} (rank {inputs.ndim}).")
+                         f"(T, {features}), got {inputs.shape} (rank "
+                         f"{inputs.ndim}).")
     if xs.shape[0] == 0:
         raise ValueError(f"`inputs` must have at least one time step, got "
                          f"shape {inputs.shape}.")
@@ -221,7 +242,8 @@ def _cell_step_functions(cell, params, key, training, batch, features):
 def _run(cell, params, xs, step_mask, carry, *, key, training, unroll, remat,
          zero_output, collect):
     """Scans chunks of steps; returns (ys (T, B, ...) or None, last y, carry)."""
-    steps, batch, features = xs.shape
+    steps, batch = xs.shape[:2]
+    features = xs.shape[2] if xs.ndim == 3 else xs.shape[2:]
     project, step = _cell_step_functions(cell, params, key, training, batch,
                                          features)
 
