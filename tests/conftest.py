@@ -51,7 +51,7 @@ def pytest_terminal_summary(terminalreporter):
     for name, error in PARITY_ERRORS.items():
         group = name.split("[")[0]
         groups[group] = max(groups.get(group, 0.0), error)
-    terminalreporter.section("Parity with Keras / PyTorch (max abs error, float32)")
+    terminalreporter.section("Parity with Keras, PyTorch, Flax, Equinox, Haiku (max abs error, float32)")
     for group, error in sorted(groups.items()):
         terminalreporter.write_line(f"{group:<40} {error:.2e}")
     terminalreporter.write_line(

@@ -1,0 +1,366 @@
+"""Flax linen cells (``nn.LSTMCell``, ``nn.OptimizedLSTMCell``,
+``nn.GRUCell``, ``nn.SimpleCell``) and their params <-> jaxrnn cells.
+
+`from_linen` reads a linen cell and its variables into a jaxrnn cell and
+params; `to_linen` goes back. H is ``features``, D the input size:
+
+=========================  ==================================================
+flax.linen                 jaxrnn
+=========================  ==================================================
+``LSTMCell``,              ``LSTMCell(H, activation=activation_fn,
+``OptimizedLSTMCell``      recurrent_activation=gate_fn)``: ``kernel`` is
+                           ``ii, if, ig, io`` kernels (D, H) side by side,
+                           ``recurrent_kernel`` the ``h*`` kernels (H, H),
+                           ``bias`` the ``h*`` biases (the ``i*`` Denses have
+                           none). Both classes have the same variables.
+``GRUCell``                ``GRUCell(H, reset_after=True)``: gates reordered
+                           from linen's (r, z, n) to Keras' (z, r, h); bias
+                           row 0 is ``iz, ir, in``'s biases, row 1 is
+                           ``[0, 0, hn's bias]`` (linen has no recurrent bias
+                           on the gates).
+``SimpleCell``             ``SimpleRNNCell(H, activation=activation_fn)``:
+                           ``i`` (kernel, bias), ``h`` (kernel);
+                           ``residual=True`` adds the identity to
+                           ``recurrent_kernel`` (``h W + h = h (W + I)``).
+=========================  ==================================================
+
+linen's LSTM carry is ``(c, h)``; jaxrnn's is ``(h, c)``. ``dtype`` and
+``param_dtype`` carry over; initializers do not (they do not change what the
+weights compute). Going to linen, a GRU's recurrent z and r biases are added
+to the input ones (both are plain sums inside the gates); a
+``reset_after=False`` GRU has no linen counterpart (linen applies the reset
+gate after the recurrent matmul), and a cell without bias gets zero biases.
+Flax is imported only when a function here is called.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn import activations
+from jaxrnn.cells.gru import GRUCell
+from jaxrnn.cells.lstm import LSTMCell
+from jaxrnn.cells.simple import SimpleRNNCell
+from jaxrnn.interop import _peers
+
+_GATES = "ifgo"  # flax's LSTM gate letters, in Keras' order (g is Keras' c)
+_COUNTERPARTS = {LSTMCell: "nn.LSTMCell or nn.OptimizedLSTMCell",
+                 GRUCell: "nn.GRUCell", SimpleRNNCell: "nn.SimpleCell"}
+_FIRST_INPUT = {LSTMCell: "ii", GRUCell: "ir", SimpleRNNCell: "i"}
+_PEERS = {LSTMCell: "flax.linen.LSTMCell", GRUCell: "flax.linen.GRUCell",
+          SimpleRNNCell: "flax.linen.SimpleCell"}
+
+
+def _linen():
+    import flax.linen as nn  # Lazy: Flax is an optional dependency.
+    return nn
+
+
+def _kinds() -> dict[type, type]:
+    """linen cell class -> the jaxrnn cell type that computes the same."""
+    nn = _linen()
+    return {nn.LSTMCell: LSTMCell, nn.OptimizedLSTMCell: LSTMCell,
+            nn.GRUCell: GRUCell, nn.SimpleCell: SimpleRNNCell}
+
+
+def from_linen(module: Any, variables: Any) -> tuple[Any, dict[str, jax.Array]]:
+    """Converts a Flax linen cell and its variables into a jaxrnn cell and
+    params.
+
+    Args:
+      module: a ``flax.linen`` ``LSTMCell``, ``OptimizedLSTMCell``,
+        ``GRUCell`` or ``SimpleCell``; its ``features``, ``gate_fn``,
+        ``activation_fn``, ``dtype``, ``param_dtype`` (and ``residual``) are
+        read.
+      variables: what ``module.init`` returns, ``{'params': {...}}``, or the
+        inner params dict (for a cell inside ``nn.RNN``:
+        ``variables['params']['cell']``).
+
+    Returns:
+      ``(cell, params)``: the jaxrnn cell that computes what `module` does
+      and its params in Keras' layout (see the module docstring), JAX
+      arrays of the variables' dtype.
+
+    Raises:
+      TypeError: `module` is not one of those linen cells, or a value is not
+        a float array.
+      ValueError: the variables' names or shapes do not fit `module`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, flax.linen as nn
+      >>> module = nn.GRUCell(features=4)
+      >>> variables = module.init(jax.random.key(0), jnp.zeros(4), jnp.zeros(3))
+      >>> cell, params = from_linen(module, variables)
+      >>> import jaxrnn
+      >>> cell == jaxrnn.GRUCell(4)
+      True
+      >>> params["kernel"].shape, params["bias"].shape
+      ((3, 12), (2, 12))
+    """
+    kind = _kind(module)
+    units = module.features
+    owner = f"flax.linen {type(module).__name__}(features={units})"
+    params = _inner_params(variables)
+    input_dim = _peers.rows_of(params, _FIRST_INPUT[kind])
+    arrays = _peers.check_layout(owner, params,
+                                 _layout(kind, units, input_dim),
+                                 _hint(variables))
+    cell = cell_from_flax(module, kind, units)
+    if kind is LSTMCell:
+        return cell, lstm_from_gates(arrays, [f"i{g}" for g in _GATES],
+                                     [f"h{g}" for g in _GATES])
+    if kind is GRUCell:
+        return cell, _gru_from_linen(arrays)
+    return cell, simple_from_dense(arrays["i"], arrays["h"]["kernel"],
+                                   module.residual)
+
+
+def to_linen(cell: Any, params: dict[str, Any],
+             module: Any = None) -> tuple[Any, dict[str, Any]]:
+    """Converts a jaxrnn cell and params into a Flax linen cell and variables.
+
+    Args:
+      cell: a jaxrnn ``LSTMCell``, ``GRUCell`` (``reset_after=True``) or
+        ``SimpleRNNCell`` with ``precision=None``.
+      params: the cell's params (from ``init`` or `from_linen`).
+      module: which linen cell to return. None: the default counterpart
+        (``nn.LSTMCell``, ``nn.GRUCell``, ``nn.SimpleCell``) built from the
+        cell's activations, ``dtype`` and ``param_dtype``. A class (say
+        ``nn.OptimizedLSTMCell``): that class, built likewise. An instance:
+        returned as is after checking it agrees with `cell` (features,
+        activations, ``residual=False``); it keeps its own dtypes and
+        initializers.
+
+    Returns:
+      ``(module, variables)`` with ``variables = {'params': {...}}``, ready
+      for ``module.apply(variables, carry, x)``; carry linen's ``(c, h)`` for
+      an LSTM. A GRU's recurrent z and r biases are added to the input ones;
+      a cell without bias gets zero biases.
+
+    Raises:
+      TypeError: `cell` has no linen counterpart, `module` is not a
+        counterpart of `cell`, or `params` is not a dict of float arrays.
+      ValueError: `params` does not fit `cell`, `cell` is a
+        ``reset_after=False`` GRU or has a ``precision``, or the `module`
+        instance disagrees with `cell`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, flax.linen as nn
+      >>> import jaxrnn
+      >>> cell = jaxrnn.LSTMCell(4)
+      >>> params = cell.init(jax.random.key(0), 3)
+      >>> module, variables = to_linen(cell, params, nn.OptimizedLSTMCell)
+      >>> (c, h), y = module.apply(variables, (jnp.zeros(4), jnp.zeros(4)),
+      ...                          jnp.ones(3))
+      >>> type(module).__name__, sorted(variables["params"])[:3], y.shape
+      ('OptimizedLSTMCell', ['hf', 'hg', 'hi'], (4,))
+    """
+    _peers.check_cell_type(cell, "flax.linen", _COUNTERPARTS)
+    peer = _PEERS[type(cell)]
+    _peers.check_expressible(cell, peer)
+    _peers.check_cell_params(cell, params)
+    if isinstance(cell, GRUCell):
+        _peers.check_reset_after(
+            cell, peer, True, "applies the reset gate after the recurrent "
+            "matmul, n = tanh(W_in x + b_in + r * (W_hn h + b_hn))")
+    module = _target_module(cell, module)
+    if isinstance(cell, LSTMCell):
+        linen = lstm_to_gates(cell, params, [f"i{g}" for g in _GATES],
+                              [f"h{g}" for g in _GATES])
+    elif isinstance(cell, GRUCell):
+        linen = _gru_to_linen(cell, params)
+    else:
+        linen = simple_to_dense(cell, params, "i", "h")
+    return module, {"params": linen}
+
+
+# Which linen cell; its variables' names and shapes.
+
+def _kind(module: Any) -> type:
+    kinds = _kinds()
+    if type(module) in kinds:
+        return kinds[type(module)]
+    origin = type(module).__module__.split(".")
+    hint = (" (a Flax NNX cell: use from_nnx)"
+            if origin[:2] == ["flax", "nnx"] else "")
+    got = ("the class itself, not an instance" if isinstance(module, type)
+           else type(module).__name__ + hint)
+    raise TypeError("`module` must be a flax.linen LSTMCell, "
+                    "OptimizedLSTMCell, GRUCell or SimpleCell instance, got "
+                    f"{got}.")
+
+
+def _inner_params(variables: Any) -> Any:
+    """``{'params': p}`` -> p; anything else as it came (checked later)."""
+    if isinstance(variables, Mapping) and "params" in variables:
+        others = sorted(set(variables) - {"params"})
+        if others:
+            raise ValueError("`variables` must hold only the 'params' "
+                             "collection (linen cells have no other), got "
+                             f"{sorted(variables)}.")
+        return variables["params"]
+    return variables
+
+
+def _hint(variables: Any) -> str:
+    inner = _inner_params(variables)
+    if isinstance(inner, Mapping) and set(inner) == {"cell"}:
+        return (" These look like nn.RNN's params: pass "
+                "variables['params']['cell'].")
+    return ""
+
+
+def _layout(kind: type, units: int, input_dim: int | None) -> _peers.Layout:
+    """Names and shapes of a linen cell's params."""
+    into = (input_dim, units)  # (D, H)
+    square = (units, units)
+    if kind is LSTMCell:
+        return {**{f"i{g}": {"kernel": into} for g in _GATES},
+                **{f"h{g}": {"kernel": square, "bias": (units,)}
+                   for g in _GATES}}
+    if kind is GRUCell:
+        return {"ir": {"kernel": into, "bias": (units,)},
+                "iz": {"kernel": into, "bias": (units,)},
+                "in": {"kernel": into, "bias": (units,)},
+                "hr": {"kernel": square}, "hz": {"kernel": square},
+                "hn": {"kernel": square, "bias": (units,)}}
+    return {"i": {"kernel": into, "bias": (units,)}, "h": {"kernel": square}}
+
+
+def _target_module(cell: Any, module: Any) -> Any:
+    """The linen cell to_linen returns: built, or a checked template."""
+    allowed = [k for k, v in _kinds().items() if v is type(cell)]
+    if module is None or isinstance(module, type):
+        cls = allowed[0] if module is None else module
+        if cls not in allowed:
+            raise TypeError(f"`module` must be one of "
+                            f"{[c.__name__ for c in allowed]} for "
+                            f"{_peers.cell_label(cell)}, got {cls.__name__}.")
+        return cls(features=cell.units, **flax_settings(cell))
+    if type(module) not in allowed:
+        raise TypeError(f"`module` must be an instance of one of "
+                        f"{[c.__name__ for c in allowed]} for "
+                        f"{_peers.cell_label(cell)}, got "
+                        f"{type(module).__name__}.")
+    _peers.check_template(cell, module, template_pairs(cell, "features"))
+    return module
+
+
+def cell_from_flax(module: Any, kind: type, units: int) -> Any:
+    """The jaxrnn cell for a linen or NNX cell (they share these settings)."""
+    settings = {"activation": _peers.activation_name(module.activation_fn),
+                "dtype": _peers.dtype_name(module.dtype),
+                "param_dtype": _peers.dtype_name(module.param_dtype)}
+    if kind is SimpleRNNCell:
+        return SimpleRNNCell(units, **settings)
+    settings["recurrent_activation"] = _peers.activation_name(module.gate_fn)
+    if kind is GRUCell:
+        settings["reset_after"] = True
+    return kind(units, **settings)
+
+
+def flax_settings(cell: Any) -> dict[str, Any]:
+    """A linen or NNX cell's constructor arguments for `cell`'s settings."""
+    settings = {"activation_fn": activations.get(cell.activation),
+                "dtype": None if cell.dtype is None else jnp.dtype(cell.dtype),
+                "param_dtype": jnp.dtype(cell.param_dtype)}
+    if not isinstance(cell, SimpleRNNCell):
+        settings["gate_fn"] = activations.get(cell.recurrent_activation)
+    return settings
+
+
+def template_pairs(cell: Any,
+                   units_attribute: str) -> list[tuple[str, str, Any]]:
+    """What a Flax template must agree on: (its attribute, where the value
+    comes from, the value)."""
+    pairs = [(units_attribute, "units", cell.units),
+             ("activation_fn", "activation", cell.activation)]
+    if isinstance(cell, SimpleRNNCell):
+        pairs.append(("residual", "to_linen and to_nnx write plain "
+                      "recurrent kernels", False))
+    else:
+        pairs.append(("gate_fn", "recurrent_activation",
+                      cell.recurrent_activation))
+    return pairs
+
+
+# Arrays, shared with the NNX converter (same per-gate layouts).
+
+def lstm_from_gates(arrays: Mapping[str, Mapping[str, jax.Array]],
+                    inputs: list[str],
+                    hiddens: list[str]) -> dict[str, jax.Array]:
+    """Per-gate Denses (i, f, g, o) -> Keras' LSTM params."""
+    return {"kernel": jnp.concatenate([arrays[n]["kernel"] for n in inputs],
+                                      axis=-1),  # (D, 4H)
+            "recurrent_kernel": jnp.concatenate(
+                [arrays[n]["kernel"] for n in hiddens], axis=-1),  # (H, 4H)
+            "bias": jnp.concatenate([arrays[n]["bias"] for n in hiddens])}
+
+
+def lstm_to_gates(cell: LSTMCell, params: Mapping[str, Any], inputs: list[str],
+                  hiddens: list[str]) -> dict[str, dict[str, jax.Array]]:
+    """Keras' LSTM params -> per-gate Denses; the bias goes on the recurrent
+    ones (zeros without a bias)."""
+    kernel = jnp.asarray(params["kernel"])
+    recurrent = jnp.asarray(params["recurrent_kernel"])
+    bias = jnp.asarray(params["bias"]) if "bias" in params else jnp.zeros(
+        (4 * cell.units,), kernel.dtype)
+    out = {}
+    for k, (i_name, h_name) in enumerate(zip(inputs, hiddens)):
+        gate = slice(k * cell.units, (k + 1) * cell.units)
+        out[i_name] = {"kernel": kernel[:, gate]}
+        out[h_name] = {"kernel": recurrent[:, gate], "bias": bias[gate]}
+    return out
+
+
+def simple_from_dense(dense_i: Mapping[str, jax.Array], recurrent: jax.Array,
+                      residual: bool) -> dict[str, jax.Array]:
+    """The Elman cell: input Dense with bias, recurrent Dense without."""
+    if residual:  # tanh(x W_i + b + h W_h + h) = tanh(x W_i + b + h (W_h + I))
+        recurrent = recurrent + jnp.eye(recurrent.shape[0],
+                                        dtype=recurrent.dtype)
+    return {"kernel": dense_i["kernel"], "recurrent_kernel": recurrent,
+            "bias": dense_i["bias"]}
+
+
+def simple_to_dense(cell: SimpleRNNCell, params: Mapping[str, Any],
+                    input_name: str, hidden_name: str) -> dict[str, Any]:
+    kernel = jnp.asarray(params["kernel"])
+    bias = jnp.asarray(params["bias"]) if "bias" in params else jnp.zeros(
+        (cell.units,), kernel.dtype)
+    return {input_name: {"kernel": kernel, "bias": bias},
+            hidden_name: {"kernel": jnp.asarray(params["recurrent_kernel"])}}
+
+
+def _gru_from_linen(arrays: Mapping[str, Mapping[str, jax.Array]]
+                    ) -> dict[str, jax.Array]:
+    """linen's six Denses (r, z, n) -> Keras' reset_after GRU (z, r, h)."""
+    def side(prefix, leaf):
+        return jnp.concatenate([arrays[prefix + g][leaf] for g in "zrn"],
+                               axis=-1)
+    hn_bias = arrays["hn"]["bias"]
+    zeros = jnp.zeros((2 * hn_bias.shape[0],), hn_bias.dtype)
+    return {"kernel": side("i", "kernel"),  # (D, 3H)
+            "recurrent_kernel": side("h", "kernel"),  # (H, 3H)
+            "bias": jnp.stack([side("i", "bias"),
+                               jnp.concatenate([zeros, hn_bias])])}
+
+
+def _gru_to_linen(cell: GRUCell, params: Mapping[str, Any]
+                  ) -> dict[str, dict[str, jax.Array]]:
+    units = cell.units
+    kernel = jnp.asarray(params["kernel"])
+    recurrent = jnp.asarray(params["recurrent_kernel"])
+    input_bias, recurrent_bias = _peers.split_gru_bias(cell, params,
+                                                       kernel.dtype)
+    folded = _peers.fold_gru_gate_biases(input_bias, recurrent_bias, units)
+    out = {}
+    for k, gate in enumerate("zrn"):  # Keras' order
+        part = slice(k * units, (k + 1) * units)
+        out["i" + gate] = {"kernel": kernel[:, part], "bias": folded[part]}
+        out["h" + gate] = {"kernel": recurrent[:, part]}
+    out["hn"]["bias"] = recurrent_bias[2 * units:]
+    return out
