@@ -13,13 +13,18 @@ def lengths_to_mask(seq_lengths: jax.Array, time_steps: int) -> jax.Array:
     """Turns lengths into the right-padded mask they stand for.
 
     Args:
-      seq_lengths: (...,) integer lengths.
+      seq_lengths: (...,) integer lengths, e.g. (B,).
       time_steps: T.
 
     Returns:
       (..., T) bool, True where ``t < length``.
 
+    Raises:
+      TypeError: `seq_lengths` is not of an integer dtype.
+
     Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxrnn import lengths_to_mask
       >>> lengths_to_mask(jnp.array([1, 3]), 3)
       Array([[ True, False, False],
              [ True,  True,  True]], dtype=bool)
@@ -43,16 +48,26 @@ def reset_carry(carry: Any, reset_mask: jax.Array) -> Any:
     call, resetting the entries whose episode ended.
 
     Args:
-      carry: any carry pytree whose leaves are (B, ...).
-      reset_mask: (B,) bool.
+      carry: any carry pytree whose leaves are (B, ...), e.g. an LSTM's
+        ``(h, c)``, each (B, H).
+      reset_mask: (B,) bool, True for the rows to reset.
 
     Returns:
-      The carry with the selected entries set to zero.
+      The carry, same structure, shapes and dtypes, with the selected rows
+      set to zero.
+
+    Raises:
+      TypeError: `reset_mask` is not bool.
+      ValueError: `reset_mask` is not (B,), or a carry leaf's first axis is
+        not B.
 
     Example:
-      >>> h = jnp.ones((2, 3))
-      >>> reset_carry(h, jnp.array([True, False]))[:, 0]
-      Array([0., 1.], dtype=float32)
+      >>> import jax.numpy as jnp
+      >>> from jaxrnn import reset_carry
+      >>> h, c = jnp.ones((2, 3)), jnp.ones((2, 3))
+      >>> h, c = reset_carry((h, c), jnp.array([True, False]))
+      >>> h[:, 0], c[:, 0]
+      (Array([0., 1.], dtype=float32), Array([0., 1.], dtype=float32))
     """
     reset_mask = jnp.asarray(reset_mask)
     if reset_mask.dtype != jnp.bool_:

@@ -17,22 +17,46 @@ ActivationLike = Union[str, Activation, None]
 
 
 def linear(x: jax.Array) -> jax.Array:
-    """Identity activation (Keras' ``'linear'``, also what ``None`` means)."""
+    """Identity activation (Keras' ``'linear'``, also what ``None`` means).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> linear(jnp.array([-1.0, 2.0]))
+        Array([-1.,  2.], dtype=float32)
+    """
     return x
 
 
 def exponential(x: jax.Array) -> jax.Array:
-    """``exp(x)`` (Keras' ``'exponential'``)."""
+    """``exp(x)`` (Keras' ``'exponential'``), elementwise.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> exponential(jnp.array([0.0]))
+        Array([1.], dtype=float32)
+    """
     return jnp.exp(x)
 
 
 def hard_tanh(x: jax.Array) -> jax.Array:
-    """``clip(x, -1, 1)`` (Keras' ``'hard_tanh'``)."""
+    """``clip(x, -1, 1)`` (Keras' ``'hard_tanh'``), elementwise.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> hard_tanh(jnp.array([-3.0, 0.5, 3.0]))
+        Array([-1. ,  0.5,  1. ], dtype=float32)
+    """
     return jnp.clip(x, -1, 1)
 
 
 def tanh_shrink(x: jax.Array) -> jax.Array:
-    """``x - tanh(x)`` (Keras' ``'tanh_shrink'``)."""
+    """``x - tanh(x)`` (Keras' ``'tanh_shrink'``), elementwise.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> tanh_shrink(jnp.array([0.0]))
+        Array([0.], dtype=float32)
+    """
     return x - jnp.tanh(x)
 
 
@@ -67,7 +91,12 @@ _BY_NAME: dict[str, Activation] = {
 
 
 def names() -> list[str]:
-    """Returns the activation names `get` accepts, sorted."""
+    """Returns the activation names `get` accepts, sorted.
+
+    Example:
+        >>> "hard_sigmoid" in names(), len(names()) > 20
+        (True, True)
+    """
     return sorted(_BY_NAME)
 
 

@@ -53,7 +53,12 @@ def _snake(name: str) -> str:
 
 
 def names() -> list[str]:
-    """Returns the initializer names `get` accepts (snake case), sorted."""
+    """Returns the initializer names `get` accepts (snake case), sorted.
+
+    Example:
+        >>> names()[:3]
+        ['glorot_normal', 'glorot_uniform', 'he_normal']
+    """
     return sorted(_BY_NAME)
 
 
@@ -98,6 +103,25 @@ def initialize(identifier: InitializerLike, key: jax.Array,
 
     Sampling happens in at least float32 and is then cast, so half-precision
     params get the same distribution (and QR-based 'orthogonal' works).
+
+    Args:
+        identifier: a Keras initializer name or a callable, as `get` takes.
+        key: PRNG key.
+        shape: the array's shape, e.g. (D, G*H) for a kernel.
+        dtype: the array's dtype.
+
+    Returns:
+        An array of `shape` and `dtype`.
+
+    Raises:
+        ValueError: for an unknown name.
+        TypeError: for anything that is neither a string nor a callable.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> w = initialize("orthogonal", jax.random.key(0), (4, 4), jnp.bfloat16)
+        >>> w.dtype, w.shape
+        (dtype(bfloat16), (4, 4))
     """
     wide = dtype if jnp.dtype(dtype).itemsize >= 4 else jnp.float32
     return get(identifier)(key, tuple(shape), wide).astype(dtype)

@@ -13,20 +13,22 @@ its own variables in creation order (trainable first). Children sit under
 the attribute that holds them, and members of a list under a snake_case form
 of their class name, numbered from the second on within that list. User
 names play no part, so a model's file reads the same whatever its layers are
-called. For example::
+called. For example:
 
-  vars                              Sequential (no own variables)
-  layers/embedding/vars/0           embeddings (V, E)
-  layers/lstm/vars                  LSTM (no own variables)
-  layers/lstm/cell/vars/{0,1,2}     kernel, recurrent_kernel, bias
-  layers/lstm_1/cell/vars/...       the second LSTM of the model
-  layers/bidirectional/forward_layer/cell/vars/...   and backward_layer
-  layers/rnn/cell/cells/lstm_cell_1/vars/...         RNN([cell, cell])
-  layers/time_distributed/layer/vars/{0,1}           kernel, bias
-  layers/batch_normalization/vars/{0..3}   gamma, beta, moving_mean,
-                                           moving_variance (as present)
-  optimizer/vars/...                saved too when the model was compiled;
-                                    ignored here
+```text
+vars                              Sequential (no own variables)
+layers/embedding/vars/0           embeddings (V, E)
+layers/lstm/vars                  LSTM (no own variables)
+layers/lstm/cell/vars/{0,1,2}     kernel, recurrent_kernel, bias
+layers/lstm_1/cell/vars/...       the second LSTM of the model
+layers/bidirectional/forward_layer/cell/vars/...   and backward_layer
+layers/rnn/cell/cells/lstm_cell_1/vars/...         RNN([cell, cell])
+layers/time_distributed/layer/vars/{0,1}           kernel, bias
+layers/batch_normalization/vars/{0..3}   gamma, beta, moving_mean,
+                                         moving_variance (as present)
+optimizer/vars/...                saved too when the model was compiled;
+                                  ignored here
+```
 
 A file written from a Functional model also holds ``layers/input_layer``
 (empty); bfloat16 arrays are stored as opaque 2-byte values with a

@@ -4,22 +4,18 @@
 `to_keras` copies params back into it, and `layer_from_keras` builds the
 jaxrnn layer (or `Sequential`) that computes what the Keras one does:
 
-==============================  ==============================================
-Keras                           jaxrnn params
-==============================  ==============================================
-``SimpleRNN``, ``LSTM``,        the cell's ``{'kernel', 'recurrent_kernel',
-``GRU``, ``RNN(cell)``, cells   'bias'}`` (no bias without ``use_bias``)
-``RNN([cell, ...])``            a list with one such dict per cell
-``Bidirectional``               ``{'forward': ..., 'backward': ...}``
-``Embedding``                   ``{'embeddings'}``
-``Dense``                       ``{'kernel', 'bias'}``
-``TimeDistributed(layer)``      the inner layer's params
-``Dropout``                     ``{}``
-``BatchNormalization``          ``{'gamma', 'beta', 'moving_mean',
-                                'moving_variance'}`` (gamma, beta as present)
-``LayerNormalization``          ``{'gamma', 'beta'}`` (as present)
-``Sequential``                  a list with one entry per layer
-==============================  ==============================================
+| Keras | jaxrnn params |
+| --- | --- |
+| ``SimpleRNN``, ``LSTM``, ``GRU``, ``RNN(cell)``, cells | the cell's ``{'kernel', 'recurrent_kernel', 'bias'}`` (no bias without ``use_bias``) |
+| ``RNN([cell, ...])`` | a list with one such dict per cell |
+| ``Bidirectional`` | ``{'forward': ..., 'backward': ...}`` |
+| ``Embedding`` | ``{'embeddings'}`` |
+| ``Dense`` | ``{'kernel', 'bias'}`` |
+| ``TimeDistributed(layer)`` | the inner layer's params |
+| ``Dropout`` | ``{}`` |
+| ``BatchNormalization`` | ``{'gamma', 'beta', 'moving_mean', 'moving_variance'}`` (gamma, beta as present) |
+| ``LayerNormalization`` | ``{'gamma', 'beta'}`` (as present) |
+| ``Sequential`` | a list with one entry per layer |
 
 Keras is imported only when a function here is called, so jaxrnn itself needs
 nothing beyond jax and numpy; pass objects of Keras 3 (any backend).
@@ -153,11 +149,19 @@ def from_keras(keras_layer_or_model: Any) -> Any:
       TypeError: for an unsupported Keras class.
       ValueError: for a Keras object that is not built.
 
-    Example (needs Keras, hence not run here)::
+    Example:
+      Needs Keras (with ``KERAS_BACKEND=jax`` or any other backend), so it
+      is not run as a doctest:
+
+      ```python
+      import keras, jax.numpy as jnp
+      from jaxrnn.interop import from_keras, layer_from_keras
 
       keras_model = keras.Sequential([keras.Input((None, 3)), keras.layers.LSTM(4)])
       params = from_keras(keras_model)  # [{'kernel': (3, 16), ...}]
-      y = layer_from_keras(keras_model)(params, x)
+      x = jnp.ones((2, 5, 3))
+      y = layer_from_keras(keras_model)(params, x)  # (2, 4), as keras_model(x)
+      ```
     """
     return _read(_tree(keras_layer_or_model, _label(keras_layer_or_model)))
 
@@ -236,10 +240,18 @@ def to_keras(params: Any, keras_layer_or_model: Any) -> None:
         e.g. ``lstm_1: recurrent_kernel must have shape (8, 32), got (8, 16)
         (params[1]['recurrent_kernel']).``
 
-    Example (needs Keras, hence not run here)::
+    Example:
+      Needs Keras, so it is not run as a doctest:
 
-      to_keras(params, keras_model)
+      ```python
+      import jax, keras
+      from jaxrnn.interop import layer_from_keras, to_keras
+
+      keras_model = keras.Sequential([keras.Input((None, 3)), keras.layers.LSTM(4)])
+      params = layer_from_keras(keras_model).init(jax.random.key(0), (None, None, 3))
+      to_keras(params, keras_model)  # keras_model now computes what params do
       keras_model.save_weights("model.weights.h5")
+      ```
     """
     tree = _tree(keras_layer_or_model, _label(keras_layer_or_model))
     for variable, value in _pairs(tree, params, "params"):
@@ -387,10 +399,16 @@ def layer_from_keras(keras_layer_or_model: Any) -> Any:
       ValueError: for a setting jaxrnn lacks (an activation it does not
         know, normalisation over another axis than the last, ...).
 
-    Example (needs Keras, hence not run here)::
+    Example:
+      Needs Keras, so it is not run as a doctest:
+
+      ```python
+      import keras
+      from jaxrnn.interop import layer_from_keras
 
       layer = layer_from_keras(keras.layers.GRU(8, return_sequences=True))
-      # GRU(units=8, ..., reset_after=True, return_sequences=True, ...)
+      # GRU(return_sequences=True, ..., units=8, ..., reset_after=True)
+      ```
     """
     obj = keras_layer_or_model
     kind = _kind(obj)

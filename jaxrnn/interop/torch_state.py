@@ -5,17 +5,12 @@ builds it from the module (H is ``hidden_size``, ``tm`` is
 ``time_major=not batch_first``, ``LSTM`` stands for ``GRU`` and ``SimpleRNN``
 too, the latter with ``activation=nonlinearity``):
 
-==========================  ==================================================
-torch                       jaxrnn
-==========================  ==================================================
-one layer                   ``LSTM(H, return_sequences=True, time_major=tm)``
-``num_layers=L``            ``RNN([LSTMCell(H)] * L, return_sequences=True,
-                            time_major=tm)``, params a list of L dicts
-``bidirectional``           ``Bidirectional(LSTM(H, ...))``, params
-                            ``{'forward': ..., 'backward': ...}``
-``bidirectional``, ``L``    ``TorchStack([Bidirectional(LSTM(H, ...))] * L)``,
-                            params a list of L such dicts
-==========================  ==================================================
+| torch | jaxrnn |
+| --- | --- |
+| one layer | ``LSTM(H, return_sequences=True, time_major=tm)`` |
+| ``num_layers=L`` | ``RNN([LSTMCell(H)] * L, return_sequences=True, time_major=tm)``, params a list of L dicts |
+| ``bidirectional`` | ``Bidirectional(LSTM(H, ...))``, params ``{'forward': ..., 'backward': ...}`` |
+| ``bidirectional``, ``L`` | ``TorchStack([Bidirectional(LSTM(H, ...))] * L)``, params a list of L such dicts |
 
 Stacked cells advance every layer within a time step where torch runs each
 layer over the whole sequence first; without dropout the two compute the same

@@ -92,22 +92,36 @@ class Bidirectional:
 
     @property
     def return_sequences(self) -> bool:
+        """The wrapped layer's ``return_sequences``."""
         return self.layer.return_sequences
 
     @property
     def return_state(self) -> bool:
+        """The wrapped layer's ``return_state``."""
         return self.layer.return_state
 
     @property
     def stateful(self) -> bool:
+        """The wrapped layer's ``stateful``."""
         return self.layer.stateful
 
     def compute_mask(self, inputs: jax.Array, mask: jax.Array | None) -> Any:
-        """The mask for the next layer: kept only when returning sequences."""
+        """The mask for the next layer: `mask` (B, T) when returning
+        sequences, else None."""
         return mask if self.return_sequences else None
 
     def init(self, key: jax.Array, input_shape) -> dict[str, Any]:
-        """Returns ``{'forward': params, 'backward': params}``."""
+        """Creates both directions' params.
+
+        Args:
+          key: PRNG key, split between the directions.
+          input_shape: (B, T, D) (or the wrapped layer's layout), None for
+            unknown sizes.
+
+        Returns:
+          ``{'forward': params, 'backward': params}``, each the wrapped
+          layer's params.
+        """
         forward_key, backward_key = jax.random.split(key)
         return {"forward": self.forward_layer.init(forward_key, input_shape),
                 "backward": self.backward_layer.init(backward_key, input_shape)}
@@ -169,7 +183,13 @@ class Bidirectional:
         return output if self.merge_mode is None else output[0]
 
     def output_shape(self, input_shape) -> Any:
-        """Keras' ``compute_output_shape`` for the merged output (and states)."""
+        """Keras' ``compute_output_shape`` for the merged output (and states).
+
+        Example:
+          >>> from jaxrnn import GRU
+          >>> Bidirectional(GRU(4, return_sequences=True)).output_shape((None, 6, 3))
+          (None, 6, 8)
+        """
         shapes = self.forward_layer.output_shape(input_shape)
         with_states = isinstance(shapes, list)
         out, states = (shapes[0], shapes[1:]) if with_states else (shapes, [])
@@ -184,5 +204,6 @@ class Bidirectional:
         return out if self.merge_mode is None else out[0]
 
     def param_count(self, input_shape) -> int:
-        """The number of parameters of both directions."""
+        """The number of parameters of both directions, for inputs of
+        `input_shape` (..., D)."""
         return count_params(self, input_shape)

@@ -32,6 +32,15 @@ class PassMask:
     """Keras' ``supports_masking``: the mask goes through unchanged."""
 
     def compute_mask(self, inputs: jax.Array, mask: jax.Array | None):
+        """The mask for the next layer: `mask` unchanged.
+
+        Args:
+          inputs: this layer's inputs (unused).
+          mask: bool (B, T), or None.
+
+        Returns:
+          `mask`.
+        """
         return mask
 
     def param_count(self, input_shape: Shape) -> int:
@@ -49,6 +58,7 @@ class Embedding(PassMask):
       mask_zero: id 0 is padding: `compute_mask` returns ``ids != 0`` for the
         next layers (a `Sequential` passes it on, as Keras does).
       embeddings_initializer: Keras' default draws from U(-0.05, 0.05).
+      param_dtype: dtype of the table `init` creates.
 
     Params: ``{'embeddings': (V, E)}``.
 
@@ -73,14 +83,38 @@ class Embedding(PassMask):
         initializers.get(self.embeddings_initializer)
 
     def init(self, key: jax.Array, input_shape: Shape = ()) -> dict[str, jax.Array]:
-        """Returns ``{'embeddings': (V, E)}``."""
+        """Creates the table.
+
+        Args:
+          key: PRNG key.
+          input_shape: the ids' shape, e.g. (None, None); not needed.
+
+        Returns:
+          ``{'embeddings': (V, E)}``.
+        """
         return {"embeddings": initializers.initialize(
             self.embeddings_initializer, key, (self.input_dim, self.output_dim),
             self.param_dtype)}
 
     def __call__(self, params, ids: jax.Array, *, mask=None, key=None,
                  training=False) -> jax.Array:
-        """Looks up `ids` (..., ) of an integer dtype; returns (..., E)."""
+        """Looks up `ids`.
+
+        Args:
+          params: ``{'embeddings': (V, E)}`` from `init`.
+          ids: (...,) integer ids in [0, V), e.g. (B, T).
+          mask: ignored; the mask for the next layer comes from
+            `compute_mask`.
+          key: ignored (every layer takes it).
+          training: ignored (every layer takes it).
+
+        Returns:
+          (..., E) vectors.
+
+        Raises:
+          TypeError: `ids` are not integers.
+          ValueError: the table is not (V, E).
+        """
         ids = jnp.asarray(ids)
         if not jnp.issubdtype(ids.dtype, jnp.integer):
             raise TypeError(f"Embedding expects integer ids, got {ids.dtype}.")
@@ -92,12 +126,21 @@ class Embedding(PassMask):
         return jnp.take(table, ids, axis=0)
 
     def compute_mask(self, inputs, mask):
-        """``inputs != 0`` with ``mask_zero``, else the incoming mask."""
+        """The mask for the next layer.
+
+        Args:
+          inputs: the ids, (B, T).
+          mask: the incoming mask, or None.
+
+        Returns:
+          ``inputs != 0`` (B, T) with ``mask_zero``, else `mask`.
+        """
         if not self.mask_zero:
             return mask
         return jnp.asarray(inputs) != 0
 
     def output_shape(self, input_shape: Shape) -> tuple[Any, ...]:
+        """(..., E) for ids of shape `input_shape` (...,)."""
         return tuple(input_shape) + (self.output_dim,)
 
 
@@ -109,7 +152,9 @@ class Dense(PassMask):
       units: output size U.
       activation: Keras name, callable or None.
       use_bias: whether params hold ``bias`` (U,).
-      kernel_initializer, bias_initializer: Keras names or callables.
+      kernel_initializer: for ``kernel`` (D, U); Keras name or callable.
+      bias_initializer: for ``bias`` (U,).
+      param_dtype: dtype of the arrays `init` creates.
 
     Params: ``{'kernel': (D, U), 'bias': (U,)}``.
 
@@ -135,7 +180,15 @@ class Dense(PassMask):
         initializers.get(self.bias_initializer)
 
     def init(self, key: jax.Array, input_shape: Shape) -> dict[str, jax.Array]:
-        """Returns ``{'kernel': (D, U), 'bias': (U,)}``."""
+        """Creates the params for inputs of `input_shape` (..., D).
+
+        Args:
+          key: PRNG key.
+          input_shape: any shape ending with a known D, e.g. (None, T, D).
+
+        Returns:
+          ``{'kernel': (D, U), 'bias': (U,)}`` (no bias without `use_bias`).
+        """
         features = _last_dim("Dense", input_shape)
         k_kernel, k_bias = jax.random.split(key)
         params = {"kernel": initializers.initialize(
@@ -148,7 +201,18 @@ class Dense(PassMask):
 
     def __call__(self, params, x: jax.Array, *, mask=None, key=None,
                  training=False) -> jax.Array:
-        """(..., D) -> (..., U)."""
+        """Applies ``activation(x @ kernel + bias)`` on the last axis.
+
+        Args:
+          params: from `init`.
+          x: (..., D) floating inputs, e.g. (B, T, D).
+          mask: ignored (passed on by `compute_mask`).
+          key: ignored (every layer takes it).
+          training: ignored (every layer takes it).
+
+        Returns:
+          (..., U).
+        """
         check_floating("inputs", x)
         kernel = params["kernel"]
         if x.shape[-1:] != kernel.shape[:1]:
@@ -160,6 +224,7 @@ class Dense(PassMask):
         return activations.get(self.activation)(y)
 
     def output_shape(self, input_shape: Shape) -> tuple[Any, ...]:
+        """(..., U) for inputs of shape `input_shape` (..., D)."""
         return tuple(input_shape)[:-1] + (self.units,)
 
 
@@ -169,6 +234,11 @@ class TimeDistributed(PassMask):
 
     Maps `layer` over axis 1 of (B, T, ...) inputs with `jax.vmap`. Params
     are the inner layer's own.
+
+    Args:
+      layer: a layer with ``init``, ``output_shape`` and
+        ``layer(params, x, *, key, training)``, applied to each (B, ...)
+        time slice.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -181,6 +251,15 @@ class TimeDistributed(PassMask):
     layer: Any
 
     def init(self, key: jax.Array, input_shape: Shape) -> Any:
+        """The inner layer's params for one time slice of (B, T, ...).
+
+        Args:
+          key: PRNG key.
+          input_shape: (B, T, ...), None for unknown sizes.
+
+        Returns:
+          ``layer.init(key, (B, ...))``.
+        """
         shape = tuple(input_shape)
         if len(shape) < 3:
             raise ValueError("TimeDistributed needs inputs (B, T, ...), got "
@@ -189,7 +268,18 @@ class TimeDistributed(PassMask):
 
     def __call__(self, params, x: jax.Array, *, mask=None, key=None,
                  training=False) -> jax.Array:
-        """(B, T, ...) -> (B, T, ...) with the inner layer on every step."""
+        """Applies the inner layer at every time step.
+
+        Args:
+          params: the inner layer's params.
+          x: (B, T, ...).
+          mask: ignored (passed on by `compute_mask`).
+          key: PRNG key for the inner layer; the same key at every step.
+          training: passed to the inner layer.
+
+        Returns:
+          (B, T, ...) with the inner layer's output at each step.
+        """
         if x.ndim < 3:
             raise ValueError("TimeDistributed needs inputs (B, T, ...), got "
                              f"shape {x.shape}.")
@@ -197,6 +287,7 @@ class TimeDistributed(PassMask):
         return jax.vmap(step, in_axes=1, out_axes=1)(x)
 
     def output_shape(self, input_shape: Shape) -> tuple[Any, ...]:
+        """(B, T, ...) with the inner layer's output shape per step."""
         shape = tuple(input_shape)
         inner = self.layer.output_shape((shape[0],) + shape[2:])
         return (inner[0], shape[1]) + tuple(inner[1:])
@@ -214,8 +305,12 @@ class Dropout(PassMask):
 
     Example:
       >>> import jax, jax.numpy as jnp
-      >>> Dropout(0.5)({}, jnp.ones(3)).tolist()
+      >>> layer = Dropout(0.5)
+      >>> layer({}, jnp.ones(3)).tolist()
       [1.0, 1.0, 1.0]
+      >>> y = layer({}, jnp.ones(1000), key=jax.random.key(0), training=True)
+      >>> sorted(set(y.tolist()))
+      [0.0, 2.0]
     """
 
     rate: float
@@ -225,10 +320,27 @@ class Dropout(PassMask):
         check_rate("rate", self.rate)
 
     def init(self, key: jax.Array, input_shape: Shape = ()) -> dict:
+        """Returns ``{}``: dropout has no params."""
         return {}
 
     def __call__(self, params, x: jax.Array, *, mask=None, key=None,
                  training=False) -> jax.Array:
+        """Drops inputs in training.
+
+        Args:
+          params: ``{}``.
+          x: any shape, floating.
+          mask: ignored.
+          key: PRNG key; needed when `training` and ``rate > 0``.
+          training: drop; otherwise return `x` unchanged.
+
+        Returns:
+          `x` with a fraction `rate` of entries zeroed and the rest scaled
+          by 1 / (1 - rate), in training; `x` otherwise.
+
+        Raises:
+          ValueError: in training with ``rate > 0`` and no `key`.
+        """
         if not training or self.rate == 0:
             return x
         if key is None:
@@ -243,4 +355,5 @@ class Dropout(PassMask):
                          jnp.zeros((), x.dtype))
 
     def output_shape(self, input_shape: Shape) -> tuple[Any, ...]:
+        """`input_shape` unchanged."""
         return tuple(input_shape)

@@ -45,9 +45,12 @@ class BatchNormalization(PassMask):
     the params with the statistics moved, for the caller to keep.
 
     Args:
-      momentum: of the moving averages (Keras' default 0.99).
+      momentum: of the moving averages (Keras' default 0.99):
+        ``moving = momentum * moving + (1 - momentum) * batch``.
       epsilon: added to the variance (Keras' default 1e-3).
-      center, scale: learn ``beta`` / ``gamma``.
+      center: learn an offset ``beta``.
+      scale: learn a scale ``gamma``.
+      param_dtype: dtype of the arrays `init` creates.
 
     Params: ``{'gamma', 'beta', 'moving_mean', 'moving_variance'}``, each (D,).
 
@@ -72,6 +75,17 @@ class BatchNormalization(PassMask):
         check_rate("momentum", self.momentum)
 
     def init(self, key: jax.Array, input_shape: Shape) -> dict[str, jax.Array]:
+        """Creates the params for inputs of `input_shape` (..., D).
+
+        Args:
+          key: PRNG key (unused: the initial values are fixed).
+          input_shape: any shape ending with a known D.
+
+        Returns:
+          ``{'gamma': ones, 'beta': zeros, 'moving_mean': zeros,
+          'moving_variance': ones}``, each (D,); no gamma without `scale`,
+          no beta without `center`.
+        """
         features = _last_dim("BatchNormalization", input_shape)
         params = _affine_params(features, self.center, self.scale,
                                 self.param_dtype)
@@ -94,8 +108,25 @@ class BatchNormalization(PassMask):
 
     def apply(self, params, x: jax.Array, *, mask=None, key=None,
               training=False) -> tuple[jax.Array, dict]:
-        """Returns (output, params with the moving statistics updated in
-        training; unchanged in inference). Valid steps only when masked."""
+        """Normalises and returns the moved statistics.
+
+        Args:
+          params: from `init`.
+          x: (..., D) floating inputs, e.g. (B, T, D).
+          mask: bool with x's leading shape, e.g. (B, T); in training only
+            the valid entries make the batch statistics.
+          key: ignored (every layer takes it).
+          training: normalise with the batch's statistics and move the
+            running ones; otherwise normalise with the running ones.
+
+        Returns:
+          ``(y, new_params)``: y (..., D) in x's dtype, and `params` with
+          ``moving_mean`` and ``moving_variance`` moved towards the batch's
+          (in training; `params` itself otherwise).
+
+        Raises:
+          ValueError: `mask` does not match x's leading shape.
+        """
         check_floating("inputs", x)
         # Keras computes in at least float32: BN overflows in half precision.
         compute = x.astype(jnp.float32) if x.dtype.itemsize < 4 else x
@@ -119,10 +150,12 @@ class BatchNormalization(PassMask):
     def __call__(self, params, x: jax.Array, *, mask=None, key=None,
                  training=False) -> jax.Array:
         """Normalises (..., D) with batch statistics in training, the moving
-        ones in inference."""
+        ones in inference; returns (..., D). See `apply` for the arguments
+        and for the moved statistics."""
         return self.apply(params, x, mask=mask, training=training)[0]
 
     def output_shape(self, input_shape: Shape) -> tuple[Any, ...]:
+        """`input_shape` unchanged."""
         return tuple(input_shape)
 
 
@@ -130,9 +163,15 @@ class BatchNormalization(PassMask):
 class LayerNormalization(PassMask):
     """Keras' ``LayerNormalization`` over the last axis.
 
+    Normalises each (D,) vector by its own mean and variance, then
+    scales and offsets it: ``gamma * (x - mean) / sqrt(var + epsilon) +
+    beta``.
+
     Args:
-      epsilon: Keras' default 1e-3.
-      center, scale: learn ``beta`` / ``gamma``.
+      epsilon: added to the variance (Keras' default 1e-3).
+      center: learn an offset ``beta``.
+      scale: learn a scale ``gamma``.
+      param_dtype: dtype of the arrays `init` creates.
 
     Params: ``{'gamma': (D,), 'beta': (D,)}``.
 
@@ -150,11 +189,25 @@ class LayerNormalization(PassMask):
     param_dtype: Any = "float32"
 
     def init(self, key: jax.Array, input_shape: Shape) -> dict[str, jax.Array]:
+        """Returns ``{'gamma': ones (D,), 'beta': zeros (D,)}`` for inputs
+        of `input_shape` (..., D) (as `center` and `scale` ask)."""
         return _affine_params(_last_dim("LayerNormalization", input_shape),
                               self.center, self.scale, self.param_dtype)
 
     def __call__(self, params, x: jax.Array, *, mask=None, key=None,
                  training=False) -> jax.Array:
+        """Normalises the last axis.
+
+        Args:
+          params: from `init`.
+          x: (..., D) floating inputs.
+          mask: ignored (each vector is normalised on its own).
+          key: ignored (every layer takes it).
+          training: ignored (the same computation either way).
+
+        Returns:
+          (..., D) in x's dtype (computed in at least float32).
+        """
         check_floating("inputs", x)
         compute = x.astype(jnp.float32) if x.dtype.itemsize < 4 else x
         mean = jnp.mean(compute, -1, keepdims=True)
@@ -163,4 +216,5 @@ class LayerNormalization(PassMask):
                           self.epsilon).astype(x.dtype)
 
     def output_shape(self, input_shape: Shape) -> tuple[Any, ...]:
+        """`input_shape` unchanged."""
         return tuple(input_shape)

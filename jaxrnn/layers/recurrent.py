@@ -35,7 +35,19 @@ def _check_input_shape(input_shape: Shape) -> tuple[Any, ...]:
 
 def count_params(layer: Any, input_shape: Shape) -> int:
     """Counts the scalars in ``layer.init(key, input_shape)`` without
-    allocating them."""
+    allocating them (Keras' ``count_params``).
+
+    Args:
+      layer: anything with ``init(key, input_shape)``.
+      input_shape: the shape `init` takes, e.g. (None, T, D).
+
+    Returns:
+      The number of parameters, non-trainable ones included.
+
+    Example:
+      >>> count_params(LSTM(8), (None, None, 4))  # 4 * (4 + 8 + 1) * 8
+      416
+    """
     shapes = jax.eval_shape(lambda: layer.init(jax.random.key(0), input_shape))
     return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(shapes))
 
@@ -114,12 +126,25 @@ class RecurrentLayer:
         return outputs
 
     def compute_mask(self, inputs: jax.Array, mask: jax.Array | None) -> Any:
-        """The mask for the next layer: kept only when returning sequences."""
+        """The mask for the next layer: `mask` (B, T) when returning
+        sequences, else None."""
         return mask if self.return_sequences else None
 
     def output_shape(self, input_shape: Shape) -> Any:
-        """Keras' ``compute_output_shape``: the output shape, or a list of
-        the output and state shapes with ``return_state``."""
+        """Keras' ``compute_output_shape``.
+
+        Args:
+          input_shape: (B, T, D), (T, B, D) with ``time_major``, or (T, D);
+            None for unknown sizes.
+
+        Returns:
+          The output shape, e.g. (B, T, H) or (B, H); with ``return_state``
+          or ``stateful`` a list of it and each state's shape (B, H).
+
+        Example:
+          >>> LSTM(8, return_state=True).output_shape((None, 20, 4))
+          [(None, 8), (None, 8), (None, 8)]
+        """
         shape = _check_input_shape(input_shape)
         if len(shape) == 2:
             batch, steps = (), (shape[0],)
@@ -140,7 +165,8 @@ class RecurrentLayer:
         return [out] + [batch + leaf.shape for leaf in jax.tree.leaves(carry)]
 
     def param_count(self, input_shape: Shape) -> int:
-        """The number of parameters, as Keras' ``count_params``."""
+        """The number of parameters, as Keras' ``count_params``, for inputs
+        of `input_shape` (..., D)."""
         return count_params(self, input_shape)
 
 
@@ -229,7 +255,27 @@ SimpleRNN = _cell_layer("SimpleRNN", SimpleRNNCell, """\
 Keras' ``SimpleRNN``: a `SimpleRNNCell` under `RNN`.
 
     Takes `SimpleRNNCell`'s arguments (``units``, ``activation``, ...) and
-    `RNN`'s flags (``return_sequences``, ``return_state``, ...).
+    `RNN`'s flags (``return_sequences``, ``return_state``, ...). With
+    ``return_state`` it returns ``[output, h]``.
+
+    Args:
+      units: hidden size H.
+      return_sequences: return the whole output sequence (B, T, H), else
+        the last output (B, H).
+      return_state: also return the final states.
+      go_backwards: process the sequence in reverse (outputs in processing
+        order, as Keras).
+      stateful: take `initial_state` and always return the final states, so
+        the caller threads them into the next batch.
+      unroll: a Python loop over the steps instead of `lax.scan`.
+      time_major: inputs and outputs are (T, B, ...).
+      zero_output_for_mask: masked steps output zeros.
+      remat: recompute activations in the backward pass (less memory).
+
+    The other arguments (``activation``, ``use_bias``, the initializers,
+    ``dropout``, ``recurrent_dropout``, ``dtype``, ``param_dtype``,
+    ``precision``) are `SimpleRNNCell`'s, with its defaults. Params:
+    ``{'kernel': (D, H), 'recurrent_kernel': (H, H), 'bias': (H,)}``.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -246,6 +292,27 @@ Keras' ``LSTM``: an `LSTMCell` under `RNN`.
     ``recurrent_activation``, ``unit_forget_bias``, ...) and `RNN`'s flags.
     With ``return_state`` it returns ``[output, h, c]``.
 
+    Args:
+      units: hidden size H.
+      return_sequences: return the whole output sequence (B, T, H), else
+        the last output (B, H).
+      return_state: also return the final states.
+      go_backwards: process the sequence in reverse (outputs in processing
+        order, as Keras).
+      stateful: take `initial_state` and always return the final states, so
+        the caller threads them into the next batch.
+      unroll: a Python loop over the steps instead of `lax.scan`.
+      time_major: inputs and outputs are (T, B, ...).
+      zero_output_for_mask: masked steps output zeros.
+      remat: recompute activations in the backward pass (less memory).
+
+    The other arguments (``activation``, ``recurrent_activation``,
+    ``use_bias``, the initializers, ``unit_forget_bias``, ``dropout``,
+    ``recurrent_dropout``, ``dtype``, ``param_dtype``, ``precision``) are
+    `LSTMCell`'s, with its defaults. Params: ``{'kernel': (D, 4H),
+    'recurrent_kernel': (H, 4H), 'bias': (4H,)}``, gates in Keras' order
+    i, f, c, o.
+
     Example:
       >>> import jax, jax.numpy as jnp
       >>> layer = LSTM(4, return_state=True)
@@ -260,6 +327,28 @@ Keras' ``GRU``: a `GRUCell` under `RNN` (``reset_after=True`` by default).
 
     Takes `GRUCell`'s arguments (``units``, ``activation``,
     ``recurrent_activation``, ``reset_after``, ...) and `RNN`'s flags.
+    With ``return_state`` it returns ``[output, h]``.
+
+    Args:
+      units: hidden size H.
+      return_sequences: return the whole output sequence (B, T, H), else
+        the last output (B, H).
+      return_state: also return the final states.
+      go_backwards: process the sequence in reverse (outputs in processing
+        order, as Keras).
+      stateful: take `initial_state` and always return the final states, so
+        the caller threads them into the next batch.
+      unroll: a Python loop over the steps instead of `lax.scan`.
+      time_major: inputs and outputs are (T, B, ...).
+      zero_output_for_mask: masked steps output zeros.
+      remat: recompute activations in the backward pass (less memory).
+
+    The other arguments (``activation``, ``recurrent_activation``,
+    ``use_bias``, the initializers, ``reset_after``, ``dropout``,
+    ``recurrent_dropout``, ``dtype``, ``param_dtype``, ``precision``) are
+    `GRUCell`'s, with its defaults. Params: ``{'kernel': (D, 3H),
+    'recurrent_kernel': (H, 3H), 'bias': (2, 3H)}`` (bias (3H,) without
+    ``reset_after``), gates in Keras' order z, r, h.
 
     Example:
       >>> import jax, jax.numpy as jnp

@@ -78,7 +78,13 @@ class Sequential:
         object.__setattr__(self, "name", name)
 
     def layer_names(self) -> list[str]:
-        """Keras' default names: ``lstm``, ``lstm_1``, ..."""
+        """Keras' default names, one per layer: ``lstm``, ``lstm_1``, ...
+
+        Example:
+          >>> from jaxrnn.layers import Dense, LSTM
+          >>> Sequential([LSTM(4, return_sequences=True), LSTM(4), Dense(1)]).layer_names()
+          ['lstm', 'lstm_1', 'dense']
+        """
         seen: dict[str, int] = {}
         names = []
         for layer in self.layers:
@@ -89,7 +95,8 @@ class Sequential:
         return names
 
     def output_shapes(self, input_shape: Shape) -> list[Any]:
-        """Each layer's output shape for `input_shape` (None: unknown)."""
+        """Each layer's output shape for `input_shape` (None: unknown); a
+        recurrent layer returning states counts with its output only."""
         shapes, shape = [], tuple(input_shape)
         for layer in self.layers:
             shape = _first(layer.output_shape(shape))
@@ -184,6 +191,25 @@ def summary(model: Sequential, input_shape: Shape,
 
     Returns:
       The table as one string.
+
+    Example:
+      >>> from jaxrnn.layers import Dense, Embedding, LSTM
+      >>> model = Sequential([Embedding(1000, 64), LSTM(128), Dense(10)])
+      >>> text = summary(model, (None, None))
+      Model: "sequential"
+      _________________________________________________________________
+      Layer (type)                 Output Shape              Param #
+      =================================================================
+      embedding (Embedding)        (None, None, 64)          64000
+      _________________________________________________________________
+      lstm (LSTM)                  (None, 128)               98816
+      _________________________________________________________________
+      dense (Dense)                (None, 10)                1290
+      =================================================================
+      Total params: 164,106
+      Trainable params: 164,106
+      Non-trainable params: 0
+      _________________________________________________________________
     """
     widths = (29, 26, 10)
 
