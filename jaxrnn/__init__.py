@@ -7,14 +7,23 @@ Keras' ``SimpleRNN``, ``LSTM``, ``GRU``, ``RNN`` and ``Bidirectional``.
 
 from jaxrnn._masking import lengths_to_mask, reset_carry
 from jaxrnn._rnn import rnn
-from jaxrnn.cells import (DropoutMasks, GRUCell, LSTMCell, SimpleRNNCell,
-                          StackedCells)
-from jaxrnn.layers import GRU, LSTM, RNN, Bidirectional, SimpleRNN
+from jaxrnn.cells import (ConvLSTM1DCell, ConvLSTM2DCell, ConvLSTM3DCell,
+                          ConvLSTMCell, DropoutMasks, GRUCell, LSTMCell,
+                          SimpleRNNCell, StackedCells)
+from jaxrnn.layers import (GRU, LSTM, RNN, Bidirectional, ConvLSTM1D,
+                           ConvLSTM2D, ConvLSTM3D, SimpleRNN)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Bidirectional",
+    "ConvLSTM1D",
+    "ConvLSTM1DCell",
+    "ConvLSTM2D",
+    "ConvLSTM2DCell",
+    "ConvLSTM3D",
+    "ConvLSTM3DCell",
+    "ConvLSTMCell",
     "DropoutMasks",
     "GRU",
     "GRUCell",

@@ -1,10 +1,13 @@
 """Recurrent cells: pure steps over explicit params."""
 
 from jaxrnn.cells._base import DropoutMasks
+from jaxrnn.cells.conv_lstm import (ConvLSTM1DCell, ConvLSTM2DCell,
+                                    ConvLSTM3DCell, ConvLSTMCell)
 from jaxrnn.cells.gru import GRUCell
 from jaxrnn.cells.lstm import LSTMCell
 from jaxrnn.cells.simple import SimpleRNNCell
 from jaxrnn.cells.stacked import StackedCells
 
-__all__ = ["DropoutMasks", "GRUCell", "LSTMCell", "SimpleRNNCell",
+__all__ = ["ConvLSTM1DCell", "ConvLSTM2DCell", "ConvLSTM3DCell", "ConvLSTMCell",
+           "DropoutMasks", "GRUCell", "LSTMCell", "SimpleRNNCell",
            "StackedCells"]

@@ -1,6 +1,7 @@
 """Keras-shaped layers: ``init(key, input_shape) -> params`` and a pure call."""
 
 from jaxrnn.layers.bidirectional import Bidirectional
+from jaxrnn.layers.conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
 from jaxrnn.layers.core import Dense, Dropout, Embedding, TimeDistributed
 from jaxrnn.layers.normalization import BatchNormalization, LayerNormalization
 from jaxrnn.layers.recurrent import GRU, LSTM, RNN, SimpleRNN, count_params
@@ -9,6 +10,9 @@ from jaxrnn.layers.sequential import Sequential, summary
 __all__ = [
     "BatchNormalization",
     "Bidirectional",
+    "ConvLSTM1D",
+    "ConvLSTM2D",
+    "ConvLSTM3D",
     "Dense",
     "Dropout",
     "Embedding",

@@ -172,7 +172,9 @@ class Bidirectional:
             states = y[1:] + y_rev[1:]
             y, y_rev = y[0], y_rev[0]
         if self.return_sequences:
-            time_axis = 0 if (np.ndim(inputs) == 2 or self.layer.time_major) else 1
+            feature_axes = getattr(self.layer.cell, "input_ndim", 1)
+            unbatched = np.ndim(inputs) == feature_axes + 1
+            time_axis = 0 if (unbatched or self.layer.time_major) else 1
             y_rev = jnp.flip(y_rev, time_axis)
         if self.merge_mode is None:
             output = [y, y_rev]

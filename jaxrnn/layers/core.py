@@ -274,7 +274,7 @@ class TimeDistributed(PassMask):
           params: the inner layer's params.
           x: (B, T, ...).
           mask: ignored (passed on by `compute_mask`).
-          key: PRNG key for the inner layer; the same key at every step.
+          key: PRNG key for the inner layer, split into one key per step.
           training: passed to the inner layer.
 
         Returns:
@@ -283,8 +283,14 @@ class TimeDistributed(PassMask):
         if x.ndim < 3:
             raise ValueError("TimeDistributed needs inputs (B, T, ...), got "
                              f"shape {x.shape}.")
-        step = lambda x_t: self.layer(params, x_t, key=key, training=training)
-        return jax.vmap(step, in_axes=1, out_axes=1)(x)
+        if key is None:
+            step = lambda x_t: self.layer(params, x_t, training=training)
+            return jax.vmap(step, in_axes=1, out_axes=1)(x)
+        # A key per step, so a random inner layer (Dropout) draws a fresh
+        # mask at every step, as Keras' TimeDistributed does.
+        keys = jax.random.split(key, x.shape[1])
+        step = lambda x_t, k: self.layer(params, x_t, key=k, training=training)
+        return jax.vmap(step, in_axes=(1, 0), out_axes=1)(x, keys)
 
     def output_shape(self, input_shape: Shape) -> tuple[Any, ...]:
         """(B, T, ...) with the inner layer's output shape per step."""

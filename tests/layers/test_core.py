@@ -1,5 +1,6 @@
 """Embedding, Dense, TimeDistributed, Dropout: Keras parity and validation."""
 
+import jax
 import jax.numpy as jnp
 import keras
 import numpy as np
@@ -97,3 +98,13 @@ def test_dropout_needs_key_in_training():
 def test_dropout_rate_validated():
     with pytest.raises(ValueError, match="rate"):
         Dropout(1.0)
+
+
+def test_time_distributed_dropout_draws_a_mask_per_step():
+    layer = TimeDistributed(Dropout(0.5))
+    x = jnp.ones((2, 6, 32))
+    y = layer(layer.init(jax.random.key(0), (2, 6, 32)), x,
+              key=jax.random.key(1), training=True)
+    assert y.shape == x.shape
+    assert not bool(jnp.all(y[:, 0] == y[:, 3]))
+    assert set(np.unique(np.asarray(y)).tolist()) == {0.0, 2.0}
