@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jaxrnn._fused import has_split_step, masked_outputs, split_step_scan
 from jaxrnn._masking import broadcast_over, lengths_to_mask
 from jaxrnn._validation import check_bool, check_floating, check_tree_like
 from jaxrnn.cells.stacked import has_fast_path
@@ -38,9 +39,13 @@ def rnn(cell: Any, params: Any, inputs: jax.Array, *,
         ``initial_carry(batch_shape)`` and ``cell(params, carry, x, *, key,
         training) -> (carry, y)``. Cells that also offer ``dropout_masks``,
         ``project_inputs`` and ``step_projected`` get the input projection
-        hoisted out of the recurrence. A cell whose steps take more than a
-        vector (a convolutional cell's (H, W, C) frames) says how many
-        feature axes with an ``input_ndim`` attribute (default 1).
+        hoisted out of the recurrence; those that further split a step into
+        ``recurrent_input``, ``project_recurrent`` and elementwise
+        ``apply_gates`` (the built-in LSTM, GRU with ``reset_after`` and
+        SimpleRNN) also get a hand-written backward pass that saves only
+        the carries (see docs/performance.md). A cell whose steps take more
+        than a vector (a convolutional cell's (H, W, C) frames) says how
+        many feature axes with an ``input_ndim`` attribute (default 1).
       params: the cell's params.
       inputs: (B, T, D); (T, B, D) with ``time_major``; or unbatched (T, D).
         For a cell with ``input_ndim`` n, D stands for n feature axes.
@@ -57,11 +62,14 @@ def rnn(cell: Any, params: Any, inputs: jax.Array, *,
       go_backwards: process time in reverse; outputs come in processing
         order, as Keras returns them.
       keep_order: with `go_backwards`, return outputs aligned with inputs.
-      unroll: True for a Python loop over the steps (larger programs, same
-        numbers); an int is `lax.scan`'s unroll factor over step chunks.
-      remat: recompute each chunk of steps in the backward pass instead of
-        storing its activations (`jax.checkpoint`): less memory, same
-        gradients.
+      unroll: True for a Python loop over the steps (larger programs, much
+        longer compiles, same numbers, plain autodiff: use it for
+        forward-mode differentiation such as `jax.jacfwd`, which the
+        hand-written backward pass does not support); an int is
+        `lax.scan`'s unroll factor over step chunks.
+      remat: keep only one carry per chunk of steps for the backward pass,
+        which reruns the chunk (`jax.checkpoint` for cells without the
+        split step): less memory, same gradients.
       parallel: run a linear recurrence over the whole sequence at once with
         `jax.lax.associative_scan` (cells with ``parallel_coefficients``:
         `MinGRUCell`, `MinLSTMCell`, `LRUCell`); same numbers as the
@@ -244,6 +252,14 @@ def _run(cell, params, xs, step_mask, carry, *, key, training, unroll, remat,
     """Scans chunks of steps; returns (ys (T, B, ...) or None, last y, carry)."""
     steps, batch = xs.shape[:2]
     features = xs.shape[2] if xs.ndim == 3 else xs.shape[2:]
+    if (has_split_step(cell) and unroll is not True
+            and (not training or cell.dropout_masks(
+                key, (batch,), features, training=training) is None)):
+        ys, carry = split_step_scan(cell, min(CHUNK_STEPS, steps),
+                                    int(unroll), remat, params, xs, step_mask,
+                                    carry)
+        ys, last_y = masked_outputs(ys, step_mask, zero_output)
+        return (ys if collect else None), last_y, carry
     project, step = _cell_step_functions(cell, params, key, training, batch,
                                          features)
 

@@ -265,7 +265,9 @@ def test_remat_reduces_saved_memory(key):
         grad = jax.jit(jax.grad(lambda p: jnp.sum(rnn(cell, p, x, remat=remat)[0])))
         stats = grad.lower(params).compile().memory_analysis()
         return stats.temp_size_in_bytes
-    assert peak(True) < peak(False) / 2
+    # The default already saves only each step's carry (tests/test_fused.py);
+    # remat keeps one carry per chunk of steps.
+    assert peak(True) < peak(False) * 0.6
 
 
 def test_rnn_under_jit_with_static_cell(key):

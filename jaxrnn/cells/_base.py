@@ -181,6 +181,46 @@ class KerasCell:
             h = h * masks.recurrent.astype(dtype)
         return h
 
+    # The split step: ``step_projected`` is ``apply_gates(carry, xp,
+    # project_recurrent(params, recurrent_input(carry, masks, dtype)))`` with
+    # one matmul in `project_recurrent` and only elementwise work in
+    # `apply_gates`. `jaxrnn.rnn` uses the split to differentiate a whole
+    # sequence with one large GEMM per weight after the backward loop.
+    split_step = True
+
+    def recurrent_input(self, carry: Any, masks: DropoutMasks | None,
+                        dtype: Any) -> jax.Array:
+        """The (..., H) vector the recurrent kernel multiplies: the carry's
+        h in `dtype`, times the recurrent dropout mask if any."""
+        return self._recurrent_input(self._carry_h(carry), masks, dtype)
+
+    def _carry_h(self, carry: Any) -> jax.Array:
+        return carry
+
+    def project_recurrent(self, params: dict[str, jax.Array],
+                          h_in: jax.Array) -> jax.Array:
+        """(..., H) -> (..., G*H): ``h_in @ recurrent_kernel`` (plus a
+        recurrent bias where the cell has one)."""
+        return self._matmul(h_in, params["recurrent_kernel"])
+
+    def step_projected(self, params: dict[str, jax.Array], carry: Any,
+                       projected: jax.Array,
+                       masks: DropoutMasks | None = None) -> tuple[Any, jax.Array]:
+        """Recurrent half of a step; `projected` is ``x @ kernel + input bias``.
+
+        Args:
+          params: the dict from `init`.
+          carry: the previous carry, leaves (..., H).
+          projected: (..., G*H), from `project_inputs`.
+          masks: from `dropout_masks`, or None.
+
+        Returns:
+          (new_carry, y), y (..., H); the carry keeps its dtype.
+        """
+        h_in = self.recurrent_input(carry, masks, projected.dtype)
+        return self.apply_gates(carry, projected,
+                                self.project_recurrent(params, h_in))
+
     def __call__(self, params: dict[str, jax.Array], carry: Any, x: jax.Array,
                  *, key: jax.Array | None = None,
                  training: bool = False) -> tuple[Any, jax.Array]:

@@ -75,6 +75,48 @@ class GRUCell(KerasCell):
             return None
         return params["bias"][0] if self.reset_after else params["bias"]
 
+    @property
+    def split_step(self) -> bool:
+        """Whether a step is `apply_gates` after one recurrent matmul: only
+        with ``reset_after`` (reset-before multiplies r * h before the
+        candidate's matmul)."""
+        return self.reset_after
+
+    def project_recurrent(self, params: dict[str, jax.Array],
+                          h_in: jax.Array) -> jax.Array:
+        """(..., H) -> (..., 3H): ``h_in @ recurrent_kernel`` plus the
+        recurrent bias (``bias[1]``); `reset_after` cells only."""
+        if not self.reset_after:
+            raise TypeError("GRUCell(reset_after=False) has no split step: "
+                            "its candidate multiplies r * h by the kernel.")
+        inner = self._matmul(h_in, params["recurrent_kernel"])
+        if "bias" in params:
+            inner = inner + params["bias"][1].astype(inner.dtype)
+        return inner
+
+    def apply_gates(self, carry: jax.Array, projected: jax.Array,
+                    recurrent: jax.Array):
+        """The elementwise rest of a `reset_after` step.
+
+        Args:
+          carry: h (..., H).
+          projected: ``x @ kernel + bias[0]``, (..., 3H).
+          recurrent: ``h @ recurrent_kernel + bias[1]``, (..., 3H).
+
+        Returns:
+          (h', h'); the carry keeps its dtype.
+        """
+        act = activations.get(self.activation)
+        gate = activations.get(self.recurrent_activation)
+        dtype = projected.dtype
+        x_z, x_r, x_h = jnp.split(projected, 3, axis=-1)
+        r_z, r_r, r_h = jnp.split(recurrent, 3, axis=-1)
+        z = gate(x_z + r_z)
+        r = gate(x_r + r_r)
+        candidate = act(x_h + r * r_h)
+        new_h = z * carry.astype(dtype) + (1 - z) * candidate
+        return new_h.astype(carry.dtype), new_h
+
     def step_projected(self, params: dict[str, jax.Array], carry: jax.Array,
                        projected: jax.Array,
                        masks: DropoutMasks | None = None):
@@ -86,27 +128,20 @@ class GRUCell(KerasCell):
         Returns:
           (h', h'); the carry keeps its dtype.
         """
+        dtype = projected.dtype
+        h_in = self.recurrent_input(carry, masks, dtype)
+        if self.reset_after:
+            return self.apply_gates(carry, projected,
+                                    self.project_recurrent(params, h_in))
         act = activations.get(self.activation)
         gate = activations.get(self.recurrent_activation)
-        dtype = projected.dtype
-        h = carry.astype(dtype)
-        h_in = self._recurrent_input(carry, masks, dtype)
         kernel = params["recurrent_kernel"]
-        x_z, x_r, x_h = jnp.split(projected, 3, axis=-1)
         units = self.units
-        if self.reset_after:
-            inner = self._matmul(h_in, kernel)
-            if "bias" in params:
-                inner = inner + params["bias"][1].astype(dtype)
-            r_z, r_r, r_h = jnp.split(inner, 3, axis=-1)
-            z = gate(x_z + r_z)
-            r = gate(x_r + r_r)
-            candidate = act(x_h + r * r_h)
-        else:
-            inner = self._matmul(h_in, kernel[:, :2 * units])
-            r_z, r_r = jnp.split(inner, 2, axis=-1)
-            z = gate(x_z + r_z)
-            r = gate(x_r + r_r)
-            candidate = act(x_h + self._matmul(r * h_in, kernel[:, 2 * units:]))
-        new_h = z * h + (1 - z) * candidate
+        x_z, x_r, x_h = jnp.split(projected, 3, axis=-1)
+        inner = self._matmul(h_in, kernel[:, :2 * units])
+        r_z, r_r = jnp.split(inner, 2, axis=-1)
+        z = gate(x_z + r_z)
+        r = gate(x_r + r_r)
+        candidate = act(x_h + self._matmul(r * h_in, kernel[:, 2 * units:]))
+        new_h = z * carry.astype(dtype) + (1 - z) * candidate
         return new_h.astype(carry.dtype), new_h

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from jaxrnn import activations, initializers
 from jaxrnn.activations import ActivationLike
-from jaxrnn.cells._base import DropoutMasks, KerasCell, init_common
+from jaxrnn.cells._base import KerasCell, init_common
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,13 +97,17 @@ class LSTMCell(KerasCell):
     def _input_bias(self, params):
         return params.get("bias")
 
-    def step_projected(self, params: dict[str, jax.Array],
-                       carry: tuple[jax.Array, jax.Array], projected: jax.Array,
-                       masks: DropoutMasks | None = None):
-        """Recurrent half of a step; `projected` is ``x @ kernel + bias``.
+    def _carry_h(self, carry):
+        return carry[0]
+
+    def apply_gates(self, carry: tuple[jax.Array, jax.Array],
+                    projected: jax.Array, recurrent: jax.Array):
+        """The elementwise rest of a step.
 
         Args:
-          carry: ``(h, c)``, each (..., H). projected: (..., 4H).
+          carry: ``(h, c)``, each (..., H).
+          projected: ``x @ kernel + bias``, (..., 4H).
+          recurrent: ``h @ recurrent_kernel``, (..., 4H).
 
         Returns:
           ((h', c'), h'); the carry keeps its dtype.
@@ -112,9 +116,7 @@ class LSTMCell(KerasCell):
         gate = activations.get(self.recurrent_activation)
         h, c = carry
         dtype = projected.dtype
-        h_in = self._recurrent_input(h, masks, dtype)
-        z = projected + self._matmul(h_in, params["recurrent_kernel"])
-        z_i, z_f, z_c, z_o = jnp.split(z, 4, axis=-1)
+        z_i, z_f, z_c, z_o = jnp.split(projected + recurrent, 4, axis=-1)
         new_c = gate(z_f) * c.astype(dtype) + gate(z_i) * act(z_c)
         new_h = gate(z_o) * act(new_c)
         return (new_h.astype(h.dtype), new_c.astype(c.dtype)), new_h

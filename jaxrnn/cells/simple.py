@@ -8,7 +8,7 @@ import jax
 
 from jaxrnn import activations
 from jaxrnn.activations import ActivationLike
-from jaxrnn.cells._base import DropoutMasks, KerasCell, init_common
+from jaxrnn.cells._base import KerasCell, init_common
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,18 +61,13 @@ class SimpleRNNCell(KerasCell):
     def _input_bias(self, params):
         return params.get("bias")
 
-    def step_projected(self, params: dict[str, jax.Array], carry: jax.Array,
-                       projected: jax.Array,
-                       masks: DropoutMasks | None = None):
-        """Recurrent half of a step; `projected` is ``x @ kernel + bias``.
-
-        Args:
-          carry: (..., H). projected: (..., H).
+    def apply_gates(self, carry: jax.Array, projected: jax.Array,
+                    recurrent: jax.Array):
+        """The elementwise rest of a step: ``activation(projected +
+        recurrent)``, all (..., H).
 
         Returns:
-          (h, h), both (..., H); the carry keeps its dtype.
+          (h, h); the carry keeps its dtype.
         """
-        act = activations.get(self.activation)
-        h_prev = self._recurrent_input(carry, masks, projected.dtype)
-        h = act(projected + self._matmul(h_prev, params["recurrent_kernel"]))
+        h = activations.get(self.activation)(projected + recurrent)
         return h.astype(carry.dtype), h

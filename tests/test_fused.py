@@ -1,0 +1,199 @@
+"""The hand-written backward pass (jaxrnn/_fused.py) against autodiff.
+
+`unroll=True` runs the same steps through plain autodiff, so gradients of
+the default path must equal it, for every option that reaches the split
+step: masks, zero_output_for_mask, return_sequences, go_backwards, an
+initial carry, remat, mixed dtypes and a custom cell that opts in.
+"""
+
+import dataclasses
+
+import hypothesis.strategies as st
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+import jaxrnn
+from jaxrnn import _rnn
+from jaxrnn._fused import has_split_step, masked_outputs
+
+CELLS = {
+    "lstm": jaxrnn.LSTMCell(5),
+    "gru": jaxrnn.GRUCell(5),
+    "simple": jaxrnn.SimpleRNNCell(5),
+}
+
+
+def _grads(cell, params, x, carry, mask, unroll, **options):
+    def loss(params, x, carry):
+        ys, final = jaxrnn.rnn(cell, params, x, initial_carry=carry,
+                               mask=mask, unroll=unroll, **options)
+        weights = jnp.arange(ys.size, dtype=ys.dtype).reshape(ys.shape)
+        return (jnp.sum(jnp.sin(ys) * weights / ys.size)
+                + sum(jnp.sum(leaf ** 2) for leaf in jax.tree.leaves(final)))
+    return jax.value_and_grad(loss, (0, 1, 2))(params, x, carry)
+
+
+def _assert_close(a, b, tol=2e-5):
+    for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_allclose(np.asarray(u, np.float32),
+                                   np.asarray(v, np.float32), atol=tol,
+                                   rtol=tol)
+
+
+def test_which_cells_split():
+    assert has_split_step(jaxrnn.LSTMCell(3))
+    assert has_split_step(jaxrnn.GRUCell(3))
+    assert has_split_step(jaxrnn.SimpleRNNCell(3))
+    assert not has_split_step(jaxrnn.GRUCell(3, reset_after=False))
+    assert not has_split_step(jaxrnn.StackedCells([jaxrnn.LSTMCell(3)]))
+
+
+@settings(max_examples=20, deadline=None)
+@given(name=st.sampled_from(sorted(CELLS)), steps=st.integers(1, 11),
+       batch=st.integers(1, 3), masked=st.booleans(),
+       zero_output=st.booleans(), sequences=st.booleans(),
+       backwards=st.booleans(), remat=st.booleans(), unroll=st.integers(1, 3),
+       seed=st.integers(0, 2 ** 16))
+def test_gradients_equal_autodiff(name, steps, batch, masked, zero_output,
+                                  sequences, backwards, remat, unroll, seed):
+    cell = CELLS[name]
+    keys = jax.random.split(jax.random.key(seed), 4)
+    params = cell.init(keys[0], 3)
+    x = jax.random.normal(keys[1], (batch, steps, 3))
+    carry = jax.tree.map(
+        lambda leaf: jax.random.normal(keys[2], leaf.shape),
+        cell.initial_carry((batch,)))
+    mask = (jax.random.bernoulli(keys[3], 0.6, (batch, steps)) if masked
+            else None)
+    options = dict(zero_output_for_mask=zero_output,
+                   return_sequences=sequences, go_backwards=backwards)
+    fused = _grads(cell, params, x, carry, mask, unroll, remat=remat,
+                   **options)
+    reference = _grads(cell, params, x, carry, mask, True, **options)
+    _assert_close(fused, reference)
+
+
+def test_saves_less_than_autodiff_and_remat_less_still(monkeypatch):
+    cell = jaxrnn.LSTMCell(32)
+    params = cell.init(jax.random.key(0), 16)
+    x = jax.random.normal(jax.random.key(1), (8, 256, 16))
+
+    def step(remat):
+        def loss(params, x):
+            return jnp.mean(jaxrnn.rnn(cell, params, x, remat=remat)[0] ** 2)
+        return jax.jit(jax.grad(loss, (0, 1))).lower(params, x).compile()
+
+    def temp(compiled):
+        return compiled.memory_analysis().temp_size_in_bytes
+
+    plain, remat = step(False), step(True)
+    _assert_close(plain(params, x), remat(params, x), tol=1e-6)
+    monkeypatch.setattr(_rnn, "has_split_step", lambda cell: False)
+    autodiff, autodiff_remat = step(False), step(True)
+    _assert_close(plain(params, x), autodiff(params, x))
+    assert temp(plain) < temp(autodiff) / 2
+    assert temp(remat) < temp(plain) * 0.8
+    assert temp(remat) <= temp(autodiff_remat)
+
+
+def test_mixed_precision_gradients():
+    cell = jaxrnn.LSTMCell(6, dtype=jnp.bfloat16)
+    params = cell.init(jax.random.key(0), 4)
+    x = jax.random.normal(jax.random.key(1), (2, 9, 4))
+    fused = _grads(cell, params, x, cell.initial_carry((2,)), None, 1)
+    reference = _grads(cell, params, x, cell.initial_carry((2,)), None, True)
+    for u, v in zip(jax.tree.leaves(fused), jax.tree.leaves(reference)):
+        assert u.dtype == v.dtype
+    _assert_close(fused, reference, tol=0.1)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Minimal:
+    """A custom cell that offers the split step: h' = tanh(x W + h U)."""
+
+    units: int = 4
+
+    def init(self, key, input_dim):
+        k1, k2 = jax.random.split(key)
+        return {"w": jax.random.normal(k1, (input_dim, self.units)),
+                "u": jax.random.normal(k2, (self.units, self.units)) * 0.3}
+
+    def initial_carry(self, batch_shape=()):
+        return jnp.zeros((*batch_shape, self.units))
+
+    def __call__(self, params, carry, x, *, key=None, training=False):
+        return self.apply_gates(carry, self.project_inputs(params, x),
+                                self.project_recurrent(params, carry))
+
+    def project_inputs(self, params, xs, masks=None):
+        return xs @ params["w"]
+
+    def recurrent_input(self, carry, masks, dtype):
+        return carry.astype(dtype)
+
+    def project_recurrent(self, params, h_in):
+        return h_in @ params["u"]
+
+    def apply_gates(self, carry, projected, recurrent):
+        h = jnp.tanh(projected + recurrent)
+        return h, h
+
+    def dropout_masks(self, key, batch_shape, input_dim, *, training):
+        return None
+
+    def step_projected(self, params, carry, projected, masks=None):
+        return self.apply_gates(carry, projected,
+                                self.project_recurrent(params, carry))
+
+
+def test_custom_cell_opts_in():
+    cell = _Minimal()
+    assert has_split_step(cell)
+    params = cell.init(jax.random.key(0), 3)
+    x = jax.random.normal(jax.random.key(1), (2, 7, 3))
+    mask = jnp.array([[True] * 7, [True] * 4 + [False] * 3])
+    carry = cell.initial_carry((2,))
+    _assert_close(_grads(cell, params, x, carry, mask, 1),
+                  _grads(cell, params, x, carry, mask, True))
+
+
+def test_masked_outputs_rules():
+    ys = jnp.arange(1.0, 7.0).reshape(3, 2, 1)  # (T, B, 1)
+    keep = jnp.array([[False, True], [True, False], [False, False]])
+    repeated, last = masked_outputs(ys, keep, zero_output=False)
+    np.testing.assert_array_equal(repeated[..., 0], [[0, 2], [3, 2], [3, 2]])
+    np.testing.assert_array_equal(last[:, 0], [3, 2])
+    zeroed, last = masked_outputs(ys, keep, zero_output=True)
+    np.testing.assert_array_equal(zeroed[..., 0], [[0, 2], [3, 0], [0, 0]])
+    np.testing.assert_array_equal(last[:, 0], [3, 2])
+    none, last = masked_outputs(ys, jnp.zeros((3, 2), bool), False)
+    assert not none.any() and not last.any()
+
+
+def test_training_with_dropout_uses_autodiff_and_runs():
+    cell = jaxrnn.LSTMCell(4, dropout=0.3, recurrent_dropout=0.2)
+    params = cell.init(jax.random.key(0), 3)
+    x = jnp.ones((2, 5, 3))
+
+    def loss(params):
+        ys, _ = jaxrnn.rnn(cell, params, x, key=jax.random.key(1),
+                           training=True)
+        return jnp.sum(ys)
+    grads = jax.grad(loss)(params)
+    assert all(bool(jnp.isfinite(g).all()) for g in jax.tree.leaves(grads))
+
+
+def test_forward_mode_needs_unroll():
+    """The custom VJP has no JVP rule: forward-mode differentiation (jvp,
+    jacfwd, hessian) goes through `unroll=True`, which uses plain autodiff."""
+    cell = jaxrnn.SimpleRNNCell(3)
+    params = cell.init(jax.random.key(0), 2)
+    x = jnp.ones((1, 4, 2))
+    with pytest.raises(TypeError, match="custom_vjp"):
+        jax.jacfwd(lambda x: jaxrnn.rnn(cell, params, x)[0])(x)
+    jac = jax.jacfwd(lambda x: jaxrnn.rnn(cell, params, x, unroll=True)[0])(x)
+    rev = jax.jacrev(lambda x: jaxrnn.rnn(cell, params, x)[0])(x)
+    np.testing.assert_allclose(jac, rev, atol=1e-6)
