@@ -256,7 +256,8 @@ def _run(cell, params, xs, step_mask, carry, *, key, training, unroll, remat,
             and (not training or cell.dropout_masks(
                 key, (batch,), features, training=training) is None)):
         ys, carry = split_step_scan(cell, min(CHUNK_STEPS, steps),
-                                    int(unroll), remat, params, xs, step_mask,
+                                    1 if unroll is False else int(unroll),
+                                    remat, params, xs, step_mask,
                                     carry)
         ys, last_y = masked_outputs(ys, step_mask, zero_output)
         return (ys if collect else None), last_y, carry

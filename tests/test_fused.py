@@ -10,6 +10,7 @@ import dataclasses
 
 import hypothesis.strategies as st
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -197,3 +198,21 @@ def test_forward_mode_needs_unroll():
     jac = jax.jacfwd(lambda x: jaxrnn.rnn(cell, params, x, unroll=True)[0])(x)
     rev = jax.jacrev(lambda x: jaxrnn.rnn(cell, params, x)[0])(x)
     np.testing.assert_allclose(jac, rev, atol=1e-6)
+
+
+def test_layers_unroll_false_keeps_a_rolled_scan():
+    """`unroll=False` (the layers' default) is scan's unroll=1, not 0 (which
+    lax.scan reads as unrolling the whole loop: minutes of compiling)."""
+    layer = jaxrnn.LSTM(4, return_sequences=True)
+    params = layer.init(jax.random.key(0), (2, 64, 3))
+    x = jnp.ones((2, 64, 3))
+    jaxpr = jax.make_jaxpr(jax.grad(lambda p: jnp.sum(layer(p, x))))(params)
+
+    def scans(jaxpr):
+        for eqn in jaxpr.eqns:
+            if eqn.primitive.name == "scan":
+                yield eqn
+            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+                yield from scans(sub)
+    found = list(scans(jaxpr.jaxpr))
+    assert found and all(eqn.params["unroll"] == 1 for eqn in found)
