@@ -72,8 +72,11 @@ def rnn(cell: Any, params: Any, inputs: jax.Array, *,
         split step): less memory, same gradients.
       parallel: run a linear recurrence over the whole sequence at once with
         `jax.lax.associative_scan` (cells with ``parallel_coefficients``:
-        `MinGRUCell`, `MinLSTMCell`, `LRUCell`); same numbers as the
-        sequential run, O(log T) depth instead of T.
+        `MinGRUCell`, `MinLSTMCell`, `LRUCell`, and `StackedCells` of them;
+        the protocol is in jaxrnn/_parallel.py); the sequential run's
+        numbers up to float rounding, gradients too, in O(log T) depth. It
+        pays off on accelerators, and on a CPU only for narrow steps
+        (benchmarks/PARALLEL.md). `unroll` and `remat` do not apply.
       return_sequences: return all outputs, else the last one (with a mask:
         each row's output at its last valid step, zeros if it has none).
       zero_output_for_mask: masked steps output zeros in the sequence.
@@ -123,6 +126,10 @@ def rnn(cell: Any, params: Any, inputs: jax.Array, *,
             xs = jnp.where(broadcast_over(step_mask, xs), xs,
                            jnp.zeros((), xs.dtype))
         if parallel:
+            if isinstance(unroll, bool) or unroll != 1 or remat:
+                raise ValueError("`parallel=True` takes neither `unroll` nor "
+                                 f"`remat`, got unroll={unroll!r}, "
+                                 f"remat={remat!r}.")
             from jaxrnn._parallel import run_parallel
             ys, last_y, carry = run_parallel(
                 cell, params, xs, step_mask, carry, key=key,
