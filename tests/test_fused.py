@@ -20,6 +20,18 @@ import jaxrnn
 from jaxrnn import _rnn
 from jaxrnn._fused import has_split_step, masked_outputs
 
+def setup_module():
+    # Small batches (cheap to test) take autodiff by default; test the
+    # hand-written pass at every batch size.
+    global _MIN_BATCH
+    _MIN_BATCH = _rnn.SPLIT_STEP_MIN_BATCH
+    _rnn.SPLIT_STEP_MIN_BATCH = 1
+
+
+def teardown_module():
+    _rnn.SPLIT_STEP_MIN_BATCH = _MIN_BATCH
+
+
 CELLS = {
     "lstm": jaxrnn.LSTMCell(5),
     "gru": jaxrnn.GRUCell(5),
