@@ -6,6 +6,12 @@ import re
 import subprocess
 import sys
 
+import pytest
+
+# The examples train for real, even in their small settings: CI runs them
+# after the default suite (`python -m pytest -m slow`).
+pytestmark = pytest.mark.slow
+
 ROOT = pathlib.Path(__file__).parents[1]
 
 

@@ -1,8 +1,8 @@
 """The training examples run with small settings and reach what they promise.
 
-Each example runs as a newcomer runs it, in a subprocess; the small settings
-take seconds. The tests marked slow run the defaults and check the figures
-the examples' docstrings and the README quote.
+Each example runs as a newcomer runs it, in a subprocess, with small
+settings and with its defaults (checking the figures the examples'
+docstrings and the README quote).
 """
 
 import os
@@ -12,6 +12,10 @@ import subprocess
 import sys
 
 import pytest
+
+# The examples train for real, even in their small settings: CI runs them
+# after the default suite (`python -m pytest -m slow`).
+pytestmark = pytest.mark.slow
 
 ROOT = pathlib.Path(__file__).parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -82,7 +86,6 @@ def test_per_example_gradients_match_the_batched_call():
     assert "gru/kernel (16, 4, 96)" in out
 
 
-@pytest.mark.slow
 def test_char_lm_defaults(tmp_path):
     """About two minutes: the figures the docstring quotes."""
     out = _run("char_lm.py", "--no-progress", "--plot", tmp_path / "loss.png")
@@ -90,7 +93,6 @@ def test_char_lm_defaults(tmp_path):
     assert val_loss < 0.6 * unigram, out
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("script, pattern, bound", [
     ("classify_sequences.py", r"test accuracy: ([\d.]+)%", 90),
     ("per_example_grads.py", r"DP-SGD test accuracy after: ([\d.]+)%", 85),
@@ -100,7 +102,6 @@ def test_accuracy_with_defaults(script, pattern, bound):
     assert _number(pattern, out) > bound, out
 
 
-@pytest.mark.slow
 def test_forecast_defaults():
     out = _run("forecast.py")
     assert _number(r"model / best naive: ([\d.]+)", out) < 0.3, out
