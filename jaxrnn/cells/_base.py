@@ -79,6 +79,11 @@ class KerasCell:
 
     def _check_hyperparameters(self) -> None:
         check_positive_int("units", self.units)
+        self._check_common_fields()
+
+    def _check_common_fields(self) -> None:
+        """Rates, activations, initializers and dtypes: what every subclass
+        shares, whatever it names its size."""
         check_rate("dropout", self.dropout)
         check_rate("recurrent_dropout", self.recurrent_dropout)
         for name in ("activation", "recurrent_activation"):

@@ -24,7 +24,7 @@ from jax.custom_derivatives import SymbolicZero
 from jaxrnn import activations, initializers
 from jaxrnn.activations import ActivationLike
 from jaxrnn._validation import (check_floating, check_one_of, check_params,
-                                check_positive_int, check_rate,
+                                check_positive_int,
                                 check_tree_like)
 from jaxrnn.cells._base import DropoutMasks, KerasCell, _keep_mask
 
@@ -227,18 +227,7 @@ class ConvLSTMCell(KerasCell):
         if not isinstance(self.unit_forget_bias, bool):
             raise TypeError("`unit_forget_bias` must be a bool, got "
                             f"{self.unit_forget_bias!r}.")
-        check_rate("dropout", self.dropout)
-        check_rate("recurrent_dropout", self.recurrent_dropout)
-        activations.get(self.activation)
-        activations.get(self.recurrent_activation)
-        for name in ("kernel_initializer", "recurrent_initializer",
-                     "bias_initializer"):
-            initializers.get(getattr(self, name))
-        for name in ("dtype", "param_dtype"):
-            value = getattr(self, name)
-            if value is not None and not jnp.issubdtype(value, jnp.floating):
-                raise TypeError(f"`{name}` must be a floating dtype, got "
-                                f"{value!r}.")
+        self._check_common_fields()
 
     # --- Shapes ------------------------------------------------------------
 
