@@ -1,7 +1,11 @@
 """How the input projection is hoisted: per chunk of K steps vs the whole
-sequence vs not at all (LSTM, forward and training step, interleaved).
+sequence vs not at all (LSTM, forward and training step, interleaved); with
+--blocks, the hand-written backward pass's block size instead
+(`SPLIT_STEP_BLOCK_ROWS`; 0: one chunk per block).
 
 Run: python benchmarks/chunk_size.py [--batch 32 --steps 128 --units 256]
+     python benchmarks/chunk_size.py --batch 16 --steps 2048 --units 128 \
+         --blocks 0 256 512 1024
 """
 
 import argparse
@@ -47,6 +51,16 @@ def chunked(k):
     return run
 
 
+def blocked(rows):
+    def run(cell, params, x):
+        old, _rnn.SPLIT_STEP_BLOCK_ROWS = _rnn.SPLIT_STEP_BLOCK_ROWS, rows
+        try:
+            return jaxrnn.rnn(cell, params, x)[0]
+        finally:
+            _rnn.SPLIT_STEP_BLOCK_ROWS = old
+    return run
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--batch", type=int, default=32)
@@ -54,12 +68,17 @@ def main():
     parser.add_argument("--units", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--chunks", type=int, nargs="+", default=[4, 8, 16])
+    parser.add_argument("--blocks", type=int, nargs="+",
+                        help="compare these SPLIT_STEP_BLOCK_ROWS instead")
     args = parser.parse_args()
     cell = jaxrnn.LSTMCell(args.units)
     params = cell.init(jax.random.key(0), args.units)
     x = jax.random.normal(jax.random.key(1), (args.batch, args.steps, args.units))
     variants = {"not hoisted": not_hoisted, "whole sequence": whole_sequence}
-    variants.update({f"chunk K={k}": chunked(k) for k in args.chunks})
+    if args.blocks:
+        variants = {f"block rows={r}": blocked(r) for r in args.blocks}
+    else:
+        variants.update({f"chunk K={k}": chunked(k) for k in args.chunks})
     programs = {}
     for name, fn in variants.items():
         forward = jax.jit(lambda p, x, fn=fn: fn(cell, p, x))

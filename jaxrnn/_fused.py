@@ -7,14 +7,16 @@ and elementwise gates (``project_inputs``, ``recurrent_input``,
 autodiff of the scan saves every step's gate activations and accumulates
 rank-B updates of every weight inside the backward loop. Here the forward
 pass saves only each step's previous carry (the memory of `remat` at the
-speed of no remat), and the backward pass walks the chunks of K steps in
-reverse: it recomputes the chunk's input and recurrent projections with one
-``(K*B, ...) x (..., G*H)`` GEMM each, keeps only what must be sequential
-inside the chunk (the gate gradients and the carry's gradient through one
-``(B, G*H) x (G*H, H)`` matmul per step), then gets the chunk's kernel,
-recurrent-kernel, bias and input gradients from one GEMM each with K*B rows.
-No (T, B, G*H) array is ever materialised, so nothing large is allocated,
-mapped and page-faulted per call.
+speed of no remat), and the backward pass walks blocks of S steps in
+reverse (S*B about `SPLIT_STEP_BLOCK_ROWS` rows): it recomputes the block's
+input and recurrent projections with one ``(S*B, ...) x (..., G*H)`` GEMM
+each, keeps only what must be sequential inside the block's chunks of K
+steps (the gate gradients and the carry's gradient through one
+``(B, G*H) x (G*H, H)`` matmul per step), then gets the block's kernel,
+recurrent-kernel, bias and input gradients from one GEMM each with S*B
+rows. No (T, B, G*H) array is ever materialised, so nothing large is
+allocated, mapped and page-faulted per call; and XLA's CPU GEMMs run about
+twice as fast with 512 rows as with 64.
 
 The forward pass is the same chunked scan as `jaxrnn.rnn`'s: one
 ``(K*B, D) x (D, G*H)`` GEMM per chunk, the K steps unrolled so each reads a
@@ -42,13 +44,52 @@ def has_split_step(cell: Any) -> bool:
             and bool(getattr(cell, "split_step", True)))
 
 
-def _segments(steps: int, chunk: int) -> list[tuple[int, int, int]]:
-    """(start, number of chunks, chunk size) covering `steps`."""
-    full, tail = divmod(steps, chunk)
-    parts = [(0, full, chunk)] if full else []
-    if tail:
-        parts.append((full * chunk, 1, tail))
-    return parts
+def _pieces(steps: int, size: int) -> tuple[int, int]:
+    """(number of full pieces of `size` steps, steps left over)."""
+    return divmod(steps, size)
+
+
+def _scan_pieces(body, carry, seq, size, *, unroll=1, reverse=False,
+                 per_piece=None):
+    """Runs `body(carry, seq_piece, per_piece_entry) -> (carry, out)` over
+    consecutive pieces of `size` steps of `seq` (leading axis time) and a
+    shorter last piece; `lax.scan` over the full ones, a direct call for
+    the last (and for a lone full piece). `per_piece` has one entry per
+    piece. Outputs, leading axis per step of their piece, are concatenated
+    in time order; with `reverse` the pieces run last to first."""
+    steps = jax.tree.leaves(seq)[0].shape[0]
+    full, tail = _pieces(steps, size)
+
+    def piece_of(tree, start, stop):
+        return jax.tree.map(lambda leaf: leaf[start:stop], tree)
+
+    def run_full(carry):
+        body_seq = jax.tree.map(
+            lambda leaf: leaf[:full * size].reshape(full, size,
+                                                    *leaf.shape[1:]), seq)
+        entries = piece_of(per_piece, 0, full)
+        if full == 1:
+            return body(carry, _index(body_seq, 0), _index(entries, 0))
+        carry, out = lax.scan(lambda c, xs: body(c, *xs), carry,
+                              (body_seq, entries), reverse=reverse,
+                              unroll=unroll)
+        return carry, jax.tree.map(
+            lambda leaf: leaf.reshape(-1, *leaf.shape[2:]), out)
+
+    def run_tail(carry):
+        entry = jax.tree.map(lambda leaf: leaf[full], per_piece)
+        return body(carry, piece_of(seq, full * size, steps), entry)
+
+    outs = []
+    order = [run_full] * bool(full) + [run_tail] * bool(tail)
+    for run in (reversed(order) if reverse else order):
+        carry, out = run(carry)
+        outs.append(out)
+    if reverse:
+        outs.reverse()
+    out = (outs[0] if len(outs) == 1 else
+           jax.tree.map(lambda *parts: jnp.concatenate(parts), *outs))
+    return carry, out
 
 
 def _where(keep, new, old):
@@ -64,65 +105,112 @@ def _stack(trees):
     return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
 
 
-def _forward(cell, chunk, unroll, params, xs, keep, carry, save,
-             remat=False):
-    """Runs the steps; returns (ys (T, B, ...), carry[, every step's
-    previous carry, or with `remat` every chunk's first carry])."""
+def _flat(a):
+    return a.reshape(-1, *a.shape[2:])
 
-    def run_chunk(carry, inputs):
-        chunk_xs, chunk_keep = inputs
-        projected = cell.project_inputs(params, chunk_xs)  # (K, B, G*H)
-        dtype = projected.dtype
+
+def _steps(cell, params, projected, keep, carry, chunk, unroll):
+    """Runs the steps of a block from its projected inputs (S, B, G*H):
+    chunks of `chunk` steps, unrolled so each step reads a static slice.
+    Returns (carry, (ys (S, B, ...), every step's previous carry))."""
+
+    def run_chunk(carry, chunk_projected, chunk_keep):
+        dtype = chunk_projected.dtype
         ys, previous = [], []
-        for k in range(chunk_xs.shape[0]):
+        for k in range(chunk_projected.shape[0]):
             h_in = cell.recurrent_input(carry, None, dtype)
             recurrent = cell.project_recurrent(params, h_in)
-            new_carry, y = cell.apply_gates(carry, projected[k], recurrent)
+            new_carry, y = cell.apply_gates(carry, chunk_projected[k],
+                                            recurrent)
             ys.append(y)
-            if save and (k == 0 or not remat):
-                previous.append(carry)
+            previous.append(carry)
             carry = (new_carry if chunk_keep is None else
                      _where(chunk_keep[k], new_carry, carry))
-        out = jnp.stack(ys)
-        if save:
-            out = (out, _stack(previous))
-        return carry, out
+        return carry, (jnp.stack(ys), _stack(previous))
 
+    steps = projected.shape[0]
+    full, tail = _pieces(steps, chunk)
     outs = []
-    for start, count, size in _segments(xs.shape[0], chunk):
-        seg_xs = xs[start:start + count * size]
-        seg_keep = None if keep is None else keep[start:start + count * size]
-        if count == 1:
-            carry, out = run_chunk(carry, (seg_xs, seg_keep))
-        else:
-            seg_xs = seg_xs.reshape(count, size, *seg_xs.shape[1:])
-            if seg_keep is not None:
-                seg_keep = seg_keep.reshape(count, size, *seg_keep.shape[1:])
-            carry, out = lax.scan(run_chunk, carry, (seg_xs, seg_keep),
-                                  unroll=unroll)
-            out = jax.tree.map(
-                lambda leaf: leaf.reshape(-1, *leaf.shape[2:]), out)
+    if full > 1:
+        # Each iteration runs the chunk in its carry and hands on the next
+        # one: gate fusions that read a dynamic slice of the block's
+        # projection (scan's xs) compile to slow loops, 5-10x the same
+        # work on a buffer of its own.
+        def chunked(leaf):
+            return leaf[:full * chunk].reshape(full, chunk, *leaf.shape[1:])
+
+        chunks = chunked(projected)
+        following = jnp.concatenate([chunks[1:], chunks[:1]])
+        chunk_keeps = None if keep is None else chunked(keep)
+
+        def body(state, inputs):
+            carry, current = state
+            upcoming, chunk_keep = inputs
+            carry, out = run_chunk(carry, current, chunk_keep)
+            return (carry, upcoming), out
+
+        (carry, _), out = lax.scan(body, (carry, chunks[0]),
+                                   (following, chunk_keeps), unroll=unroll)
+        outs.append(jax.tree.map(
+            lambda leaf: leaf.reshape(-1, *leaf.shape[2:]), out))
+    elif full == 1:
+        carry, out = run_chunk(carry, projected[:chunk],
+                               None if keep is None else keep[:chunk])
         outs.append(out)
-    out = jax.tree.map(lambda *parts: jnp.concatenate(parts), *outs)
+    if tail:
+        carry, out = run_chunk(carry, projected[full * chunk:],
+                               None if keep is None else keep[full * chunk:])
+        outs.append(out)
+    out = (outs[0] if len(outs) == 1 else
+           jax.tree.map(lambda *parts: jnp.concatenate(parts), *outs))
+    return carry, out
+
+
+def _forward(cell, chunk, unroll, params, xs, keep, carry, save,
+             remat=False):
+    """Runs the steps, one input-projection GEMM per chunk of K steps
+    (larger blocks made the forward slower: their projection falls out of
+    cache); returns (ys (T, B, ...), carry[, every step's previous carry,
+    or with `remat` every chunk's first carry])."""
+
+    def run_chunk(carry, inputs, _):
+        chunk_xs, chunk_keep = inputs
+        first = carry
+        projected = cell.project_inputs(params, chunk_xs)  # (K, B, G*H)
+        carry, (ys, previous) = _steps(cell, params, projected, chunk_keep,
+                                       carry, chunk, unroll)
+        if not save:
+            return carry, ys
+        if remat:
+            previous = jax.tree.map(lambda leaf: leaf[None], first)
+        return carry, (ys, previous)
+
+    carry, out = _scan_pieces(run_chunk, carry, (xs, keep), chunk,
+                              unroll=unroll)
     if not save:
         return out, carry
     ys, previous = out
     return ys, carry, previous
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
-def split_step_scan(cell: Any, chunk: int, unroll: int, remat: bool,
-                    params: Any,
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3, 4))
+def split_step_scan(cell: Any, chunk: int, block: int, unroll: int,
+                    remat: bool, params: Any,
                     xs: jax.Array, keep: jax.Array | None,
                     carry: Any) -> tuple[jax.Array, Any]:
     """Runs a split-step cell over time-major inputs.
 
     Args:
       cell: a cell for which `has_split_step` holds (static).
-      chunk: steps per chunk K (static).
+      chunk: steps unrolled per iteration of the inner loop, K (static).
+      block: steps per block of the backward pass, S, a multiple of
+        `chunk` or all the steps (static): each block recomputes its
+        projections and takes its weight and input gradients with one GEMM
+        each of S*B rows, efficient where K*B rows are not, while the
+        unrolled loop body stays K steps.
       unroll: `lax.scan`'s unroll factor over chunks (static).
-      remat: save only each chunk's first carry for the backward pass, which
-        reruns the chunk's steps (static).
+      remat: save only each chunk's first carry; the backward pass reruns
+        each block's steps from its first carry (static).
       params: the cell's params.
       xs: (T, B, D) inputs.
       keep: bool (T, B) or None; a step whose entry is False keeps the
@@ -134,56 +222,34 @@ def split_step_scan(cell: Any, chunk: int, unroll: int, remat: bool,
       (at a masked step: what the cell would have output; the caller
       selects).
     """
-    del remat
+    del block, remat
     return _forward(cell, chunk, unroll, params, xs, keep, carry, save=False)
 
 
-def _flat(a):
-    return a.reshape(-1, *a.shape[2:])
-
-
-def _rerun(cell, params, projected, keep, carry):
-    """Reruns a chunk's steps from its first carry; returns (every step's
-    previous carry (K, B, ...), every step's recurrent projection)."""
-    previous, recurrents = [], []
-    for k in range(projected.shape[0]):
-        previous.append(carry)
-        h_in = cell.recurrent_input(carry, None, projected.dtype)
-        recurrent = cell.project_recurrent(params, h_in)
-        recurrents.append(recurrent)
-        new_carry, _ = cell.apply_gates(carry, projected[k], recurrent)
-        carry = new_carry if keep is None else _where(keep[k], new_carry, carry)
-    return _stack(previous), jnp.stack(recurrents)
-
-
-def _split_step_fwd(cell, chunk, unroll, remat, params, xs, keep, carry):
-    ys, final, previous = _forward(
-        cell, chunk, unroll, params, xs, keep, carry, save=True, remat=remat)
+def _split_step_fwd(cell, chunk, block, unroll, remat, params, xs, keep,
+                    carry):
+    del block
+    ys, final, previous = _forward(cell, chunk, unroll, params, xs, keep,
+                                   carry, save=True, remat=remat)
     return (ys, final), (params, xs, keep, previous)
 
 
-def _split_step_bwd(cell, chunk, unroll, remat, residuals, cotangents):
+def _gates_backward(cell, prev, projected, recurrent, d_new, d_y):
+    _, gates_vjp = jax.vjp(cell.apply_gates, prev, projected, recurrent)
+    return gates_vjp((d_new, d_y))
+
+
+def _split_step_bwd(cell, chunk, block, unroll, remat, residuals,
+                    cotangents):
     params, xs, keep, previous = residuals
     d_ys, d_carry = cotangents
 
-    def back_chunk(state, inputs):
-        d_carry, d_params = state
-        chunk_xs, chunk_previous, chunk_keep, chunk_d_ys = inputs
-        steps, batch = chunk_xs.shape[:2]
-        projected, inputs_vjp = jax.vjp(
-            lambda p, x: cell.project_inputs(p, x), params, _flat(chunk_xs))
-        dtype = projected.dtype
-        projected = projected.reshape(steps, batch, -1)
-        if remat:
-            chunk_previous, recurrent = _rerun(
-                cell, params, projected, chunk_keep, chunk_previous)
-        h_in = _flat(cell.recurrent_input(chunk_previous, None, dtype))
-        flat_recurrent, weights_vjp = jax.vjp(
-            lambda p: cell.project_recurrent(p, h_in), params)
-        if not remat:
-            recurrent = flat_recurrent.reshape(steps, batch, -1)
+    def back_chunk(d_carry, inputs, _):
+        chunk_projected, chunk_recurrent, chunk_previous, chunk_keep, \
+            chunk_d_ys = inputs
+        dtype = chunk_projected.dtype
         d_projected, d_recurrent = [], []
-        for k in reversed(range(steps)):
+        for k in reversed(range(chunk_projected.shape[0])):
             prev = _index(chunk_previous, k)
             if chunk_keep is None:
                 d_new, d_skip = d_carry, None
@@ -191,9 +257,9 @@ def _split_step_bwd(cell, chunk, unroll, remat, residuals, cotangents):
                 zeros = jax.tree.map(jnp.zeros_like, d_carry)
                 d_new = _where(chunk_keep[k], d_carry, zeros)
                 d_skip = _where(chunk_keep[k], zeros, d_carry)
-            _, gates_vjp = jax.vjp(cell.apply_gates, prev, projected[k],
-                                   recurrent[k])
-            d_prev, d_proj, d_rec = gates_vjp((d_new, chunk_d_ys[k]))
+            d_prev, d_proj, d_rec = _gates_backward(
+                cell, prev, chunk_projected[k], chunk_recurrent[k], d_new,
+                chunk_d_ys[k])
             _, step_vjp = jax.vjp(
                 lambda c: cell.project_recurrent(
                     params, cell.recurrent_input(c, None, dtype)), prev)
@@ -203,42 +269,48 @@ def _split_step_bwd(cell, chunk, unroll, remat, residuals, cotangents):
                 d_carry = jax.tree.map(jnp.add, d_carry, d_skip)
             d_projected.append(d_proj)
             d_recurrent.append(d_rec)
-        d_projected = jnp.concatenate(d_projected[::-1])
-        d_recurrent = jnp.concatenate(d_recurrent[::-1])
-        d_params_in, d_xs = inputs_vjp(d_projected)
-        (d_params_rec,) = weights_vjp(d_recurrent)
+        return d_carry, (jnp.stack(d_projected[::-1]),
+                         jnp.stack(d_recurrent[::-1]))
+
+    def back_block(state, inputs, first):
+        d_carry, d_params = state
+        block_xs, block_previous, block_keep, block_d_ys = inputs
+        steps, batch = block_xs.shape[:2]
+        projected, inputs_vjp = jax.vjp(
+            lambda p, x: cell.project_inputs(p, x), params, _flat(block_xs))
+        dtype = projected.dtype
+        projected = projected.reshape(steps, batch, -1)
+        if remat:
+            _, (_, block_previous) = _steps(cell, params, projected,
+                                            block_keep, first, chunk, unroll)
+        h_in = _flat(cell.recurrent_input(block_previous, None, dtype))
+        recurrent, weights_vjp = jax.vjp(
+            lambda p: cell.project_recurrent(p, h_in), params)
+        recurrent = recurrent.reshape(steps, batch, -1)
+        d_carry, (d_projected, d_recurrent) = _scan_pieces(
+            back_chunk, d_carry,
+            (projected, recurrent, block_previous, block_keep, block_d_ys),
+            chunk, unroll=unroll, reverse=True)
+        d_params_in, d_xs = inputs_vjp(_flat(d_projected))
+        (d_params_rec,) = weights_vjp(_flat(d_recurrent))
         d_params = jax.tree.map(lambda a, b, c: a + b + c, d_params,
                                 d_params_in, d_params_rec)
-        return (d_carry, d_params), d_xs.reshape(chunk_xs.shape)
+        return (d_carry, d_params), d_xs.reshape(block_xs.shape)
 
     state = (d_carry, jax.tree.map(jnp.zeros_like, params))
-    d_xs = []
-    for start, count, size in reversed(_segments(xs.shape[0], chunk)):
-        stop = start + count * size
-        saved = (slice(start // chunk, start // chunk + count) if remat else
-                 slice(start, stop))
-        seg_previous = _index(previous, saved)
-        if remat and count == 1:
-            seg_previous = _index(seg_previous, 0)
-        seg = (xs[start:stop], seg_previous,
-               None if keep is None else keep[start:stop], d_ys[start:stop])
-        if count == 1:
-            state, out = back_chunk(state, seg)
-        else:
-            def chunked(leaf):
-                return leaf.reshape(count, size, *leaf.shape[1:])
-
-            seg = (chunked(seg[0]),
-                   seg[1] if remat else jax.tree.map(chunked, seg[1]),
-                   None if seg[2] is None else chunked(seg[2]),
-                   chunked(seg[3]))
-            state, out = lax.scan(back_chunk, state, seg, reverse=True,
-                                  unroll=unroll)
-            out = out.reshape(-1, *out.shape[2:])
-        d_xs.insert(0, out)
-    d_carry, d_params = state
+    if remat:
+        seq = (xs, None, keep, d_ys)
+        # The forward saved each chunk's first carry; blocks start every
+        # block // chunk chunks (a lone block may hold a partial chunk).
+        per_block = _index(previous, slice(None, None, block // chunk)
+                           if block % chunk == 0 else slice(0, 1))
+    else:
+        seq = (xs, previous, keep, d_ys)
+        per_block = None
+    (d_carry, d_params), d_xs = _scan_pieces(
+        back_block, state, seq, block, reverse=True, per_piece=per_block)
     d_keep = None if keep is None else jnp.zeros(keep.shape, jax.dtypes.float0)
-    return d_params, jnp.concatenate(d_xs), d_keep, d_carry
+    return d_params, d_xs, d_keep, d_carry
 
 
 split_step_scan.defvjp(_split_step_fwd, _split_step_bwd)

@@ -22,6 +22,15 @@ from jaxrnn.cells.stacked import has_fast_path
 # steps makes training 1.3-1.7x slower than K=4 (benchmarks/chunk_size.py).
 CHUNK_STEPS = 4
 
+# Blocks of the hand-written backward pass: S steps of B rows recompute
+# their projections and take their weight and input gradients with one GEMM
+# each. XLA's CPU GEMMs run about twice as fast with 512 rows as with 64,
+# but a block's projections past about 1 MB fall out of cache and the step
+# loop slows (benchmarks/chunk_size.py --blocks: B=16, T=2048, H=128 LSTM
+# training 12 % faster at 512 rows; B=32, H=256 best at 256 rows).
+SPLIT_STEP_BLOCK_ROWS = 512
+SPLIT_STEP_BLOCK_BYTES = 1 << 20
+
 # The hand-written backward pass (jaxrnn/_fused.py) trains 1.1-1.5x faster
 # than autodiff from B=16 on, but at B=1 its per-step bookkeeping dominates
 # (an LSTM at B=1, T=512, H=64 trained 2x slower): smaller batches use
@@ -269,10 +278,14 @@ def _run(cell, params, xs, step_mask, carry, *, key, training, unroll, remat,
             and batch >= SPLIT_STEP_MIN_BATCH
             and (not training or cell.dropout_masks(
                 key, (batch,), features, training=training) is None)):
-        ys, carry = split_step_scan(cell, min(CHUNK_STEPS, steps),
+        chunk = min(CHUNK_STEPS, steps)
+        # remat asks for memory: one chunk per block keeps the least.
+        block = (chunk if remat else
+                 min(chunk * _chunks_per_block(cell, params, xs[:chunk]),
+                     steps))
+        ys, carry = split_step_scan(cell, chunk, block,
                                     1 if unroll is False else int(unroll),
-                                    remat, params, xs, step_mask,
-                                    carry)
+                                    remat, params, xs, step_mask, carry)
         ys, last_y = masked_outputs(ys, step_mask, zero_output)
         return (ys if collect else None), last_y, carry
     project, step = _cell_step_functions(cell, params, key, training, batch,
@@ -329,3 +342,14 @@ def _run(cell, params, xs, step_mask, carry, *, key, training, unroll, remat,
     carry, last_y = state
     ys = (parts[0] if len(parts) == 1 else jnp.concatenate(parts)) if collect else None
     return ys, last_y, carry
+
+
+def _chunks_per_block(cell, params, chunk_xs):
+    """How many chunks of steps make a block of the hand-written backward
+    pass (at least one): about SPLIT_STEP_BLOCK_ROWS GEMM rows, at most
+    SPLIT_STEP_BLOCK_BYTES of projections."""
+    projected = jax.eval_shape(cell.project_inputs, params, chunk_xs)
+    chunk_rows = projected.size // projected.shape[-1]
+    chunk_bytes = projected.size * projected.dtype.itemsize
+    return max(1, min(SPLIT_STEP_BLOCK_ROWS // chunk_rows,
+                      SPLIT_STEP_BLOCK_BYTES // chunk_bytes))

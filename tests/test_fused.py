@@ -18,7 +18,7 @@ from hypothesis import given, settings
 
 import jaxrnn
 from jaxrnn import _rnn
-from jaxrnn._fused import has_split_step, masked_outputs
+from jaxrnn._fused import has_split_step, masked_outputs, split_step_scan
 
 def setup_module():
     # Small batches (cheap to test) take autodiff by default; test the
@@ -65,13 +65,28 @@ def test_which_cells_split():
 
 
 @settings(max_examples=20, deadline=None)
-@given(name=st.sampled_from(sorted(CELLS)), steps=st.integers(1, 11),
+@given(name=st.sampled_from(sorted(CELLS)), steps=st.integers(1, 19),
        batch=st.integers(1, 3), masked=st.booleans(),
        zero_output=st.booleans(), sequences=st.booleans(),
        backwards=st.booleans(), remat=st.booleans(), unroll=st.integers(1, 3),
+       block_rows=st.sampled_from([0, 8, 12, 512]),
        seed=st.integers(0, 2 ** 16))
 def test_gradients_equal_autodiff(name, steps, batch, masked, zero_output,
-                                  sequences, backwards, remat, unroll, seed):
+                                  sequences, backwards, remat, unroll,
+                                  block_rows, seed):
+    # block_rows: one chunk per backward block (0), several blocks with a
+    # partial last one (8, 12 at batch 1), or one block of every step.
+    default_rows = _rnn.SPLIT_STEP_BLOCK_ROWS
+    _rnn.SPLIT_STEP_BLOCK_ROWS = block_rows
+    try:
+        _check_gradients(name, steps, batch, masked, zero_output, sequences,
+                         backwards, remat, unroll, seed)
+    finally:
+        _rnn.SPLIT_STEP_BLOCK_ROWS = default_rows
+
+
+def _check_gradients(name, steps, batch, masked, zero_output, sequences,
+                     backwards, remat, unroll, seed):
     cell = CELLS[name]
     keys = jax.random.split(jax.random.key(seed), 4)
     params = cell.init(keys[0], 3)
@@ -92,7 +107,9 @@ def test_gradients_equal_autodiff(name, steps, batch, masked, zero_output,
 def test_saves_less_than_autodiff_and_remat_less_still(monkeypatch):
     cell = jaxrnn.LSTMCell(32)
     params = cell.init(jax.random.key(0), 16)
-    x = jax.random.normal(jax.random.key(1), (8, 256, 16))
+    # Long enough that autodiff's per-step activations outweigh the
+    # hand-written pass's per-block buffers.
+    x = jax.random.normal(jax.random.key(1), (8, 1024, 16))
 
     def step(remat):
         def loss(params, x):
@@ -110,6 +127,29 @@ def test_saves_less_than_autodiff_and_remat_less_still(monkeypatch):
     assert temp(plain) < temp(autodiff) / 2
     assert temp(remat) < temp(plain) * 0.8
     assert temp(remat) <= temp(autodiff_remat)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_remat_reruns_blocks_of_several_chunks(masked):
+    # rnn gives remat one chunk per block (least memory); the pass itself
+    # also reruns longer blocks from their first carry, partial last one
+    # included.
+    cell = CELLS["lstm"]
+    keys = jax.random.split(jax.random.key(3), 4)
+    params = cell.init(keys[0], 3)
+    xs = jax.random.normal(keys[1], (22, 2, 3))  # time-major
+    keep = jax.random.bernoulli(keys[2], 0.7, (22, 2)) if masked else None
+    carry = jax.tree.map(lambda leaf: jax.random.normal(keys[3], leaf.shape),
+                         cell.initial_carry((2,)))
+
+    def grads(remat):
+        def loss(params, xs, carry):
+            ys, final = split_step_scan(cell, 4, 8, 1, remat, params, xs,
+                                        keep, carry)
+            return jnp.sum(jnp.sin(ys)) + jnp.sum(final[1] ** 2)
+        return jax.value_and_grad(loss, (0, 1, 2))(params, xs, carry)
+
+    _assert_close(grads(True), grads(False), tol=1e-6)
 
 
 def test_mixed_precision_gradients():
