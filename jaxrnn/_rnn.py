@@ -31,11 +31,6 @@ CHUNK_STEPS = 4
 SPLIT_STEP_BLOCK_ROWS = 512
 SPLIT_STEP_BLOCK_BYTES = 1 << 20
 
-# The hand-written backward pass (jaxrnn/_fused.py) trains 1.1-1.5x faster
-# than autodiff from B=16 on, but at B=1 its per-step bookkeeping dominates
-# (an LSTM at B=1, T=512, H=64 trained 2x slower): smaller batches use
-# autodiff.
-SPLIT_STEP_MIN_BATCH = 8
 
 
 def rnn(cell: Any, params: Any, inputs: jax.Array, *,
@@ -275,7 +270,6 @@ def _run(cell, params, xs, step_mask, carry, *, key, training, unroll, remat,
     steps, batch = xs.shape[:2]
     features = xs.shape[2] if xs.ndim == 3 else xs.shape[2:]
     if (has_split_step(cell) and unroll is not True
-            and batch >= SPLIT_STEP_MIN_BATCH
             and (not training or cell.dropout_masks(
                 key, (batch,), features, training=training) is None)):
         chunk = min(CHUNK_STEPS, steps)

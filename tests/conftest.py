@@ -28,6 +28,15 @@ def keys():
     return make
 
 
+def pytest_collection_modifyitems(config, items):
+    """Marks hypothesis tests `property`: CI reruns them with
+    JAXRNN_THOROUGH=1 (tests/properties.py)."""
+    for item in items:
+        if getattr(getattr(item, "function", None), "is_hypothesis_test",
+                   False):
+            item.add_marker(pytest.mark.property)
+
+
 def pytest_sessionfinish(session):
     """xdist workers hand their parity errors to the controller."""
     from keras_helpers import PARITY_ERRORS

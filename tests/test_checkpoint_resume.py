@@ -21,6 +21,10 @@ ROOT = pathlib.Path(__file__).parents[1]
 SMALL = ["--hidden", "32", "--embed", "8", "--batch", "8", "--seq-len", "16",
          "--dropout", "0.1", "--sample-length", "0", "--no-progress"]
 
+# Runs an example end to end (20 s or more): with the slow set, which CI
+# runs after the default suite.
+pytestmark = pytest.mark.slow
+
 
 def _load_example():
     spec = importlib.util.spec_from_file_location(

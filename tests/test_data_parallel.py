@@ -29,6 +29,10 @@ ROOT = pathlib.Path(__file__).parents[1]
 SMALL = ["--batch", "16", "--steps", "3", "--train-size", "64",
          "--test-size", "0", "--units", "16", "--max-length", "32"]
 
+# Runs an example end to end (20 s or more): with the slow set, which CI
+# runs after the default suite.
+pytestmark = pytest.mark.slow
+
 
 def _environment(devices):
     flags = [flag for flag in os.environ.get("XLA_FLAGS", "").split()

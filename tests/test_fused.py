@@ -15,22 +15,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given, settings
+from properties import examples
 
 import jaxrnn
 from jaxrnn import _rnn
 from jaxrnn._fused import has_split_step, masked_outputs, split_step_scan
-
-def setup_module():
-    # Small batches (cheap to test) take autodiff by default; test the
-    # hand-written pass at every batch size.
-    global _MIN_BATCH
-    _MIN_BATCH = _rnn.SPLIT_STEP_MIN_BATCH
-    _rnn.SPLIT_STEP_MIN_BATCH = 1
-
-
-def teardown_module():
-    _rnn.SPLIT_STEP_MIN_BATCH = _MIN_BATCH
-
 
 CELLS = {
     "lstm": jaxrnn.LSTMCell(5),
@@ -64,7 +53,7 @@ def test_which_cells_split():
     assert not has_split_step(jaxrnn.StackedCells([jaxrnn.LSTMCell(3)]))
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=examples(8, 50), deadline=None)
 @given(name=st.sampled_from(sorted(CELLS)), steps=st.integers(1, 19),
        batch=st.integers(1, 3), masked=st.booleans(),
        zero_output=st.booleans(), sequences=st.booleans(),
@@ -137,8 +126,8 @@ def test_remat_reruns_blocks_of_several_chunks(masked):
     cell = CELLS["lstm"]
     keys = jax.random.split(jax.random.key(3), 4)
     params = cell.init(keys[0], 3)
-    xs = jax.random.normal(keys[1], (22, 2, 3))  # time-major
-    keep = jax.random.bernoulli(keys[2], 0.7, (22, 2)) if masked else None
+    xs = jax.random.normal(keys[1], (14, 2, 3))  # time-major
+    keep = jax.random.bernoulli(keys[2], 0.7, (14, 2)) if masked else None
     carry = jax.tree.map(lambda leaf: jax.random.normal(keys[3], leaf.shape),
                          cell.initial_carry((2,)))
 

@@ -8,11 +8,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given, settings
+from properties import examples
 
 import jaxrnn
 from jaxrnn import rnn
 
-PROPERTY = settings(max_examples=20, deadline=None, derandomize=True)
+PROPERTY = settings(max_examples=examples(8, 40), deadline=None,
+                    derandomize=True)
 
 CELL_MAKERS = {
     "simple": lambda h: jaxrnn.SimpleRNNCell(h),
