@@ -30,6 +30,9 @@ def _load_report():
 
 report = _load_report()
 
+# The smoke run compiles every peer library's rows (about 100 s on two
+# cores): it runs with the slow set, which CI runs after the default suite.
+
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
@@ -43,6 +46,7 @@ def smoke(tmp_path_factory):
     return json.loads((out / "results.json").read_text()), done.stdout, out
 
 
+@pytest.mark.slow
 def test_smoke_rows_pass_their_check_and_are_timed(smoke):
     results, stdout, _ = smoke
     rows = results["rows"]
@@ -55,6 +59,7 @@ def test_smoke_rows_pass_their_check_and_are_timed(smoke):
             assert row["times_s"] and min(row["times_s"]) > 0, name
 
 
+@pytest.mark.slow
 def test_smoke_times_jaxrnn_and_the_reference_everywhere(smoke):
     results, _, _ = smoke
     rows = results["rows"]
@@ -66,6 +71,7 @@ def test_smoke_times_jaxrnn_and_the_reference_everywhere(smoke):
             assert modes == {"forward", "train"}, (label, peer)
 
 
+@pytest.mark.slow
 def test_smoke_reports_memory_and_writes_the_section(smoke):
     results, stdout, out = smoke
     jaxrnn_train = [row for row in results["rows"]

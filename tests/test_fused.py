@@ -53,7 +53,7 @@ def test_which_cells_split():
     assert not has_split_step(jaxrnn.StackedCells([jaxrnn.LSTMCell(3)]))
 
 
-@settings(max_examples=examples(8, 50), deadline=None)
+@settings(max_examples=examples(5, 50), deadline=None)
 @given(name=st.sampled_from(sorted(CELLS)), steps=st.integers(1, 19),
        batch=st.integers(1, 3), masked=st.booleans(),
        zero_output=st.booleans(), sequences=st.booleans(),

@@ -7,6 +7,10 @@ import pytest
 
 import jaxrnn
 
+# Trains for a few hundred steps (25 s together): with the slow set, which
+# CI runs after the default suite.
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize("layer", [
     jaxrnn.LSTM(16), jaxrnn.GRU(16), jaxrnn.Bidirectional(jaxrnn.SimpleRNN(16)),
