@@ -32,7 +32,6 @@ SPLIT_STEP_BLOCK_ROWS = 512
 SPLIT_STEP_BLOCK_BYTES = 1 << 20
 
 
-
 def rnn(cell: Any, params: Any, inputs: jax.Array, *,
         initial_carry: Any = None, mask: jax.Array | None = None,
         seq_lengths: jax.Array | None = None, time_major: bool = False,
