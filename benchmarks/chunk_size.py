@@ -41,23 +41,16 @@ def not_hoisted(cell, params, x):
     return jnp.swapaxes(ys, 0, 1)
 
 
-def chunked(k):
+def with_setting(name, value):
+    """jaxrnn.rnn with the module setting `_rnn.<name>` set to `value`
+    while it traces."""
     def run(cell, params, x):
-        old, _rnn.CHUNK_STEPS = _rnn.CHUNK_STEPS, k
+        old = getattr(_rnn, name)
+        setattr(_rnn, name, value)
         try:
             return jaxrnn.rnn(cell, params, x)[0]
         finally:
-            _rnn.CHUNK_STEPS = old
-    return run
-
-
-def blocked(rows):
-    def run(cell, params, x):
-        old, _rnn.SPLIT_STEP_BLOCK_ROWS = _rnn.SPLIT_STEP_BLOCK_ROWS, rows
-        try:
-            return jaxrnn.rnn(cell, params, x)[0]
-        finally:
-            _rnn.SPLIT_STEP_BLOCK_ROWS = old
+            setattr(_rnn, name, old)
     return run
 
 
@@ -76,9 +69,11 @@ def main():
     x = jax.random.normal(jax.random.key(1), (args.batch, args.steps, args.units))
     variants = {"not hoisted": not_hoisted, "whole sequence": whole_sequence}
     if args.blocks:
-        variants = {f"block rows={r}": blocked(r) for r in args.blocks}
+        variants = {f"block rows={r}": with_setting("SPLIT_STEP_BLOCK_ROWS", r)
+                    for r in args.blocks}
     else:
-        variants.update({f"chunk K={k}": chunked(k) for k in args.chunks})
+        variants.update({f"chunk K={k}": with_setting("CHUNK_STEPS", k)
+                         for k in args.chunks})
     programs = {}
     for name, fn in variants.items():
         forward = jax.jit(lambda p, x, fn=fn: fn(cell, p, x))
