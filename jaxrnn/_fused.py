@@ -10,7 +10,7 @@ pass saves only each step's previous carry (the memory of `remat` at the
 speed of no remat), and the backward pass walks blocks of S steps in
 reverse (S*B about `SPLIT_STEP_BLOCK_ROWS` rows): it recomputes the block's
 input and recurrent projections with one ``(S*B, ...) x (..., G*H)`` GEMM
-each, keeps only what must be sequential inside the block's chunks of K
+each, keeps only what must be sequential inside a loop over the block's
 steps (the gate gradients and the carry's gradient through one
 ``(B, G*H) x (G*H, H)`` matmul per step), then gets the block's kernel,
 recurrent-kernel, bias and input gradients from one GEMM each with S*B
@@ -50,13 +50,18 @@ def _pieces(steps: int, size: int) -> tuple[int, int]:
 
 
 def _scan_pieces(body, carry, seq, size, *, unroll=1, reverse=False,
-                 per_piece=None):
+                 per_piece=None, hand_on=False):
     """Runs `body(carry, seq_piece, per_piece_entry) -> (carry, out)` over
     consecutive pieces of `size` steps of `seq` (leading axis time) and a
     shorter last piece; `lax.scan` over the full ones, a direct call for
     the last (and for a lone full piece). `per_piece` has one entry per
     piece. Outputs, leading axis per step of their piece, are concatenated
-    in time order; with `reverse` the pieces run last to first."""
+    in time order; with `reverse` the pieces run last to first.
+
+    With `hand_on`, each iteration copies the piece that runs next into the
+    loop's carry and runs the one its predecessor copied: XLA:CPU compiles
+    elementwise fusions that read a dynamic slice of the scanned sequence
+    into loops 5-10x slower than the same work on a buffer of their own."""
     steps = jax.tree.leaves(seq)[0].shape[0]
     full, tail = _pieces(steps, size)
 
@@ -70,9 +75,26 @@ def _scan_pieces(body, carry, seq, size, *, unroll=1, reverse=False,
         entries = piece_of(per_piece, 0, full)
         if full == 1:
             return body(carry, _index(body_seq, 0), _index(entries, 0))
-        carry, out = lax.scan(lambda c, xs: body(c, *xs), carry,
-                              (body_seq, entries), reverse=reverse,
-                              unroll=unroll)
+        if hand_on:
+            step = -1 if reverse else 1
+            order = jnp.arange(full, dtype=jnp.int32)
+
+            def handing_on(state, inputs):
+                carry, current = state
+                index, entry = inputs
+                upcoming = _index(body_seq,
+                                  jnp.clip(index + step, 0, full - 1))
+                carry, out = body(carry, current, entry)
+                return (carry, upcoming), out
+
+            first = _index(body_seq, full - 1 if reverse else 0)
+            (carry, _), out = lax.scan(handing_on, (carry, first),
+                                       (order, entries), reverse=reverse,
+                                       unroll=unroll)
+        else:
+            carry, out = lax.scan(lambda c, xs: body(c, *xs), carry,
+                                  (body_seq, entries), reverse=reverse,
+                                  unroll=unroll)
         return carry, jax.tree.map(
             lambda leaf: leaf.reshape(-1, *leaf.shape[2:]), out)
 
@@ -128,42 +150,11 @@ def _steps(cell, params, projected, keep, carry, chunk, unroll):
                      _where(chunk_keep[k], new_carry, carry))
         return carry, (jnp.stack(ys), _stack(previous))
 
-    steps = projected.shape[0]
-    full, tail = _pieces(steps, chunk)
-    outs = []
-    if full > 1:
-        # Each iteration runs the chunk in its carry and hands on the next
-        # one: gate fusions that read a dynamic slice of the block's
-        # projection (scan's xs) compile to slow loops, 5-10x the same
-        # work on a buffer of its own.
-        def chunked(leaf):
-            return leaf[:full * chunk].reshape(full, chunk, *leaf.shape[1:])
-
-        chunks = chunked(projected)
-        following = jnp.concatenate([chunks[1:], chunks[:1]])
-        chunk_keeps = None if keep is None else chunked(keep)
-
-        def body(state, inputs):
-            carry, current = state
-            upcoming, chunk_keep = inputs
-            carry, out = run_chunk(carry, current, chunk_keep)
-            return (carry, upcoming), out
-
-        (carry, _), out = lax.scan(body, (carry, chunks[0]),
-                                   (following, chunk_keeps), unroll=unroll)
-        outs.append(jax.tree.map(
-            lambda leaf: leaf.reshape(-1, *leaf.shape[2:]), out))
-    elif full == 1:
-        carry, out = run_chunk(carry, projected[:chunk],
-                               None if keep is None else keep[:chunk])
-        outs.append(out)
-    if tail:
-        carry, out = run_chunk(carry, projected[full * chunk:],
-                               None if keep is None else keep[full * chunk:])
-        outs.append(out)
-    out = (outs[0] if len(outs) == 1 else
-           jax.tree.map(lambda *parts: jnp.concatenate(parts), *outs))
-    return carry, out
+    # Gate fusions that read a dynamic slice of the block's projection
+    # (scan's xs) compile to slow loops, hence `hand_on`.
+    return _scan_pieces(lambda c, piece, _: run_chunk(c, *piece), carry,
+                        (projected, keep), chunk, unroll=unroll,
+                        hand_on=True)
 
 
 def _forward(cell, chunk, unroll, params, xs, keep, carry, save,
@@ -206,9 +197,11 @@ def split_step_scan(cell: Any, chunk: int, block: int, unroll: int,
       block: steps per block of the backward pass, S, a multiple of
         `chunk` or all the steps (static): each block recomputes its
         projections and takes its weight and input gradients with one GEMM
-        each of S*B rows, efficient where K*B rows are not, while the
-        unrolled loop body stays K steps.
-      unroll: `lax.scan`'s unroll factor over chunks (static).
+        each of S*B rows, efficient where K*B rows are not, while its
+        sequential loop takes one step per iteration (a block of one
+        chunk: its K steps unrolled).
+      unroll: `lax.scan`'s unroll factor over chunks (in the backward
+        pass's loop over a block's steps: over steps) (static).
       remat: save only each chunk's first carry; the backward pass reruns
         each block's steps from its first carry (static).
       params: the cell's params.
@@ -287,10 +280,14 @@ def _split_step_bwd(cell, chunk, block, unroll, remat, residuals,
         recurrent, weights_vjp = jax.vjp(
             lambda p: cell.project_recurrent(p, h_in), params)
         recurrent = recurrent.reshape(steps, batch, -1)
+        # A block of one chunk runs unrolled; longer blocks step one at a
+        # time: as fast (faster at B=16, T=2048) and it compiles in about
+        # 40 % less time than unrolled chunks (docs/performance.md).
+        step_size = chunk if block <= chunk else 1
         d_carry, (d_projected, d_recurrent) = _scan_pieces(
             back_chunk, d_carry,
             (projected, recurrent, block_previous, block_keep, block_d_ys),
-            chunk, unroll=unroll, reverse=True)
+            step_size, unroll=unroll, reverse=True)
         d_params_in, d_xs = inputs_vjp(_flat(d_projected))
         (d_params_rec,) = weights_vjp(_flat(d_recurrent))
         d_params = jax.tree.map(lambda a, b, c: a + b + c, d_params,
