@@ -64,14 +64,21 @@ def test_gradients_equal_autodiff(name, steps, batch, masked, zero_output,
                                   sequences, backwards, remat, unroll,
                                   block_rows, seed):
     # block_rows: one chunk per backward block (0), several blocks with a
-    # partial last one (8, 12 at batch 1), or one block of every step.
-    default_rows = _rnn.SPLIT_STEP_BLOCK_ROWS
-    _rnn.SPLIT_STEP_BLOCK_ROWS = block_rows
+    # partial last one (8, 12 at batch 1), or one block of every step; the
+    # same with remat, whose blocks are rerun from their first carry.
+    overrides = dict(SPLIT_STEP_BLOCK_ROWS=block_rows,
+                     SPLIT_STEP_REMAT_BLOCK_ROWS=block_rows,
+                     SPLIT_STEP_REMAT_MIN_BLOCKS=1,
+                     SPLIT_STEP_REMAT_CHUNK_ROWS=1 << 30)
+    defaults = {setting: getattr(_rnn, setting) for setting in overrides}
+    for setting, value in overrides.items():
+        setattr(_rnn, setting, value)
     try:
         _check_gradients(name, steps, batch, masked, zero_output, sequences,
                          backwards, remat, unroll, seed)
     finally:
-        _rnn.SPLIT_STEP_BLOCK_ROWS = default_rows
+        for setting, value in defaults.items():
+            setattr(_rnn, setting, value)
 
 
 def _check_gradients(name, steps, batch, masked, zero_output, sequences,
@@ -120,8 +127,8 @@ def test_saves_less_than_autodiff_and_remat_less_still(monkeypatch):
 
 @pytest.mark.parametrize("masked", [False, True])
 def test_remat_reruns_blocks_of_several_chunks(masked):
-    # rnn gives remat one chunk per block (least memory); the pass itself
-    # also reruns longer blocks from their first carry, partial last one
+    # The pass reruns blocks of several chunks from their first carry
+    # (rnn asks for them with remat at small batches), partial last one
     # included.
     cell = CELLS["lstm"]
     keys = jax.random.split(jax.random.key(3), 4)
