@@ -48,6 +48,7 @@ class Row:
     first_call_s: float = math.nan
     times_s: list = dataclasses.field(default_factory=list)
     faults: list = dataclasses.field(default_factory=list)
+    calls_per_sample: int = 1
     temp_bytes: int | None = None
     remat_temp_bytes: int | None = None
     call: Callable[[], Any] | None = dataclasses.field(default=None, repr=False)
@@ -217,24 +218,39 @@ def build_rows(name: str, workload: Workload, data: Data, cache: dict,
     return rows
 
 
-def _measure(call) -> tuple[float, int]:
+# A repetition of a call shorter than this runs the call back to back until
+# it lasts about this long and records the mean: single calls of 1-2 ms
+# (B=1) varied 20-40 % from one repetition to the next.
+MIN_SAMPLE_S = 0.02
+MAX_CALLS_PER_SAMPLE = 64
+
+
+def _measure(call, calls: int = 1) -> tuple[float, float]:
+    """(seconds per call, minor page faults per call) over `calls` calls."""
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     start = time.perf_counter()
-    call()
+    for _ in range(calls):
+        call()
     elapsed = time.perf_counter() - start
-    return elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    return elapsed / calls, faults / calls
 
 
 def time_rows(rows: list[Row], repeats: int, budget_s: float,
               seed: int = 0) -> None:
     """Round-robin repetitions over the live rows, in a fresh random order
-    each round. A row whose warm call times `repeats` exceeds `budget_s`
-    gets fewer repetitions (at least 3, or `repeats` if smaller)."""
+    each round; a repetition of a row whose call is shorter than
+    MIN_SAMPLE_S is the mean of that many back-to-back calls. A row whose
+    warm repetition times `repeats` exceeds `budget_s` gets fewer
+    repetitions (at least 3, or `repeats` if smaller)."""
     live = [row for row in rows if row.status == "ok"]
     planned = {}
     for row in live:
         elapsed, _ = _measure(row.call)  # warm-up, untimed
-        affordable = int(budget_s / max(elapsed, 1e-9))
+        row.calls_per_sample = min(
+            MAX_CALLS_PER_SAMPLE,
+            max(1, math.ceil(MIN_SAMPLE_S / max(elapsed, 1e-9))))
+        affordable = int(budget_s / max(elapsed * row.calls_per_sample, 1e-9))
         planned[id(row)] = min(repeats, max(affordable, min(3, repeats)))
     order = random.Random(seed)
     for rep in range(max(planned.values(), default=0)):
@@ -246,7 +262,7 @@ def time_rows(rows: list[Row], repeats: int, budget_s: float,
         order.shuffle(live)
         for row in live:
             if rep < planned[id(row)]:
-                elapsed, faults = _measure(row.call)
+                elapsed, faults = _measure(row.call, row.calls_per_sample)
                 row.times_s.append(elapsed)
                 row.faults.append(faults)
     for row in live:

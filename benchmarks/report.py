@@ -62,6 +62,11 @@ def _worst_error(row: dict) -> str:
     return _fmt(max(row["errors"].values()) if row["errors"] else None, ".0e")
 
 
+def _reps(row: dict) -> str:
+    calls = row.get("calls_per_sample", 1)  # absent from older runs
+    return str(row["reps"]) + (f"x{calls}" if calls > 1 else "")
+
+
 def row_cells(row: dict) -> list[str]:
     """The per-row figures, in the order of ROW_HEADER."""
     if row["status"] != "ok":
@@ -70,7 +75,7 @@ def row_cells(row: dict) -> list[str]:
     spread = f"{row['q1_ms']:.3g}-{row['q3_ms']:.3g}"
     return [row["peer"] + (" *" if not row["comparable"] else ""), row["mode"],
             f"{row['median_ms']:.3g}", spread,
-            f"{row['min_ms']:.3g}-{row['max_ms']:.3g}", str(row["reps"]),
+            f"{row['min_ms']:.3g}-{row['max_ms']:.3g}", _reps(row),
             f"{row['vs_fastest']:.2f}", _fmt(row["vs_jaxrnn"], ".2f"),
             f"{row['faults_per_call']:.0f}", f"{row['gflops']:.1f}",
             f"{row['pct_peak']:.1f}", f"{row['first_call_s']:.2f}",
@@ -203,7 +208,8 @@ def markdown(summary: list[dict], meta: dict, chart_name: str | None) -> str:
         "within 1e-4: `max err`). Times are medians of repetitions "
         "interleaved round-robin (a fresh random order each round) over a "
         "workload's rows in one process, IQR and min-max in ms; `n` "
-        "repetitions; `x fastest` is over the rows with the "
+        "repetitions (`n`x`k`: a repetition of a call under 20 ms is the "
+        "mean of `k` back-to-back calls); `x fastest` is over the rows with the "
         "workload's maths (`*`: other maths); faults are minor page faults "
         "per call; GFLOP/s counts the recurrence's matmuls (forward "
         "2*T*B*(D+H)*G*H, training 3x, bidirectional twice) and % peak "
