@@ -57,6 +57,9 @@ def test_smoke_rows_pass_their_check_and_are_timed(smoke):
         if row["status"] == "ok":
             assert max(row["errors"].values()) <= 1e-4, (name, row["errors"])
             assert row["times_s"] and min(row["times_s"]) > 0, name
+            assert 1 <= row["calls_per_sample"] <= 64, name
+    # Smoke calls last well under the 20 ms a timed sample aims for.
+    assert any(row.get("calls_per_sample", 1) > 1 for row in rows)
 
 
 @pytest.mark.slow
@@ -93,3 +96,10 @@ def test_write_section_keeps_the_rest_of_the_file(tmp_path):
     assert "second" in text and "first" not in text
     assert text.count(report.START) == 1
     assert text.rstrip().endswith("## Chunk sizes\n\nkept")
+
+
+def test_repetitions_column_names_calls_per_sample():
+    row = {"reps": 10, "calls_per_sample": 21}
+    assert report._reps(row) == "10x21"
+    assert report._reps({"reps": 7, "calls_per_sample": 1}) == "7"
+    assert report._reps({"reps": 7}) == "7"  # results from older runs
