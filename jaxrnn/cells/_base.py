@@ -48,6 +48,17 @@ class DropoutMasks(NamedTuple):
     recurrent: jax.Array | None
 
 
+def check_step_input(cell: Any, params: Any, x: jax.Array,
+                     features: str = "D") -> None:
+    """Checks one step's input `x`, (..., `features`), and `params` against
+    its feature size."""
+    check_floating("x", x)
+    if x.ndim < 1:
+        raise ValueError(
+            f"`x` must have shape (..., {features}), got {x.shape}.")
+    cell.check_params(params, x.shape[-1])
+
+
 def _keep_mask(key, rate, shape, dtype):
     keep = jax.random.bernoulli(key, 1.0 - rate, shape)
     return keep.astype(dtype) / jnp.asarray(1.0 - rate, dtype)
@@ -244,10 +255,7 @@ class KerasCell:
           (new_carry, y) with y of shape (..., H).
         """
         with jax.named_scope(f"jaxrnn.{type(self).__name__}"):
-            check_floating("x", x)
-            if x.ndim < 1:
-                raise ValueError(f"`x` must have shape (..., D), got {x.shape}.")
-            self.check_params(params, x.shape[-1])
+            check_step_input(self, params, x)
             masks = self.dropout_masks(key, x.shape[:-1], x.shape[-1],
                                        training=training,
                                        dtype=self.compute_dtype(params, x))

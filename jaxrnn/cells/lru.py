@@ -23,9 +23,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxrnn._validation import (check_floating, check_params,
-                                check_positive_int)
-from jaxrnn.cells._base import wider_float
+from jaxrnn._validation import check_params, check_positive_int
+from jaxrnn.cells._base import check_step_input, wider_float
 
 
 def _check_real(name: str, value: Any) -> None:
@@ -253,10 +252,7 @@ class LRUCell:
         """
         del key, training  # no dropout
         with jax.named_scope("jaxrnn.LRUCell"):
-            check_floating("x", x)
-            if x.ndim < 1:
-                raise ValueError(f"`x` must have shape (..., H), got {x.shape}.")
-            self.check_params(params, x.shape[-1])
+            check_step_input(self, params, x, "H")
             return self.step_projected(params, carry,
                                        self.project_inputs(params, x))
 

@@ -21,9 +21,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn import initializers
-from jaxrnn._validation import (check_bool, check_floating, check_params,
-                                check_positive_int)
-from jaxrnn.cells._base import wider_float
+from jaxrnn._validation import check_bool, check_params, check_positive_int
+from jaxrnn.cells._base import check_step_input, wider_float
 from jaxrnn.initializers import InitializerLike
 
 
@@ -167,10 +166,7 @@ class _MinCell:
         """
         del key, training  # no dropout
         with jax.named_scope(f"jaxrnn.{type(self).__name__}"):
-            check_floating("x", x)
-            if x.ndim < 1:
-                raise ValueError(f"`x` must have shape (..., D), got {x.shape}.")
-            self.check_params(params, x.shape[-1])
+            check_step_input(self, params, x)
             return self.step_projected(params, carry,
                                        self.project_inputs(params, x))
 
