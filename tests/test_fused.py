@@ -19,7 +19,8 @@ from properties import examples
 
 import jaxrnn
 from jaxrnn import _rnn
-from jaxrnn._fused import has_split_step, masked_outputs, split_step_scan
+from jaxrnn._fused import (_scan_pieces, has_split_step, masked_outputs,
+                           split_step_scan)
 
 CELLS = {
     "lstm": jaxrnn.LSTMCell(5),
@@ -146,6 +147,27 @@ def test_remat_reruns_blocks_of_several_chunks(masked):
         return jax.value_and_grad(loss, (0, 1, 2))(params, xs, carry)
 
     _assert_close(grads(True), grads(False), tol=1e-6)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("steps", [3, 8, 11])
+def test_handing_pieces_on_runs_the_same_pieces(reverse, steps):
+    # Each piece sees the carry of the pieces before it (after, reversed),
+    # so the pieces must run in order, each exactly once.
+    seq = {"a": jnp.arange(steps * 2.0).reshape(steps, 2),
+           "b": jnp.arange(steps, dtype=jnp.float32)}
+    per_piece = jnp.arange(-(-steps // 4), dtype=jnp.float32) * 100
+
+    def body(carry, piece, entry):
+        carry = carry * 3 + jnp.sum(piece["a"]) + jnp.sum(piece["b"]) + entry
+        return carry, {"a": piece["a"] * carry, "b": piece["b"] + entry}
+
+    def run(hand_on):
+        return jax.jit(lambda seq: _scan_pieces(
+            body, jnp.float32(1), seq, 4, reverse=reverse,
+            per_piece=per_piece, hand_on=hand_on))(seq)
+
+    _assert_close(run(True), run(False), tol=0)
 
 
 def test_mixed_precision_gradients():
