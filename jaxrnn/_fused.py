@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxrnn._masking import broadcast_over
+from jaxrnn._masking import broadcast_over, forward_fill, latest_valid_steps
 
 _SPLIT_STEP = ("project_inputs", "recurrent_input", "project_recurrent",
                "apply_gates")
@@ -329,17 +329,12 @@ def masked_outputs(ys: jax.Array, keep: jax.Array | None,
     """
     if keep is None:
         return ys, ys[-1]
-    steps = ys.shape[0]
     zero = jnp.zeros((), ys.dtype)
-    # The index of each step's last valid step so far (-1: none yet).
-    times = jnp.arange(steps, dtype=jnp.int32)[:, None]
-    latest = lax.cummax(jnp.where(keep, times, -1), axis=0)  # (T, B)
+    latest = latest_valid_steps(keep)  # (T, B)
     last_index = latest[-1]
     last = jnp.take_along_axis(
         ys, broadcast_over(jnp.maximum(last_index, 0)[None], ys), axis=0)[0]
     last = jnp.where(broadcast_over(last_index >= 0, last), last, zero)
     if zero_output:
         return jnp.where(broadcast_over(keep, ys), ys, zero), last
-    filled = jnp.take_along_axis(
-        ys, broadcast_over(jnp.maximum(latest, 0), ys), axis=0)
-    return jnp.where(broadcast_over(latest >= 0, ys), filled, zero), last
+    return forward_fill(ys, latest), last

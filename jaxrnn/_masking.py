@@ -7,6 +7,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 
 def lengths_to_mask(seq_lengths: jax.Array, time_steps: int) -> jax.Array:
@@ -39,6 +40,23 @@ def lengths_to_mask(seq_lengths: jax.Array, time_steps: int) -> jax.Array:
 def broadcast_over(keep: jax.Array, leaf: jax.Array) -> jax.Array:
     """(B,) -> (B, 1, ..., 1) with leaf's rank, for per-example selects."""
     return keep.reshape(keep.shape + (1,) * (leaf.ndim - keep.ndim))
+
+
+def latest_valid_steps(step_mask: jax.Array) -> jax.Array:
+    """(T, B) bool -> (T, B) int32: each row's latest valid step up to t,
+    -1 before its first."""
+    times = jnp.arange(step_mask.shape[0], dtype=jnp.int32)[:, None]
+    return lax.cummax(jnp.where(step_mask, times, -1), axis=0)
+
+
+def forward_fill(ys: jax.Array, latest: jax.Array) -> jax.Array:
+    """ys (T, B, ...) with every step replaced by its row's output at
+    `latest` (from `latest_valid_steps`), zeros where that is -1: Keras'
+    masked steps repeat the last valid output."""
+    filled = jnp.take_along_axis(
+        ys, broadcast_over(jnp.maximum(latest, 0), ys), axis=0)
+    return jnp.where(broadcast_over(latest >= 0, ys), filled,
+                     jnp.zeros((), ys.dtype))
 
 
 def reset_carry(carry: Any, reset_mask: jax.Array) -> Any:

@@ -48,7 +48,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxrnn._masking import broadcast_over
+from jaxrnn._masking import broadcast_over, forward_fill, latest_valid_steps
 from jaxrnn.cells.stacked import StackedCells
 
 
@@ -235,20 +235,13 @@ def _outputs(cell, params, states, xs, step_mask, *, zero_output, collect):
             ys = _read_out(cell, params, states, xs)
             return ys, ys[-1]
         return None, _read_out(cell, params, states[-1], xs[-1])
-    steps, batch = step_mask.shape
-    # Each row's latest valid step up to t (-1 before its first): a masked
-    # step repeats that step's output, zeros when there is none yet.
-    latest = lax.cummax(jnp.where(step_mask, jnp.arange(steps)[:, None], -1),
-                        axis=0)  # (T, B)
+    # A masked step repeats its row's latest valid output, zeros when there
+    # is none yet.
+    latest = latest_valid_steps(step_mask)  # (T, B)
     if collect and not zero_output:
-        ys = _read_out(cell, params, states, xs)
-        at = jnp.broadcast_to(broadcast_over(jnp.maximum(latest, 0), ys),
-                              ys.shape)
-        filled = jnp.where(broadcast_over(latest >= 0, ys),
-                           jnp.take_along_axis(ys, at, axis=0),
-                           jnp.zeros((), ys.dtype))
+        filled = forward_fill(_read_out(cell, params, states, xs), latest)
         return filled, filled[-1]
-    rows = jnp.arange(batch)
+    rows = jnp.arange(step_mask.shape[1])
     last_at = jnp.maximum(latest[-1], 0)
     last_y = _read_out(cell, params, states[last_at, rows], xs[last_at, rows])
     last_y = jnp.where(broadcast_over(latest[-1] >= 0, last_y), last_y,
