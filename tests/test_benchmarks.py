@@ -103,3 +103,19 @@ def test_repetitions_column_names_calls_per_sample():
     assert report._reps(row) == "10x21"
     assert report._reps({"reps": 7, "calls_per_sample": 1}) == "7"
     assert report._reps({"reps": 7}) == "7"  # results from older runs
+
+
+@pytest.mark.slow
+def test_options_script_runs_every_variant():
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "options.py"), "--batch", "2",
+         "--steps", "9", "--units", "4", "--repeats", "1"],
+        capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    lines = done.stdout.strip().splitlines()
+    for variant in ("default", "time_major=True", "precision=highest",
+                    "unroll=4", "mask, right-padded", "seq_lengths",
+                    "remat=True"):
+        row = next(line for line in lines if line.startswith(variant))
+        forward, train = (float(v) for v in row[20:].split())
+        assert forward > 0 and train > 0, row
