@@ -6,17 +6,19 @@ and elementwise gates (``project_inputs``, ``recurrent_input``,
 ``reset_after`` and SimpleRNN, and any custom cell that offers them),
 autodiff of the scan saves every step's gate activations and accumulates
 rank-B updates of every weight inside the backward loop. Here the forward
-pass saves only each step's previous carry (the memory of `remat` at the
-speed of no remat), and the backward pass walks blocks of S steps in
-reverse (S*B about `SPLIT_STEP_BLOCK_ROWS` rows): it recomputes the block's
-input and recurrent projections with one ``(S*B, ...) x (..., G*H)`` GEMM
-each, keeps only what must be sequential inside a loop over the block's
+pass saves each step's previous carry (the memory of `remat` at the speed
+of no remat) and, for wide cells only, each step's input and recurrent
+projections; the backward pass walks blocks of S steps in reverse (S*B
+about `SPLIT_STEP_BLOCK_ROWS` rows): it recomputes the block's input and
+recurrent projections, where they were not saved, with one
+``(S*B, ...) x (..., G*H)`` GEMM each, keeps only what must be sequential
+inside a loop over the block's
 steps (the gate gradients and the carry's gradient through one
 ``(B, G*H) x (G*H, H)`` matmul per step), then gets the block's kernel,
 recurrent-kernel, bias and input gradients from one GEMM each with S*B
-rows. No (T, B, G*H) array is ever materialised, so nothing large is
-allocated, mapped and page-faulted per call; and XLA's CPU GEMMs run about
-twice as fast with 512 rows as with 64.
+rows. Unless the projections are saved, no (T, B, G*H) array is ever
+materialised, so nothing large is allocated, mapped and page-faulted per
+call; and XLA's CPU GEMMs run about twice as fast with 512 rows as with 64.
 
 The forward pass is the same chunked scan as `jaxrnn.rnn`'s: one
 ``(K*B, D) x (D, G*H)`` GEMM per chunk, the K steps unrolled so each reads a
@@ -33,6 +35,9 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxrnn._masking import broadcast_over, forward_fill, latest_valid_steps
+
+# What the forward pass saves for the backward pass (`split_step_scan`).
+SAVED = ("carries", "projections", "chunk_carries")
 
 _SPLIT_STEP = ("project_inputs", "recurrent_input", "project_recurrent",
                "apply_gates")
@@ -134,11 +139,12 @@ def _flat(a):
 def _steps(cell, params, projected, keep, carry, chunk, unroll):
     """Runs the steps of a block from its projected inputs (S, B, G*H):
     chunks of `chunk` steps, unrolled so each step reads a static slice.
-    Returns (carry, (ys (S, B, ...), every step's previous carry))."""
+    Returns (carry, (ys (S, B, ...), every step's previous carry, every
+    step's recurrent projection (S, B, G*H)))."""
 
     def run_chunk(carry, chunk_projected, chunk_keep):
         dtype = chunk_projected.dtype
-        ys, previous = [], []
+        ys, previous, recurrents = [], [], []
         for k in range(chunk_projected.shape[0]):
             h_in = cell.recurrent_input(carry, None, dtype)
             recurrent = cell.project_recurrent(params, h_in)
@@ -146,9 +152,11 @@ def _steps(cell, params, projected, keep, carry, chunk, unroll):
                                             recurrent)
             ys.append(y)
             previous.append(carry)
+            recurrents.append(recurrent)
             carry = (new_carry if chunk_keep is None else
                      _where(chunk_keep[k], new_carry, carry))
-        return carry, (jnp.stack(ys), _stack(previous))
+        return carry, (jnp.stack(ys), _stack(previous),
+                       jnp.stack(recurrents))
 
     # Gate fusions that read a dynamic slice of the block's projection
     # (scan's xs) compile to slow loops, hence `hand_on`.
@@ -157,28 +165,31 @@ def _steps(cell, params, projected, keep, carry, chunk, unroll):
                         hand_on=True)
 
 
-def _forward(cell, chunk, unroll, params, xs, keep, carry, save,
-             remat=False):
+def _forward(cell, chunk, unroll, params, xs, keep, carry, saved=None):
     """Runs the steps, one input-projection GEMM per chunk of K steps
     (larger blocks made the forward slower: their projection falls out of
-    cache); returns (ys (T, B, ...), carry[, every step's previous carry,
-    or with `remat` every chunk's first carry])."""
+    cache); returns (ys (T, B, ...), carry[, what `saved` names: every
+    step's previous carry, with "projections" also every step's input and
+    recurrent projections (T, B, G*H), with "chunk_carries" every chunk's
+    first carry instead])."""
 
     def run_chunk(carry, inputs, _):
         chunk_xs, chunk_keep = inputs
         first = carry
         projected = cell.project_inputs(params, chunk_xs)  # (K, B, G*H)
-        carry, (ys, previous) = _steps(cell, params, projected, chunk_keep,
-                                       carry, chunk, unroll)
-        if not save:
+        carry, (ys, previous, recurrent) = _steps(
+            cell, params, projected, chunk_keep, carry, chunk, unroll)
+        if saved is None:
             return carry, ys
-        if remat:
+        if saved == "chunk_carries":
             previous = jax.tree.map(lambda leaf: leaf[None], first)
+        elif saved == "projections":
+            previous = (previous, projected, recurrent)
         return carry, (ys, previous)
 
     carry, out = _scan_pieces(run_chunk, carry, (xs, keep), chunk,
                               unroll=unroll)
-    if not save:
+    if saved is None:
         return out, carry
     ys, previous = out
     return ys, carry, previous
@@ -186,7 +197,7 @@ def _forward(cell, chunk, unroll, params, xs, keep, carry, save,
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3, 4))
 def split_step_scan(cell: Any, chunk: int, block: int, unroll: int,
-                    remat: bool, params: Any,
+                    saved: str, params: Any,
                     xs: jax.Array, keep: jax.Array | None,
                     carry: Any) -> tuple[jax.Array, Any]:
     """Runs a split-step cell over time-major inputs.
@@ -202,8 +213,13 @@ def split_step_scan(cell: Any, chunk: int, block: int, unroll: int,
         chunk: its K steps unrolled).
       unroll: `lax.scan`'s unroll factor over chunks (in the backward
         pass's loop over a block's steps: over steps) (static).
-      remat: save only each chunk's first carry; the backward pass reruns
-        each block's steps from its first carry (static).
+      saved: what the forward pass saves for the backward pass (static):
+        "carries", each step's previous carry; "projections", also each
+        step's input and recurrent projections, which the backward pass
+        then need not recompute (faster where the projections' GEMMs
+        cost more than writing (T, B, 2*G*H) floats: wide cells);
+        "chunk_carries" (remat), only each chunk's first carry, from
+        which the backward pass reruns each block's steps.
       params: the cell's params.
       xs: (T, B, D) inputs.
       keep: bool (T, B) or None; a step whose entry is False keeps the
@@ -215,15 +231,17 @@ def split_step_scan(cell: Any, chunk: int, block: int, unroll: int,
       (at a masked step: what the cell would have output; the caller
       selects).
     """
-    del block, remat
-    return _forward(cell, chunk, unroll, params, xs, keep, carry, save=False)
+    del block
+    if saved not in SAVED:
+        raise ValueError(f"saved must be one of {SAVED}; got {saved!r}.")
+    return _forward(cell, chunk, unroll, params, xs, keep, carry)
 
 
-def _split_step_fwd(cell, chunk, block, unroll, remat, params, xs, keep,
+def _split_step_fwd(cell, chunk, block, unroll, saved, params, xs, keep,
                     carry):
     del block
     ys, final, previous = _forward(cell, chunk, unroll, params, xs, keep,
-                                   carry, save=True, remat=remat)
+                                   carry, saved)
     return (ys, final), (params, xs, keep, previous)
 
 
@@ -232,9 +250,10 @@ def _gates_backward(cell, prev, projected, recurrent, d_new, d_y):
     return gates_vjp((d_new, d_y))
 
 
-def _split_step_bwd(cell, chunk, block, unroll, remat, residuals,
+def _split_step_bwd(cell, chunk, block, unroll, saved, residuals,
                     cotangents):
     params, xs, keep, previous = residuals
+    remat = saved == "chunk_carries"
     d_ys, d_carry = cotangents
 
     def back_chunk(d_carry, inputs, _):
@@ -274,12 +293,18 @@ def _split_step_bwd(cell, chunk, block, unroll, remat, residuals,
         dtype = projected.dtype
         projected = projected.reshape(steps, batch, -1)
         if remat:
-            _, (_, block_previous) = _steps(cell, params, projected,
-                                            block_keep, first, chunk, unroll)
+            _, (_, block_previous, _) = _steps(
+                cell, params, projected, block_keep, first, chunk, unroll)
+        if saved == "projections":
+            block_previous, projected, kept_recurrent = block_previous
         h_in = _flat(cell.recurrent_input(block_previous, None, dtype))
         recurrent, weights_vjp = jax.vjp(
             lambda p: cell.project_recurrent(p, h_in), params)
-        recurrent = recurrent.reshape(steps, batch, -1)
+        # Where the forward pass saved the projections, the GEMMs that
+        # recompute them above have no use and XLA drops them; their VJPs
+        # stay.
+        recurrent = (kept_recurrent if saved == "projections" else
+                     recurrent.reshape(steps, batch, -1))
         # A block of one chunk runs unrolled; longer blocks step one at a
         # time: as fast (faster at B=16, T=2048) and it compiles in about
         # 40 % less time than unrolled chunks (docs/performance.md).

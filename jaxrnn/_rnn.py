@@ -41,6 +41,12 @@ SPLIT_STEP_BLOCK_BYTES = 1 << 20
 SPLIT_STEP_REMAT_BLOCK_ROWS = 256
 SPLIT_STEP_REMAT_MIN_BLOCKS = 32
 SPLIT_STEP_REMAT_CHUNK_ROWS = 128
+# Without remat, the forward pass also saves every step's input and
+# recurrent projections (T, B, 2*G*H floats) where recomputing them costs
+# more than writing and reading them back: at D + H >= 768 (training
+# 5-11 % faster at B=16-128 with H=384-512; 8-31 % slower at D + H <= 512,
+# benchmarks/RESULTS.md). That memory is what autodiff of a scan saves.
+SPLIT_STEP_KEEP_PROJECTIONS_WIDTH = 768
 
 
 def rnn(cell: Any, params: Any, inputs: jax.Array, *,
@@ -62,8 +68,9 @@ def rnn(cell: Any, params: Any, inputs: jax.Array, *,
         hoisted out of the recurrence; those that further split a step into
         ``recurrent_input``, ``project_recurrent`` and elementwise
         ``apply_gates`` (the built-in LSTM, GRU with ``reset_after`` and
-        SimpleRNN) also get a hand-written backward pass that saves only
-        the carries (see docs/performance.md). A cell whose steps take more
+        SimpleRNN) also get a hand-written backward pass that saves the
+        carries, and for wide cells the projections (see
+        docs/performance.md). A cell whose steps take more
         than a vector (a convolutional cell's (H, W, C) frames) says how
         many feature axes with an ``input_ndim`` attribute (default 1).
       params: the cell's params.
@@ -294,9 +301,16 @@ def _run(cell, params, xs, step_mask, carry, *, key, training, unroll, remat,
             block = min(block, max(chunk, steps // SPLIT_STEP_REMAT_MIN_BLOCKS
                                    // chunk * chunk))
         block = min(block, steps)
+        if remat:
+            saved = "chunk_carries"
+        elif (_contraction_width(cell, params, xs[:chunk], carry)
+              >= SPLIT_STEP_KEEP_PROJECTIONS_WIDTH):
+            saved = "projections"
+        else:
+            saved = "carries"
         ys, carry = split_step_scan(cell, chunk, block,
                                     1 if unroll is False else int(unroll),
-                                    remat, params, xs, step_mask, carry)
+                                    saved, params, xs, step_mask, carry)
         ys, last_y = masked_outputs(ys, step_mask, zero_output)
         return (ys if collect else None), last_y, carry
     project, step = _cell_step_functions(cell, params, key, training, batch,
@@ -353,6 +367,15 @@ def _run(cell, params, xs, step_mask, carry, *, key, training, unroll, remat,
     carry, last_y = state
     ys = (parts[0] if len(parts) == 1 else jnp.concatenate(parts)) if collect else None
     return ys, last_y, carry
+
+
+def _contraction_width(cell, params, chunk_xs, carry):
+    """D + H: the length of a row's dot products in the input and
+    recurrent projections, so their FLOPs per element they produce."""
+    h_in = jax.eval_shape(lambda c: cell.recurrent_input(c, None,
+                                                         chunk_xs.dtype),
+                          carry)
+    return chunk_xs.shape[-1] + h_in.shape[-1]
 
 
 def _chunks_per_block(cell, params, chunk_xs, rows):

@@ -60,17 +60,20 @@ def test_which_cells_split():
        zero_output=st.booleans(), sequences=st.booleans(),
        backwards=st.booleans(), remat=st.booleans(), unroll=st.integers(1, 3),
        block_rows=st.sampled_from([0, 8, 12, 512]),
-       seed=st.integers(0, 2 ** 16))
+       keep_projections=st.booleans(), seed=st.integers(0, 2 ** 16))
 def test_gradients_equal_autodiff(name, steps, batch, masked, zero_output,
                                   sequences, backwards, remat, unroll,
-                                  block_rows, seed):
+                                  block_rows, keep_projections, seed):
     # block_rows: one chunk per backward block (0), several blocks with a
     # partial last one (8, 12 at batch 1), or one block of every step; the
     # same with remat, whose blocks are rerun from their first carry.
+    # keep_projections: the forward pass saves them (as for wide cells).
     overrides = dict(SPLIT_STEP_BLOCK_ROWS=block_rows,
                      SPLIT_STEP_REMAT_BLOCK_ROWS=block_rows,
                      SPLIT_STEP_REMAT_MIN_BLOCKS=1,
-                     SPLIT_STEP_REMAT_CHUNK_ROWS=1 << 30)
+                     SPLIT_STEP_REMAT_CHUNK_ROWS=1 << 30,
+                     SPLIT_STEP_KEEP_PROJECTIONS_WIDTH=(
+                         0 if keep_projections else 1 << 30))
     defaults = {setting: getattr(_rnn, setting) for setting in overrides}
     for setting, value in overrides.items():
         setattr(_rnn, setting, value)
@@ -126,12 +129,15 @@ def test_saves_less_than_autodiff_and_remat_less_still(monkeypatch):
     assert temp(remat) <= temp(autodiff_remat)
 
 
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+@pytest.mark.parametrize("saved", ["projections", "chunk_carries"])
 @pytest.mark.parametrize("masked", [False, True])
-def test_remat_reruns_blocks_of_several_chunks(masked):
-    # The pass reruns blocks of several chunks from their first carry
-    # (rnn asks for them with remat at small batches), partial last one
-    # included.
-    cell = CELLS["lstm"]
+def test_what_the_forward_saves_leaves_gradients_unchanged(name, saved,
+                                                           masked):
+    # "projections": the backward pass takes the saved projections instead
+    # of recomputing them; "chunk_carries" (remat): it reruns blocks of
+    # several chunks from their first carry, partial last block included.
+    cell = CELLS[name]
     keys = jax.random.split(jax.random.key(3), 4)
     params = cell.init(keys[0], 3)
     xs = jax.random.normal(keys[1], (14, 2, 3))  # time-major
@@ -139,14 +145,43 @@ def test_remat_reruns_blocks_of_several_chunks(masked):
     carry = jax.tree.map(lambda leaf: jax.random.normal(keys[3], leaf.shape),
                          cell.initial_carry((2,)))
 
-    def grads(remat):
+    def grads(saved):
         def loss(params, xs, carry):
-            ys, final = split_step_scan(cell, 4, 8, 1, remat, params, xs,
+            ys, final = split_step_scan(cell, 4, 8, 1, saved, params, xs,
                                         keep, carry)
-            return jnp.sum(jnp.sin(ys)) + jnp.sum(final[1] ** 2)
+            return (jnp.sum(jnp.sin(ys))
+                    + sum(jnp.sum(leaf ** 2) for leaf in jax.tree.leaves(final)))
         return jax.value_and_grad(loss, (0, 1, 2))(params, xs, carry)
 
-    _assert_close(grads(True), grads(False), tol=1e-6)
+    _assert_close(grads(saved), grads("carries"), tol=1e-6)
+
+
+def test_split_step_scan_names_what_it_can_save():
+    cell = CELLS["lstm"]
+    params = cell.init(jax.random.key(0), 3)
+    with pytest.raises(ValueError, match="saved must be one of"):
+        split_step_scan(cell, 4, 8, 1, "gates", params, jnp.ones((5, 2, 3)),
+                        None, cell.initial_carry((2,)))
+
+
+def test_rnn_saves_projections_only_for_wide_cells(monkeypatch):
+    # Recomputing a narrow cell's projections is cheaper than keeping them
+    # (rnn's SPLIT_STEP_KEEP_PROJECTIONS_WIDTH); a wide one keeps them.
+    seen = []
+    original = _rnn.split_step_scan
+
+    def spy(cell, chunk, block, unroll, saved, *args):
+        seen.append(saved)
+        return original(cell, chunk, block, unroll, saved, *args)
+
+    monkeypatch.setattr(_rnn, "split_step_scan", spy)
+    for units, remat in [(4, False), (4, True), (600, False), (600, True)]:
+        cell = jaxrnn.LSTMCell(units)
+        params = cell.init(jax.random.key(0), 200)
+        jax.eval_shape(lambda p: jaxrnn.rnn(cell, p, jnp.ones((2, 5, 200)),
+                                            remat=remat), params)
+    assert seen == ["carries", "chunk_carries", "projections",
+                    "chunk_carries"]
 
 
 @pytest.mark.parametrize("reverse", [False, True])
