@@ -224,7 +224,10 @@ def markdown(summary: list[dict], meta: dict, chart_name: str | None) -> str:
         "",
     ]
     if chart_name:
-        parts += [f"![time relative to jaxrnn]({chart_name})", ""]
+        vector = Path(chart_name).with_suffix(".svg").name
+        parts += [f"![time relative to jaxrnn]({chart_name})",
+                  "", f"(The same chart as vector graphics: [{vector}]({vector}).)",
+                  ""]
     parts += ["### All rows", ""]
     for label, lines, skipped in full_lines(summary):
         parts += [f"**{label}**", "", markdown_table(ROW_HEADER, lines), ""]
@@ -269,9 +272,10 @@ def _panel(ax, measured: list[dict], mode: str, labels, keys, colours):
     ax.grid(axis="y", which="both", alpha=0.3)
 
 
-def chart(summary: list[dict], path: Path) -> bool:
+def chart(summary: list[dict], *paths: Path) -> bool:
     """Time relative to jaxrnn per workload, forward and training panels
-    (log scale), one colour per peer; False when matplotlib is missing."""
+    (log scale), one colour per peer, saved to each path in the format its
+    suffix names; False when matplotlib is missing."""
     try:
         import matplotlib
     except ImportError:
@@ -299,6 +303,11 @@ def chart(summary: list[dict], path: Path) -> bool:
     axes[-1].set_xticklabels([l.replace(" D=", "\nD=") for l in labels],
                              rotation=45, ha="right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, metadata={"Date": None})
+    for path in paths:
+        # No dates or software versions in the files, so that a rerun with
+        # the same figures writes the same bytes.
+        metadata = ({"Software": None} if Path(path).suffix == ".png"
+                    else {"Date": None})
+        fig.savefig(path, metadata=metadata, dpi=100)
     plt.close(fig)
     return True

@@ -56,7 +56,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="seconds of timing per row before its "
                         "repetitions are lowered (at least 3 are kept)")
     parser.add_argument("--out", type=Path,
-                        help="folder for results.json, results.svg and the "
+                        help="folder for results.json, results.png/.svg and the "
                         "RESULTS.md section (default: benchmarks/; smoke: none)")
     parser.add_argument("--merge", action="store_true",
                         help="keep the other workloads of OUT/results.json")
@@ -168,14 +168,15 @@ def write(rows: list[dict], meta: dict, summary: list[dict], out: Path) -> None:
     lines = ",\n".join(json.dumps(row, default=float) for row in rows)
     (out / "results.json").write_text(
         f'{{"meta": {json.dumps(meta, indent=1)},\n"rows": [\n{lines}\n]}}\n')
-    chart_name = "results.svg" if report.chart(summary, out / "results.svg") \
-        else None
+    chart_name = ("results.png" if report.chart(
+        summary, out / "results.png", out / "results.svg") else None)
     if chart_name is None:
         print("matplotlib not installed: no chart")
     report.write_section(out / "RESULTS.md",
                          report.markdown(summary, meta, chart_name))
     print(f"\nwrote {out / 'results.json'}, {out / 'RESULTS.md'}"
-          + (f", {out / chart_name}" if chart_name else ""))
+          + (f", {out / chart_name}, {out / 'results.svg'}" if chart_name
+             else ""))
 
 
 def main(argv=None) -> int:
