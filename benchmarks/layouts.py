@@ -198,3 +198,19 @@ def torch_state(p: dict, cell: str, suffix: str = "") -> dict:
         b_hh = regate(p["bias"][1], "rzn", GRU_GATES)
     return {f"weight_ih_l0{suffix}": w_ih, f"weight_hh_l0{suffix}": w_hh,
             f"bias_ih_l0{suffix}": b_ih, f"bias_hh_l0{suffix}": b_hh}
+
+
+def cudnn_lstm_weights(params: dict) -> jax.Array:
+    """`jax.experimental.rnn.lstm`'s flat weight vector (cuDNN's layout,
+    one layer): each direction's weight_ih (4H, D) then weight_hh (4H, H),
+    torch's shapes and gate order, then each direction's bias_ih and
+    bias_hh (`jax.experimental.rnn._get_params_shapes_in_lstm`). `params`
+    is an LSTM's, or a Bidirectional's {"forward": ..., "backward": ...}."""
+    directions = ([params["forward"], params["backward"]]
+                  if "forward" in params else [params])
+    states = [torch_state(p, "LSTM") for p in directions]
+    weights = [state[f"weight_{side}_l0"].ravel()
+               for state in states for side in ("ih", "hh")]
+    biases = [state[f"bias_{side}_l0"]
+              for state in states for side in ("ih", "hh")]
+    return jnp.concatenate(weights + biases)

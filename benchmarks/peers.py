@@ -329,12 +329,42 @@ def keras_peer(workload: Workload) -> JaxPeer:
         mask = (None if lengths is None else
                 jnp.arange(x.shape[1])[None, :] < lengths[:, None])
         return layer.stateless_call(variables, non_trainable, x, mask=mask)[0]
-    return JaxPeer(f"keras {type(layer).__name__}", convert, forward)
+    # On a GPU, Keras' JAX backend runs an unmasked LSTM through cuDNN
+    # (jax.experimental.rnn); masks and GRUs take its scan.
+    cudnn = (jax.default_backend() == "gpu" and workload.cell == "LSTM"
+             and not workload.masked)
+    return JaxPeer(f"keras {type(layer).__name__}", convert, forward,
+                   note="cuDNN path" if cudnn else "")
+
+
+def jax_cudnn(workload: Workload) -> JaxPeer:
+    """`jax.experimental.rnn.lstm`: cuDNN's fused LSTM, GPU only."""
+    if workload.cell != "LSTM":
+        raise NotApplicable("LSTM only (jax.experimental.rnn has no GRU)")
+    if jax.default_backend() != "gpu":
+        raise Unsupported("jax.experimental.rnn lowers to cuDNN only: "
+                          "needs a CUDA GPU")
+    from jax.experimental import rnn as jax_rnn
+    directions = 2 if workload.bidirectional else 1
+
+    def forward(weights, x, lengths):
+        batch, steps = x.shape[:2]
+        lengths = (jnp.full((batch,), steps, jnp.int32) if lengths is None
+                   else lengths.astype(jnp.int32))
+        h0 = jnp.zeros((directions, batch, workload.units), x.dtype)
+        ys, _, _ = jax_rnn.lstm(
+            x, h0, h0, weights, lengths, input_size=workload.features,
+            hidden_size=workload.units, num_layers=1, dropout=0.0,
+            bidirectional=workload.bidirectional)
+        return ys
+    return JaxPeer("jax.experimental.rnn LSTM (cuDNN)",
+                   layouts.cudnn_lstm_weights, forward)
 
 
 def torch_peer(workload: Workload) -> TorchPeer:
-    """torch.nn.LSTM / GRU, batch_first, CPU, default threads;
-    pack_padded_sequence for variable lengths."""
+    """torch.nn.LSTM / GRU, batch_first, default threads, on the CPU (or
+    the GPU when JAX runs on one: harness.torch_device); pack_padded_sequence
+    for variable lengths."""
     try:
         import torch
     except ImportError as error:
@@ -373,5 +403,6 @@ PEERS: dict[str, Callable[[Workload], JaxPeer | TorchPeer]] = {
     "equinox": equinox,
     "haiku": haiku,
     "keras": keras_peer,
+    "jax-cudnn": jax_cudnn,
     "torch": torch_peer,
 }

@@ -11,6 +11,15 @@ START = "<!-- benchmarks/run.py: start (generated, do not edit) -->"
 END = "<!-- benchmarks/run.py: end -->"
 
 
+def markers(platform: str = "cpu") -> tuple[str, str]:
+    """The (start, end) comments around a platform's generated section: a
+    GPU run has its own beside the CPU's."""
+    if platform == "cpu":
+        return START, END
+    return (f"<!-- benchmarks/run.py {platform}: start (generated, do not "
+            "edit) -->", f"<!-- benchmarks/run.py {platform}: end -->")
+
+
 def _quantiles(values: list[float]) -> tuple[float, float, float]:
     if len(values) < 2:
         return values[0], values[0], values[0]
@@ -186,16 +195,27 @@ def _runs(meta: dict) -> str:
     return "\n".join(lines)
 
 
+def _short(number: float) -> str:
+    """1e-4, 2e-2: a tolerance as people write it."""
+    return f"{number:.0e}".replace("e-0", "e-").replace("e+0", "e")
+
+
 def markdown(summary: list[dict], meta: dict, chart_name: str | None) -> str:
     """The generated RESULTS.md section."""
     versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
+    platform = meta.get("platform", "cpu")
+    start, end = markers(platform)
+    where = "" if platform == "cpu" else f" on a {platform.upper()}"
     parts = [
-        START,
-        "## jaxrnn beside Flax, NNX, Equinox, Haiku, Keras and PyTorch "
-        "(`benchmarks/run.py`)",
+        start,
+        "## jaxrnn beside Flax, NNX, Equinox, Haiku, Keras and PyTorch"
+        f"{where} (`benchmarks/run.py`)",
         "",
         f"Machine: {meta['cpu']}, {meta['cores']} cores, {meta['memory']}, "
-        f"no GPU used; torch threads: {meta.get('torch_threads', 'n/a')}. "
+        + (f"device {meta['device']} (JAX and torch run there; matmul "
+           f"precision: {meta.get('precision', 'highest')}); "
+           if meta.get("device") else "no GPU used; ")
+        + f"torch threads: {meta.get('torch_threads', 'n/a')}. "
         f"Versions: {versions}. Runs:",
         "",
         _runs(meta),
@@ -205,7 +225,8 @@ def markdown(summary: list[dict], meta: dict, chart_name: str | None) -> str:
         "masked) w.r.t. params and inputs (torch: `loss.backward()` with "
         "inputs requiring grad). Every row was first checked against jaxrnn "
         "on the same weights (outputs, loss, input and parameter gradients "
-        "within 1e-4: `max err`). Times are medians of repetitions "
+        f"within {_short(meta.get('tolerance', 1e-4))}: `max err`). Times are "
+        "medians of repetitions "
         "interleaved round-robin (a fresh random order each round) over a "
         "workload's rows in one process, IQR and min-max in ms; `n` "
         "repetitions (`n`x`k`: a repetition of a call under 20 ms is the "
@@ -236,18 +257,22 @@ def markdown(summary: list[dict], meta: dict, chart_name: str | None) -> str:
     notes = sorted({f"{r['peer']}: {r['note']}" for r in summary if r["note"]})
     if notes:
         parts += ["Notes: " + "; ".join(notes) + ".", ""]
-    parts.append(END)
+    parts.append(end)
     return "\n".join(parts) + "\n"
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replaces the generated section of `path`, or inserts it after the
-    title; the rest of the file is kept."""
+def write_section(path: Path, section: str, platform: str = "cpu") -> None:
+    """Replaces `platform`'s generated section of `path`, or inserts it
+    after the CPU's section (or the title); the rest of the file is kept."""
     text = path.read_text() if path.exists() else "# Benchmark results\n"
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END) + r"\n?",
+    start, end = markers(platform)
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end) + r"\n?",
                          re.S)
     if pattern.search(text):
         text = pattern.sub(lambda _: section, text)
+    elif platform != "cpu" and END in text:
+        before, _, rest = text.partition(END)
+        text = f"{before}{END}\n\n{section}{rest}"
     else:
         title, _, rest = text.partition("\n")
         text = f"{title}\n\n{section}\n{rest.lstrip(chr(10))}"

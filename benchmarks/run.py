@@ -32,6 +32,8 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 HERE = Path(__file__).resolve().parent
 sys.path.insert(1, str(HERE.parent))  # jaxrnn from this checkout
 
+import jax  # noqa: E402
+
 import harness  # noqa: E402
 import peers  # noqa: E402
 import report  # noqa: E402
@@ -39,6 +41,8 @@ from workloads import SIZES, SMOKE_SIZES, make_data, workloads  # noqa: E402
 
 PACKAGES = ["jax", "jaxlib", "numpy", "flax", "equinox", "dm-haiku", "keras",
             "torch", "matplotlib"]
+# Named only where installed (a GPU machine's JAX).
+GPU_PACKAGES = ["jax-cuda13-plugin", "jax-cuda12-plugin"]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -58,11 +62,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path,
                         help="folder for results.json, results.png/.svg and the "
                         "RESULTS.md section (default: benchmarks/; smoke: none)")
+    parser.add_argument("--precision", choices=("highest", "default"),
+                        default="highest",
+                        help="float32 matmuls on a GPU: highest (true "
+                        "float32, checked to 1e-4) or default (TF32 for "
+                        "JAX, cuDNN and torch alike, checked to "
+                        f"{harness.TF32_TOLERANCE:g}); the CPU computes "
+                        "float32 either way")
+    parser.add_argument("--results", help="name of the results files "
+                        "(NAME.json, .png, .svg): default results on the CPU, "
+                        "results-gpu on a GPU, whose RESULTS.md section is "
+                        "its own")
     parser.add_argument("--merge", action="store_true",
-                        help="keep the other workloads of OUT/results.json")
+                        help="keep the other workloads of OUT/NAME.json")
     parser.add_argument("--report", action="store_true",
                         help="measure nothing: rewrite the table, chart and "
-                        "RESULTS.md section from OUT/results.json")
+                        "RESULTS.md section from OUT/NAME.json")
     args = parser.parse_args(argv)
     known = SMOKE_SIZES if args.smoke else SIZES
     args.sizes = args.sizes.split(",") if args.sizes else list(known)
@@ -78,6 +93,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.repeats = 2 if args.smoke else 10
     if args.out is None and not args.smoke:
         args.out = HERE
+    if args.results is None:
+        backend = jax.default_backend()
+        args.results = "results" if backend == "cpu" else f"results-{backend}"
     return args
 
 
@@ -100,14 +118,44 @@ def machine() -> dict:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = "not installed"
+    for name in GPU_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    device = jax.devices()[0]
     return {"cpu": cpu, "cores": os.cpu_count(), "memory": memory,
+            "platform": device.platform,
+            "device": (getattr(device, "device_kind", device.platform)
+                       if device.platform != "cpu" else None),
             "versions": versions}
+
+
+def set_precision(precision: str) -> float:
+    """Sets float32 matmul precision for JAX and torch; returns the check's
+    tolerance. On a CPU both compute float32 whatever is asked."""
+    accelerated = jax.default_backend() != "cpu"
+    highest = precision == "highest"
+    jax.config.update("jax_default_matmul_precision",
+                      "highest" if highest else None)
+    try:
+        import torch
+    except ImportError:
+        pass
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = not highest
+        torch.backends.cudnn.allow_tf32 = not highest
+    return (harness.TF32_TOLERANCE if accelerated and not highest
+            else harness.TOLERANCE)
 
 
 def measure(args) -> tuple[list[dict], dict]:
     """Runs every workload; returns (row dicts, metadata with one run)."""
     meta = machine()
-    size, tries = (256, 3) if args.smoke else (2048, 10)
+    tolerance = set_precision(args.precision)
+    meta["precision"], meta["tolerance"] = args.precision, tolerance
+    size, tries = ((256, 3) if args.smoke else
+                   (2048, 10) if meta["platform"] == "cpu" else (8192, 10))
     run = {"command": "python benchmarks/run.py " + shlex.join(sys.argv[1:]),
            "date": datetime.date.today().isoformat(),
            "load_before": os.getloadavg(),
@@ -117,7 +165,9 @@ def measure(args) -> tuple[list[dict], dict]:
         meta["torch_threads"] = torch.get_num_threads()
     except ImportError:
         pass
-    print(f"{meta['cpu']}, {meta['cores']} cores; matmul peak "
+    print(f"{meta['cpu']}, {meta['cores']} cores"
+          + (f", {meta['device']}" if meta["device"] else "")
+          + "; matmul peak "
           f"{run['peak']['jax_gflops']:.1f} GFLOP/s; load average "
           f"{run['load_before'][0]:.1f}", flush=True)
     rows = []
@@ -129,7 +179,8 @@ def measure(args) -> tuple[list[dict], dict]:
         built = []
         for name in args.peers:
             built += harness.build_rows(name, workload, data, cache,
-                                        lambda text: print(text, flush=True))
+                                        lambda text: print(text, flush=True),
+                                        tolerance)
         harness.time_rows(built, args.repeats, args.budget)
         for row in built:
             rows.append({**row.as_dict(),
@@ -162,20 +213,22 @@ def merged(rows: list[dict], meta: dict, path: Path) -> tuple[list[dict], dict]:
     return rows, meta
 
 
-def write(rows: list[dict], meta: dict, summary: list[dict], out: Path) -> None:
+def write(rows: list[dict], meta: dict, summary: list[dict], out: Path,
+          name: str = "results") -> None:
     out.mkdir(parents=True, exist_ok=True)
     # One row per line: small enough to keep, and --merge reads it back.
     lines = ",\n".join(json.dumps(row, default=float) for row in rows)
-    (out / "results.json").write_text(
+    (out / f"{name}.json").write_text(
         f'{{"meta": {json.dumps(meta, indent=1)},\n"rows": [\n{lines}\n]}}\n')
-    chart_name = ("results.png" if report.chart(
-        summary, out / "results.png", out / "results.svg") else None)
+    chart_name = (f"{name}.png" if report.chart(
+        summary, out / f"{name}.png", out / f"{name}.svg") else None)
     if chart_name is None:
         print("matplotlib not installed: no chart")
     report.write_section(out / "RESULTS.md",
-                         report.markdown(summary, meta, chart_name))
-    print(f"\nwrote {out / 'results.json'}, {out / 'RESULTS.md'}"
-          + (f", {out / chart_name}, {out / 'results.svg'}" if chart_name
+                         report.markdown(summary, meta, chart_name),
+                         meta.get("platform", "cpu"))
+    print(f"\nwrote {out / (name + '.json')}, {out / 'RESULTS.md'}"
+          + (f", {out / chart_name}, {out / (name + '.svg')}" if chart_name
              else ""))
 
 
@@ -184,16 +237,16 @@ def main(argv=None) -> int:
     if args.report:
         if args.out is None:
             sys.exit("--report needs --out (or no --smoke)")
-        earlier = json.loads((args.out / "results.json").read_text())
+        earlier = json.loads((args.out / f"{args.results}.json").read_text())
         rows, meta = earlier["rows"], earlier["meta"]
     else:
         rows, meta = measure(args)
     if args.merge and args.out is not None:
-        rows, meta = merged(rows, meta, args.out / "results.json")
+        rows, meta = merged(rows, meta, args.out / f"{args.results}.json")
     summary = report.summarise(rows)
     report.print_report(summary, meta)
     if args.out is not None:
-        write(rows, meta, summary, args.out)
+        write(rows, meta, summary, args.out, args.results)
     failed = [r for r in rows if r["status"] == "FAILED"]
     for row in failed:
         print(f"FAILED: {row['label']} {row['peer']} {row['mode']}: "

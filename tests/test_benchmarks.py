@@ -98,6 +98,59 @@ def test_write_section_keeps_the_rest_of_the_file(tmp_path):
     assert text.rstrip().endswith("## Chunk sizes\n\nkept")
 
 
+def test_a_gpu_run_writes_its_own_section_after_the_cpus(tmp_path):
+    path = tmp_path / "RESULTS.md"
+    path.write_text(f"# Benchmark results\n\n{report.START}\ncpu\n"
+                    f"{report.END}\n\n## Chunk sizes\n\nkept\n")
+    start, end = report.markers("gpu")
+    for body in ("first", "second"):
+        report.write_section(path, f"{start}\n{body}\n{end}\n", "gpu")
+    text = path.read_text()
+    assert "second" in text and "first" not in text and "\ncpu\n" in text
+    assert text.count(start) == 1 and text.count(report.START) == 1
+    assert text.index(report.END) < text.index(start) < text.index("kept")
+
+
+def test_cudnn_lstm_weights_are_what_jax_experimental_rnn_reads():
+    # jax.experimental.rnn.lstm runs only on a CUDA GPU; its reference
+    # implementation reads the same flat weights, so the layout conversion
+    # of the cuDNN peer is checked here against jaxrnn on any machine.
+    script = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import jax, jax.numpy as jnp
+from jax.experimental import rnn as jax_rnn
+import jaxrnn, layouts
+B, T, D, H = 3, 7, 5, 4
+x = jax.random.normal(jax.random.key(0), (B, T, D))
+lengths = jnp.array([7, 4, 1], jnp.int32)
+valid = (jnp.arange(T)[None] < lengths[:, None])[..., None]
+for bidirectional in (False, True):
+    if bidirectional:
+        layer = jaxrnn.Bidirectional(jaxrnn.LSTM(H, return_sequences=True))
+        params = layer.init(jax.random.key(1), (B, T, D))
+        want = layer(params, x, mask=jaxrnn.lengths_to_mask(lengths, T))
+    else:
+        cell = jaxrnn.LSTMCell(H)
+        params = {**cell.init(jax.random.key(1), D),
+                  "bias": jax.random.normal(jax.random.key(2), (4 * H,))}
+        want = jaxrnn.rnn(cell, params, x, seq_lengths=lengths)[0]
+    flat = layouts.cudnn_lstm_weights(params)
+    assert flat.size == jax_rnn.get_num_params_in_lstm(D, H, 1, bidirectional)
+    unpacked = jax_rnn.unpack_lstm_weights(flat, D, H, 1, bidirectional)
+    h0 = jnp.zeros((2 if bidirectional else 1, B, H))
+    got = jax_rnn.lstm_ref(x, h0, h0, *unpacked, lengths, D, H, 1, 0.0,
+                           bidirectional)[0]
+    error = float(jnp.max(jnp.abs(jnp.where(valid, got - want, 0))))
+    assert error < 1e-5, (bidirectional, error)
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", script, str(BENCHMARKS)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    assert done.stdout.strip() == "ok"
+
+
 def test_repetitions_column_names_calls_per_sample():
     row = {"reps": 10, "calls_per_sample": 21}
     assert report._reps(row) == "10x21"
