@@ -12,13 +12,13 @@ projections; the backward pass walks blocks of S steps in reverse (S*B
 about `SPLIT_STEP_BLOCK_ROWS` rows): it recomputes the block's input and
 recurrent projections, where they were not saved, with one
 ``(S*B, ...) x (..., G*H)`` GEMM each, keeps only what must be sequential
-inside a loop over the block's
-steps (the gate gradients and the carry's gradient through one
-``(B, G*H) x (G*H, H)`` matmul per step), then gets the block's kernel,
-recurrent-kernel, bias and input gradients from one GEMM each with S*B
-rows. Unless the projections are saved, no (T, B, G*H) array is ever
-materialised, so nothing large is allocated, mapped and page-faulted per
-call; and XLA's CPU GEMMs run about twice as fast with 512 rows as with 64.
+inside a loop over the block's steps (the gate gradients and the carry's
+gradient through one ``(B, G*H) x (G*H, H)`` matmul per step), then gets
+the block's kernel, recurrent-kernel, bias and input gradients from one
+GEMM each with S*B rows. Unless the projections are saved, no (T, B, G*H)
+array is ever materialised, so nothing large is allocated, mapped and
+page-faulted per call; and XLA's CPU GEMMs run about twice as fast with 512
+rows as with 64.
 
 The forward pass is the same chunked scan as `jaxrnn.rnn`'s: one
 ``(K*B, D) x (D, G*H)`` GEMM per chunk, the K steps unrolled so each reads a

@@ -45,7 +45,7 @@ SPLIT_STEP_REMAT_CHUNK_ROWS = 128
 # recurrent projections (T, B, 2*G*H floats) where recomputing them costs
 # more than writing and reading them back: at D + H >= 768 (training
 # 5-11 % faster at B=16-128 with H=384-512; 8-31 % slower at D + H <= 512,
-# benchmarks/RESULTS.md). That memory is what autodiff of a scan saves.
+# docs/performance.md). That memory is still less than autodiff's.
 SPLIT_STEP_KEEP_PROJECTIONS_WIDTH = 768
 
 
@@ -70,9 +70,9 @@ def rnn(cell: Any, params: Any, inputs: jax.Array, *,
         ``apply_gates`` (the built-in LSTM, GRU with ``reset_after`` and
         SimpleRNN) also get a hand-written backward pass that saves the
         carries, and for wide cells the projections (see
-        docs/performance.md). A cell whose steps take more
-        than a vector (a convolutional cell's (H, W, C) frames) says how
-        many feature axes with an ``input_ndim`` attribute (default 1).
+        docs/performance.md). A cell whose steps take more than a vector
+        (a convolutional cell's (H, W, C) frames) says how many feature
+        axes with an ``input_ndim`` attribute (default 1).
       params: the cell's params.
       inputs: (B, T, D); (T, B, D) with ``time_major``; or unbatched (T, D).
         For a cell with ``input_ndim`` n, D stands for n feature axes.
@@ -303,7 +303,7 @@ def _run(cell, params, xs, step_mask, carry, *, key, training, unroll, remat,
         block = min(block, steps)
         if remat:
             saved = "chunk_carries"
-        elif (_contraction_width(cell, params, xs[:chunk], carry)
+        elif (_contraction_width(cell, xs, carry)
               >= SPLIT_STEP_KEEP_PROJECTIONS_WIDTH):
             saved = "projections"
         else:
@@ -369,13 +369,12 @@ def _run(cell, params, xs, step_mask, carry, *, key, training, unroll, remat,
     return ys, last_y, carry
 
 
-def _contraction_width(cell, params, chunk_xs, carry):
-    """D + H: the length of a row's dot products in the input and
-    recurrent projections, so their FLOPs per element they produce."""
-    h_in = jax.eval_shape(lambda c: cell.recurrent_input(c, None,
-                                                         chunk_xs.dtype),
-                          carry)
-    return chunk_xs.shape[-1] + h_in.shape[-1]
+def _contraction_width(cell, xs, carry):
+    """D + H: the length of a row's dot products in the input and the
+    recurrent projection, so the FLOPs per element they produce."""
+    h_in = jax.eval_shape(
+        lambda c: cell.recurrent_input(c, None, xs.dtype), carry)
+    return xs.shape[-1] + h_in.shape[-1]
 
 
 def _chunks_per_block(cell, params, chunk_xs, rows):
