@@ -25,7 +25,9 @@ BENCH_SECONDS=${BENCH_SECONDS:-330}
 TEST_SECONDS=${TEST_SECONDS:-180}
 PYTHON=${PYTHON:-python3}
 mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 KERAS_BACKEND=jax
+# Several processes share the GPU (pytest's workers): without this each
+# JAX process takes 75 % of its memory at start.
+export PYTHONUNBUFFERED=1 KERAS_BACKEND=jax XLA_PYTHON_CLIENT_PREALLOCATE=false
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 if compgen -G ".whl/*.whl" > /dev/null; then
     "$PYTHON" -m pip install -q --no-index --no-deps --no-compile \
@@ -47,8 +49,9 @@ EOF
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv \
     2>&1 | tee -a "$OUT/versions.txt"
 
-# Fewer repetitions than on the CPU: a GPU call takes milliseconds, and a
-# lease is short.
+# run.py writes its results after each workload, so a run cut short by
+# the timeout keeps the workloads before it. Fewer repetitions than on the
+# CPU: a GPU call takes milliseconds, and a lease is short.
 timeout "$BENCH_SECONDS" "$PYTHON" benchmarks/run.py --sizes "$SIZES" \
     --cells "$CELLS" --repeats 7 --budget 3 --out "$OUT" 2>&1 \
     | tee "$OUT/bench.log"

@@ -272,7 +272,7 @@ def write_section(path: Path, section: str, platform: str = "cpu") -> None:
         text = pattern.sub(lambda _: section, text)
     elif platform != "cpu" and END in text:
         before, _, rest = text.partition(END)
-        text = f"{before}{END}\n\n{section}{rest}"
+        text = f"{before}{END}\n\n{section}\n{rest.lstrip(chr(10))}"
     else:
         title, _, rest = text.partition("\n")
         text = f"{title}\n\n{section}\n{rest.lstrip(chr(10))}"

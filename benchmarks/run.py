@@ -1,11 +1,13 @@
 """jaxrnn side by side with Flax (linen, NNX), Equinox, Haiku, Keras 3 (JAX
-backend), PyTorch (CPU) and a hand-written JAX reference.
+backend), PyTorch and a hand-written JAX reference; on a GPU also
+jax.experimental.rnn's cuDNN LSTM, and PyTorch runs on CUDA.
 
 LSTM and GRU, forward and training step, at four sizes plus a masked
 (variable-length) and a bidirectional case. Every row is checked against
 jaxrnn on the same weights before it is timed; rows of a workload are timed
 round-robin in one process. Peers that are not installed are skipped with
-the reason.
+the reason. The results files are rewritten after each workload, so a run
+cut short keeps what it measured.
 
 Run:
   python benchmarks/run.py                 # everything; writes RESULTS.md
@@ -149,8 +151,10 @@ def set_precision(precision: str) -> float:
             else harness.TOLERANCE)
 
 
-def measure(args) -> tuple[list[dict], dict]:
-    """Runs every workload; returns (row dicts, metadata with one run)."""
+def measure(args, after_workload=None) -> tuple[list[dict], dict]:
+    """Runs every workload; returns (row dicts, metadata with one run).
+    `after_workload(rows, meta)` sees what is measured so far after each
+    workload."""
     meta = machine()
     tolerance = set_precision(args.precision)
     meta["precision"], meta["tolerance"] = args.precision, tolerance
@@ -189,9 +193,11 @@ def measure(args) -> tuple[list[dict], dict]:
         for _, lines, _ in report.full_lines(done):
             print(report.text_table(report.ROW_HEADER, lines))
         print(f"({time.perf_counter() - start:.0f} s)", flush=True)
-    run["load_after"] = os.getloadavg()
-    run["workloads"] = list(dict.fromkeys(r["label"] for r in rows))
-    meta["runs"] = [run]
+        run["load_after"] = os.getloadavg()
+        run["workloads"] = list(dict.fromkeys(r["label"] for r in rows))
+        meta["runs"] = [run]
+        if after_workload is not None:
+            after_workload(rows, meta)
     return rows, meta
 
 
@@ -214,7 +220,7 @@ def merged(rows: list[dict], meta: dict, path: Path) -> tuple[list[dict], dict]:
 
 
 def write(rows: list[dict], meta: dict, summary: list[dict], out: Path,
-          name: str = "results") -> None:
+          name: str = "results", quiet: bool = False) -> None:
     out.mkdir(parents=True, exist_ok=True)
     # One row per line: small enough to keep, and --merge reads it back.
     lines = ",\n".join(json.dumps(row, default=float) for row in rows)
@@ -222,14 +228,25 @@ def write(rows: list[dict], meta: dict, summary: list[dict], out: Path,
         f'{{"meta": {json.dumps(meta, indent=1)},\n"rows": [\n{lines}\n]}}\n')
     chart_name = (f"{name}.png" if report.chart(
         summary, out / f"{name}.png", out / f"{name}.svg") else None)
-    if chart_name is None:
+    if chart_name is None and not quiet:
         print("matplotlib not installed: no chart")
     report.write_section(out / "RESULTS.md",
                          report.markdown(summary, meta, chart_name),
                          meta.get("platform", "cpu"))
+    if quiet:
+        return
     print(f"\nwrote {out / (name + '.json')}, {out / 'RESULTS.md'}"
           + (f", {out / chart_name}, {out / (name + '.svg')}" if chart_name
              else ""))
+
+
+def save(args, rows: list[dict], meta: dict) -> None:
+    """Writes the results measured so far, quietly (with --merge, beside
+    the other workloads of the file)."""
+    if args.merge:
+        rows, meta = merged(rows, meta, args.out / f"{args.results}.json")
+    write(rows, meta, report.summarise(rows), args.out, args.results,
+          quiet=True)
 
 
 def main(argv=None) -> int:
@@ -240,7 +257,10 @@ def main(argv=None) -> int:
         earlier = json.loads((args.out / f"{args.results}.json").read_text())
         rows, meta = earlier["rows"], earlier["meta"]
     else:
-        rows, meta = measure(args)
+        # Written after each workload too, so that a run cut short (a
+        # GPU lease's time limit) keeps what it measured.
+        rows, meta = measure(args, None if args.out is None else
+                             lambda rows, meta: save(args, rows, meta))
     if args.merge and args.out is not None:
         rows, meta = merged(rows, meta, args.out / f"{args.results}.json")
     summary = report.summarise(rows)

@@ -172,6 +172,10 @@ def _forward(cell, chunk, unroll, params, xs, keep, carry, saved=None):
     step's previous carry, with "projections" also every step's input and
     recurrent projections (T, B, G*H), with "chunk_carries" every chunk's
     first carry instead])."""
+    # Checked here, which both the primal and the differentiated forward
+    # pass run: differentiation never calls `split_step_scan` itself.
+    if saved is not None and saved not in SAVED:
+        raise ValueError(f"saved must be one of {SAVED}; got {saved!r}.")
 
     def run_chunk(carry, inputs, _):
         chunk_xs, chunk_keep = inputs

@@ -129,6 +129,10 @@ for bidirectional in (False, True):
     if bidirectional:
         layer = jaxrnn.Bidirectional(jaxrnn.LSTM(H, return_sequences=True))
         params = layer.init(jax.random.key(1), (B, T, D))
+        # Distinct biases per direction, so a swap of the two shows.
+        params = {name: {**p, "bias": jax.random.normal(
+                      jax.random.key(3 + i), (4 * H,))}
+                  for i, (name, p) in enumerate(sorted(params.items()))}
         want = layer(params, x, mask=jaxrnn.lengths_to_mask(lengths, T))
     else:
         cell = jaxrnn.LSTMCell(H)

@@ -7,6 +7,7 @@ initial carry, remat, mixed dtypes and a custom cell that opts in.
 """
 
 import dataclasses
+import re
 
 import hypothesis.strategies as st
 import jax
@@ -130,6 +131,29 @@ def test_saves_less_than_autodiff_and_remat_less_still(monkeypatch):
 
 
 @pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_kept_projections_still_take_less_than_autodiff(name, monkeypatch):
+    # A wide cell (D + H >= 768) keeps its projections: more memory than
+    # the carries alone, still less than autodiff's, and remat's cut grows.
+    cell = (jaxrnn.LSTMCell if name == "lstm" else jaxrnn.GRUCell)(384)
+    params = cell.init(jax.random.key(0), 384)
+    x = jax.random.normal(jax.random.key(1), (4, 256, 384))
+
+    def temp(remat=False):
+        def loss(params, x):
+            return jnp.mean(jaxrnn.rnn(cell, params, x, remat=remat)[0] ** 2)
+        compiled = jax.jit(jax.grad(loss, (0, 1))).lower(params, x).compile()
+        return compiled.memory_analysis().temp_size_in_bytes
+
+    kept, remat = temp(), temp(remat=True)
+    monkeypatch.setattr(_rnn, "SPLIT_STEP_KEEP_PROJECTIONS_WIDTH", 1 << 30)
+    carries = temp()
+    monkeypatch.setattr(_rnn, "has_split_step", lambda cell: False)
+    autodiff = temp()
+    assert carries < kept < autodiff
+    assert remat < kept / 2
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
 @pytest.mark.parametrize("saved", ["projections", "chunk_carries"])
 @pytest.mark.parametrize("masked", [False, True])
 def test_what_the_forward_saves_leaves_gradients_unchanged(name, saved,
@@ -159,9 +183,32 @@ def test_what_the_forward_saves_leaves_gradients_unchanged(name, saved,
 def test_split_step_scan_names_what_it_can_save():
     cell = CELLS["lstm"]
     params = cell.init(jax.random.key(0), 3)
+    args = (params, jnp.ones((5, 2, 3)), None, cell.initial_carry((2,)))
     with pytest.raises(ValueError, match="saved must be one of"):
-        split_step_scan(cell, 4, 8, 1, "gates", params, jnp.ones((5, 2, 3)),
-                        None, cell.initial_carry((2,)))
+        split_step_scan(cell, 4, 8, 1, "gates", *args)
+    # Differentiation runs the forward rule, not the function: also checked.
+    with pytest.raises(ValueError, match="saved must be one of"):
+        jax.grad(lambda p: jnp.sum(
+            split_step_scan(cell, 4, 8, 1, "gates", p, *args[1:])[0]))(params)
+
+
+def test_saved_projections_replace_the_recomputing_gemms():
+    # The backward pass takes the saved projections, so the compiled
+    # training step has the two projection GEMMs of each block fewer.
+    cell = CELLS["lstm"]
+    params = cell.init(jax.random.key(0), 3)
+    xs = jnp.ones((12, 2, 3))
+
+    def dots(saved):
+        def loss(params, xs):
+            ys, _ = split_step_scan(cell, 4, 8, 1, saved, params, xs, None,
+                                    cell.initial_carry((2,)))
+            return jnp.sum(ys ** 2)
+        text = jax.jit(jax.grad(loss, (0, 1))).lower(params, xs).compile() \
+            .as_text()
+        return len(re.findall(r"\bdot\(", text))
+
+    assert dots("projections") < dots("carries")
 
 
 def test_rnn_saves_projections_only_for_wide_cells(monkeypatch):
