@@ -139,19 +139,18 @@ def jaxrnn_remat_temp_bytes(workload: Workload, data: Data) -> int:
     return compiled.memory_analysis().temp_size_in_bytes
 
 
-def torch_device(torch) -> str:
-    """Where the torch rows run: the GPU when JAX runs on one (and torch
-    sees it), else the CPU."""
+def torch_device(torch) -> tuple[str, Callable[[], None]]:
+    """(device, wait): where the torch rows run, the GPU when JAX runs on
+    one (and torch sees it), else the CPU; and what a timed call runs last
+    to wait for its kernels (CUDA runs asynchronously)."""
     if jax.default_backend() == "gpu" and torch.cuda.is_available():
-        return "cuda"
-    return "cpu"
+        return "cuda", torch.cuda.synchronize
+    return "cpu", lambda: None
 
 
 def _torch_rows(impl: peers.TorchPeer, workload, data) -> tuple[list[Row], dict]:
     import torch
-    device = torch_device(torch)
-    # CUDA runs asynchronously: a timed call must wait for its kernels.
-    wait = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    device, wait = torch_device(torch)
     state = {k: torch.from_numpy(np.array(v)).to(device)
              for k, v in impl.convert(data.params).items()}
     impl.module.to(device)
@@ -310,8 +309,7 @@ def matmul_peak_gflops(size: int, tries: int) -> dict:
         import torch
     except ImportError:
         return out
-    device = torch_device(torch)
-    wait = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    device, wait = torch_device(torch)
     a_torch = torch.from_numpy(a).to(device)
     b_torch = torch.from_numpy(b).to(device)
 

@@ -115,16 +115,12 @@ def machine() -> dict:
     except OSError:
         pass
     versions = {"python": platform.python_version()}
-    for name in PACKAGES:
+    for name in PACKAGES + GPU_PACKAGES:
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    for name in GPU_PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            pass
+            if name in PACKAGES:
+                versions[name] = "not installed"
     device = jax.devices()[0]
     return {"cpu": cpu, "cores": os.cpu_count(), "memory": memory,
             "platform": device.platform,
@@ -220,7 +216,9 @@ def merged(rows: list[dict], meta: dict, path: Path) -> tuple[list[dict], dict]:
 
 
 def write(rows: list[dict], meta: dict, summary: list[dict], out: Path,
-          name: str = "results", quiet: bool = False) -> None:
+          name: str = "results") -> str | None:
+    """Writes OUT/NAME.json, the chart and the RESULTS.md section; returns
+    the chart's file name (None without matplotlib)."""
     out.mkdir(parents=True, exist_ok=True)
     # One row per line: small enough to keep, and --merge reads it back.
     lines = ",\n".join(json.dumps(row, default=float) for row in rows)
@@ -228,25 +226,21 @@ def write(rows: list[dict], meta: dict, summary: list[dict], out: Path,
         f'{{"meta": {json.dumps(meta, indent=1)},\n"rows": [\n{lines}\n]}}\n')
     chart_name = (f"{name}.png" if report.chart(
         summary, out / f"{name}.png", out / f"{name}.svg") else None)
-    if chart_name is None and not quiet:
-        print("matplotlib not installed: no chart")
     report.write_section(out / "RESULTS.md",
                          report.markdown(summary, meta, chart_name),
                          meta.get("platform", "cpu"))
-    if quiet:
-        return
-    print(f"\nwrote {out / (name + '.json')}, {out / 'RESULTS.md'}"
-          + (f", {out / chart_name}, {out / (name + '.svg')}" if chart_name
-             else ""))
+    return chart_name
 
 
-def save(args, rows: list[dict], meta: dict) -> None:
-    """Writes the results measured so far, quietly (with --merge, beside
-    the other workloads of the file)."""
+def save(args, rows: list[dict],
+         meta: dict) -> tuple[list[dict], dict, list[dict], str | None]:
+    """Writes `rows` (with --merge, beside the other workloads of the
+    file); returns (rows, meta, summary, chart name) as written."""
     if args.merge:
         rows, meta = merged(rows, meta, args.out / f"{args.results}.json")
-    write(rows, meta, report.summarise(rows), args.out, args.results,
-          quiet=True)
+    summary = report.summarise(rows)
+    return rows, meta, summary, write(rows, meta, summary, args.out,
+                                      args.results)
 
 
 def main(argv=None) -> int:
@@ -255,18 +249,26 @@ def main(argv=None) -> int:
         if args.out is None:
             sys.exit("--report needs --out (or no --smoke)")
         earlier = json.loads((args.out / f"{args.results}.json").read_text())
-        rows, meta = earlier["rows"], earlier["meta"]
+        rows, meta, summary, chart_name = save(args, earlier["rows"],
+                                               earlier["meta"])
+    elif args.out is None:
+        rows, meta = measure(args)
+        summary, chart_name = report.summarise(rows), None
     else:
-        # Written after each workload too, so that a run cut short (a
-        # GPU lease's time limit) keeps what it measured.
-        rows, meta = measure(args, None if args.out is None else
-                             lambda rows, meta: save(args, rows, meta))
-    if args.merge and args.out is not None:
-        rows, meta = merged(rows, meta, args.out / f"{args.results}.json")
-    summary = report.summarise(rows)
+        # Written after each workload, so that a run cut short (a GPU
+        # lease's time limit) keeps what it measured; the last write is the
+        # whole run's.
+        written = {}
+        rows, meta = measure(args, lambda rows, meta: written.update(
+            result=save(args, rows, meta)))
+        rows, meta, summary, chart_name = (written.get("result")
+                                           or save(args, rows, meta))
     report.print_report(summary, meta)
     if args.out is not None:
-        write(rows, meta, summary, args.out, args.results)
+        name = args.out / args.results
+        print(f"\nwrote {name}.json, {args.out / 'RESULTS.md'}"
+              + (f", {name}.png, {name}.svg" if chart_name else
+                 " (matplotlib not installed: no chart)"))
     failed = [r for r in rows if r["status"] == "FAILED"]
     for row in failed:
         print(f"FAILED: {row['label']} {row['peer']} {row['mode']}: "

@@ -165,16 +165,17 @@ def _steps(cell, params, projected, keep, carry, chunk, unroll):
                         hand_on=True)
 
 
-def _forward(cell, chunk, unroll, params, xs, keep, carry, saved=None):
+def _forward(cell, chunk, unroll, params, xs, keep, carry, saved,
+             residuals):
     """Runs the steps, one input-projection GEMM per chunk of K steps
     (larger blocks made the forward slower: their projection falls out of
-    cache); returns (ys (T, B, ...), carry[, what `saved` names: every
-    step's previous carry, with "projections" also every step's input and
-    recurrent projections (T, B, G*H), with "chunk_carries" every chunk's
-    first carry instead])."""
+    cache); returns (ys (T, B, ...), carry[, with `residuals` what `saved`
+    names: every step's previous carry, with "projections" also every
+    step's input and recurrent projections (T, B, G*H), with
+    "chunk_carries" every chunk's first carry instead])."""
     # Checked here, which both the primal and the differentiated forward
     # pass run: differentiation never calls `split_step_scan` itself.
-    if saved is not None and saved not in SAVED:
+    if saved not in SAVED:
         raise ValueError(f"saved must be one of {SAVED}; got {saved!r}.")
 
     def run_chunk(carry, inputs, _):
@@ -183,7 +184,7 @@ def _forward(cell, chunk, unroll, params, xs, keep, carry, saved=None):
         projected = cell.project_inputs(params, chunk_xs)  # (K, B, G*H)
         carry, (ys, previous, recurrent) = _steps(
             cell, params, projected, chunk_keep, carry, chunk, unroll)
-        if saved is None:
+        if not residuals:
             return carry, ys
         if saved == "chunk_carries":
             previous = jax.tree.map(lambda leaf: leaf[None], first)
@@ -193,7 +194,7 @@ def _forward(cell, chunk, unroll, params, xs, keep, carry, saved=None):
 
     carry, out = _scan_pieces(run_chunk, carry, (xs, keep), chunk,
                               unroll=unroll)
-    if saved is None:
+    if not residuals:
         return out, carry
     ys, previous = out
     return ys, carry, previous
@@ -236,16 +237,15 @@ def split_step_scan(cell: Any, chunk: int, block: int, unroll: int,
       selects).
     """
     del block
-    if saved not in SAVED:
-        raise ValueError(f"saved must be one of {SAVED}; got {saved!r}.")
-    return _forward(cell, chunk, unroll, params, xs, keep, carry)
+    return _forward(cell, chunk, unroll, params, xs, keep, carry, saved,
+                    residuals=False)
 
 
 def _split_step_fwd(cell, chunk, block, unroll, saved, params, xs, keep,
                     carry):
     del block
     ys, final, previous = _forward(cell, chunk, unroll, params, xs, keep,
-                                   carry, saved)
+                                   carry, saved, residuals=True)
     return (ys, final), (params, xs, keep, previous)
 
 
