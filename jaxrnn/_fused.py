@@ -124,6 +124,21 @@ def _where(keep, new, old):
         lambda n, o: jnp.where(broadcast_over(keep, n), n, o), new, old)
 
 
+def _apply_gates(cell, carry, projected, recurrent, keep):
+    """One step's elementwise rest, ``(new carry, y)``; where `keep` (bool
+    (B,) or None) is False the carry comes back unchanged and y is
+    unspecified. A cell whose ``gates_take_keep`` is true holds it itself
+    (through its gates: a select of the carry after the step let XLA:CPU
+    split and copy the gate kernels of an unrolled chunk); others get a
+    select."""
+    if keep is None:
+        return cell.apply_gates(carry, projected, recurrent)
+    if getattr(cell, "gates_take_keep", False):
+        return cell.apply_gates(carry, projected, recurrent, keep=keep)
+    new_carry, y = cell.apply_gates(carry, projected, recurrent)
+    return _where(keep, new_carry, carry), y
+
+
 def _index(tree, k):
     return jax.tree.map(lambda leaf: leaf[k], tree)
 
@@ -148,13 +163,12 @@ def _steps(cell, params, projected, keep, carry, chunk, unroll):
         for k in range(chunk_projected.shape[0]):
             h_in = cell.recurrent_input(carry, None, dtype)
             recurrent = cell.project_recurrent(params, h_in)
-            new_carry, y = cell.apply_gates(carry, chunk_projected[k],
-                                            recurrent)
-            ys.append(y)
             previous.append(carry)
             recurrents.append(recurrent)
-            carry = (new_carry if chunk_keep is None else
-                     _where(chunk_keep[k], new_carry, carry))
+            carry, y = _apply_gates(
+                cell, carry, chunk_projected[k], recurrent,
+                None if chunk_keep is None else chunk_keep[k])
+            ys.append(y)
         return carry, (jnp.stack(ys), _stack(previous),
                        jnp.stack(recurrents))
 
@@ -249,8 +263,10 @@ def _split_step_fwd(cell, chunk, block, unroll, saved, params, xs, keep,
     return (ys, final), (params, xs, keep, previous)
 
 
-def _gates_backward(cell, prev, projected, recurrent, d_new, d_y):
-    _, gates_vjp = jax.vjp(cell.apply_gates, prev, projected, recurrent)
+def _gates_backward(cell, prev, projected, recurrent, keep, d_new, d_y):
+    _, gates_vjp = jax.vjp(
+        lambda c, p, r: _apply_gates(cell, c, p, r, keep), prev, projected,
+        recurrent)
     return gates_vjp((d_new, d_y))
 
 
@@ -267,22 +283,15 @@ def _split_step_bwd(cell, chunk, block, unroll, saved, residuals,
         d_projected, d_recurrent = [], []
         for k in reversed(range(chunk_projected.shape[0])):
             prev = _index(chunk_previous, k)
-            if chunk_keep is None:
-                d_new, d_skip = d_carry, None
-            else:
-                zeros = jax.tree.map(jnp.zeros_like, d_carry)
-                d_new = _where(chunk_keep[k], d_carry, zeros)
-                d_skip = _where(chunk_keep[k], zeros, d_carry)
             d_prev, d_proj, d_rec = _gates_backward(
-                cell, prev, chunk_projected[k], chunk_recurrent[k], d_new,
+                cell, prev, chunk_projected[k], chunk_recurrent[k],
+                None if chunk_keep is None else chunk_keep[k], d_carry,
                 chunk_d_ys[k])
             _, step_vjp = jax.vjp(
                 lambda c: cell.project_recurrent(
                     params, cell.recurrent_input(c, None, dtype)), prev)
             (d_prev_h,) = step_vjp(d_rec)
             d_carry = jax.tree.map(jnp.add, d_prev, d_prev_h)
-            if d_skip is not None:
-                d_carry = jax.tree.map(jnp.add, d_carry, d_skip)
             d_projected.append(d_proj)
             d_recurrent.append(d_rec)
         return d_carry, (jnp.stack(d_projected[::-1]),

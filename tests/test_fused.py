@@ -313,6 +313,22 @@ def test_custom_cell_opts_in():
                   _grads(cell, params, x, carry, mask, True))
 
 
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_cells_holding_masked_steps_by_their_gates_match_a_select(name):
+    # LSTMCell and GRUCell hold a masked step's carry through their gates
+    # (`gates_take_keep`); the same cell without it gets `_fused`'s select.
+    cell = CELLS[name]
+    selected = type("Selected", (type(cell),), {"gates_take_keep": False})(5)
+    params = cell.init(jax.random.key(0), 3)
+    x = jax.random.normal(jax.random.key(1), (3, 10, 3))
+    carry = jax.tree.map(lambda leaf: jax.random.normal(jax.random.key(2),
+                                                        leaf.shape),
+                         cell.initial_carry((3,)))
+    mask = jax.random.bernoulli(jax.random.key(3), 0.5, (3, 10))
+    _assert_close(_grads(cell, params, x, carry, mask, 1),
+                  _grads(selected, params, x, carry, mask, 1), tol=1e-6)
+
+
 def test_masked_outputs_rules():
     ys = jnp.arange(1.0, 7.0).reshape(3, 2, 1)  # (T, B, 1)
     keep = jnp.array([[False, True], [True, False], [False, False]])

@@ -94,14 +94,20 @@ class GRUCell(KerasCell):
             inner = inner + params["bias"][1].astype(inner.dtype)
         return inner
 
+    # `apply_gates` takes `keep`: a masked step holds the carry through its
+    # update gate (as LSTMCell does, jaxrnn/_fused.py).
+    gates_take_keep = True
+
     def apply_gates(self, carry: jax.Array, projected: jax.Array,
-                    recurrent: jax.Array):
+                    recurrent: jax.Array, keep: jax.Array | None = None):
         """The elementwise rest of a `reset_after` step.
 
         Args:
           carry: h (..., H).
           projected: ``x @ kernel + bias[0]``, (..., 3H).
           recurrent: ``h @ recurrent_kernel + bias[1]``, (..., 3H).
+          keep: bool (...), or None; where False the step is masked: the
+            carry comes back unchanged and y is unspecified.
 
         Returns:
           (h', h'); the carry keeps its dtype.
@@ -114,8 +120,18 @@ class GRUCell(KerasCell):
         z = gate(x_z + r_z)
         r = gate(x_r + r_r)
         candidate = act(x_h + r * r_h)
-        new_h = z * carry.astype(dtype) + (1 - z) * candidate
-        return new_h.astype(carry.dtype), new_h
+        # An update gate of 1 gives back 1 * h + 0 * candidate, the same
+        # number (in the carry's own dtype only; otherwise it is selected).
+        hold_by_gate = keep is not None and carry.dtype == dtype
+        if keep is not None:
+            kept = keep[..., None]
+        if hold_by_gate:
+            z = jnp.where(kept, z, jnp.ones((), dtype))
+        y = z * carry.astype(dtype) + (1 - z) * candidate
+        new_h = y.astype(carry.dtype)
+        if keep is not None and not hold_by_gate:
+            new_h = jnp.where(kept, new_h, carry)
+        return new_h, y
 
     def step_projected(self, params: dict[str, jax.Array], carry: jax.Array,
                        projected: jax.Array,

@@ -100,14 +100,21 @@ class LSTMCell(KerasCell):
     def _carry_h(self, carry):
         return carry[0]
 
+    # `apply_gates` takes `keep`: a masked step holds the carry through its
+    # gates (jaxrnn/_fused.py).
+    gates_take_keep = True
+
     def apply_gates(self, carry: tuple[jax.Array, jax.Array],
-                    projected: jax.Array, recurrent: jax.Array):
+                    projected: jax.Array, recurrent: jax.Array,
+                    keep: jax.Array | None = None):
         """The elementwise rest of a step.
 
         Args:
           carry: ``(h, c)``, each (..., H).
           projected: ``x @ kernel + bias``, (..., 4H).
           recurrent: ``h @ recurrent_kernel``, (..., 4H).
+          keep: bool (...), or None; where False the step is masked: the
+            carry comes back unchanged and y is unspecified.
 
         Returns:
           ((h', c'), h'); the carry keeps its dtype.
@@ -117,6 +124,25 @@ class LSTMCell(KerasCell):
         h, c = carry
         dtype = projected.dtype
         z_i, z_f, z_c, z_o = jnp.split(projected + recurrent, 4, axis=-1)
-        new_c = gate(z_f) * c.astype(dtype) + gate(z_i) * act(z_c)
-        new_h = gate(z_o) * act(new_c)
-        return (new_h.astype(h.dtype), new_c.astype(c.dtype)), new_h
+        input_gate, forget_gate = gate(z_i), gate(z_f)
+        # A masked step opens the forget gate and shuts the input gate, so
+        # c comes back as 1 * c + 0 * a, the same number. Selecting c after
+        # the fact instead let XLA:CPU copy each step's select chain into
+        # the later steps of an unrolled chunk and split the gates into
+        # separate kernels (43 fusions instead of 26 in the forward pass:
+        # longer compiles, docs/performance.md). In another dtype c would
+        # be rounded, so it is selected.
+        hold_by_gates = keep is not None and c.dtype == dtype
+        if keep is not None:
+            kept = keep[..., None]
+        if hold_by_gates:
+            input_gate = jnp.where(kept, input_gate, jnp.zeros((), dtype))
+            forget_gate = jnp.where(kept, forget_gate, jnp.ones((), dtype))
+        new_c = forget_gate * c.astype(dtype) + input_gate * act(z_c)
+        y = gate(z_o) * act(new_c)
+        new_h, new_c = y.astype(h.dtype), new_c.astype(c.dtype)
+        if keep is not None:
+            new_h = jnp.where(kept, new_h, h)
+            if not hold_by_gates:
+                new_c = jnp.where(kept, new_c, c)
+        return (new_h, new_c), y

@@ -185,3 +185,33 @@ def test_dropout_masks_are_inverted_and_have_the_rate(key):
     assert set(np.unique(masks.inputs)) == {0.0, np.float32(1 / 0.75)}
     np.testing.assert_allclose((masks.inputs == 0).mean(), 0.25, atol=0.01)
     np.testing.assert_allclose((masks.recurrent == 0).mean(), 0.75, atol=0.01)
+
+
+@pytest.mark.parametrize("name", ["LSTMCell", "GRUCell"])
+@pytest.mark.parametrize("compute_dtype", [None, jnp.bfloat16])
+def test_apply_gates_holds_the_carry_of_masked_steps(name, compute_dtype,
+                                                     key):
+    # Held through the gates in the carry's dtype, by a select in another;
+    # either way the carry of a masked row comes back exactly, and a kept
+    # row gets the step without `keep`.
+    cell = getattr(jaxrnn, name)(6, dtype=compute_dtype)
+    assert cell.gates_take_keep
+    keys = jax.random.split(key, 4)
+    params = cell.init(keys[0], 3)
+    carry = jax.tree.map(lambda leaf: jax.random.normal(keys[1], leaf.shape),
+                         cell.initial_carry((4,)))
+    x = jax.random.normal(keys[2], (4, 3))
+    dtype = compute_dtype or jnp.float32
+    projected = cell.project_inputs(params, x.astype(dtype))
+    recurrent = cell.project_recurrent(
+        params, cell.recurrent_input(carry, None, projected.dtype))
+    keep = jnp.array([True, False, True, False])
+    held, y = cell.apply_gates(carry, projected, recurrent, keep=keep)
+    stepped, y_stepped = cell.apply_gates(carry, projected, recurrent)
+    for h, s, c in zip(jax.tree.leaves(held), jax.tree.leaves(stepped),
+                       jax.tree.leaves(carry), strict=True):
+        assert h.dtype == c.dtype
+        np.testing.assert_array_equal(h[~keep], c[~keep])
+        np.testing.assert_array_equal(h[keep], s[keep])
+        assert not np.array_equal(s[~keep], c[~keep])
+    np.testing.assert_array_equal(y[keep], y_stepped[keep])
