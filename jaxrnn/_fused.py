@@ -124,7 +124,7 @@ def _where(keep, new, old):
         lambda n, o: jnp.where(broadcast_over(keep, n), n, o), new, old)
 
 
-def _apply_gates(cell, carry, projected, recurrent, keep):
+def apply_gates(cell, carry, projected, recurrent, keep):
     """One step's elementwise rest, ``(new carry, y)``; where `keep` (bool
     (B,) or None) is False the carry comes back unchanged and y is
     unspecified. A cell whose ``gates_take_keep`` is true holds it itself
@@ -165,7 +165,7 @@ def _steps(cell, params, projected, keep, carry, chunk, unroll):
             recurrent = cell.project_recurrent(params, h_in)
             previous.append(carry)
             recurrents.append(recurrent)
-            carry, y = _apply_gates(
+            carry, y = apply_gates(
                 cell, carry, chunk_projected[k], recurrent,
                 None if chunk_keep is None else chunk_keep[k])
             ys.append(y)
@@ -265,7 +265,7 @@ def _split_step_fwd(cell, chunk, block, unroll, saved, params, xs, keep,
 
 def _gates_backward(cell, prev, projected, recurrent, keep, d_new, d_y):
     _, gates_vjp = jax.vjp(
-        lambda c, p, r: _apply_gates(cell, c, p, r, keep), prev, projected,
+        lambda c, p, r: apply_gates(cell, c, p, r, keep), prev, projected,
         recurrent)
     return gates_vjp((d_new, d_y))
 

@@ -9,7 +9,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxrnn._fused import has_split_step, masked_outputs, split_step_scan
+from jaxrnn._fused import (apply_gates, has_split_step, masked_outputs,
+                           split_step_scan)
 from jaxrnn._masking import broadcast_over, lengths_to_mask
 from jaxrnn._validation import check_bool, check_floating, check_tree_like
 from jaxrnn.cells.stacked import has_fast_path
@@ -261,23 +262,44 @@ def _restore_layout(ys, batched, time_major):
 
 
 def _cell_step_functions(cell, params, key, training, batch, features):
-    """Returns (project, step): the hoisted input half and the recurrent half."""
+    """Returns (project, step): the hoisted input half and the recurrent
+    half, ``step(carry, x, keep) -> (carry, y)``; where `keep` (bool (B,)
+    or None) is False the carry comes back unchanged."""
+    if has_split_step(cell):
+        masks = cell.dropout_masks(key, (batch,), features, training=training)
+
+        def project(xs):
+            return cell.project_inputs(params, xs, masks)
+
+        def step(carry, projected, keep):
+            h_in = cell.recurrent_input(carry, masks, projected.dtype)
+            return apply_gates(cell, carry, projected,
+                               cell.project_recurrent(params, h_in), keep)
+        return project, step
     if has_fast_path(cell):
         masks = cell.dropout_masks(key, (batch,), features, training=training)
 
         def project(xs):
             return cell.project_inputs(params, xs, masks)
 
-        def step(carry, projected):
+        def cell_step(carry, projected):
             return cell.step_projected(params, carry, projected, masks)
     else:
         def project(xs):
             return xs
 
-        def step(carry, x):
+        def cell_step(carry, x):
             # The same key at every step: a cell that draws its dropout masks
             # from it reuses one mask per sequence, as Keras does.
             return cell(params, carry, x, key=key, training=training)
+
+    def step(carry, x, keep):
+        new_carry, y = cell_step(carry, x)
+        if keep is None:
+            return new_carry, y
+        return jax.tree.map(
+            lambda new, old: jnp.where(broadcast_over(keep, new), new, old),
+            new_carry, carry), y
     return project, step
 
 
@@ -321,14 +343,11 @@ def _run(cell, params, xs, step_mask, carry, *, key, training, unroll, remat,
         projected = project(chunk_xs)  # (K, B, G*H)
         ys = []
         for k in range(chunk_xs.shape[0]):
-            new_carry, y = step(carry, projected[k])
-            if chunk_mask is None:
-                carry, y_prev, y_out = new_carry, y, y
+            keep = None if chunk_mask is None else chunk_mask[k]
+            carry, y = step(carry, projected[k], keep)
+            if keep is None:
+                y_prev, y_out = y, y
             else:
-                keep = chunk_mask[k]
-                carry = jax.tree.map(
-                    lambda new, old: jnp.where(broadcast_over(keep, new), new,
-                                               old), new_carry, carry)
                 y_prev = jnp.where(broadcast_over(keep, y), y, y_prev)
                 y_out = (jnp.where(broadcast_over(keep, y), y,
                                    jnp.zeros((), y.dtype))
@@ -339,8 +358,8 @@ def _run(cell, params, xs, step_mask, carry, *, key, training, unroll, remat,
 
     if remat:
         run_chunk = jax.checkpoint(run_chunk)
-    y_shape = jax.eval_shape(lambda c, x: step(c, project(x[None])[0])[1],
-                             carry, xs[0])
+    y_shape = jax.eval_shape(
+        lambda c, x: step(c, project(x[None])[0], None)[1], carry, xs[0])
     state = (carry, jnp.zeros(y_shape.shape, y_shape.dtype))
 
     chunk = steps if unroll is True else min(CHUNK_STEPS, steps)

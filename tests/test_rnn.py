@@ -306,6 +306,41 @@ def test_dropout_uses_one_mask_per_sequence(make, key):
     assert not np.allclose(ys, eval_ys)
 
 
+@pytest.mark.parametrize("make", [
+    lambda: jaxrnn.LSTMCell(4, dropout=0.3, recurrent_dropout=0.4),
+    lambda: jaxrnn.GRUCell(4, dropout=0.3, recurrent_dropout=0.4),
+])
+def test_masked_dropout_steps_match_the_cell_step_by_step(make, key):
+    """With dropout the split cells run the plain scan, holding a masked
+    step's carry through their gates: the same as stepping the cell and
+    keeping the old carry, gradients included."""
+    cell = make()
+    params = cell.init(jax.random.key(3), 2)
+    x = jax.random.normal(jax.random.key(4), (3, 9, 2))
+    mask = jax.random.bernoulli(jax.random.key(5), 0.6, (3, 9))
+
+    def by_rnn(params, x):
+        ys, carry = rnn(cell, params, x, mask=mask, key=key, training=True,
+                        zero_output_for_mask=True)
+        return jnp.sum(ys ** 2) + sum(jnp.sum(leaf ** 2)
+                                      for leaf in jax.tree.leaves(carry))
+
+    def by_steps(params, x):
+        carry, total = cell.initial_carry((3,)), 0.0
+        for t in range(9):
+            new, y = cell(params, carry, x[:, t], key=key, training=True)
+            keep = mask[:, t, None]
+            carry = jax.tree.map(lambda n, o: jnp.where(keep, n, o), new,
+                                 carry)
+            total += jnp.sum(jnp.where(keep, y, 0.0) ** 2)
+        return total + sum(jnp.sum(leaf ** 2)
+                           for leaf in jax.tree.leaves(carry))
+
+    assert_trees_close(jax.value_and_grad(by_rnn, (0, 1))(params, x),
+                       jax.value_and_grad(by_steps, (0, 1))(params, x),
+                       atol=1e-5)
+
+
 def test_dropout_training_without_key_is_an_error(key):
     cell = jaxrnn.LSTMCell(4, recurrent_dropout=0.2)
     with pytest.raises(ValueError, match="key"):
