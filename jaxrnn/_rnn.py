@@ -71,7 +71,9 @@ def rnn(cell: Any, params: Any, inputs: jax.Array, *,
         ``apply_gates`` (the built-in LSTM, GRU with ``reset_after`` and
         SimpleRNN) also get a hand-written backward pass that saves the
         carries, and for wide cells the projections (see
-        docs/performance.md). A cell whose steps take more than a vector
+        docs/performance.md); a cell whose ``gates_take_keep`` is true
+        takes ``apply_gates(..., keep=)`` and holds masked steps itself
+        (LSTM, GRU), other cells' carries are selected. A cell whose steps take more than a vector
         (a convolutional cell's (H, W, C) frames) says how many feature
         axes with an ``input_ndim`` attribute (default 1).
       params: the cell's params.
