@@ -73,9 +73,10 @@ def rnn(cell: Any, params: Any, inputs: jax.Array, *,
         carries, and for wide cells the projections (see
         docs/performance.md); a cell whose ``gates_take_keep`` is true
         takes ``apply_gates(..., keep=)`` and holds masked steps itself
-        (LSTM, GRU), other cells' carries are selected. A cell whose steps take more than a vector
-        (a convolutional cell's (H, W, C) frames) says how many feature
-        axes with an ``input_ndim`` attribute (default 1).
+        (LSTM, GRU), other cells' carries are selected. A cell whose steps
+        take more than a vector (a convolutional cell's (H, W, C) frames)
+        says how many feature axes with an ``input_ndim`` attribute
+        (default 1).
       params: the cell's params.
       inputs: (B, T, D); (T, B, D) with ``time_major``; or unbatched (T, D).
         For a cell with ``input_ndim`` n, D stands for n feature axes.

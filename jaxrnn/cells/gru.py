@@ -120,14 +120,17 @@ class GRUCell(KerasCell):
         z = gate(x_z + r_z)
         r = gate(x_r + r_r)
         candidate = act(x_h + r * r_h)
-        # An update gate of 1 gives back 1 * h + 0 * candidate, the same
-        # number (in the carry's own dtype only; otherwise it is selected).
+        update = (1 - z) * candidate
+        # A masked step gets an update gate of 1 and drops the candidate:
+        # 1 * h + 0, the same number (in the carry's own dtype only;
+        # otherwise it is selected).
         hold_by_gate = keep is not None and carry.dtype == dtype
         if keep is not None:
             kept = keep[..., None]
         if hold_by_gate:
             z = jnp.where(kept, z, jnp.ones((), dtype))
-        y = z * carry.astype(dtype) + (1 - z) * candidate
+            update = jnp.where(kept, update, jnp.zeros((), dtype))
+        y = z * carry.astype(dtype) + update
         new_h = y.astype(carry.dtype)
         if keep is not None and not hold_by_gate:
             new_h = jnp.where(kept, new_h, carry)

@@ -124,21 +124,22 @@ class LSTMCell(KerasCell):
         h, c = carry
         dtype = projected.dtype
         z_i, z_f, z_c, z_o = jnp.split(projected + recurrent, 4, axis=-1)
-        input_gate, forget_gate = gate(z_i), gate(z_f)
-        # A masked step opens the forget gate and shuts the input gate, so
-        # c comes back as 1 * c + 0 * a, the same number. Selecting c after
-        # the fact instead let XLA:CPU copy each step's select chain into
-        # the later steps of an unrolled chunk and split the gates into
-        # separate kernels (43 fusions instead of 26 in the forward pass:
+        forget_gate = gate(z_f)
+        candidate = gate(z_i) * act(z_c)
+        # A masked step opens the forget gate and drops the candidate, so c
+        # comes back as 1 * c + 0, the same number. Selecting c after the
+        # fact instead let XLA:CPU copy each step's select chain into the
+        # later steps of an unrolled chunk and split the gates into
+        # separate kernels (43 fusions instead of 34 in the forward pass:
         # longer compiles, docs/performance.md). In another dtype c would
         # be rounded, so it is selected.
         hold_by_gates = keep is not None and c.dtype == dtype
         if keep is not None:
             kept = keep[..., None]
         if hold_by_gates:
-            input_gate = jnp.where(kept, input_gate, jnp.zeros((), dtype))
             forget_gate = jnp.where(kept, forget_gate, jnp.ones((), dtype))
-        new_c = forget_gate * c.astype(dtype) + input_gate * act(z_c)
+            candidate = jnp.where(kept, candidate, jnp.zeros((), dtype))
+        new_c = forget_gate * c.astype(dtype) + candidate
         y = gate(z_o) * act(new_c)
         new_h, new_c = y.astype(h.dtype), new_c.astype(c.dtype)
         if keep is not None:

@@ -192,8 +192,9 @@ def test_dropout_masks_are_inverted_and_have_the_rate(key):
 def test_apply_gates_holds_the_carry_of_masked_steps(name, compute_dtype,
                                                      key):
     # Held through the gates in the carry's dtype, by a select in another;
-    # either way the carry of a masked row comes back exactly, and a kept
-    # row gets the step without `keep`.
+    # either way the carry of a masked row comes back exactly, whatever its
+    # projections hold (NaN here), and a kept row gets the step without
+    # `keep`.
     cell = getattr(jaxrnn, name)(6, dtype=compute_dtype)
     assert cell.gates_take_keep
     keys = jax.random.split(key, 4)
@@ -206,7 +207,8 @@ def test_apply_gates_holds_the_carry_of_masked_steps(name, compute_dtype,
     recurrent = cell.project_recurrent(
         params, cell.recurrent_input(carry, None, projected.dtype))
     keep = jnp.array([True, False, True, False])
-    held, y = cell.apply_gates(carry, projected, recurrent, keep=keep)
+    poisoned = jnp.where(keep[:, None], projected, jnp.nan)
+    held, y = cell.apply_gates(carry, poisoned, recurrent, keep=keep)
     stepped, y_stepped = cell.apply_gates(carry, projected, recurrent)
     for h, s, c in zip(jax.tree.leaves(held), jax.tree.leaves(stepped),
                        jax.tree.leaves(carry), strict=True):
