@@ -34,7 +34,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxrnn._masking import broadcast_over, forward_fill, latest_valid_steps
+from jaxrnn._masking import (broadcast_over, forward_fill, keep_where,
+                             latest_valid_steps)
 
 # What the forward pass saves for the backward pass (`split_step_scan`).
 SAVED = ("carries", "projections", "chunk_carries")
@@ -119,11 +120,6 @@ def _scan_pieces(body, carry, seq, size, *, unroll=1, reverse=False,
     return carry, out
 
 
-def _where(keep, new, old):
-    return jax.tree.map(
-        lambda n, o: jnp.where(broadcast_over(keep, n), n, o), new, old)
-
-
 def apply_gates(cell, carry, projected, recurrent, keep):
     """One step's elementwise rest, ``(new carry, y)``; where `keep` (bool
     (B,) or None) is False the carry comes back unchanged and y is
@@ -136,7 +132,7 @@ def apply_gates(cell, carry, projected, recurrent, keep):
     if getattr(cell, "gates_take_keep", False):
         return cell.apply_gates(carry, projected, recurrent, keep=keep)
     new_carry, y = cell.apply_gates(carry, projected, recurrent)
-    return _where(keep, new_carry, carry), y
+    return keep_where(keep, new_carry, carry), y
 
 
 def _index(tree, k):

@@ -42,6 +42,16 @@ def broadcast_over(keep: jax.Array, leaf: jax.Array) -> jax.Array:
     return keep.reshape(keep.shape + (1,) * (leaf.ndim - keep.ndim))
 
 
+def keep_where(keep: jax.Array | None, new: Any, old: Any) -> Any:
+    """`new` where `keep` (bool (B,)) is True, `old` where it is False, leaf
+    by leaf over pytrees of (B, ...) arrays (`old`'s leaves may be scalars);
+    `new` itself when `keep` is None."""
+    if keep is None:
+        return new
+    return jax.tree.map(
+        lambda n, o: jnp.where(broadcast_over(keep, n), n, o), new, old)
+
+
 def latest_valid_steps(step_mask: jax.Array) -> jax.Array:
     """(T, B) bool -> (T, B) int32: each row's latest valid step up to t,
     -1 before its first."""

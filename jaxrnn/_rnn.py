@@ -11,7 +11,7 @@ from jax import lax
 
 from jaxrnn._fused import (apply_gates, has_split_step, masked_outputs,
                            split_step_scan)
-from jaxrnn._masking import broadcast_over, lengths_to_mask
+from jaxrnn._masking import broadcast_over, keep_where, lengths_to_mask
 from jaxrnn._validation import check_bool, check_floating, check_tree_like
 from jaxrnn.cells.stacked import has_fast_path
 
@@ -268,22 +268,18 @@ def _cell_step_functions(cell, params, key, training, batch, features):
     """Returns (project, step): the hoisted input half and the recurrent
     half, ``step(carry, x, keep) -> (carry, y)``; where `keep` (bool (B,)
     or None) is False the carry comes back unchanged."""
-    if has_split_step(cell):
-        masks = cell.dropout_masks(key, (batch,), features, training=training)
-
-        def project(xs):
-            return cell.project_inputs(params, xs, masks)
-
-        def step(carry, projected, keep):
-            h_in = cell.recurrent_input(carry, masks, projected.dtype)
-            return apply_gates(cell, carry, projected,
-                               cell.project_recurrent(params, h_in), keep)
-        return project, step
     if has_fast_path(cell):
         masks = cell.dropout_masks(key, (batch,), features, training=training)
 
         def project(xs):
             return cell.project_inputs(params, xs, masks)
+
+        if has_split_step(cell):
+            def step(carry, projected, keep):
+                h_in = cell.recurrent_input(carry, masks, projected.dtype)
+                return apply_gates(cell, carry, projected,
+                                   cell.project_recurrent(params, h_in), keep)
+            return project, step
 
         def cell_step(carry, projected):
             return cell.step_projected(params, carry, projected, masks)
@@ -298,11 +294,7 @@ def _cell_step_functions(cell, params, key, training, batch, features):
 
     def step(carry, x, keep):
         new_carry, y = cell_step(carry, x)
-        if keep is None:
-            return new_carry, y
-        return jax.tree.map(
-            lambda new, old: jnp.where(broadcast_over(keep, new), new, old),
-            new_carry, carry), y
+        return keep_where(keep, new_carry, carry), y
     return project, step
 
 

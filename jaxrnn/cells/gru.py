@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn import activations
+from jaxrnn._masking import keep_where
 from jaxrnn.activations import ActivationLike
 from jaxrnn.cells._base import DropoutMasks, KerasCell, init_common
 
@@ -124,16 +125,14 @@ class GRUCell(KerasCell):
         # A masked step gets an update gate of 1 and drops the candidate:
         # 1 * h + 0, the same number (in the carry's own dtype only;
         # otherwise it is selected).
-        hold_by_gate = keep is not None and carry.dtype == dtype
-        if keep is not None:
-            kept = keep[..., None]
+        hold_by_gate = carry.dtype == dtype
         if hold_by_gate:
-            z = jnp.where(kept, z, jnp.ones((), dtype))
-            update = jnp.where(kept, update, jnp.zeros((), dtype))
+            z = keep_where(keep, z, jnp.ones((), dtype))
+            update = keep_where(keep, update, jnp.zeros((), dtype))
         y = z * carry.astype(dtype) + update
         new_h = y.astype(carry.dtype)
-        if keep is not None and not hold_by_gate:
-            new_h = jnp.where(kept, new_h, carry)
+        if not hold_by_gate:
+            new_h = keep_where(keep, new_h, carry)
         return new_h, y
 
     def step_projected(self, params: dict[str, jax.Array], carry: jax.Array,

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn import activations, initializers
+from jaxrnn._masking import keep_where
 from jaxrnn.activations import ActivationLike
 from jaxrnn.cells._base import KerasCell, init_common
 
@@ -133,17 +134,13 @@ class LSTMCell(KerasCell):
         # separate kernels (43 fusions instead of 34 in the forward pass:
         # longer compiles, docs/performance.md). In another dtype c would
         # be rounded, so it is selected.
-        hold_by_gates = keep is not None and c.dtype == dtype
-        if keep is not None:
-            kept = keep[..., None]
+        hold_by_gates = c.dtype == dtype
         if hold_by_gates:
-            forget_gate = jnp.where(kept, forget_gate, jnp.ones((), dtype))
-            candidate = jnp.where(kept, candidate, jnp.zeros((), dtype))
+            forget_gate = keep_where(keep, forget_gate, jnp.ones((), dtype))
+            candidate = keep_where(keep, candidate, jnp.zeros((), dtype))
         new_c = forget_gate * c.astype(dtype) + candidate
         y = gate(z_o) * act(new_c)
         new_h, new_c = y.astype(h.dtype), new_c.astype(c.dtype)
-        if keep is not None:
-            new_h = jnp.where(kept, new_h, h)
-            if not hold_by_gates:
-                new_c = jnp.where(kept, new_c, c)
-        return (new_h, new_c), y
+        if not hold_by_gates:
+            new_c = keep_where(keep, new_c, c)
+        return (keep_where(keep, new_h, h), new_c), y
