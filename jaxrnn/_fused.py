@@ -56,7 +56,8 @@ def _pieces(steps: int, size: int) -> tuple[int, int]:
 
 
 def _scan_pieces(body, carry, seq, size, *, unroll=1, reverse=False,
-                 per_piece=None, hand_on=False):
+                 per_piece=None, hand_on=False, batch_major=(),
+                 batch_major_out=()):
     """Runs `body(carry, seq_piece, per_piece_entry) -> (carry, out)` over
     consecutive pieces of `size` steps of `seq` (leading axis time) and a
     shorter last piece; `lax.scan` over the full ones, a direct call for
@@ -64,10 +65,21 @@ def _scan_pieces(body, carry, seq, size, *, unroll=1, reverse=False,
     piece. Outputs, leading axis per step of their piece, are concatenated
     in time order; with `reverse` the pieces run last to first.
 
+    With `batch_major` or `batch_major_out`, `seq` and `out` are tuples
+    and their elements at those positions have time on axis 1
+    (`_scan_batch_major_pieces`).
+
     With `hand_on`, each iteration copies the piece that runs next into the
     loop's carry and runs the one its predecessor copied: XLA:CPU compiles
     elementwise fusions that read a dynamic slice of the scanned sequence
     into loops 5-10x slower than the same work on a buffer of their own."""
+    if batch_major or batch_major_out:
+        if hand_on:
+            raise ValueError("hand_on takes time-major pieces only.")
+        return _scan_batch_major_pieces(
+            body, carry, seq, size, unroll=unroll, reverse=reverse,
+            per_piece=per_piece, batch_major=batch_major,
+            batch_major_out=batch_major_out)
     steps = jax.tree.leaves(seq)[0].shape[0]
     full, tail = _pieces(steps, size)
 
@@ -118,6 +130,86 @@ def _scan_pieces(body, carry, seq, size, *, unroll=1, reverse=False,
     out = (outs[0] if len(outs) == 1 else
            jax.tree.map(lambda *parts: jnp.concatenate(parts), *outs))
     return carry, out
+
+
+def _scan_batch_major_pieces(body, carry, seq, size, *, unroll, reverse,
+                             per_piece, batch_major, batch_major_out):
+    """`_scan_pieces` where the elements of the tuple `seq` at the positions
+    `batch_major` are (B, T, ...), as are those of the body's tuple `out`
+    at `batch_major_out`: the loop slices each piece out of them and writes
+    each output piece into one (B, T, ...) buffer (the last, shorter piece
+    too), so a batch-major sequence is never copied or transposed whole.
+    Time-major elements are scanned and concatenated as `_scan_pieces`
+    does."""
+    steps = jax.tree.leaves(seq[batch_major[0]])[0].shape[1]
+    full, tail = _pieces(steps, size)
+
+    def piece_at(start, length):
+        """The piece of `seq` at step `start` (an int or a traced index)."""
+        return tuple(
+            jax.tree.map(lambda leaf, i=i: lax.dynamic_slice_in_dim(
+                leaf, start, length, axis=1 if i in batch_major else 0),
+                element)
+            for i, element in enumerate(seq))
+
+    def write(buffers, out, start):
+        """Writes the batch-major outputs of a piece at step `start`;
+        returns (buffers, the rest of out)."""
+        buffers = {i: jax.tree.map(
+            lambda buffer, piece: lax.dynamic_update_slice_in_dim(
+                buffer, piece, start, axis=1), buffer, out[i])
+            for i, buffer in buffers.items()}
+        return buffers, tuple(None if i in buffers else part
+                              for i, part in enumerate(out))
+
+    first_length = size if full else tail
+    out_shapes = jax.eval_shape(
+        lambda c: body(c, piece_at(0, first_length),
+                       _index(per_piece, 0))[1], carry)
+    buffers = {i: jax.tree.map(
+        lambda shape: jnp.zeros((shape.shape[0], steps, *shape.shape[2:]),
+                                shape.dtype), out_shapes[i])
+        for i in batch_major_out}
+
+    def run_full(state):
+        carry, buffers = state
+
+        def iteration(state, inputs):
+            carry, buffers = state
+            index, entry = inputs
+            carry, out = body(carry, piece_at(index * size, size), entry)
+            buffers, out = write(buffers, out, index * size)
+            return (carry, buffers), out
+
+        entries = jax.tree.map(lambda leaf: leaf[:full], per_piece)
+        if full == 1:
+            state, out = iteration(state, (0, _index(entries, 0)))
+            return state, out
+        state, out = lax.scan(
+            iteration, state, (jnp.arange(full, dtype=jnp.int32), entries),
+            reverse=reverse, unroll=unroll)
+        return state, jax.tree.map(
+            lambda leaf: leaf.reshape(-1, *leaf.shape[2:]), out)
+
+    def run_tail(state):
+        carry, buffers = state
+        carry, out = body(carry, piece_at(full * size, tail),
+                          _index(per_piece, full))
+        buffers, out = write(buffers, out, full * size)
+        return (carry, buffers), out
+
+    state, outs = (carry, buffers), []
+    order = [run_full] * bool(full) + [run_tail] * bool(tail)
+    for run in (reversed(order) if reverse else order):
+        state, out = run(state)
+        outs.append(out)
+    if reverse:
+        outs.reverse()
+    carry, buffers = state
+    out = (outs[0] if len(outs) == 1 else
+           jax.tree.map(lambda *parts: jnp.concatenate(parts), *outs))
+    return carry, tuple(buffers[i] if i in buffers else part
+                        for i, part in enumerate(out))
 
 
 def apply_gates(cell, carry, projected, recurrent, keep):
@@ -175,14 +267,15 @@ def _steps(cell, params, projected, keep, carry, chunk, unroll):
                         hand_on=True)
 
 
-def _forward(cell, chunk, unroll, params, xs, keep, carry, saved,
-             residuals):
+def _forward(cell, chunk, unroll, time_axis, params, xs, keep, carry,
+             saved, residuals):
     """Runs the steps, one input-projection GEMM per chunk of K steps
     (larger blocks made the forward slower: their projection falls out of
-    cache); returns (ys (T, B, ...), carry[, with `residuals` what `saved`
-    names: every step's previous carry, with "projections" also every
-    step's input and recurrent projections (T, B, G*H), with
-    "chunk_carries" every chunk's first carry instead])."""
+    cache); returns (ys (T, B, ...) or with `time_axis` 1 (B, T, ...),
+    carry[, with `residuals` what `saved` names: every step's previous
+    carry, with "projections" also every step's input and recurrent
+    projections (T, B, G*H), with "chunk_carries" every chunk's first carry
+    instead])."""
     # Checked here, which both the primal and the differentiated forward
     # pass run: differentiation never calls `split_step_scan` itself.
     if saved not in SAVED:
@@ -191,11 +284,13 @@ def _forward(cell, chunk, unroll, params, xs, keep, carry, saved,
     def run_chunk(carry, inputs, _):
         chunk_xs, chunk_keep = inputs
         first = carry
+        chunk_xs = _zero_masked(_swap_layout(chunk_xs, time_axis), chunk_keep)
         projected = cell.project_inputs(params, chunk_xs)  # (K, B, G*H)
         carry, (ys, previous, recurrent) = _steps(
             cell, params, projected, chunk_keep, carry, chunk, unroll)
+        ys = _swap_layout(ys, time_axis)
         if not residuals:
-            return carry, ys
+            return carry, (ys,)
         if saved == "chunk_carries":
             previous = jax.tree.map(lambda leaf: leaf[None], first)
         elif saved == "projections":
@@ -203,19 +298,44 @@ def _forward(cell, chunk, unroll, params, xs, keep, carry, saved,
         return carry, (ys, previous)
 
     carry, out = _scan_pieces(run_chunk, carry, (xs, keep), chunk,
-                              unroll=unroll)
+                              unroll=unroll, **_batch_major(time_axis, 0, 0))
     if not residuals:
-        return out, carry
+        return out[0], carry
     ys, previous = out
     return ys, carry, previous
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3, 4))
+def _zero_masked(piece, keep):
+    """A piece of inputs (S, B, ...) with its masked steps zeroed, so that
+    NaN or inf there reaches neither the projections nor the gradients."""
+    if keep is None:
+        return piece
+    return jnp.where(broadcast_over(keep, piece), piece,
+                     jnp.zeros((), piece.dtype))
+
+
+def _swap_layout(piece, time_axis):
+    """A piece of a sequence between (S, B, ...) and its layout: swapped
+    (either way) where `time_axis` is 1."""
+    return piece if time_axis == 0 else jnp.swapaxes(piece, 0, 1)
+
+
+def _batch_major(time_axis, seq_positions, out_positions):
+    """`_scan_pieces`' layout arguments: with `time_axis` 1 the sequences
+    at `seq_positions` and the outputs at `out_positions` are (B, T, ...)."""
+    if time_axis == 0:
+        return {}
+    as_tuple = lambda p: p if isinstance(p, tuple) else (p,)
+    return {"batch_major": as_tuple(seq_positions),
+            "batch_major_out": as_tuple(out_positions)}
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3, 4, 5))
 def split_step_scan(cell: Any, chunk: int, block: int, unroll: int,
-                    saved: str, params: Any,
+                    saved: str, time_axis: int, params: Any,
                     xs: jax.Array, keep: jax.Array | None,
                     carry: Any) -> tuple[jax.Array, Any]:
-    """Runs a split-step cell over time-major inputs.
+    """Runs a split-step cell over a sequence.
 
     Args:
       cell: a cell for which `has_split_step` holds (static).
@@ -233,29 +353,36 @@ def split_step_scan(cell: Any, chunk: int, block: int, unroll: int,
         step's input and recurrent projections, which the backward pass
         then need not recompute (faster where the projections' GEMMs
         cost more than writing (T, B, 2*G*H) floats: wide cells);
-        "chunk_carries" (remat), only each chunk's first carry, from
-        which the backward pass reruns each block's steps.
+        "chunk_carries" (remat), only each block's first carry, from
+        which the backward pass reruns the block's steps.
+      time_axis: 0 for time-major xs and ys, 1 for batch-major ones
+        (static): those are read and written a piece at a time in their
+        own layout, never transposed as a whole.
       params: the cell's params.
-      xs: (T, B, D) inputs.
+      xs: (T, B, D) inputs, (B, T, D) with `time_axis` 1.
       keep: bool (T, B) or None; a step whose entry is False keeps the
-        carry.
+        carry, reads its input as zeros and passes it a zero gradient.
       carry: the initial carry, leaves (B, ...).
 
     Returns:
-      ``(ys, final_carry)``: ys (T, B, ...) holds every step's raw output
-      (at a masked step: what the cell would have output; the caller
-      selects).
+      ``(ys, final_carry)``: ys (T, B, ...) (with `time_axis` 1: (B, T,
+      ...)) holds every step's raw output (at a masked step: what the cell
+      would have output; the caller selects).
     """
     del block
-    return _forward(cell, chunk, unroll, params, xs, keep, carry, saved,
-                    residuals=False)
+    return _forward(cell, chunk, unroll, time_axis, params, xs, keep, carry,
+                    saved, residuals=False)
 
 
-def _split_step_fwd(cell, chunk, block, unroll, saved, params, xs, keep,
-                    carry):
-    del block
-    ys, final, previous = _forward(cell, chunk, unroll, params, xs, keep,
-                                   carry, saved, residuals=True)
+def _split_step_fwd(cell, chunk, block, unroll, saved, time_axis, params,
+                    xs, keep, carry):
+    ys, final, previous = _forward(cell, chunk, unroll, time_axis, params,
+                                   xs, keep, carry, saved, residuals=True)
+    if saved == "chunk_carries":
+        # Blocks start every block // chunk chunks (a lone block may hold a
+        # partial chunk); only their first carries are kept.
+        previous = _index(previous, slice(None, None, block // chunk)
+                          if block % chunk == 0 else slice(0, 1))
     return (ys, final), (params, xs, keep, previous)
 
 
@@ -266,7 +393,7 @@ def _gates_backward(cell, prev, projected, recurrent, keep, d_new, d_y):
     return gates_vjp((d_new, d_y))
 
 
-def _split_step_bwd(cell, chunk, block, unroll, saved, residuals,
+def _split_step_bwd(cell, chunk, block, unroll, saved, time_axis, residuals,
                     cotangents):
     params, xs, keep, previous = residuals
     remat = saved == "chunk_carries"
@@ -296,6 +423,8 @@ def _split_step_bwd(cell, chunk, block, unroll, saved, residuals,
     def back_block(state, inputs, first):
         d_carry, d_params = state
         block_xs, block_previous, block_keep, block_d_ys = inputs
+        block_xs = _zero_masked(_swap_layout(block_xs, time_axis), block_keep)
+        block_d_ys = _swap_layout(block_d_ys, time_axis)
         steps, batch = block_xs.shape[:2]
         projected, inputs_vjp = jax.vjp(
             lambda p, x: cell.project_inputs(p, x), params, _flat(block_xs))
@@ -326,20 +455,19 @@ def _split_step_bwd(cell, chunk, block, unroll, saved, residuals,
         (d_params_rec,) = weights_vjp(_flat(d_recurrent))
         d_params = jax.tree.map(lambda a, b, c: a + b + c, d_params,
                                 d_params_in, d_params_rec)
-        return (d_carry, d_params), d_xs.reshape(block_xs.shape)
+        return (d_carry, d_params), (_swap_layout(
+            d_xs.reshape(block_xs.shape), time_axis),)
 
     state = (d_carry, jax.tree.map(jnp.zeros_like, params))
     if remat:
         seq = (xs, None, keep, d_ys)
-        # The forward saved each chunk's first carry; blocks start every
-        # block // chunk chunks (a lone block may hold a partial chunk).
-        per_block = _index(previous, slice(None, None, block // chunk)
-                           if block % chunk == 0 else slice(0, 1))
+        per_block = previous
     else:
         seq = (xs, previous, keep, d_ys)
         per_block = None
-    (d_carry, d_params), d_xs = _scan_pieces(
-        back_block, state, seq, block, reverse=True, per_piece=per_block)
+    (d_carry, d_params), (d_xs,) = _scan_pieces(
+        back_block, state, seq, block, reverse=True, per_piece=per_block,
+        **_batch_major(time_axis, (0, 3), 0))
     d_keep = None if keep is None else jnp.zeros(keep.shape, jax.dtypes.float0)
     return d_params, d_xs, d_keep, d_carry
 
@@ -348,27 +476,34 @@ split_step_scan.defvjp(_split_step_fwd, _split_step_bwd)
 
 
 def masked_outputs(ys: jax.Array, keep: jax.Array | None,
-                   zero_output: bool) -> tuple[jax.Array, jax.Array]:
+                   zero_output: bool,
+                   time_axis: int = 0) -> tuple[jax.Array, jax.Array]:
     """Applies `rnn`'s masked-output rules to raw per-step outputs.
 
     Args:
-      ys: (T, B, ...) every step's raw output.
+      ys: (T, B, ...) every step's raw output; (B, T, ...) with
+        `time_axis` 1.
       keep: bool (T, B), or None.
       zero_output: masked steps output zeros instead of repeating the last
         valid output.
+      time_axis: ys' time axis, 0 or 1.
 
     Returns:
-      (outputs (T, B, ...), last (B, ...)): last is each row's output at
+      (outputs in ys' layout, last (B, ...)): last is each row's output at
       its last valid step, zeros if it has none.
     """
     if keep is None:
-        return ys, ys[-1]
+        return ys, lax.index_in_dim(ys, -1, time_axis, keepdims=False)
     zero = jnp.zeros((), ys.dtype)
     latest = latest_valid_steps(keep)  # (T, B)
     last_index = latest[-1]
+    if time_axis == 1:
+        keep, latest = keep.T, latest.T
     last = jnp.take_along_axis(
-        ys, broadcast_over(jnp.maximum(last_index, 0)[None], ys), axis=0)[0]
+        ys, broadcast_over(jnp.expand_dims(jnp.maximum(last_index, 0),
+                                           time_axis), ys), axis=time_axis)
+    last = jnp.squeeze(last, time_axis)
     last = jnp.where(broadcast_over(last_index >= 0, last), last, zero)
     if zero_output:
         return jnp.where(broadcast_over(keep, ys), ys, zero), last
-    return forward_fill(ys, latest), last
+    return forward_fill(ys, latest, axis=time_axis), last

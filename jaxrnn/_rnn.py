@@ -140,23 +140,38 @@ def rnn(cell: Any, params: Any, inputs: jax.Array, *,
                        zero_output_for_mask=zero_output_for_mask,
                        training=training, parallel=parallel, unroll=unroll)
         input_ndim = getattr(cell, "input_ndim", 1)
-        xs, batched = _time_major_inputs(inputs, time_major, input_ndim)
-        steps, batch = xs.shape[:2]
+        xs, batched = _checked_inputs(inputs, time_major, input_ndim)
+        # The split-step scan reads batch-major inputs and writes
+        # batch-major outputs a chunk at a time; everything else runs on a
+        # time-major copy.
+        time_axis = 1 if batched and not time_major else 0
+        steps, batch = xs.shape[time_axis], xs.shape[1 - time_axis]
         features = xs.shape[2] if input_ndim == 1 else xs.shape[2:]
         if hasattr(cell, "check_params"):
             cell.check_params(params, features)
         step_mask = _time_major_mask(mask, seq_lengths, batched, time_major,
                                      steps, batch)
         carry = _batched_carry(cell, initial_carry, batched, batch)
+        split_step = not parallel and _takes_split_step(
+            cell, unroll, training, key, batch, features)
+        if not split_step and time_axis == 1:
+            xs, time_axis = jnp.swapaxes(xs, 0, 1), 0
         if go_backwards:
-            xs = jnp.flip(xs, 0)
+            xs = jnp.flip(xs, time_axis)
             step_mask = None if step_mask is None else jnp.flip(step_mask, 0)
-        if step_mask is not None:
+        if step_mask is not None and not split_step:
             # Zero masked inputs so NaN/inf there cannot reach the backward
             # pass: jnp.where's gradient multiplies the unused branch by 0.
-            xs = jnp.where(broadcast_over(step_mask, xs), xs,
-                           jnp.zeros((), xs.dtype))
-        if parallel:
+            # (The split-step scan zeroes them a chunk at a time.)
+            xs = jnp.where(broadcast_over(
+                step_mask if time_axis == 0 else step_mask.T, xs), xs,
+                jnp.zeros((), xs.dtype))
+        if split_step:
+            ys, last_y, carry = _run_split_step(
+                cell, params, xs, step_mask, carry, time_axis=time_axis,
+                unroll=unroll, remat=remat,
+                zero_output=zero_output_for_mask, collect=return_sequences)
+        elif parallel:
             if isinstance(unroll, bool) or unroll != 1 or remat:
                 raise ValueError("`parallel=True` takes neither `unroll` nor "
                                  f"`remat`, got unroll={unroll!r}, "
@@ -173,8 +188,9 @@ def rnn(cell: Any, params: Any, inputs: jax.Array, *,
                 zero_output=zero_output_for_mask, collect=return_sequences)
         if return_sequences:
             if go_backwards and keep_order:
-                ys = jnp.flip(ys, 0)
-            outputs = _restore_layout(ys, batched, time_major)
+                ys = jnp.flip(ys, time_axis)
+            outputs = (ys if time_axis == 1 else
+                       _restore_layout(ys, batched, time_major))
         else:
             outputs = last_y if batched else last_y[0]
         if not batched:
@@ -192,14 +208,15 @@ def _check_options(*, unroll, **flags) -> None:
                          f"{unroll!r}.")
 
 
-def _time_major_inputs(inputs, time_major, input_ndim=1):
-    """Returns ((T, B, *features) inputs, whether the call was batched)."""
+def _checked_inputs(inputs, time_major, input_ndim=1):
+    """Returns (inputs, whether the call was batched): batched inputs as
+    they came, unbatched ones as (T, 1, *features)."""
     inputs = jnp.asarray(inputs)
     check_floating("inputs", inputs)
     if inputs.ndim == input_ndim + 1:
         xs, batched = inputs[:, None], False
     elif inputs.ndim == input_ndim + 2:
-        xs, batched = (inputs if time_major else jnp.swapaxes(inputs, 0, 1)), True
+        xs, batched = inputs, True
     else:
         features = "D" if input_ndim == 1 else ", ".join(
             f"F{i}" for i in range(1, input_ndim + 1))
@@ -207,7 +224,7 @@ def _time_major_inputs(inputs, time_major, input_ndim=1):
         raise ValueError(f"`inputs` must have shape {layout} or unbatched "
                          f"(T, {features}), got {inputs.shape} (rank "
                          f"{inputs.ndim}).")
-    if xs.shape[0] == 0:
+    if xs.shape[0 if time_major or not batched else 1] == 0:
         raise ValueError(f"`inputs` must have at least one time step, got "
                          f"shape {inputs.shape}.")
     return xs, batched
@@ -298,38 +315,52 @@ def _cell_step_functions(cell, params, key, training, batch, features):
     return project, step
 
 
+def _takes_split_step(cell, unroll, training, key, batch, features):
+    """Whether `rnn` runs `cell` by the split-step scan (its hand-written
+    backward pass): a split-step cell, not unrolled, without dropout."""
+    return (has_split_step(cell) and unroll is not True
+            and (not training or cell.dropout_masks(
+                key, (batch,), features, training=training) is None))
+
+
+def _run_split_step(cell, params, xs, step_mask, carry, *, time_axis, unroll,
+                    remat, zero_output, collect):
+    """`_run` for `_takes_split_step` cells, over xs in the `time_axis`
+    layout; returns (ys in that layout or None, last y, carry)."""
+    steps, batch = xs.shape[time_axis], xs.shape[1 - time_axis]
+    chunk = min(CHUNK_STEPS, steps)
+    # A chunk of inputs, time-major, for the shapes of its projections.
+    chunk_xs = jax.ShapeDtypeStruct((chunk, batch, *xs.shape[2:]), xs.dtype)
+    if not remat:
+        block = chunk * _chunks_per_block(cell, params, chunk_xs,
+                                          SPLIT_STEP_BLOCK_ROWS)
+    elif chunk * batch >= SPLIT_STEP_REMAT_CHUNK_ROWS:
+        block = chunk
+    else:
+        block = chunk * _chunks_per_block(cell, params, chunk_xs,
+                                          SPLIT_STEP_REMAT_BLOCK_ROWS)
+        block = min(block, max(chunk, steps // SPLIT_STEP_REMAT_MIN_BLOCKS
+                               // chunk * chunk))
+    block = min(block, steps)
+    if remat:
+        saved = "chunk_carries"
+    elif (_contraction_width(cell, xs, carry)
+          >= SPLIT_STEP_KEEP_PROJECTIONS_WIDTH):
+        saved = "projections"
+    else:
+        saved = "carries"
+    ys, carry = split_step_scan(cell, chunk, block,
+                                1 if unroll is False else int(unroll),
+                                saved, time_axis, params, xs, step_mask, carry)
+    ys, last_y = masked_outputs(ys, step_mask, zero_output, time_axis)
+    return (ys if collect else None), last_y, carry
+
+
 def _run(cell, params, xs, step_mask, carry, *, key, training, unroll, remat,
          zero_output, collect):
     """Scans chunks of steps; returns (ys (T, B, ...) or None, last y, carry)."""
     steps, batch = xs.shape[:2]
     features = xs.shape[2] if xs.ndim == 3 else xs.shape[2:]
-    if (has_split_step(cell) and unroll is not True
-            and (not training or cell.dropout_masks(
-                key, (batch,), features, training=training) is None)):
-        chunk = min(CHUNK_STEPS, steps)
-        if not remat:
-            block = chunk * _chunks_per_block(cell, params, xs[:chunk],
-                                              SPLIT_STEP_BLOCK_ROWS)
-        elif chunk * batch >= SPLIT_STEP_REMAT_CHUNK_ROWS:
-            block = chunk
-        else:
-            block = chunk * _chunks_per_block(cell, params, xs[:chunk],
-                                              SPLIT_STEP_REMAT_BLOCK_ROWS)
-            block = min(block, max(chunk, steps // SPLIT_STEP_REMAT_MIN_BLOCKS
-                                   // chunk * chunk))
-        block = min(block, steps)
-        if remat:
-            saved = "chunk_carries"
-        elif (_contraction_width(cell, xs, carry)
-              >= SPLIT_STEP_KEEP_PROJECTIONS_WIDTH):
-            saved = "projections"
-        else:
-            saved = "carries"
-        ys, carry = split_step_scan(cell, chunk, block,
-                                    1 if unroll is False else int(unroll),
-                                    saved, params, xs, step_mask, carry)
-        ys, last_y = masked_outputs(ys, step_mask, zero_output)
-        return (ys if collect else None), last_y, carry
     project, step = _cell_step_functions(cell, params, key, training, batch,
                                          features)
 
