@@ -34,8 +34,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxrnn._masking import (broadcast_over, forward_fill, keep_where,
-                             latest_valid_steps)
+from jaxrnn._masking import broadcast_over, keep_where
 
 # What the forward pass saves for the backward pass (`split_step_scan`).
 SAVED = ("carries", "projections", "chunk_carries")
@@ -267,42 +266,76 @@ def _steps(cell, params, projected, keep, carry, chunk, unroll):
                         hand_on=True)
 
 
-def _forward(cell, chunk, unroll, time_axis, params, xs, keep, carry,
-             saved, residuals):
+def _forward(cell, chunk, unroll, zero_output, time_axis, params, xs, keep,
+             carry, saved, residuals):
     """Runs the steps, one input-projection GEMM per chunk of K steps
     (larger blocks made the forward slower: their projection falls out of
     cache); returns (ys (T, B, ...) or with `time_axis` 1 (B, T, ...),
-    carry[, with `residuals` what `saved` names: every step's previous
-    carry, with "projections" also every step's input and recurrent
-    projections (T, B, G*H), with "chunk_carries" every chunk's first carry
-    instead])."""
+    carry, last y[, with `residuals` what `saved` names: every step's
+    previous carry, with "projections" also every step's input and
+    recurrent projections (T, B, G*H), with "chunk_carries" every chunk's
+    first carry instead]). Masked steps' outputs follow `_masked_outputs`."""
     # Checked here, which both the primal and the differentiated forward
     # pass run: differentiation never calls `split_step_scan` itself.
     if saved not in SAVED:
         raise ValueError(f"saved must be one of {SAVED}; got {saved!r}.")
 
-    def run_chunk(carry, inputs, _):
+    def run_chunk(state, inputs, _):
+        carry, last = state
         chunk_xs, chunk_keep = inputs
         first = carry
         chunk_xs = _zero_masked(_swap_layout(chunk_xs, time_axis), chunk_keep)
         projected = cell.project_inputs(params, chunk_xs)  # (K, B, G*H)
         carry, (ys, previous, recurrent) = _steps(
             cell, params, projected, chunk_keep, carry, chunk, unroll)
+        ys, last = _masked_outputs(ys, chunk_keep, last, zero_output)
         ys = _swap_layout(ys, time_axis)
         if not residuals:
-            return carry, (ys,)
+            return (carry, last), (ys,)
         if saved == "chunk_carries":
             previous = jax.tree.map(lambda leaf: leaf[None], first)
         elif saved == "projections":
             previous = (previous, projected, recurrent)
-        return carry, (ys, previous)
+        return (carry, last), (ys, previous)
 
-    carry, out = _scan_pieces(run_chunk, carry, (xs, keep), chunk,
-                              unroll=unroll, **_batch_major(time_axis, 0, 0))
+    first_y = jax.eval_shape(
+        lambda c, x: _steps(cell, params, cell.project_inputs(params, x),
+                            None, c, 1, 1)[1][0][0],
+        carry, jax.ShapeDtypeStruct(
+            (1, xs.shape[1 - time_axis], *xs.shape[2:]), xs.dtype))
+    last = jnp.zeros(first_y.shape, first_y.dtype)
+    (carry, last), out = _scan_pieces(
+        run_chunk, (carry, last), (xs, keep), chunk, unroll=unroll,
+        **_batch_major(time_axis, 0, 0))
     if not residuals:
-        return out[0], carry
+        return out[0], carry, last
     ys, previous = out
-    return ys, carry, previous
+    return ys, carry, last, previous
+
+
+def _masked_outputs(ys, keep, last, zero_output):
+    """A chunk's outputs by `rnn`'s masked-output rules, and the last
+    valid output after it.
+
+    Args:
+      ys: (K, B, ...) the steps' raw outputs.
+      keep: bool (K, B) or None.
+      last: (B, ...) each row's output at its last valid step before the
+        chunk (zeros before its first).
+      zero_output: masked steps output zeros instead of repeating `last`.
+
+    Returns:
+      (outputs (K, B, ...), last after the chunk).
+    """
+    if keep is None:
+        return ys, ys[-1]
+    outputs = []
+    for k in range(ys.shape[0]):
+        valid = broadcast_over(keep[k], ys[k])
+        outputs.append(jnp.where(valid, ys[k], jnp.zeros((), ys.dtype)
+                                 if zero_output else last))
+        last = jnp.where(valid, ys[k], last)
+    return jnp.stack(outputs), last
 
 
 def _zero_masked(piece, keep):
@@ -330,11 +363,11 @@ def _batch_major(time_axis, seq_positions, out_positions):
             "batch_major_out": as_tuple(out_positions)}
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3, 4, 5))
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3, 4, 5, 6))
 def split_step_scan(cell: Any, chunk: int, block: int, unroll: int,
-                    saved: str, time_axis: int, params: Any,
-                    xs: jax.Array, keep: jax.Array | None,
-                    carry: Any) -> tuple[jax.Array, Any]:
+                    saved: str, zero_output: bool, time_axis: int,
+                    params: Any, xs: jax.Array, keep: jax.Array | None,
+                    carry: Any) -> tuple[jax.Array, Any, jax.Array]:
     """Runs a split-step cell over a sequence.
 
     Args:
@@ -355,6 +388,8 @@ def split_step_scan(cell: Any, chunk: int, block: int, unroll: int,
         cost more than writing (T, B, 2*G*H) floats: wide cells);
         "chunk_carries" (remat), only each block's first carry, from
         which the backward pass reruns the block's steps.
+      zero_output: masked steps output zeros instead of repeating the
+        row's last valid output (static).
       time_axis: 0 for time-major xs and ys, 1 for batch-major ones
         (static): those are read and written a piece at a time in their
         own layout, never transposed as a whole.
@@ -365,25 +400,42 @@ def split_step_scan(cell: Any, chunk: int, block: int, unroll: int,
       carry: the initial carry, leaves (B, ...).
 
     Returns:
-      ``(ys, final_carry)``: ys (T, B, ...) (with `time_axis` 1: (B, T,
-      ...)) holds every step's raw output (at a masked step: what the cell
-      would have output; the caller selects).
+      ``(ys, final_carry, last)``: ys (T, B, ...) (with `time_axis` 1:
+      (B, T, ...)) holds every step's output, a masked step's by Keras'
+      rules (the row's last valid output, zeros before its first, or
+      zeros with `zero_output`); last (B, ...) is each row's output at its
+      last valid step, zeros if it has none.
     """
     del block
-    return _forward(cell, chunk, unroll, time_axis, params, xs, keep, carry,
-                    saved, residuals=False)
+    return _forward(cell, chunk, unroll, zero_output, time_axis, params, xs,
+                    keep, carry, saved, residuals=False)
 
 
-def _split_step_fwd(cell, chunk, block, unroll, saved, time_axis, params,
-                    xs, keep, carry):
-    ys, final, previous = _forward(cell, chunk, unroll, time_axis, params,
-                                   xs, keep, carry, saved, residuals=True)
+def _split_step_fwd(cell, chunk, block, unroll, saved, zero_output,
+                    time_axis, params, xs, keep, carry):
+    ys, final, last, previous = _forward(
+        cell, chunk, unroll, zero_output, time_axis, params, xs, keep, carry,
+        saved, residuals=True)
     if saved == "chunk_carries":
         # Blocks start every block // chunk chunks (a lone block may hold a
         # partial chunk); only their first carries are kept.
         previous = _index(previous, slice(None, None, block // chunk)
                           if block % chunk == 0 else slice(0, 1))
-    return (ys, final), (params, xs, keep, previous)
+    return (ys, final, last), (params, xs, keep, previous)
+
+
+def _masked_output_backward(keep, d_output, d_last, zero_output):
+    """The backward step of `_masked_outputs` at one step: from the
+    gradients of the step's output and of the last valid output after it,
+    (the gradient of the step's raw y, that of the last valid output
+    before it)."""
+    total = d_output + d_last
+    if keep is None:
+        return total, jnp.zeros_like(d_last)
+    valid = broadcast_over(keep, total)
+    zero = jnp.zeros((), total.dtype)
+    return (jnp.where(valid, total, zero),
+            jnp.where(valid, zero, d_last if zero_output else total))
 
 
 def _gates_backward(cell, prev, projected, recurrent, keep, d_new, d_y):
@@ -393,23 +445,26 @@ def _gates_backward(cell, prev, projected, recurrent, keep, d_new, d_y):
     return gates_vjp((d_new, d_y))
 
 
-def _split_step_bwd(cell, chunk, block, unroll, saved, time_axis, residuals,
-                    cotangents):
+def _split_step_bwd(cell, chunk, block, unroll, saved, zero_output, time_axis,
+                    residuals, cotangents):
     params, xs, keep, previous = residuals
     remat = saved == "chunk_carries"
-    d_ys, d_carry = cotangents
+    d_ys, d_carry, d_last = cotangents
 
-    def back_chunk(d_carry, inputs, _):
+    def back_chunk(state, inputs, _):
+        d_carry, d_last = state
         chunk_projected, chunk_recurrent, chunk_previous, chunk_keep, \
             chunk_d_ys = inputs
         dtype = chunk_projected.dtype
         d_projected, d_recurrent = [], []
         for k in reversed(range(chunk_projected.shape[0])):
+            step_keep = None if chunk_keep is None else chunk_keep[k]
+            d_y, d_last = _masked_output_backward(
+                step_keep, chunk_d_ys[k], d_last, zero_output)
             prev = _index(chunk_previous, k)
             d_prev, d_proj, d_rec = _gates_backward(
-                cell, prev, chunk_projected[k], chunk_recurrent[k],
-                None if chunk_keep is None else chunk_keep[k], d_carry,
-                chunk_d_ys[k])
+                cell, prev, chunk_projected[k], chunk_recurrent[k], step_keep,
+                d_carry, d_y)
             _, step_vjp = jax.vjp(
                 lambda c: cell.project_recurrent(
                     params, cell.recurrent_input(c, None, dtype)), prev)
@@ -417,11 +472,12 @@ def _split_step_bwd(cell, chunk, block, unroll, saved, time_axis, residuals,
             d_carry = jax.tree.map(jnp.add, d_prev, d_prev_h)
             d_projected.append(d_proj)
             d_recurrent.append(d_rec)
-        return d_carry, (jnp.stack(d_projected[::-1]),
-                         jnp.stack(d_recurrent[::-1]))
+        return (d_carry, d_last), (jnp.stack(d_projected[::-1]),
+                                   jnp.stack(d_recurrent[::-1]))
 
     def back_block(state, inputs, first):
-        d_carry, d_params = state
+        # d_state: the gradients of the carry and of the last valid output.
+        d_state, d_params = state
         block_xs, block_previous, block_keep, block_d_ys = inputs
         block_xs = _zero_masked(_swap_layout(block_xs, time_axis), block_keep)
         block_d_ys = _swap_layout(block_d_ys, time_axis)
@@ -447,25 +503,25 @@ def _split_step_bwd(cell, chunk, block, unroll, saved, time_axis, residuals,
         # time: as fast (faster at B=16, T=2048) and it compiles in about
         # 40 % less time than unrolled chunks (docs/performance.md).
         step_size = chunk if block <= chunk else 1
-        d_carry, (d_projected, d_recurrent) = _scan_pieces(
-            back_chunk, d_carry,
+        d_state, (d_projected, d_recurrent) = _scan_pieces(
+            back_chunk, d_state,
             (projected, recurrent, block_previous, block_keep, block_d_ys),
             step_size, unroll=unroll, reverse=True)
         d_params_in, d_xs = inputs_vjp(_flat(d_projected))
         (d_params_rec,) = weights_vjp(_flat(d_recurrent))
         d_params = jax.tree.map(lambda a, b, c: a + b + c, d_params,
                                 d_params_in, d_params_rec)
-        return (d_carry, d_params), (_swap_layout(
+        return (d_state, d_params), (_swap_layout(
             d_xs.reshape(block_xs.shape), time_axis),)
 
-    state = (d_carry, jax.tree.map(jnp.zeros_like, params))
+    state = ((d_carry, d_last), jax.tree.map(jnp.zeros_like, params))
     if remat:
         seq = (xs, None, keep, d_ys)
         per_block = previous
     else:
         seq = (xs, previous, keep, d_ys)
         per_block = None
-    (d_carry, d_params), (d_xs,) = _scan_pieces(
+    ((d_carry, _), d_params), (d_xs,) = _scan_pieces(
         back_block, state, seq, block, reverse=True, per_piece=per_block,
         **_batch_major(time_axis, (0, 3), 0))
     d_keep = None if keep is None else jnp.zeros(keep.shape, jax.dtypes.float0)
@@ -473,37 +529,3 @@ def _split_step_bwd(cell, chunk, block, unroll, saved, time_axis, residuals,
 
 
 split_step_scan.defvjp(_split_step_fwd, _split_step_bwd)
-
-
-def masked_outputs(ys: jax.Array, keep: jax.Array | None,
-                   zero_output: bool,
-                   time_axis: int = 0) -> tuple[jax.Array, jax.Array]:
-    """Applies `rnn`'s masked-output rules to raw per-step outputs.
-
-    Args:
-      ys: (T, B, ...) every step's raw output; (B, T, ...) with
-        `time_axis` 1.
-      keep: bool (T, B), or None.
-      zero_output: masked steps output zeros instead of repeating the last
-        valid output.
-      time_axis: ys' time axis, 0 or 1.
-
-    Returns:
-      (outputs in ys' layout, last (B, ...)): last is each row's output at
-      its last valid step, zeros if it has none.
-    """
-    if keep is None:
-        return ys, lax.index_in_dim(ys, -1, time_axis, keepdims=False)
-    zero = jnp.zeros((), ys.dtype)
-    latest = latest_valid_steps(keep)  # (T, B)
-    last_index = latest[-1]
-    if time_axis == 1:
-        keep, latest = keep.T, latest.T
-    last = jnp.take_along_axis(
-        ys, broadcast_over(jnp.expand_dims(jnp.maximum(last_index, 0),
-                                           time_axis), ys), axis=time_axis)
-    last = jnp.squeeze(last, time_axis)
-    last = jnp.where(broadcast_over(last_index >= 0, last), last, zero)
-    if zero_output:
-        return jnp.where(broadcast_over(keep, ys), ys, zero), last
-    return forward_fill(ys, latest, axis=time_axis), last

@@ -59,14 +59,12 @@ def latest_valid_steps(step_mask: jax.Array) -> jax.Array:
     return lax.cummax(jnp.where(step_mask, times, -1), axis=0)
 
 
-def forward_fill(ys: jax.Array, latest: jax.Array,
-                 axis: int = 0) -> jax.Array:
+def forward_fill(ys: jax.Array, latest: jax.Array) -> jax.Array:
     """ys (T, B, ...) with every step replaced by its row's output at
     `latest` (from `latest_valid_steps`), zeros where that is -1: Keras'
-    masked steps repeat the last valid output. With `axis` 1, ys is (B, T,
-    ...) and `latest` (B, T)."""
+    masked steps repeat the last valid output."""
     filled = jnp.take_along_axis(
-        ys, broadcast_over(jnp.maximum(latest, 0), ys), axis=axis)
+        ys, broadcast_over(jnp.maximum(latest, 0), ys), axis=0)
     return jnp.where(broadcast_over(latest >= 0, ys), filled,
                      jnp.zeros((), ys.dtype))
 

@@ -9,8 +9,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxrnn._fused import (apply_gates, has_split_step, masked_outputs,
-                           split_step_scan)
+from jaxrnn._fused import apply_gates, has_split_step, split_step_scan
 from jaxrnn._masking import broadcast_over, keep_where, lengths_to_mask
 from jaxrnn._validation import check_bool, check_floating, check_tree_like
 from jaxrnn.cells.stacked import has_fast_path
@@ -349,10 +348,9 @@ def _run_split_step(cell, params, xs, step_mask, carry, *, time_axis, unroll,
         saved = "projections"
     else:
         saved = "carries"
-    ys, carry = split_step_scan(cell, chunk, block,
-                                1 if unroll is False else int(unroll),
-                                saved, time_axis, params, xs, step_mask, carry)
-    ys, last_y = masked_outputs(ys, step_mask, zero_output, time_axis)
+    ys, carry, last_y = split_step_scan(
+        cell, chunk, block, 1 if unroll is False else int(unroll), saved,
+        zero_output, time_axis, params, xs, step_mask, carry)
     return (ys if collect else None), last_y, carry
 
 

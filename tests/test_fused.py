@@ -20,7 +20,7 @@ from properties import examples
 
 import jaxrnn
 from jaxrnn import _rnn
-from jaxrnn._fused import (_scan_pieces, has_split_step, masked_outputs,
+from jaxrnn._fused import (_masked_outputs, _scan_pieces, has_split_step,
                            split_step_scan)
 
 CELLS = {
@@ -171,8 +171,8 @@ def test_what_the_forward_saves_leaves_gradients_unchanged(name, saved,
 
     def grads(saved):
         def loss(params, xs, carry):
-            ys, final = split_step_scan(cell, 4, 8, 1, saved, 0, params, xs,
-                                        keep, carry)
+            ys, final, _ = split_step_scan(cell, 4, 8, 1, saved, False, 0,
+                                           params, xs, keep, carry)
             return (jnp.sum(jnp.sin(ys))
                     + sum(jnp.sum(leaf ** 2) for leaf in jax.tree.leaves(final)))
         return jax.value_and_grad(loss, (0, 1, 2))(params, xs, carry)
@@ -196,11 +196,13 @@ def test_batch_major_sequences_match_time_major(name, saved, masked):
 
     def run(time_axis):
         def loss(params, xs, carry):
-            ys, final = split_step_scan(cell, 4, 8, 1, saved, time_axis,
-                                        params, xs, keep, carry)
+            ys, final, last = split_step_scan(cell, 4, 8, 1, saved, False,
+                                              time_axis, params, xs, keep,
+                                              carry)
             ys = ys if time_axis == 0 else jnp.swapaxes(ys, 0, 1)
             weights = jnp.arange(ys.size, dtype=ys.dtype).reshape(ys.shape)
             return (jnp.sum(jnp.sin(ys) * weights / ys.size)
+                    + jnp.sum(jnp.cos(last))
                     + sum(jnp.sum(leaf ** 2)
                           for leaf in jax.tree.leaves(final)))
         inputs = xs if time_axis == 0 else jnp.swapaxes(xs, 0, 1)
@@ -306,11 +308,12 @@ def test_split_step_scan_names_what_it_can_save():
     params = cell.init(jax.random.key(0), 3)
     args = (params, jnp.ones((5, 2, 3)), None, cell.initial_carry((2,)))
     with pytest.raises(ValueError, match="saved must be one of"):
-        split_step_scan(cell, 4, 8, 1, "gates", 0, *args)
+        split_step_scan(cell, 4, 8, 1, "gates", False, 0, *args)
     # Differentiation runs the forward rule, not the function: also checked.
     with pytest.raises(ValueError, match="saved must be one of"):
         jax.grad(lambda p: jnp.sum(
-            split_step_scan(cell, 4, 8, 1, "gates", 0, p, *args[1:])[0]))(params)
+            split_step_scan(cell, 4, 8, 1, "gates", False, 0, p,
+                            *args[1:])[0]))(params)
 
 
 def test_saved_projections_replace_the_recomputing_gemms():
@@ -322,7 +325,8 @@ def test_saved_projections_replace_the_recomputing_gemms():
 
     def dots(saved):
         def loss(params, xs):
-            ys, _ = split_step_scan(cell, 4, 8, 1, saved, 0, params, xs, None,
+            ys, _, _ = split_step_scan(cell, 4, 8, 1, saved, False, 0,
+                                       params, xs, None,
                                     cell.initial_carry((2,)))
             return jnp.sum(ys ** 2)
         text = jax.jit(jax.grad(loss, (0, 1))).lower(params, xs).compile() \
@@ -453,28 +457,19 @@ def test_cells_holding_masked_steps_by_their_gates_match_a_select(name):
 def test_masked_outputs_rules():
     ys = jnp.arange(1.0, 7.0).reshape(3, 2, 1)  # (T, B, 1)
     keep = jnp.array([[False, True], [True, False], [False, False]])
-    repeated, last = masked_outputs(ys, keep, zero_output=False)
+    zeros = jnp.zeros((2, 1))
+    repeated, last = _masked_outputs(ys, keep, zeros, zero_output=False)
     np.testing.assert_array_equal(repeated[..., 0], [[0, 2], [3, 2], [3, 2]])
     np.testing.assert_array_equal(last[:, 0], [3, 2])
-    zeroed, last = masked_outputs(ys, keep, zero_output=True)
+    zeroed, last = _masked_outputs(ys, keep, zeros, zero_output=True)
     np.testing.assert_array_equal(zeroed[..., 0], [[0, 2], [3, 0], [0, 0]])
     np.testing.assert_array_equal(last[:, 0], [3, 2])
-    none, last = masked_outputs(ys, jnp.zeros((3, 2), bool), False)
+    none, last = _masked_outputs(ys, jnp.zeros((3, 2), bool), zeros, False)
     assert not none.any() and not last.any()
-
-
-def test_masked_outputs_of_batch_major_sequences():
-    keys = jax.random.split(jax.random.key(5))
-    ys = jax.random.normal(keys[0], (6, 3, 2))  # (T, B, 2)
-    keep = jax.random.bernoulli(keys[1], 0.5, (6, 3))
-    for zero_output in (False, True):
-        want, want_last = masked_outputs(ys, keep, zero_output)
-        got, last = masked_outputs(jnp.swapaxes(ys, 0, 1), keep, zero_output,
-                                   time_axis=1)
-        np.testing.assert_array_equal(jnp.swapaxes(got, 0, 1), want)
-        np.testing.assert_array_equal(last, want_last)
-    got, last = masked_outputs(jnp.swapaxes(ys, 0, 1), None, False, 1)
-    np.testing.assert_array_equal(last, ys[-1])
+    # A chunk carries on from the last valid output of the chunk before.
+    before = jnp.array([[7.0], [8.0]])
+    carried, last = _masked_outputs(ys, keep, before, zero_output=False)
+    np.testing.assert_array_equal(carried[..., 0], [[7, 2], [3, 2], [3, 2]])
 
 
 def test_training_with_dropout_uses_autodiff_and_runs():
