@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxrnn._masking import broadcast_over, keep_where
+from jaxrnn._masking import broadcast_over, keep_where, masked_chunk_outputs
 
 # What the forward pass saves for the backward pass (`split_step_scan`).
 SAVED = ("carries", "projections", "chunk_carries")
@@ -119,16 +119,23 @@ def _scan_pieces(body, carry, seq, size, *, unroll=1, reverse=False,
         entry = jax.tree.map(lambda leaf: leaf[full], per_piece)
         return body(carry, piece_of(seq, full * size, steps), entry)
 
+    return _run_in_order([run_full] * bool(full) + [run_tail] * bool(tail),
+                         carry, reverse)
+
+
+def _run_in_order(runs, state, reverse):
+    """Runs `runs` (`run(state) -> (state, out)`, in time order) one after
+    another, last to first with `reverse`; returns (state, their outs
+    concatenated in time order)."""
     outs = []
-    order = [run_full] * bool(full) + [run_tail] * bool(tail)
-    for run in (reversed(order) if reverse else order):
-        carry, out = run(carry)
+    for run in (reversed(runs) if reverse else runs):
+        state, out = run(state)
         outs.append(out)
     if reverse:
         outs.reverse()
     out = (outs[0] if len(outs) == 1 else
            jax.tree.map(lambda *parts: jnp.concatenate(parts), *outs))
-    return carry, out
+    return state, out
 
 
 def _scan_batch_major_pieces(body, carry, seq, size, *, unroll, reverse,
@@ -197,16 +204,9 @@ def _scan_batch_major_pieces(body, carry, seq, size, *, unroll, reverse,
         buffers, out = write(buffers, out, full * size)
         return (carry, buffers), out
 
-    state, outs = (carry, buffers), []
-    order = [run_full] * bool(full) + [run_tail] * bool(tail)
-    for run in (reversed(order) if reverse else order):
-        state, out = run(state)
-        outs.append(out)
-    if reverse:
-        outs.reverse()
-    carry, buffers = state
-    out = (outs[0] if len(outs) == 1 else
-           jax.tree.map(lambda *parts: jnp.concatenate(parts), *outs))
+    (carry, buffers), out = _run_in_order(
+        [run_full] * bool(full) + [run_tail] * bool(tail), (carry, buffers),
+        reverse)
     return carry, tuple(buffers[i] if i in buffers else part
                         for i, part in enumerate(out))
 
@@ -274,7 +274,8 @@ def _forward(cell, chunk, unroll, zero_output, time_axis, params, xs, keep,
     carry, last y[, with `residuals` what `saved` names: every step's
     previous carry, with "projections" also every step's input and
     recurrent projections (T, B, G*H), with "chunk_carries" every chunk's
-    first carry instead]). Masked steps' outputs follow `_masked_outputs`."""
+    first carry instead]). Masked steps' outputs follow
+    `masked_chunk_outputs`."""
     # Checked here, which both the primal and the differentiated forward
     # pass run: differentiation never calls `split_step_scan` itself.
     if saved not in SAVED:
@@ -288,7 +289,7 @@ def _forward(cell, chunk, unroll, zero_output, time_axis, params, xs, keep,
         projected = cell.project_inputs(params, chunk_xs)  # (K, B, G*H)
         carry, (ys, previous, recurrent) = _steps(
             cell, params, projected, chunk_keep, carry, chunk, unroll)
-        ys, last = _masked_outputs(ys, chunk_keep, last, zero_output)
+        ys, last = masked_chunk_outputs(ys, chunk_keep, last, zero_output)
         ys = _swap_layout(ys, time_axis)
         if not residuals:
             return (carry, last), (ys,)
@@ -306,36 +307,11 @@ def _forward(cell, chunk, unroll, zero_output, time_axis, params, xs, keep,
     last = jnp.zeros(first_y.shape, first_y.dtype)
     (carry, last), out = _scan_pieces(
         run_chunk, (carry, last), (xs, keep), chunk, unroll=unroll,
-        **_batch_major(time_axis, 0, 0))
+        **_batch_major(time_axis, (0,), (0,)))
     if not residuals:
         return out[0], carry, last
     ys, previous = out
     return ys, carry, last, previous
-
-
-def _masked_outputs(ys, keep, last, zero_output):
-    """A chunk's outputs by `rnn`'s masked-output rules, and the last
-    valid output after it.
-
-    Args:
-      ys: (K, B, ...) the steps' raw outputs.
-      keep: bool (K, B) or None.
-      last: (B, ...) each row's output at its last valid step before the
-        chunk (zeros before its first).
-      zero_output: masked steps output zeros instead of repeating `last`.
-
-    Returns:
-      (outputs (K, B, ...), last after the chunk).
-    """
-    if keep is None:
-        return ys, ys[-1]
-    outputs = []
-    for k in range(ys.shape[0]):
-        valid = broadcast_over(keep[k], ys[k])
-        outputs.append(jnp.where(valid, ys[k], jnp.zeros((), ys.dtype)
-                                 if zero_output else last))
-        last = jnp.where(valid, ys[k], last)
-    return jnp.stack(outputs), last
 
 
 def _zero_masked(piece, keep):
@@ -358,9 +334,7 @@ def _batch_major(time_axis, seq_positions, out_positions):
     at `seq_positions` and the outputs at `out_positions` are (B, T, ...)."""
     if time_axis == 0:
         return {}
-    as_tuple = lambda p: p if isinstance(p, tuple) else (p,)
-    return {"batch_major": as_tuple(seq_positions),
-            "batch_major_out": as_tuple(out_positions)}
+    return {"batch_major": seq_positions, "batch_major_out": out_positions}
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3, 4, 5, 6))
@@ -425,7 +399,7 @@ def _split_step_fwd(cell, chunk, block, unroll, saved, zero_output,
 
 
 def _masked_output_backward(keep, d_output, d_last, zero_output):
-    """The backward step of `_masked_outputs` at one step: from the
+    """The backward step of `masked_chunk_outputs` at one step: from the
     gradients of the step's output and of the last valid output after it,
     (the gradient of the step's raw y, that of the last valid output
     before it)."""
@@ -523,7 +497,7 @@ def _split_step_bwd(cell, chunk, block, unroll, saved, zero_output, time_axis,
         per_block = None
     ((d_carry, _), d_params), (d_xs,) = _scan_pieces(
         back_block, state, seq, block, reverse=True, per_piece=per_block,
-        **_batch_major(time_axis, (0, 3), 0))
+        **_batch_major(time_axis, (0, 3), (0,)))
     d_keep = None if keep is None else jnp.zeros(keep.shape, jax.dtypes.float0)
     return d_params, d_xs, d_keep, d_carry
 

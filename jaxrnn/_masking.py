@@ -59,6 +59,34 @@ def latest_valid_steps(step_mask: jax.Array) -> jax.Array:
     return lax.cummax(jnp.where(step_mask, times, -1), axis=0)
 
 
+def masked_chunk_outputs(ys: jax.Array, keep: jax.Array | None,
+                         last: jax.Array, zero_output: bool
+                         ) -> tuple[jax.Array, jax.Array]:
+    """A chunk's outputs by `rnn`'s masked-output rules (Keras': a masked
+    step repeats the row's last valid output), and the last valid output
+    after it; scans carry `last` from chunk to chunk.
+
+    Args:
+      ys: (K, B, ...) the steps' raw outputs.
+      keep: bool (K, B) or None.
+      last: (B, ...) each row's output at its last valid step before the
+        chunk (zeros before its first).
+      zero_output: masked steps output zeros instead of repeating `last`.
+
+    Returns:
+      (outputs (K, B, ...), last after the chunk).
+    """
+    if keep is None:
+        return ys, ys[-1]
+    outputs = []
+    for k in range(ys.shape[0]):
+        valid = broadcast_over(keep[k], ys[k])
+        outputs.append(jnp.where(valid, ys[k], jnp.zeros((), ys.dtype)
+                                 if zero_output else last))
+        last = jnp.where(valid, ys[k], last)
+    return jnp.stack(outputs), last
+
+
 def forward_fill(ys: jax.Array, latest: jax.Array) -> jax.Array:
     """ys (T, B, ...) with every step replaced by its row's output at
     `latest` (from `latest_valid_steps`), zeros where that is -1: Keras'

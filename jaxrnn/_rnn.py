@@ -10,7 +10,8 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxrnn._fused import apply_gates, has_split_step, split_step_scan
-from jaxrnn._masking import broadcast_over, keep_where, lengths_to_mask
+from jaxrnn._masking import (broadcast_over, keep_where, lengths_to_mask,
+                             masked_chunk_outputs)
 from jaxrnn._validation import check_bool, check_floating, check_tree_like
 from jaxrnn.cells.stacked import has_fast_path
 
@@ -162,9 +163,8 @@ def rnn(cell: Any, params: Any, inputs: jax.Array, *,
             # Zero masked inputs so NaN/inf there cannot reach the backward
             # pass: jnp.where's gradient multiplies the unused branch by 0.
             # (The split-step scan zeroes them a chunk at a time.)
-            xs = jnp.where(broadcast_over(
-                step_mask if time_axis == 0 else step_mask.T, xs), xs,
-                jnp.zeros((), xs.dtype))
+            xs = jnp.where(broadcast_over(step_mask, xs), xs,
+                           jnp.zeros((), xs.dtype))
         if split_step:
             ys, last_y, carry = _run_split_step(
                 cell, params, xs, step_mask, carry, time_axis=time_axis,
@@ -369,16 +369,10 @@ def _run(cell, params, xs, step_mask, carry, *, key, training, unroll, remat,
         for k in range(chunk_xs.shape[0]):
             keep = None if chunk_mask is None else chunk_mask[k]
             carry, y = step(carry, projected[k], keep)
-            if keep is None:
-                y_prev, y_out = y, y
-            else:
-                y_prev = jnp.where(broadcast_over(keep, y), y, y_prev)
-                y_out = (jnp.where(broadcast_over(keep, y), y,
-                                   jnp.zeros((), y.dtype))
-                         if zero_output else y_prev)
-            if collect:
-                ys.append(y_out)
-        return (carry, y_prev), (jnp.stack(ys) if collect else None)
+            ys.append(y)
+        ys, y_prev = masked_chunk_outputs(jnp.stack(ys), chunk_mask, y_prev,
+                                          zero_output)
+        return (carry, y_prev), (ys if collect else None)
 
     if remat:
         run_chunk = jax.checkpoint(run_chunk)

@@ -20,8 +20,8 @@ from properties import examples
 
 import jaxrnn
 from jaxrnn import _rnn
-from jaxrnn._fused import (_masked_outputs, _scan_pieces, has_split_step,
-                           split_step_scan)
+from jaxrnn._fused import _scan_pieces, has_split_step, split_step_scan
+from jaxrnn._masking import masked_chunk_outputs
 
 CELLS = {
     "lstm": jaxrnn.LSTMCell(5),
@@ -153,6 +153,17 @@ def test_kept_projections_still_take_less_than_autodiff(name, monkeypatch):
     assert remat < kept / 2
 
 
+def _split_step_problem(cell, seed, masked):
+    """(params, time-major xs (14, 2, 3), keep (14, 2) or None, carry)."""
+    keys = jax.random.split(jax.random.key(seed), 4)
+    params = cell.init(keys[0], 3)
+    xs = jax.random.normal(keys[1], (14, 2, 3))
+    keep = jax.random.bernoulli(keys[2], 0.7, (14, 2)) if masked else None
+    carry = jax.tree.map(lambda leaf: jax.random.normal(keys[3], leaf.shape),
+                         cell.initial_carry((2,)))
+    return params, xs, keep, carry
+
+
 @pytest.mark.parametrize("name", ["lstm", "gru"])
 @pytest.mark.parametrize("saved", ["projections", "chunk_carries"])
 @pytest.mark.parametrize("masked", [False, True])
@@ -162,12 +173,7 @@ def test_what_the_forward_saves_leaves_gradients_unchanged(name, saved,
     # of recomputing them; "chunk_carries" (remat): it reruns blocks of
     # several chunks from their first carry, partial last block included.
     cell = CELLS[name]
-    keys = jax.random.split(jax.random.key(3), 4)
-    params = cell.init(keys[0], 3)
-    xs = jax.random.normal(keys[1], (14, 2, 3))  # time-major
-    keep = jax.random.bernoulli(keys[2], 0.7, (14, 2)) if masked else None
-    carry = jax.tree.map(lambda leaf: jax.random.normal(keys[3], leaf.shape),
-                         cell.initial_carry((2,)))
+    params, xs, keep, carry = _split_step_problem(cell, 3, masked)
 
     def grads(saved):
         def loss(params, xs, carry):
@@ -187,12 +193,7 @@ def test_batch_major_sequences_match_time_major(name, saved, masked):
     # time_axis=1 reads (B, T, D) inputs and writes (B, T, H) outputs and
     # input gradients a piece at a time: the same numbers as time-major.
     cell = CELLS[name]
-    keys = jax.random.split(jax.random.key(4), 4)
-    params = cell.init(keys[0], 3)
-    xs = jax.random.normal(keys[1], (14, 2, 3))  # time-major
-    keep = jax.random.bernoulli(keys[2], 0.7, (14, 2)) if masked else None
-    carry = jax.tree.map(lambda leaf: jax.random.normal(keys[3], leaf.shape),
-                         cell.initial_carry((2,)))
+    params, xs, keep, carry = _split_step_problem(cell, 4, masked)
 
     def run(time_axis):
         def loss(params, xs, carry):
@@ -287,7 +288,8 @@ def test_garbage_in_masked_steps_never_leaks_whatever_is_saved(
     mask = jax.random.bernoulli(keys[2], 0.6, (3, 11))
     poisoned = jnp.where(mask[..., None], x, jnp.nan)
     if time_major:
-        x, poisoned, mask = (jnp.swapaxes(a, 0, 1) for a in (x, poisoned, mask))
+        x, poisoned, mask = (jnp.swapaxes(a, 0, 1)
+                             for a in (x, poisoned, mask))
 
     def loss(params, x):
         ys, carry = jaxrnn.rnn(cell, params, x, mask=mask,
@@ -458,17 +460,18 @@ def test_masked_outputs_rules():
     ys = jnp.arange(1.0, 7.0).reshape(3, 2, 1)  # (T, B, 1)
     keep = jnp.array([[False, True], [True, False], [False, False]])
     zeros = jnp.zeros((2, 1))
-    repeated, last = _masked_outputs(ys, keep, zeros, zero_output=False)
+    repeated, last = masked_chunk_outputs(ys, keep, zeros, zero_output=False)
     np.testing.assert_array_equal(repeated[..., 0], [[0, 2], [3, 2], [3, 2]])
     np.testing.assert_array_equal(last[:, 0], [3, 2])
-    zeroed, last = _masked_outputs(ys, keep, zeros, zero_output=True)
+    zeroed, last = masked_chunk_outputs(ys, keep, zeros, zero_output=True)
     np.testing.assert_array_equal(zeroed[..., 0], [[0, 2], [3, 0], [0, 0]])
     np.testing.assert_array_equal(last[:, 0], [3, 2])
-    none, last = _masked_outputs(ys, jnp.zeros((3, 2), bool), zeros, False)
+    none, last = masked_chunk_outputs(ys, jnp.zeros((3, 2), bool), zeros,
+                                      False)
     assert not none.any() and not last.any()
     # A chunk carries on from the last valid output of the chunk before.
     before = jnp.array([[7.0], [8.0]])
-    carried, last = _masked_outputs(ys, keep, before, zero_output=False)
+    carried, last = masked_chunk_outputs(ys, keep, before, zero_output=False)
     np.testing.assert_array_equal(carried[..., 0], [[7, 2], [3, 2], [3, 2]])
 
 
