@@ -446,8 +446,13 @@ def _split_step_bwd(cell, chunk, block, unroll, saved, zero_output, time_axis,
             d_carry = jax.tree.map(jnp.add, d_prev, d_prev_h)
             d_projected.append(d_proj)
             d_recurrent.append(d_rec)
-        return (d_carry, d_last), (jnp.stack(d_projected[::-1]),
-                                   jnp.stack(d_recurrent[::-1]))
+        # Where the gates add the two projections first (LSTM, SimpleRNN),
+        # autodiff hands both the same gradient: the loop writes it once,
+        # not two equal (S, B, G*H) sequences.
+        shared = all(p is r for p, r in zip(d_projected, d_recurrent))
+        return (d_carry, d_last), (
+            jnp.stack(d_projected[::-1]),
+            None if shared else jnp.stack(d_recurrent[::-1]))
 
     def back_block(state, inputs, first):
         # d_state: the gradients of the carry and of the last valid output.
@@ -481,6 +486,8 @@ def _split_step_bwd(cell, chunk, block, unroll, saved, zero_output, time_axis,
             back_chunk, d_state,
             (projected, recurrent, block_previous, block_keep, block_d_ys),
             step_size, unroll=unroll, reverse=True)
+        if d_recurrent is None:
+            d_recurrent = d_projected
         d_params_in, d_xs = inputs_vjp(_flat(d_projected))
         (d_params_rec,) = weights_vjp(_flat(d_recurrent))
         d_params = jax.tree.map(lambda a, b, c: a + b + c, d_params,
