@@ -1,7 +1,8 @@
 """How many examples the property tests draw.
 
-The default run draws few (5 in test_rnn.py and test_fused.py), to stay
-within minutes on two cores; CI runs the property tests again with
+The default run draws few (3 in test_rnn.py, 5 in test_fused.py, whose
+hand-written backward pass has the most options), to stay within minutes
+on two cores; CI runs the property tests again with
 ``JAXRNN_THOROUGH=1 python -m pytest -m "slow or property"``, drawing many
 (conftest.py marks every hypothesis test ``property``).
 """

@@ -31,6 +31,8 @@ def _env():
                 NO_MKDOCS_2_WARNING="1", MPLBACKEND="Agg")
 
 
+# CI builds the site again on its own (.ci/run): slow here.
+@pytest.mark.slow
 def test_mkdocs_build_strict(tmp_path):
     pytest.importorskip("mkdocs")
     pytest.importorskip("material")

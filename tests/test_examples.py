@@ -5,6 +5,7 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
 
 ROOT = pathlib.Path(__file__).parents[1]
 
@@ -25,6 +26,9 @@ def test_quickstart():
     assert "masked steps repeat the last valid output: True" in out
 
 
+# The quickstart (the README's example) runs by default; this one in CI's
+# slow pass.
+@pytest.mark.slow
 def test_custom_cell_example():
     out = _run("custom_cell.py")
     assert "Bidirectional(RNN(cell)):  outputs (4, 12, 16)" in out

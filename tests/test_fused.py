@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from properties import examples
 
 import jaxrnn
-from jaxrnn import _rnn
+from jaxrnn import _fused, _rnn
 from jaxrnn._fused import _scan_pieces, has_split_step, split_step_scan
 from jaxrnn._masking import masked_chunk_outputs
 
@@ -271,6 +271,33 @@ def test_batch_major_training_holds_no_transposed_copies():
     sequence_bytes = 16 * 2048 * 128 * 4
     for remat in (False, True):
         assert temp(False, remat) < temp(True, remat) + sequence_bytes
+
+
+def test_backward_writes_a_shared_gradient_once(monkeypatch):
+    # LSTM's gates add the two projections first, so both get the same
+    # gradient: the backward loop writes that (S, B, 4H) sequence once.
+    # Handing it a distinct (equal) recurrent gradient, as GRU's gates do,
+    # costs a second sequence.
+    cell = jaxrnn.LSTMCell(64)
+    params = cell.init(jax.random.key(0), 64)
+    x = jax.ShapeDtypeStruct((1, 512, 64), jnp.float32)
+
+    def temp():
+        def loss(params, x):
+            return jnp.mean(jaxrnn.rnn(cell, params, x)[0] ** 2)
+        compiled = jax.jit(jax.grad(loss, (0, 1))).lower(params, x).compile()
+        return compiled.memory_analysis().temp_size_in_bytes
+
+    shared = temp()
+    gates_backward = _fused._gates_backward
+
+    def apart(*args):
+        d_prev, d_projected, d_recurrent = gates_backward(*args)
+        return d_prev, d_projected, d_recurrent * 1.0 + 0.0
+
+    monkeypatch.setattr(_fused, "_gates_backward", apart)
+    sequence_bytes = 512 * 4 * 64 * 4
+    assert shared <= temp() - sequence_bytes // 2
 
 
 @pytest.mark.parametrize("saved", ["carries", "projections", "chunk_carries"])

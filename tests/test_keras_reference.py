@@ -535,6 +535,10 @@ def _printed(text: str, expected: Any) -> bool:
     return expected in text
 
 
+# Each script is a fresh process that imports JAX and Keras and compiles
+# its models (10-25 s apiece on two cores): slow, so CI runs them after the
+# default run. test_example_matches_keras checks the same models by default.
+@pytest.mark.slow
 @pytest.mark.parametrize("script", sorted(EXPECTED))
 def test_script_prints_the_documents_shapes(script, script_runs):
     returncode, stdout, stderr = script_runs.output(script)

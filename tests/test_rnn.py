@@ -13,7 +13,7 @@ from properties import examples
 import jaxrnn
 from jaxrnn import rnn
 
-PROPERTY = settings(max_examples=examples(5, 40), deadline=None,
+PROPERTY = settings(max_examples=examples(3, 40), deadline=None,
                     derandomize=True)
 
 CELL_MAKERS = {
