@@ -28,6 +28,7 @@ static slice.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import jax
@@ -86,12 +87,34 @@ def _scan_pieces(body, carry, seq, size, *, unroll=1, reverse=False,
         return jax.tree.map(lambda leaf: leaf[start:stop], tree)
 
     def run_full(carry):
-        body_seq = jax.tree.map(
-            lambda leaf: leaf[:full * size].reshape(full, size,
-                                                    *leaf.shape[1:]), seq)
         entries = piece_of(per_piece, 0, full)
         if full == 1:
-            return body(carry, _index(body_seq, 0), _index(entries, 0))
+            return body(carry, piece_of(seq, 0, size), _index(entries, 0))
+        if size == 1:
+            # One step per piece: the loop reads and writes its sequences
+            # flattened to (T, rest), or (T,), and the body sees (1, ...).
+            # Loop buffers with a unit axis ((T, 1, ...): the step axis of
+            # a piece, or a batch of one) cost a layout copy of each of them
+            # per call: XLA:CPU places the unit axis differently inside the
+            # loop and out.
+            body_seq = jax.tree.map(lambda leaf: _flat_steps(leaf[:full]),
+                                    seq)
+            out_shapes = []
+
+            def one_step(carry, piece, entry):
+                piece = jax.tree.map(
+                    lambda flat, leaf: flat.reshape(1, *leaf.shape[1:]),
+                    piece, seq)
+                carry, out = body(carry, piece, entry)
+                out_shapes[:] = [leaf.shape[1:]
+                                 for leaf in jax.tree.leaves(out)]
+                return carry, jax.tree.map(
+                    lambda leaf: _flat_steps(leaf)[0], out)
+        else:
+            body_seq = jax.tree.map(
+                lambda leaf: leaf[:full * size].reshape(
+                    full, size, *leaf.shape[1:]), seq)
+            one_step = body
         if hand_on:
             step = -1 if reverse else 1
             order = jnp.arange(full, dtype=jnp.int32)
@@ -101,7 +124,7 @@ def _scan_pieces(body, carry, seq, size, *, unroll=1, reverse=False,
                 index, entry = inputs
                 upcoming = _index(body_seq,
                                   jnp.clip(index + step, 0, full - 1))
-                carry, out = body(carry, current, entry)
+                carry, out = one_step(carry, current, entry)
                 return (carry, upcoming), out
 
             first = _index(body_seq, full - 1 if reverse else 0)
@@ -109,9 +132,14 @@ def _scan_pieces(body, carry, seq, size, *, unroll=1, reverse=False,
                                        (order, entries), reverse=reverse,
                                        unroll=unroll)
         else:
-            carry, out = lax.scan(lambda c, xs: body(c, *xs), carry,
+            carry, out = lax.scan(lambda c, xs: one_step(c, *xs), carry,
                                   (body_seq, entries), reverse=reverse,
                                   unroll=unroll)
+        if size == 1:
+            leaves, tree = jax.tree.flatten(out)
+            return carry, tree.unflatten(
+                [leaf.reshape(full, *shape)
+                 for leaf, shape in zip(leaves, out_shapes)])
         return carry, jax.tree.map(
             lambda leaf: leaf.reshape(-1, *leaf.shape[2:]), out)
 
@@ -236,6 +264,12 @@ def _stack(trees):
 
 def _flat(a):
     return a.reshape(-1, *a.shape[2:])
+
+
+def _flat_steps(a):
+    """(T, ...) as (T, rest), or (T,) where rest is 1."""
+    rest = math.prod(a.shape[1:])
+    return a.reshape(a.shape[0], *(() if rest == 1 else (rest,)))
 
 
 def _steps(cell, params, projected, keep, carry, chunk, unroll):

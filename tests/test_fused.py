@@ -406,6 +406,46 @@ def test_handing_pieces_on_runs_the_same_pieces(reverse, steps):
     _assert_close(run(True), run(False), tol=0)
 
 
+@pytest.mark.parametrize("hand_on", [False, True])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_pieces_of_one_step_run_as_a_loop_without_a_unit_axis(reverse,
+                                                               hand_on):
+    # Pieces of one step (the backward pass's step-at-a-time blocks) run
+    # as a plain loop over the steps, each in order, the body seeing a unit
+    # step axis; the loop's own buffers have none: with a (T, 1, ...)
+    # buffer XLA:CPU copied each sequence between two layouts per call.
+    steps = 5
+    seq = {"a": jnp.arange(steps * 2.0).reshape(steps, 2),
+           "b": jnp.arange(steps, dtype=jnp.float32)}
+    per_piece = jnp.arange(steps, dtype=jnp.float32) * 100
+
+    def body(carry, piece, entry):
+        assert piece["a"].shape == (1, 2) and piece["b"].shape == (1,)
+        carry = carry * 3 + jnp.sum(piece["a"]) + jnp.sum(piece["b"]) + entry
+        return carry, {"a": piece["a"] * carry, "b": piece["b"] + entry}
+
+    def run(seq):
+        return _scan_pieces(body, jnp.float32(1), seq, 1, reverse=reverse,
+                            per_piece=per_piece, hand_on=hand_on)
+
+    carry, outs = jnp.float32(1), []
+    for t in (reversed(range(steps)) if reverse else range(steps)):
+        carry, out = body(carry, jax.tree.map(lambda a: a[t:t + 1], seq),
+                          per_piece[t])
+        outs.append(out)
+    if reverse:
+        outs.reverse()
+    expected = (carry, jax.tree.map(lambda *o: jnp.concatenate(o), *outs))
+    _assert_close(jax.jit(run)(seq), expected, tol=0)
+
+    loops = [e for e in jax.make_jaxpr(run)(seq).jaxpr.eqns
+             if e.primitive.name == "scan"]
+    assert loops
+    for loop in loops:
+        for var in (*loop.invars, *loop.outvars):
+            assert var.aval.shape[1:2] != (1,), var.aval.shape
+
+
 def test_mixed_precision_gradients():
     cell = jaxrnn.LSTMCell(6, dtype=jnp.bfloat16)
     params = cell.init(jax.random.key(0), 4)
