@@ -28,7 +28,6 @@ static slice.
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any
 
 import jax
@@ -90,31 +89,13 @@ def _scan_pieces(body, carry, seq, size, *, unroll=1, reverse=False,
         entries = piece_of(per_piece, 0, full)
         if full == 1:
             return body(carry, piece_of(seq, 0, size), _index(entries, 0))
-        if size == 1:
-            # One step per piece: the loop reads and writes its sequences
-            # flattened to (T, rest), or (T,), and the body sees (1, ...).
-            # Loop buffers with a unit axis ((T, 1, ...): the step axis of
-            # a piece, or a batch of one) cost a layout copy of each of them
-            # per call: XLA:CPU places the unit axis differently inside the
-            # loop and out.
-            body_seq = jax.tree.map(lambda leaf: _flat_steps(leaf[:full]),
-                                    seq)
-            out_shapes = []
-
-            def one_step(carry, piece, entry):
-                piece = jax.tree.map(
-                    lambda flat, leaf: flat.reshape(1, *leaf.shape[1:]),
-                    piece, seq)
-                carry, out = body(carry, piece, entry)
-                out_shapes[:] = [leaf.shape[1:]
-                                 for leaf in jax.tree.leaves(out)]
-                return carry, jax.tree.map(
-                    lambda leaf: _flat_steps(leaf)[0], out)
-        else:
-            body_seq = jax.tree.map(
-                lambda leaf: leaf[:full * size].reshape(
-                    full, size, *leaf.shape[1:]), seq)
-            one_step = body
+        # The loop reads and writes 2-D (pieces, rest) buffers: with a unit
+        # axis among theirs (a piece of one step, a batch of one), XLA:CPU
+        # placed it differently inside the loop and out, and copied each
+        # such buffer between the two layouts on every call.
+        body_seq = jax.tree.map(
+            lambda leaf: _rows(leaf[:full * size], full), seq)
+        flat_body = _on_rows(body, seq, entries, size)
         if hand_on:
             step = -1 if reverse else 1
             order = jnp.arange(full, dtype=jnp.int32)
@@ -124,24 +105,20 @@ def _scan_pieces(body, carry, seq, size, *, unroll=1, reverse=False,
                 index, entry = inputs
                 upcoming = _index(body_seq,
                                   jnp.clip(index + step, 0, full - 1))
-                carry, out = one_step(carry, current, entry)
+                carry, out = flat_body(carry, current, entry)
                 return (carry, upcoming), out
 
             first = _index(body_seq, full - 1 if reverse else 0)
-            (carry, _), out = lax.scan(handing_on, (carry, first),
-                                       (order, entries), reverse=reverse,
-                                       unroll=unroll)
+            (carry, _), out = lax.scan(
+                handing_on, (carry, first),
+                (order, jax.tree.map(lambda e: _rows(e, full), entries)),
+                reverse=reverse, unroll=unroll)
         else:
-            carry, out = lax.scan(lambda c, xs: one_step(c, *xs), carry,
-                                  (body_seq, entries), reverse=reverse,
-                                  unroll=unroll)
-        if size == 1:
-            leaves, tree = jax.tree.flatten(out)
-            return carry, tree.unflatten(
-                [leaf.reshape(full, *shape)
-                 for leaf, shape in zip(leaves, out_shapes)])
-        return carry, jax.tree.map(
-            lambda leaf: leaf.reshape(-1, *leaf.shape[2:]), out)
+            carry, out = lax.scan(
+                lambda c, xs: flat_body(c, *xs), carry,
+                (body_seq, jax.tree.map(lambda e: _rows(e, full), entries)),
+                reverse=reverse, unroll=unroll)
+        return carry, flat_body.unflatten(out)
 
     def run_tail(carry):
         entry = jax.tree.map(lambda leaf: leaf[full], per_piece)
@@ -206,24 +183,23 @@ def _scan_batch_major_pieces(body, carry, seq, size, *, unroll, reverse,
         for i in batch_major_out}
 
     def run_full(state):
-        carry, buffers = state
-
-        def iteration(state, inputs):
+        def iteration(state, index, entry):
             carry, buffers = state
-            index, entry = inputs
             carry, out = body(carry, piece_at(index * size, size), entry)
             buffers, out = write(buffers, out, index * size)
             return (carry, buffers), out
 
         entries = jax.tree.map(lambda leaf: leaf[:full], per_piece)
         if full == 1:
-            state, out = iteration(state, (0, _index(entries, 0)))
-            return state, out
+            return iteration(state, 0, _index(entries, 0))
+        # Rows, as in `_scan_pieces`.
+        on_rows = _on_rows(iteration, None, entries, size)
         state, out = lax.scan(
-            iteration, state, (jnp.arange(full, dtype=jnp.int32), entries),
+            lambda state, xs: on_rows(state, *xs), state,
+            (jnp.arange(full, dtype=jnp.int32),
+             jax.tree.map(lambda entry: _rows(entry, full), entries)),
             reverse=reverse, unroll=unroll)
-        return state, jax.tree.map(
-            lambda leaf: leaf.reshape(-1, *leaf.shape[2:]), out)
+        return state, on_rows.unflatten(out)
 
     def run_tail(state):
         carry, buffers = state
@@ -266,10 +242,39 @@ def _flat(a):
     return a.reshape(-1, *a.shape[2:])
 
 
-def _flat_steps(a):
-    """(T, ...) as (T, rest), or (T,) where rest is 1."""
-    rest = math.prod(a.shape[1:])
-    return a.reshape(a.shape[0], *(() if rest == 1 else (rest,)))
+def _rows(a, count):
+    """`a` as `count` rows: (count, rest), or (count,) where rest is 1."""
+    rest = a.size // count if count else 0
+    return a.reshape(count, *(() if rest == 1 else (rest,)))
+
+
+def _on_rows(body, seq, entries, size):
+    """`body(carry, piece, entry) -> (carry, out)` taking its piece (`size`
+    steps of `seq`; with `seq` None, the piece as it comes) and entry (one
+    of `entries`) as flat rows and handing its out back as a flat row;
+    ``.unflatten(stacked)`` turns the stacked rows of its outs back into
+    arrays, the pieces' leading axes joined."""
+    shapes = []
+
+    def on_rows(carry, piece, entry):
+        if seq is not None:
+            piece = jax.tree.map(
+                lambda row, leaf: row.reshape(size, *leaf.shape[1:]), piece,
+                seq)
+        entry = jax.tree.map(lambda row, leaf: row.reshape(leaf.shape[1:]),
+                             entry, entries)
+        carry, out = body(carry, piece, entry)
+        shapes[:] = [leaf.shape for leaf in jax.tree.leaves(out)]
+        return carry, jax.tree.map(lambda leaf: _rows(leaf[None], 1)[0],
+                                   out)
+
+    def unflatten(stacked):
+        leaves, tree = jax.tree.flatten(stacked)
+        return tree.unflatten([leaf.reshape(-1, *shape[1:])
+                               for leaf, shape in zip(leaves, shapes)])
+
+    on_rows.unflatten = unflatten
+    return on_rows
 
 
 def _steps(cell, params, projected, keep, carry, chunk, unroll):

@@ -406,32 +406,39 @@ def test_handing_pieces_on_runs_the_same_pieces(reverse, steps):
     _assert_close(run(True), run(False), tol=0)
 
 
+@pytest.mark.parametrize("size", [1, 2])
 @pytest.mark.parametrize("hand_on", [False, True])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_pieces_of_one_step_run_as_a_loop_without_a_unit_axis(reverse,
-                                                               hand_on):
-    # Pieces of one step (the backward pass's step-at-a-time blocks) run
-    # as a plain loop over the steps, each in order, the body seeing a unit
-    # step axis; the loop's own buffers have none: with a (T, 1, ...)
-    # buffer XLA:CPU copied each sequence between two layouts per call.
-    steps = 5
-    seq = {"a": jnp.arange(steps * 2.0).reshape(steps, 2),
+def test_pieces_run_in_order_over_two_dimensional_loop_buffers(
+        reverse, hand_on, size):
+    # Pieces (of one step: the backward pass's step-at-a-time blocks) run
+    # in order, each once, the body seeing (size, ...) pieces; the loop's
+    # own buffers are rows, (pieces, rest): with a unit axis (a piece of one
+    # step, a batch of one) XLA:CPU copied each buffer between layouts on
+    # every call.
+    steps = 6
+    seq = {"a": jnp.arange(steps * 2.0).reshape(steps, 1, 2),
            "b": jnp.arange(steps, dtype=jnp.float32)}
-    per_piece = jnp.arange(steps, dtype=jnp.float32) * 100
+    per_piece = jnp.arange(steps // size * 2.0).reshape(-1, 1, 2) * 100
 
     def body(carry, piece, entry):
-        assert piece["a"].shape == (1, 2) and piece["b"].shape == (1,)
-        carry = carry * 3 + jnp.sum(piece["a"]) + jnp.sum(piece["b"]) + entry
-        return carry, {"a": piece["a"] * carry, "b": piece["b"] + entry}
+        assert piece["a"].shape == (size, 1, 2)
+        assert piece["b"].shape == (size,) and entry.shape == (1, 2)
+        carry = carry * 3 + jnp.sum(piece["a"]) + jnp.sum(piece["b"]) \
+            + jnp.sum(entry)
+        return carry, {"a": piece["a"] * carry + entry,
+                       "first": carry[None, None]}
 
     def run(seq):
-        return _scan_pieces(body, jnp.float32(1), seq, 1, reverse=reverse,
+        return _scan_pieces(body, jnp.float32(1), seq, size, reverse=reverse,
                             per_piece=per_piece, hand_on=hand_on)
 
     carry, outs = jnp.float32(1), []
-    for t in (reversed(range(steps)) if reverse else range(steps)):
-        carry, out = body(carry, jax.tree.map(lambda a: a[t:t + 1], seq),
-                          per_piece[t])
+    starts = range(0, steps, size)
+    for start in (reversed(starts) if reverse else starts):
+        carry, out = body(
+            carry, jax.tree.map(lambda a: a[start:start + size], seq),
+            per_piece[start // size])
         outs.append(out)
     if reverse:
         outs.reverse()
@@ -443,7 +450,8 @@ def test_pieces_of_one_step_run_as_a_loop_without_a_unit_axis(reverse,
     assert loops
     for loop in loops:
         for var in (*loop.invars, *loop.outvars):
-            assert var.aval.shape[1:2] != (1,), var.aval.shape
+            assert var.aval.ndim <= 2 and 1 not in var.aval.shape[1:], \
+                var.aval.shape
 
 
 def test_mixed_precision_gradients():
