@@ -70,6 +70,7 @@ def test_gradients_equal_autodiff(name, steps, batch, masked, zero_output,
     # same with remat, whose blocks are rerun from their first carry.
     # keep_projections: the forward pass saves them (as for wide cells).
     overrides = dict(SPLIT_STEP_BLOCK_ROWS=block_rows,
+                     SPLIT_STEP_SAVED_BLOCK_ROWS=block_rows,
                      SPLIT_STEP_REMAT_BLOCK_ROWS=block_rows,
                      SPLIT_STEP_REMAT_MIN_BLOCKS=1,
                      SPLIT_STEP_REMAT_CHUNK_ROWS=1 << 30,
@@ -151,6 +152,33 @@ def test_kept_projections_still_take_less_than_autodiff(name, monkeypatch):
     autodiff = temp()
     assert carries < kept < autodiff
     assert remat < kept / 2
+
+
+@pytest.mark.parametrize("cell_type,batch,units,remat,saved,block", [
+    # 512 rows, at most 1 MB of projections: 2 chunks of 32 x 4 steps.
+    (jaxrnn.LSTMCell, 32, 256, False, "carries", 8),
+    # Saved projections: 1024 rows, at most 8 MB; a chunk is 4 MB here.
+    (jaxrnn.LSTMCell, 128, 512, False, "projections", 8),
+    (jaxrnn.LSTMCell, 32, 512, False, "projections", 32),
+    (jaxrnn.GRUCell, 128, 512, False, "projections", 8),
+    # remat: one chunk where it has 128 rows or more.
+    (jaxrnn.LSTMCell, 128, 512, True, "chunk_carries", 4),
+])
+def test_backward_blocks_follow_what_the_forward_saves(
+        monkeypatch, cell_type, batch, units, remat, saved, block):
+    chosen = []
+
+    def spy(cell, chunk, block, unroll, saved, *args):
+        chosen.append((chunk, block, saved))
+        return split_step_scan(cell, chunk, block, unroll, saved, *args)
+
+    monkeypatch.setattr(_rnn, "split_step_scan", spy)
+    cell = cell_type(units)
+    params = jax.eval_shape(lambda: cell.init(jax.random.key(0), units))
+    x = jax.ShapeDtypeStruct((batch, 64, units), jnp.float32)
+    jax.eval_shape(lambda p, x: jaxrnn.rnn(cell, p, x, remat=remat)[0],
+                   params, x)
+    assert chosen == [(4, block, saved)]
 
 
 def _split_step_problem(cell, seed, masked):
