@@ -96,6 +96,7 @@ def _scan_pieces(body, carry, seq, size, *, unroll=1, reverse=False,
         body_seq = jax.tree.map(
             lambda leaf: _rows(leaf[:full * size], full), seq)
         flat_body = _on_rows(body, seq, entries, size)
+        entry_rows = jax.tree.map(lambda entry: _rows(entry, full), entries)
         if hand_on:
             step = -1 if reverse else 1
             order = jnp.arange(full, dtype=jnp.int32)
@@ -110,14 +111,12 @@ def _scan_pieces(body, carry, seq, size, *, unroll=1, reverse=False,
 
             first = _index(body_seq, full - 1 if reverse else 0)
             (carry, _), out = lax.scan(
-                handing_on, (carry, first),
-                (order, jax.tree.map(lambda e: _rows(e, full), entries)),
+                handing_on, (carry, first), (order, entry_rows),
                 reverse=reverse, unroll=unroll)
         else:
             carry, out = lax.scan(
                 lambda c, xs: flat_body(c, *xs), carry,
-                (body_seq, jax.tree.map(lambda e: _rows(e, full), entries)),
-                reverse=reverse, unroll=unroll)
+                (body_seq, entry_rows), reverse=reverse, unroll=unroll)
         return carry, flat_body.unflatten(out)
 
     def run_tail(carry):
@@ -244,7 +243,7 @@ def _flat(a):
 
 def _rows(a, count):
     """`a` as `count` rows: (count, rest), or (count,) where rest is 1."""
-    rest = a.size // count if count else 0
+    rest = a.size // count
     return a.reshape(count, *(() if rest == 1 else (rest,)))
 
 
