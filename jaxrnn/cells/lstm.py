@@ -115,7 +115,8 @@ class LSTMCell(KerasCell):
           projected: ``x @ kernel + bias``, (..., 4H).
           recurrent: ``h @ recurrent_kernel``, (..., 4H).
           keep: bool (...), or None; where False the step is masked: the
-            carry comes back unchanged and y is unspecified.
+            carry comes back unchanged, and so does h as y where the
+            compute dtype is the carry's (in another, y is unspecified).
 
         Returns:
           ((h', c'), h'); the carry keeps its dtype.
@@ -140,7 +141,14 @@ class LSTMCell(KerasCell):
             candidate = keep_where(keep, candidate, jnp.zeros((), dtype))
         new_c = forget_gate * c.astype(dtype) + candidate
         y = gate(z_o) * act(new_c)
-        new_h, new_c = y.astype(h.dtype), new_c.astype(c.dtype)
+        new_c = new_c.astype(c.dtype)
         if not hold_by_gates:
             new_c = keep_where(keep, new_c, c)
-        return (keep_where(keep, new_h, h), new_c), y
+        if h.dtype == dtype:
+            # y may be anything at a masked step, so it is the held h: one
+            # value for the carry and the output. Two (the select and y)
+            # made XLA:CPU split a masked step into 4 kernels instead of 2,
+            # tanh(c) and the output gate each on their own.
+            y = keep_where(keep, y, h)
+            return (y, new_c), y
+        return (keep_where(keep, y.astype(h.dtype), h), new_c), y
