@@ -441,9 +441,11 @@ def _masked_output_backward(keep, d_output, d_last, zero_output):
     gradients of the step's output and of the last valid output after it,
     (the gradient of the step's raw y, that of the last valid output
     before it)."""
-    total = d_output + d_last
     if keep is None:
-        return total, jnp.zeros_like(d_last)
+        # Unmasked, `_split_step_bwd` has added d_last to the last step's
+        # gradient already and carries none.
+        return d_output, None
+    total = d_output + d_last
     valid = broadcast_over(keep, total)
     zero = jnp.zeros((), total.dtype)
     return (jnp.where(valid, total, zero),
@@ -462,6 +464,13 @@ def _split_step_bwd(cell, chunk, block, unroll, saved, zero_output, time_axis,
     params, xs, keep, previous = residuals
     remat = saved == "chunk_carries"
     d_ys, d_carry, d_last = cotangents
+    if keep is None:
+        # Unmasked, the last valid output is the last step's: its gradient
+        # joins that step's here, and the loops carry none (a zero carried
+        # through every step cost a broadcast and two copies per step).
+        last_step = (slice(None),) * time_axis + (-1,)
+        d_ys = d_ys.at[last_step].add(d_last)
+        d_last = None
 
     def back_chunk(state, inputs, _):
         d_carry, d_last = state

@@ -328,6 +328,43 @@ def test_backward_writes_a_shared_gradient_once(monkeypatch):
     assert shared <= temp() - sequence_bytes // 2
 
 
+def _nested_scan_carries(jaxpr, inside=False):
+    """num_carry of every scan that runs inside another scan's body."""
+    found = []
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "scan":
+            if inside:
+                found.append(eqn.params["num_carry"])
+            found += _nested_scan_carries(eqn.params["jaxpr"].jaxpr, True)
+        else:
+            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+                found += _nested_scan_carries(sub, inside)
+    return found
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_backward_steps_carry_a_last_output_gradient_only_when_masked(
+        masked):
+    # Unmasked, the last output is the last step's and its gradient joins
+    # that step's before the loops: the backward pass's step loop carries
+    # the carry's gradient alone. Carried as zeros through every step it
+    # cost a broadcast and two copies per step. With a mask it is each
+    # row's last valid output, whose gradient does travel.
+    cell = CELLS["lstm"]
+    params, xs, keep, carry = _split_step_problem(cell, 5, masked)
+
+    def loss(params, xs):
+        # Blocks of 4 steps, 2 per chunk: a loop over blocks, each looping
+        # over its steps.
+        ys, _, last = split_step_scan(cell, 2, 4, 1, "carries", False, 0,
+                                      params, xs, keep, carry)
+        return jnp.sum(jnp.sin(ys)) + jnp.sum(jnp.cos(last))
+
+    jaxpr = jax.make_jaxpr(jax.grad(loss, (0, 1)))(params, xs).jaxpr
+    carry_leaves = len(jax.tree.leaves(carry))
+    assert _nested_scan_carries(jaxpr) == [carry_leaves + masked]
+
+
 @pytest.mark.parametrize("saved", ["carries", "projections", "chunk_carries"])
 @pytest.mark.parametrize("time_major", [False, True])
 def test_garbage_in_masked_steps_never_leaks_whatever_is_saved(
