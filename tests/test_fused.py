@@ -328,18 +328,16 @@ def test_backward_writes_a_shared_gradient_once(monkeypatch):
     assert shared <= temp() - sequence_bytes // 2
 
 
-def _nested_scan_carries(jaxpr, inside=False):
-    """num_carry of every scan that runs inside another scan's body."""
-    found = []
+def _scans(jaxpr, enclosing=0):
+    """Every scan equation of `jaxpr`, nested ones included, with the
+    number of scans whose bodies enclose it."""
     for eqn in jaxpr.eqns:
+        inner = enclosing
         if eqn.primitive.name == "scan":
-            if inside:
-                found.append(eqn.params["num_carry"])
-            found += _nested_scan_carries(eqn.params["jaxpr"].jaxpr, True)
-        else:
-            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
-                found += _nested_scan_carries(sub, inside)
-    return found
+            yield eqn, enclosing
+            inner += 1
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            yield from _scans(sub, inner)
 
 
 @pytest.mark.parametrize("masked", [False, True])
@@ -362,7 +360,9 @@ def test_backward_steps_carry_a_last_output_gradient_only_when_masked(
 
     jaxpr = jax.make_jaxpr(jax.grad(loss, (0, 1)))(params, xs).jaxpr
     carry_leaves = len(jax.tree.leaves(carry))
-    assert _nested_scan_carries(jaxpr) == [carry_leaves + masked]
+    nested_carries = [eqn.params["num_carry"]
+                      for eqn, enclosing in _scans(jaxpr) if enclosing]
+    assert nested_carries == [carry_leaves + masked]
 
 
 @pytest.mark.parametrize("saved", ["carries", "projections", "chunk_carries"])
@@ -648,12 +648,5 @@ def test_layers_unroll_false_keeps_a_rolled_scan():
     params = layer.init(jax.random.key(0), (2, 64, 3))
     x = jnp.ones((2, 64, 3))
     jaxpr = jax.make_jaxpr(jax.grad(lambda p: jnp.sum(layer(p, x))))(params)
-
-    def scans(jaxpr):
-        for eqn in jaxpr.eqns:
-            if eqn.primitive.name == "scan":
-                yield eqn
-            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
-                yield from scans(sub)
-    found = list(scans(jaxpr.jaxpr))
+    found = [eqn for eqn, _ in _scans(jaxpr.jaxpr)]
     assert found and all(eqn.params["unroll"] == 1 for eqn in found)
