@@ -99,20 +99,19 @@ def _scan_pieces(body, carry, seq, size, *, unroll=1, reverse=False,
         entry_rows = jax.tree.map(lambda entry: _rows(entry, full), entries)
         if hand_on:
             step = -1 if reverse else 1
-            order = jnp.arange(full, dtype=jnp.int32)
 
-            def handing_on(state, inputs):
+            def handing_on(state, index, entry):
                 carry, current = state
-                index, entry = inputs
                 upcoming = _index(body_seq,
                                   jnp.clip(index + step, 0, full - 1))
                 carry, out = flat_body(carry, current, entry)
                 return (carry, upcoming), out
 
             first = _index(body_seq, full - 1 if reverse else 0)
-            (carry, _), out = lax.scan(
-                handing_on, (carry, first), (order, entry_rows),
-                reverse=reverse, unroll=unroll)
+            ((carry, _), _), out = lax.scan(
+                _counting(handing_on, reverse),
+                ((carry, first), _first_index(full, reverse)), entry_rows,
+                length=full, reverse=reverse, unroll=unroll)
         else:
             carry, out = lax.scan(
                 lambda c, xs: flat_body(c, *xs), carry,
@@ -125,6 +124,25 @@ def _scan_pieces(body, carry, seq, size, *, unroll=1, reverse=False,
 
     return _run_in_order([run_full] * bool(full) + [run_tail] * bool(tail),
                          carry, reverse)
+
+
+def _first_index(pieces, reverse):
+    return jnp.int32(pieces - 1 if reverse else 0)
+
+
+def _counting(body, reverse):
+    """`lax.scan`'s body for `body(state, index, entry) -> (state, out)`,
+    with the piece's index (int32) carried beside the state, starting at
+    `_first_index`. XLA merges it with the loop's own counter; scanned from
+    an `arange` instead, it was an array to build and read every
+    iteration."""
+
+    def counting(state_and_index, entry):
+        state, index = state_and_index
+        state, out = body(state, index, entry)
+        return (state, index - 1 if reverse else index + 1), out
+
+    return counting
 
 
 def _run_in_order(runs, state, reverse):
@@ -184,20 +202,22 @@ def _scan_batch_major_pieces(body, carry, seq, size, *, unroll, reverse,
     def run_full(state):
         def iteration(state, index, entry):
             carry, buffers = state
-            carry, out = body(carry, piece_at(index * size, size), entry)
-            buffers, out = write(buffers, out, index * size)
+            start = lax.convert_element_type(index, jnp.uint32) * size
+            carry, out = body(carry, piece_at(start, size), entry)
+            buffers, out = write(buffers, out, start)
             return (carry, buffers), out
 
         entries = jax.tree.map(lambda leaf: leaf[:full], per_piece)
         if full == 1:
             return iteration(state, 0, _index(entries, 0))
-        # Rows, as in `_scan_pieces`.
+        # Rows, as in `_scan_pieces`. An unsigned index spares every dynamic
+        # slice JAX's wrapping of negative starts, a kernel per iteration.
         on_rows = _on_rows(iteration, None, entries, size)
-        state, out = lax.scan(
-            lambda state, xs: on_rows(state, *xs), state,
-            (jnp.arange(full, dtype=jnp.int32),
-             jax.tree.map(lambda entry: _rows(entry, full), entries)),
-            reverse=reverse, unroll=unroll)
+        (state, _), out = lax.scan(
+            _counting(on_rows, reverse),
+            (state, _first_index(full, reverse)),
+            jax.tree.map(lambda entry: _rows(entry, full), entries),
+            length=full, reverse=reverse, unroll=unroll)
         return state, on_rows.unflatten(out)
 
     def run_tail(state):

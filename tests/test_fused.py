@@ -365,6 +365,33 @@ def test_backward_steps_carry_a_last_output_gradient_only_when_masked(
     assert nested_carries == [carry_leaves + masked]
 
 
+@pytest.mark.parametrize("time_major", [False, True])
+@pytest.mark.parametrize("remat", [False, True])
+def test_split_step_loops_carry_their_index_rather_than_scan_one(
+        time_major, remat):
+    # A loop's piece index rides in its carry, where XLA merges it with the
+    # loop's own counter; scanned from an arange it was an array to build
+    # and read every iteration (3-8 more kernels in a training step).
+    cell = CELLS["lstm"]
+    params = cell.init(jax.random.key(0), 3)
+    x = jax.random.normal(jax.random.key(1), (2, 40, 3))
+    if time_major:
+        x = jnp.swapaxes(x, 0, 1)
+
+    def loss(params, x):
+        ys, _ = jaxrnn.rnn(cell, params, x, time_major=time_major,
+                           go_backwards=True, remat=remat)
+        return jnp.sum(ys ** 2)
+
+    jaxpr = jax.make_jaxpr(jax.grad(loss, (0, 1)))(params, x).jaxpr
+    scans = [eqn for eqn, _ in _scans(jaxpr)]
+    assert len(scans) >= 2
+    for eqn in scans:
+        scanned = eqn.invars[eqn.params["num_consts"]
+                             + eqn.params["num_carry"]:]
+        assert not any(jnp.issubdtype(v.aval.dtype, jnp.integer)
+                       for v in scanned), eqn.params["jaxpr"]
+
 @pytest.mark.parametrize("saved", ["carries", "projections", "chunk_carries"])
 @pytest.mark.parametrize("time_major", [False, True])
 def test_garbage_in_masked_steps_never_leaks_whatever_is_saved(
