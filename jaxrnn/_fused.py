@@ -249,6 +249,27 @@ def apply_gates(cell, carry, projected, recurrent, keep):
     return keep_where(keep, new_carry, carry), y
 
 
+def gates_add_projections(cell, carry, projected, recurrent):
+    """Whether `cell`'s gates see the two projections only through their
+    sum, as the LSTM's and SimpleRNN's do (the GRU's do not: its reset gate
+    scales the recurrent one alone). Autodiff then hands both the same
+    gradient, which is how this tells: from the step's VJP traced on
+    abstract values (ShapeDtypeStructs or arrays; nothing is computed)."""
+
+    def cotangents(carry, projected, recurrent):
+        out, step_vjp = jax.vjp(
+            lambda p, r: apply_gates(cell, carry, p, r, None), projected,
+            recurrent)
+        return step_vjp(jax.tree.map(jnp.ones_like, out))
+
+    abstract = jax.tree.map(
+        lambda leaf: jax.ShapeDtypeStruct(jnp.shape(leaf), leaf.dtype),
+        (carry, projected, recurrent))
+    d_projected, d_recurrent = jax.make_jaxpr(cotangents)(
+        *abstract).jaxpr.outvars
+    return d_projected is d_recurrent
+
+
 def _index(tree, k):
     return jax.tree.map(lambda leaf: leaf[k], tree)
 
@@ -331,8 +352,9 @@ def _forward(cell, chunk, unroll, zero_output, time_axis, params, xs, keep,
     cache); returns (ys (T, B, ...) or with `time_axis` 1 (B, T, ...),
     carry, last y[, with `residuals` what `saved` names: every step's
     previous carry, with "projections" also every step's input and
-    recurrent projections (T, B, G*H), with "chunk_carries" every chunk's
-    first carry instead]). Masked steps' outputs follow
+    recurrent projections (T, B, G*H) (where `gates_add_projections`, their
+    sum and None), with "chunk_carries" every chunk's first carry
+    instead]). Masked steps' outputs follow
     `masked_chunk_outputs`."""
     # Checked here, which both the primal and the differentiated forward
     # pass run: differentiation never calls `split_step_scan` itself.
@@ -354,14 +376,25 @@ def _forward(cell, chunk, unroll, zero_output, time_axis, params, xs, keep,
         if saved == "chunk_carries":
             previous = jax.tree.map(lambda leaf: leaf[None], first)
         elif saved == "projections":
-            previous = (previous, projected, recurrent)
+            # Gates that add the projections first need only their sum: one
+            # (T, B, G*H) sequence saved instead of two.
+            previous = ((previous, projected + recurrent, None) if summed
+                        else (previous, projected, recurrent))
         return (carry, last), (ys, previous)
 
-    first_y = jax.eval_shape(
-        lambda c, x: _steps(cell, params, cell.project_inputs(params, x),
-                            None, c, 1, 1)[1][0][0],
-        carry, jax.ShapeDtypeStruct(
-            (1, xs.shape[1 - time_axis], *xs.shape[2:]), xs.dtype))
+    one_step = jax.ShapeDtypeStruct(
+        (1, xs.shape[1 - time_axis], *xs.shape[2:]), xs.dtype)
+
+    def first_step(c, x):
+        projected = cell.project_inputs(params, x)
+        _, (ys, _, recurrent) = _steps(cell, params, projected, None, c, 1, 1)
+        return ys[0], projected[0], recurrent[0]
+
+    first_y, first_projected, first_recurrent = jax.eval_shape(
+        first_step, carry, one_step)
+    summed = (residuals and saved == "projections"
+              and gates_add_projections(cell, carry, first_projected,
+                                        first_recurrent))
     last = jnp.zeros(first_y.shape, first_y.dtype)
     (carry, last), out = _scan_pieces(
         run_chunk, (carry, last), (xs, keep), chunk, unroll=unroll,
@@ -415,7 +448,8 @@ def split_step_scan(cell: Any, chunk: int, block: int, unroll: int,
         pass's loop over a block's steps: over steps) (static).
       saved: what the forward pass saves for the backward pass (static):
         "carries", each step's previous carry; "projections", also each
-        step's input and recurrent projections, which the backward pass
+        step's input and recurrent projections (their sum alone where the
+        gates add them first: LSTM, SimpleRNN), which the backward pass
         then need not recompute (faster where the projections' GEMMs
         cost more than writing (T, B, 2*G*H) floats: wide cells);
         "chunk_carries" (remat), only each block's first carry, from
@@ -503,8 +537,13 @@ def _split_step_bwd(cell, chunk, block, unroll, saved, zero_output, time_axis,
             d_y, d_last = _masked_output_backward(
                 step_keep, chunk_d_ys[k], d_last, zero_output)
             prev = _index(chunk_previous, k)
+            # Without a recurrent sequence the saved one is the projections'
+            # sum (`_forward`), which the gates take plus zeros.
+            step_recurrent = (jnp.zeros_like(chunk_projected[k])
+                              if chunk_recurrent is None
+                              else chunk_recurrent[k])
             d_prev, d_proj, d_rec = _gates_backward(
-                cell, prev, chunk_projected[k], chunk_recurrent[k], step_keep,
+                cell, prev, chunk_projected[k], step_recurrent, step_keep,
                 d_carry, d_y)
             _, step_vjp = jax.vjp(
                 lambda c: cell.project_recurrent(

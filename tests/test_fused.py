@@ -192,7 +192,7 @@ def _split_step_problem(cell, seed, masked):
     return params, xs, keep, carry
 
 
-@pytest.mark.parametrize("name", ["lstm", "gru"])
+@pytest.mark.parametrize("name", ["lstm", "gru", "simple"])
 @pytest.mark.parametrize("saved", ["projections", "chunk_carries"])
 @pytest.mark.parametrize("masked", [False, True])
 def test_what_the_forward_saves_leaves_gradients_unchanged(name, saved,
@@ -212,6 +212,32 @@ def test_what_the_forward_saves_leaves_gradients_unchanged(name, saved,
         return jax.value_and_grad(loss, (0, 1, 2))(params, xs, carry)
 
     _assert_close(grads(saved), grads("carries"), tol=1e-6)
+
+
+@pytest.mark.parametrize("name, summed",
+                         [("lstm", True), ("simple", True), ("gru", False)])
+def test_saved_projections_are_one_sum_where_the_gates_add_them(name,
+                                                                summed):
+    # LSTM and SimpleRNN gates take x W + b + h U as one sum, so the forward
+    # pass saves that sum alone: one (T, B, G*H) sequence instead of two (a
+    # third less temp memory in the B=128, H=512 LSTM training step). The
+    # GRU's reset gate scales h U + b_r alone: it keeps both.
+    cell = CELLS[name]
+    params, xs, keep, carry = _split_step_problem(cell, 3, False)
+    width = params["recurrent_kernel"].shape[1]
+    step = jax.ShapeDtypeStruct((2, width), jnp.float32)
+    assert _fused.gates_add_projections(cell, carry, step, step) == summed
+
+    _, residuals = _fused._split_step_fwd(
+        cell, 4, 8, 1, "projections", False, 0, params, xs, keep, carry)
+    _, kept_projections, kept_recurrent = residuals[-1]
+    assert kept_projections.shape == (14, 2, width)
+    assert (kept_recurrent is None) == summed
+    if summed:
+        recurrent = cell.project_recurrent(
+            params, cell.recurrent_input(residuals[-1][0], None, jnp.float32))
+        _assert_close(kept_projections,
+                      cell.project_inputs(params, xs) + recurrent, tol=1e-6)
 
 
 @pytest.mark.parametrize("name", ["lstm", "gru"])
