@@ -249,25 +249,27 @@ def apply_gates(cell, carry, projected, recurrent, keep):
     return keep_where(keep, new_carry, carry), y
 
 
-def gates_add_projections(cell, carry, projected, recurrent):
-    """Whether `cell`'s gates see the two projections only through their
-    sum, as the LSTM's and SimpleRNN's do (the GRU's do not: its reset gate
-    scales the recurrent one alone). Autodiff then hands both the same
-    gradient, which is how this tells: from the step's VJP traced on
-    abstract values (ShapeDtypeStructs or arrays; nothing is computed)."""
-
-    def cotangents(carry, projected, recurrent):
-        out, step_vjp = jax.vjp(
-            lambda p, r: apply_gates(cell, carry, p, r, None), projected,
-            recurrent)
-        return step_vjp(jax.tree.map(jnp.ones_like, out))
-
+def gates_add_projections(cell, carry, projected, recurrent, keep=None):
+    """Whether `cell`'s step reads the two projections only through their
+    sum, as the LSTM's and SimpleRNN's do (the GRU's does not: its reset
+    gate scales the recurrent one alone): in the step traced on abstract
+    values (ShapeDtypeStructs or arrays; nothing is computed), with
+    `keep` (B,) where masked runs, each of the two is used once, by the
+    same addition. A step that adds them and also
+    reads one of them elsewhere, even where no gradient flows (a
+    comparison, `stop_gradient`), does not qualify."""
     abstract = jax.tree.map(
         lambda leaf: jax.ShapeDtypeStruct(jnp.shape(leaf), leaf.dtype),
-        (carry, projected, recurrent))
-    d_projected, d_recurrent = jax.make_jaxpr(cotangents)(
-        *abstract).jaxpr.outvars
-    return d_projected is d_recurrent
+        (keep, carry, projected, recurrent))
+    jaxpr = jax.make_jaxpr(
+        lambda k, c, p, r: apply_gates(cell, c, p, r, k))(*abstract).jaxpr
+    pair = jaxpr.invars[-2:]
+    readers = [eqn for eqn in jaxpr.eqns
+               if any(v is u for v in eqn.invars for u in pair)]
+    return (len(jax.tree.leaves(abstract[2:])) == 2
+            and len(readers) == 1 and readers[0].primitive is lax.add_p
+            and sorted(map(id, readers[0].invars)) == sorted(map(id, pair))
+            and not any(v is u for v in jaxpr.outvars for u in pair))
 
 
 def _index(tree, k):
@@ -394,7 +396,8 @@ def _forward(cell, chunk, unroll, zero_output, time_axis, params, xs, keep,
         first_step, carry, one_step)
     summed = (residuals and saved == "projections"
               and gates_add_projections(cell, carry, first_projected,
-                                        first_recurrent))
+                                        first_recurrent,
+                                        None if keep is None else keep[0]))
     last = jnp.zeros(first_y.shape, first_y.dtype)
     (carry, last), out = _scan_pieces(
         run_chunk, (carry, last), (xs, keep), chunk, unroll=unroll,

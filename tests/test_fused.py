@@ -240,6 +240,38 @@ def test_saved_projections_are_one_sum_where_the_gates_add_them(name,
                       cell.project_inputs(params, xs) + recurrent, tol=1e-6)
 
 
+class _ReadsItsInputAlone(jaxrnn.SimpleRNNCell):
+    """Adds the projections, and also reads the input one on its own."""
+
+    def apply_gates(self, carry, projected, recurrent):
+        h = jnp.where(projected > 0, jnp.tanh(projected + recurrent), 0.0)
+        return h, h
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_a_step_that_reads_one_projection_alone_keeps_both(masked):
+    # Adding them is not enough: where a step also reads one projection on
+    # its own, even where no gradient flows (here a comparison), the sum
+    # would not recompute it, so both are kept and the gradients stay
+    # autodiff's.
+    cell = _ReadsItsInputAlone(5)
+    params, xs, keep, carry = _split_step_problem(cell, 8, masked)
+    step = jax.ShapeDtypeStruct((2, 5), jnp.float32)
+    assert not _fused.gates_add_projections(cell, carry, step, step)
+    _, residuals = _fused._split_step_fwd(
+        cell, 4, 8, 1, "projections", False, 0, params, xs, keep, carry)
+    assert residuals[-1][2] is not None
+
+    def grads(saved):
+        def loss(params, xs, carry):
+            ys, final, _ = split_step_scan(cell, 4, 8, 1, saved, False, 0,
+                                           params, xs, keep, carry)
+            return jnp.sum(jnp.sin(ys)) + jnp.sum(final ** 2)
+        return jax.value_and_grad(loss, (0, 1, 2))(params, xs, carry)
+
+    _assert_close(grads("projections"), grads("carries"), tol=1e-6)
+
+
 @pytest.mark.parametrize("name", ["lstm", "gru"])
 @pytest.mark.parametrize("saved", ["carries", "projections", "chunk_carries"])
 @pytest.mark.parametrize("masked", [False, True])
