@@ -450,6 +450,7 @@ def test_split_step_loops_carry_their_index_rather_than_scan_one(
         assert not any(jnp.issubdtype(v.aval.dtype, jnp.integer)
                        for v in scanned), eqn.params["jaxpr"]
 
+
 @pytest.mark.parametrize("saved", ["carries", "projections", "chunk_carries"])
 @pytest.mark.parametrize("time_major", [False, True])
 def test_garbage_in_masked_steps_never_leaks_whatever_is_saved(
