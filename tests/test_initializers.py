@@ -11,16 +11,32 @@ from jaxrnn import initializers
 SHAPE = (96, 384)
 
 
+def _seeded_keras(name, seed):
+    """Keras' initializer `name`, seeded where it draws (an unseeded one
+    draws afresh on every run, and so would this test)."""
+    initializer = keras.initializers.get(name)
+    config = initializer.get_config()
+    if "seed" in config:
+        initializer = type(initializer).from_config({**config, "seed": seed})
+    return initializer
+
+
 @pytest.mark.parametrize("name", ["glorot_uniform", "glorot_normal",
                                   "he_uniform", "he_normal", "lecun_uniform",
                                   "lecun_normal", "random_normal",
                                   "random_uniform", "truncated_normal",
                                   "zeros", "ones"])
-def test_distribution_matches_keras(name, key):
-    ours = np.asarray(initializers.get(name)(key, SHAPE, jnp.float32))
-    theirs = np.asarray(keras.initializers.get(name)(SHAPE, dtype="float32"))
+def test_distribution_matches_keras(name):
+    ours = np.asarray(initializers.get(name)(jax.random.key(0), SHAPE,
+                                             jnp.float32))
+    theirs = np.asarray(_seeded_keras(name, 0)(SHAPE, dtype="float32"))
     assert ours.shape == theirs.shape
-    np.testing.assert_allclose(ours.mean(), theirs.mean(), atol=3e-3)
+    # Two independent draws' means differ by about std * sqrt(2 / n): a
+    # fixed 3e-3 was 2.8 of those for he_normal and failed about one run in
+    # 200. Five standard errors, and fixed seeds on both sides.
+    standard_error = theirs.std() * np.sqrt(2 / theirs.size)
+    np.testing.assert_allclose(ours.mean(), theirs.mean(),
+                               atol=5 * standard_error + 1e-7)
     np.testing.assert_allclose(ours.std(), theirs.std(), rtol=0.03, atol=1e-7)
     # Same support: uniform bounds and the truncation at two deviations
     # (an untruncated normal's maximum is not a stable statistic).
