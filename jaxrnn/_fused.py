@@ -255,9 +255,9 @@ def gates_add_projections(cell, carry, projected, recurrent, keep=None):
     gate scales the recurrent one alone): in the step traced on abstract
     values (ShapeDtypeStructs or arrays; nothing is computed), with
     `keep` (B,) where masked runs, each of the two is used once, by the
-    same addition. A step that adds them and also
-    reads one of them elsewhere, even where no gradient flows (a
-    comparison, `stop_gradient`), does not qualify."""
+    same addition. A step that adds them and also reads one of them
+    elsewhere, even where no gradient flows (a comparison,
+    `stop_gradient`), does not qualify."""
     abstract = jax.tree.map(
         lambda leaf: jax.ShapeDtypeStruct(jnp.shape(leaf), leaf.dtype),
         (keep, carry, projected, recurrent))

@@ -192,6 +192,17 @@ def _split_step_problem(cell, seed, masked):
     return params, xs, keep, carry
 
 
+def _split_step_grads(cell, saved, params, xs, keep, carry):
+    """Loss and gradients through `split_step_scan` (chunks of 4, blocks of
+    8) with what the forward pass `saved`."""
+    def loss(params, xs, carry):
+        ys, final, _ = split_step_scan(cell, 4, 8, 1, saved, False, 0,
+                                       params, xs, keep, carry)
+        return (jnp.sum(jnp.sin(ys))
+                + sum(jnp.sum(leaf ** 2) for leaf in jax.tree.leaves(final)))
+    return jax.value_and_grad(loss, (0, 1, 2))(params, xs, carry)
+
+
 @pytest.mark.parametrize("name", ["lstm", "gru", "simple"])
 @pytest.mark.parametrize("saved", ["projections", "chunk_carries"])
 @pytest.mark.parametrize("masked", [False, True])
@@ -201,17 +212,9 @@ def test_what_the_forward_saves_leaves_gradients_unchanged(name, saved,
     # of recomputing them; "chunk_carries" (remat): it reruns blocks of
     # several chunks from their first carry, partial last block included.
     cell = CELLS[name]
-    params, xs, keep, carry = _split_step_problem(cell, 3, masked)
-
-    def grads(saved):
-        def loss(params, xs, carry):
-            ys, final, _ = split_step_scan(cell, 4, 8, 1, saved, False, 0,
-                                           params, xs, keep, carry)
-            return (jnp.sum(jnp.sin(ys))
-                    + sum(jnp.sum(leaf ** 2) for leaf in jax.tree.leaves(final)))
-        return jax.value_and_grad(loss, (0, 1, 2))(params, xs, carry)
-
-    _assert_close(grads(saved), grads("carries"), tol=1e-6)
+    problem = _split_step_problem(cell, 3, masked)
+    _assert_close(_split_step_grads(cell, saved, *problem),
+                  _split_step_grads(cell, "carries", *problem), tol=1e-6)
 
 
 @pytest.mark.parametrize("name, summed",
@@ -261,15 +264,9 @@ def test_a_step_that_reads_one_projection_alone_keeps_both(masked):
     _, residuals = _fused._split_step_fwd(
         cell, 4, 8, 1, "projections", False, 0, params, xs, keep, carry)
     assert residuals[-1][2] is not None
-
-    def grads(saved):
-        def loss(params, xs, carry):
-            ys, final, _ = split_step_scan(cell, 4, 8, 1, saved, False, 0,
-                                           params, xs, keep, carry)
-            return jnp.sum(jnp.sin(ys)) + jnp.sum(final ** 2)
-        return jax.value_and_grad(loss, (0, 1, 2))(params, xs, carry)
-
-    _assert_close(grads("projections"), grads("carries"), tol=1e-6)
+    problem = (params, xs, keep, carry)
+    _assert_close(_split_step_grads(cell, "projections", *problem),
+                  _split_step_grads(cell, "carries", *problem), tol=1e-6)
 
 
 @pytest.mark.parametrize("name", ["lstm", "gru"])
