@@ -37,11 +37,8 @@ A file written from a Functional model also holds ``layers/input_layer``
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import io
 import os
-import zipfile
 from typing import Any, Iterator, Sequence
 
 import jax
@@ -49,6 +46,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrnn.cells.gru import GRUCell
+from jaxrnn.interop._atomic import atomic_path
+from jaxrnn.interop._untrusted_h5 import (dataset, h5py_module,
+                                          open_weights, read_array, refuse,
+                                          stored_dtype)
 from jaxrnn.cells.lstm import LSTMCell
 from jaxrnn.cells.simple import SimpleRNNCell
 from jaxrnn.cells.stacked import StackedCells
@@ -58,7 +59,6 @@ from jaxrnn.layers.normalization import BatchNormalization, LayerNormalization
 from jaxrnn.layers.recurrent import GRU, LSTM, RNN, RecurrentLayer, SimpleRNN
 from jaxrnn.layers.sequential import Sequential, keras_snake_case
 
-_ARCHIVE_WEIGHTS = "model.weights.h5"
 # The Keras class each jaxrnn class stands for; its name names the file's
 # groups, so a subclass of a jaxrnn class takes its base's name.
 _KERAS_CLASS = {cls: cls.__name__ for cls in (
@@ -68,13 +68,7 @@ _KERAS_CLASS = {cls: cls.__name__ for cls in (
 _KERAS_CLASS[StackedCells] = "StackedRNNCells"
 
 
-def _h5py():
-    try:
-        import h5py  # Lazy: h5py is an optional dependency.
-    except ImportError as error:
-        raise ImportError("Reading and writing Keras weight files needs h5py "
-                          "(pip install h5py).") from error
-    return h5py
+_h5py = h5py_module
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,6 +205,10 @@ def _check_structure(skeleton: Any, params: Any, keys: tuple[Any, ...]) -> None:
     elif not hasattr(params, "shape"):
         raise TypeError(f"{where} must be an array, got "
                         f"{type(params).__name__}.")
+    elif not jnp.issubdtype(params.dtype, jnp.floating):
+        raise TypeError(f"{where} must have a floating dtype (Keras weights "
+                        f"are float16, bfloat16, float32 or float64), got "
+                        f"{params.dtype}.")
 
 
 def _dim0(array: Any) -> int:
@@ -244,56 +242,39 @@ def _input_shape(layer: Any, params: Any) -> tuple[Any, ...] | None:
 
 
 def _check_shapes(model: Any, params: Any, groups: list[_Group],
-                  input_shape: Any, prefix: str) -> None:
+                  input_shape: Any, refuse_with: Any = ValueError) -> None:
+    """Raises ``refuse_with(message)`` unless every array of `params` (arrays
+    or anything with a ``shape``) has the shape `model.init` gives it."""
     if input_shape is None:
         input_shape = _input_shape(model, params) or (None, None, 1)
-    template = jax.eval_shape(lambda: model.init(jax.random.key(0),
-                                                 tuple(input_shape)))
+    try:
+        template = jax.eval_shape(lambda: model.init(jax.random.key(0),
+                                                     tuple(input_shape)))
+    except (TypeError, ValueError) as error:
+        raise refuse_with(f"the arrays imply the input shape {input_shape}, "
+                          f"which the {type(model).__name__} refuses: "
+                          f"{error}") from error
     for group in groups:
         for i, name in enumerate(group.arrays):
             want = tuple(_at(template, group.keys)[name].shape)
             got = tuple(np.shape(_at(params, group.keys)[name]))
             if got != want:
-                raise ValueError(
-                    f"{prefix}{_join(group.path, 'vars', str(i))} "
+                raise refuse_with(
+                    f"{_join(group.path, 'vars', str(i))} "
                     f"({_where(group.keys, name)}, the {group.owner}'s "
                     f"{name}) must have shape {want}, got {got}.")
 
 
-@contextlib.contextmanager
-def _open_for_reading(path: Any) -> Iterator[Any]:
-    h5py = _h5py()
-    name = os.fspath(path)
-    if name.endswith(".keras"):
-        with zipfile.ZipFile(name) as archive:
-            members = archive.namelist()
-            if _ARCHIVE_WEIGHTS not in members:
-                raise ValueError(f"{name}: the archive holds no "
-                                 f"{_ARCHIVE_WEIGHTS}, only {members}.")
-            data = io.BytesIO(archive.read(_ARCHIVE_WEIGHTS))
-        with h5py.File(data, "r") as f:
-            yield f
-    elif name.endswith(".h5"):
-        with h5py.File(name, "r") as f:
-            if "model_weights" in f or "layer_names" in f.attrs:
-                raise ValueError(f"{name} is a legacy Keras 2 HDF5 file; "
-                                 "expected Keras 3's .weights.h5 layout.")
-            yield f
-    else:
-        raise ValueError("`path` must name a Keras 3 .weights.h5 file or a "
-                         f".keras archive, got {name!r}.")
-
-
-def _read_dataset(dataset: Any) -> np.ndarray:
-    if dataset.attrs.get("dtype") == "bfloat16":
-        return np.asarray(dataset[()]).view(jnp.bfloat16)
-    return np.asarray(dataset[()])
+def _is_group(f: Any, path: str) -> bool:
+    return isinstance(f.get(path), _h5py().Group)
 
 
 def _missing_group(f: Any, path: str) -> str:
     """Says what the file has where `path` was expected."""
+    if path in f:
+        return f"a dataset where the group {path!r} should be"
     parent = path
-    while parent and parent not in f:
+    while parent and not _is_group(f, parent):
         parent = parent.rpartition("/")[0]
     node = f[parent] if parent else f
     return (f"no group {path!r}; under {parent or '/'!r} the file has "
@@ -309,27 +290,31 @@ def _datasets(f: Any) -> set[str]:
     return {name for name in found if not name.startswith("optimizer/")}
 
 
-def _read_group(f: Any, group: _Group, params: Any, prefix: str) -> set[str]:
+def _stored_group(f: Any, group: _Group, name: str) -> list[tuple[str, Any]]:
+    """The group's datasets, in order, with their load dtypes (from the
+    metadata alone)."""
     vars_path = _join(group.path, "vars")
-    if vars_path not in f:
-        raise ValueError(f"{prefix}the {group.owner} at {_where(group.keys)} "
-                         f"needs {group.arrays}, but there is "
-                         f"{_missing_group(f, vars_path)}.")
+    if not _is_group(f, vars_path):
+        raise refuse(name, f"the {group.owner} at {_where(group.keys)} needs "
+                           f"{group.arrays}, but there is "
+                           f"{_missing_group(f, vars_path)}.")
     stored = sorted(f[vars_path].keys(), key=lambda k: (len(k), k))
     expected = [str(i) for i in range(len(group.arrays))]
     if stored != expected:
-        raise ValueError(f"{prefix}{vars_path} holds {len(stored)} arrays "
-                         f"{stored}, but the {group.owner} at "
-                         f"{_where(group.keys)} expects {len(expected)}: "
-                         f"{', '.join(group.arrays)}.")
-    target = _at(params, group.keys)
-    for key, name in zip(expected, group.arrays):
-        target[name] = jnp.asarray(_read_dataset(f[vars_path][key]))
-    return {_join(vars_path, key) for key in expected}
+        raise refuse(name, f"{vars_path} holds {len(stored)} arrays {stored}, "
+                           f"but the {group.owner} at {_where(group.keys)} "
+                           f"expects {len(expected)}: "
+                           f"{', '.join(group.arrays)}.")
+    found = []
+    for key in expected:
+        ds = dataset(f, name, _join(vars_path, key))
+        found.append((_join(vars_path, key), ds, stored_dtype(ds, name)))
+    return found
 
 
 def load_keras_weights(path: str | os.PathLike, model: Any,
-                       input_shape: Sequence[Any] | None = None) -> Any:
+                       input_shape: Sequence[Any] | None = None, *,
+                       max_bytes: int = 4 << 30) -> Any:
     """Reads a Keras 3 weight file into params for a matching jaxrnn model.
 
     Args:
@@ -365,20 +350,47 @@ def load_keras_weights(path: str | os.PathLike, model: Any,
       >>> loaded[1]["recurrent_kernel"].shape
       (16, 64)
     """
-    prefix = f"{os.fspath(path)}: "
-    with _open_for_reading(path) as f:
-        bare = not isinstance(model, Sequential) and "layers" not in f
-        params, groups = _model_layout(model, single_layer_root=bare)
-        used: set[str] = set()
-        for group in groups:
-            if group.arrays:
-                used |= _read_group(f, group, params, prefix)
-        unused = sorted(_datasets(f) - used)
+    _check_max_bytes(max_bytes)
+    nested, nested_groups = _model_layout(model, single_layer_root=False)
+    bare, bare_groups = _model_layout(model, single_layer_root=True)
+    with open_weights(path, max_bytes) as (f, name):
+        at_root = not isinstance(model, Sequential) and "layers" not in f
+        return _load(f, name, model, input_shape,
+                     *((bare, bare_groups) if at_root
+                       else (nested, nested_groups)))
+
+
+def _check_max_bytes(max_bytes: Any) -> None:
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) \
+            or max_bytes <= 0:
+        raise TypeError(f"`max_bytes` must be a positive int, got "
+                        f"{max_bytes!r}.")
+
+
+def _load(f: Any, name: str, model: Any, input_shape: Any, params: Any,
+          groups: list[_Group]) -> Any:
+    """Checks every array from the file's metadata, then reads them."""
+    if "model_weights" in f or "layer_names" in f.attrs:
+        raise refuse(name, "a legacy Keras 2 HDF5 file; expected Keras 3's "
+                           ".weights.h5 layout.")
+    stored = {group: _stored_group(f, group, name)
+              for group in groups if group.arrays}
+    unused = sorted(_datasets(f) - {path for found in stored.values()
+                                    for path, _, _ in found})
     if unused:
-        raise ValueError(f"{prefix}the file holds arrays the "
-                         f"{type(model).__name__} has no place for: "
-                         f"{unused[:6]}{' ...' if len(unused) > 6 else ''}.")
-    _check_shapes(model, params, groups, input_shape, prefix)
+        raise refuse(name, f"the file holds arrays the {type(model).__name__} "
+                           f"has no place for: {unused[:6]}"
+                           f"{' ...' if len(unused) > 6 else ''}.")
+    for group, found in stored.items():
+        target = _at(params, group.keys)
+        for array, (_, ds, dtype) in zip(group.arrays, found):
+            target[array] = jax.ShapeDtypeStruct(ds.shape, dtype)
+    _check_shapes(model, params, groups, input_shape,
+                  lambda message: refuse(name, message))
+    for group, found in stored.items():
+        target = _at(params, group.keys)
+        for array, (_, ds, dtype) in zip(group.arrays, found):
+            target[array] = jnp.asarray(read_array(ds, name, dtype))
     return params
 
 
@@ -418,15 +430,16 @@ def save_keras_weights(params: Any, model: Any,
                          f"weight files), got {name!r}.")
     skeleton, groups = _model_layout(model, single_layer_root=False)
     _check_structure(skeleton, params, ())
-    _check_shapes(model, params, groups, None, "")
+    _check_shapes(model, params, groups, None)
     h5py = _h5py()
-    with h5py.File(name, "w") as f:
+    # A crash or an exception midway leaves the previous file as it was.
+    with atomic_path(name) as tmp, h5py.File(tmp, "w") as f:
         for group in groups:
             vars_group = f.require_group(_join(group.path, "vars"))
             vars_group.attrs["name"] = group.name
             target = _at(params, group.keys)
             for i, array_name in enumerate(group.arrays):
                 value = np.asarray(target[array_name])
-                dataset = vars_group.create_dataset(str(i), data=value)
+                written = vars_group.create_dataset(str(i), data=value)
                 if value.dtype == jnp.bfloat16:
-                    dataset.attrs["dtype"] = "bfloat16"
+                    written.attrs["dtype"] = "bfloat16"
