@@ -100,43 +100,45 @@ def _open_h5(name: str, display: str) -> Iterator[Any]:
                                   f"{error}") from error
 
 
-def _extract_weights(display: str, archive_name: str, directory: str,
-                     max_bytes: int) -> str:
+def _extract_weights(name: str, directory: str, max_bytes: int) -> str:
     """Streams the archive's weights member to a file in `directory`."""
     try:
-        archive = zipfile.ZipFile(archive_name)
+        return _extract_member(name, directory, max_bytes)
+    except FileRefused:
+        raise
     except zipfile.BadZipFile as error:
-        raise refuse(display, "not a zip archive (a .keras file is a zip "
-                              "archive holding model.weights.h5).") from error
-    with archive:
+        raise refuse(name, f"not a zip archive, or a damaged one (a .keras "
+                           f"file is a zip archive holding model.weights.h5; "
+                           f"{error}).") from error
+    except Exception as error:  # zipfile's errors on a damaged archive.
+        raise refuse(name, f"a damaged zip archive: its {ARCHIVE_WEIGHTS} "
+                           f"cannot be extracted ({type(error).__name__}: "
+                           f"{error}).") from error
+
+
+def _extract_member(name: str, directory: str, max_bytes: int) -> str:
+    with zipfile.ZipFile(name) as archive:
         infos = archive.infolist()
         names = [info.filename for info in infos]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise refuse(display, f"the archive holds several members named "
-                                  f"{duplicates}, which is refused (which one "
-                                  "is meant is ambiguous).")
+            raise refuse(name, f"the archive holds several members named "
+                               f"{duplicates}, which is refused (which one is "
+                               "meant is ambiguous).")
         member = next((i for i in infos if i.filename == ARCHIVE_WEIGHTS), None)
         if member is None:
-            raise refuse(display, f"the archive holds no {ARCHIVE_WEIGHTS}, "
-                                  f"only {names[:20]}.")
+            raise refuse(name, f"the archive holds no {ARCHIVE_WEIGHTS}, only "
+                               f"{names[:20]}.")
         if member.flag_bits & 0x1:
-            raise refuse(display, f"the archive's {ARCHIVE_WEIGHTS} is "
-                                  "encrypted.")
+            raise refuse(name, f"the archive's {ARCHIVE_WEIGHTS} is encrypted.")
         if member.file_size > max_bytes:
-            raise refuse(display, f"the archive's {ARCHIVE_WEIGHTS} declares "
-                                  f"{member.file_size} bytes uncompressed, "
-                                  f"more than max_bytes={max_bytes}.")
+            raise refuse(name, f"the archive's {ARCHIVE_WEIGHTS} declares "
+                               f"{member.file_size} bytes uncompressed, more "
+                               f"than max_bytes={max_bytes}.")
         target = os.path.join(directory, ARCHIVE_WEIGHTS)
-        try:
-            # zipfile stops at the declared size and checks the CRC.
-            with archive.open(member) as source, open(target, "wb") as out:
-                shutil.copyfileobj(source, out, _COPY_BYTES)
-        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError,
-                RuntimeError, ValueError) as error:
-            raise refuse(display, f"a damaged zip archive: its "
-                                  f"{ARCHIVE_WEIGHTS} cannot be extracted "
-                                  f"({error}).") from error
+        # zipfile stops at the declared size and checks the CRC.
+        with archive.open(member) as source, open(target, "wb") as out:
+            shutil.copyfileobj(source, out, _COPY_BYTES)
     return target
 
 
@@ -149,7 +151,7 @@ def open_weights(path: Any, max_bytes: int) -> Iterator[tuple[Any, str]]:
     if name.endswith(".keras"):
         _regular_file(name)
         with tempfile.TemporaryDirectory(prefix="jaxrnn-keras-") as directory:
-            extracted = _extract_weights(name, name, directory, max_bytes)
+            extracted = _extract_weights(name, directory, max_bytes)
             display = f"{name} ({ARCHIVE_WEIGHTS})"
             with _open_h5(extracted, display) as f:
                 yield f, display

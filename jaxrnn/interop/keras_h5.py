@@ -326,16 +326,26 @@ def load_keras_weights(path: str | os.PathLike, model: Any,
       input_shape: the model's input shape, e.g. (None, None, D), to check
         the first layer's input size as well; when None it is taken from
         the file and every other shape is checked against it.
+      max_bytes: the largest ``model.weights.h5`` a ``.keras`` archive may
+        declare; it is streamed to a temporary file, never held in memory.
+
+    The file is untrusted input (docs/weight-files.md): links out of the
+    file, external storage and virtual datasets are refused before
+    anything is read, and every array's shape and dtype are checked from
+    its metadata before its data is read.
 
     Returns:
       Params in `model`'s layout (as `model.init` returns), jax arrays of
       the stored dtypes.
 
     Raises:
-      ValueError: the file lacks a group the model needs, a group holds
-        another number of arrays, an array has the wrong shape (the message
-        names the h5 path and the params entry), or the file holds arrays
-        the model has no place for.
+      ValueError: the message starts with the file's name: the file is
+        damaged, truncated or not a weights file, reaches outside itself,
+        lacks a group the model needs, a group holds another number of
+        arrays, an array is not floating or has the wrong shape (naming the
+        h5 path and the params entry), or the file holds arrays the model
+        has no place for.
+      FileNotFoundError: there is no file at `path`.
       TypeError: `model` contains a layer with no Keras counterpart.
       ImportError: h5py is not installed.
 
@@ -401,7 +411,9 @@ def save_keras_weights(params: Any, model: Any,
     Keras' ``keras_model.load_weights(path)`` accepts the file when
     ``keras_model`` is the Keras equivalent of `model` (a single jaxrnn layer
     stands for a Keras model holding just that layer). Arrays keep their
-    dtype; Keras casts them to its variables' dtypes when loading.
+    dtype; Keras casts them to its variables' dtypes when loading. The file
+    is written beside `path` and renamed over it when complete, so an
+    exception or a crash midway leaves any previous file as it was.
 
     Args:
       params: `model`'s params, as `model.init` returns them.
@@ -413,7 +425,7 @@ def save_keras_weights(params: Any, model: Any,
       ValueError: a wrong path suffix, params of the wrong structure or
         shape (the message names the params entry and its h5 path).
       TypeError: `model` contains a layer with no Keras counterpart, or a
-        params leaf is not an array.
+        params leaf is not an array of a floating dtype.
       ImportError: h5py is not installed.
 
     Example:

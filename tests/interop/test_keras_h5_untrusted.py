@@ -270,7 +270,8 @@ def test_not_a_zip_archive(saved, tmp_path):
     path, _ = saved
     archive = tmp_path / "model.keras"
     shutil.copy(path, archive)
-    with pytest.raises(ValueError, match=rf"{archive}: not a zip archive"):
+    with pytest.raises(ValueError, match=rf"{archive}: not a zip archive, or "
+                       "a damaged one"):
         load_keras_weights(archive, model())
 
 
@@ -289,7 +290,8 @@ def test_damaged_archive_member(saved, tmp_path):
     data = bytearray(archive.read_bytes())
     data[200] ^= 0xFF  # Inside the deflated member: CRC or inflate fails.
     archive.write_bytes(bytes(data))
-    with pytest.raises(ValueError, match=rf"{archive}: a damaged zip archive"):
+    with pytest.raises(ValueError, match=rf"{archive}: (a damaged zip archive"
+                       "|not a zip archive, or a damaged one)"):
         load_keras_weights(archive, model())
 
 
