@@ -7,6 +7,8 @@ import re
 import statistics
 from pathlib import Path
 
+from jaxrnn.interop._atomic import atomic_path
+
 START = "<!-- benchmarks/run.py: start (generated, do not edit) -->"
 END = "<!-- benchmarks/run.py: end -->"
 
@@ -276,7 +278,9 @@ def write_section(path: Path, section: str, platform: str = "cpu") -> None:
     else:
         title, _, rest = text.partition("\n")
         text = f"{title}\n\n{section}\n{rest.lstrip(chr(10))}"
-    path.write_text(text)
+    # RESULTS.md holds hand-written readings: a crash must not truncate it.
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text)
 
 
 def _panel(ax, measured: list[dict], mode: str, labels, keys, colours):

@@ -39,6 +39,7 @@ import jax  # noqa: E402
 import harness  # noqa: E402
 import peers  # noqa: E402
 import report  # noqa: E402
+from jaxrnn.interop._atomic import atomic_path  # noqa: E402
 from workloads import SIZES, SMOKE_SIZES, make_data, workloads  # noqa: E402
 
 PACKAGES = ["jax", "jaxlib", "numpy", "flax", "equinox", "dm-haiku", "keras",
@@ -222,8 +223,9 @@ def write(rows: list[dict], meta: dict, summary: list[dict], out: Path,
     out.mkdir(parents=True, exist_ok=True)
     # One row per line: small enough to keep, and --merge reads it back.
     lines = ",\n".join(json.dumps(row, default=float) for row in rows)
-    (out / f"{name}.json").write_text(
-        f'{{"meta": {json.dumps(meta, indent=1)},\n"rows": [\n{lines}\n]}}\n')
+    with atomic_path(out / f"{name}.json") as tmp:  # --merge reads it back.
+        Path(tmp).write_text(
+            f'{{"meta": {json.dumps(meta, indent=1)},\n"rows": [\n{lines}\n]}}\n')
     chart_name = (f"{name}.png" if report.chart(
         summary, out / f"{name}.png", out / f"{name}.svg") else None)
     report.write_section(out / "RESULTS.md",

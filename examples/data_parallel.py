@@ -36,6 +36,7 @@ its share. Only process 0 prints.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from typing import Sequence
 
@@ -215,7 +216,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
             say(f"step {step:4d}: loss {np.mean(losses[-20:]):.3f}")
     say(f"trained {args.steps} steps in {time.perf_counter() - started:.1f} s")
     if args.save and jax.process_index() == 0:
-        np.savez(args.save, **saved, train_losses=np.array(losses))
+        # Written beside the target and renamed over it: a crash midway
+        # leaves any earlier file whole.
+        partial = f"{args.save}.partial"
+        with open(partial, "wb") as f:
+            np.savez(f, **saved, train_losses=np.array(losses))
+        os.replace(partial, args.save)
 
     accuracy = None
     if args.test_size:
