@@ -390,6 +390,7 @@ def test_killed_save_keeps_the_old_file(saved):
     assert_equal_params(load_keras_weights(path, model()), params)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("delay", [0.05, 0.2, 0.5])
 def test_save_killed_at_any_time_leaves_old_or_new(saved, delay):
     path, old = saved
