@@ -49,6 +49,50 @@ def has_split_step(cell: Any) -> bool:
             and bool(getattr(cell, "split_step", True)))
 
 
+def _trace_types() -> tuple[type | None, type | None]:
+    """JAX's (JVPTrace, LinearizeTrace) classes, None where this JAX
+    version has no such class."""
+    try:
+        from jax._src.interpreters import ad
+    except ImportError:  # pragma: no cover - a JAX that moved its internals
+        return None, None
+    return getattr(ad, "JVPTrace", None), getattr(ad, "LinearizeTrace", None)
+
+
+def forward_differentiated(tree: Any) -> bool:
+    """Whether forward-mode autodiff (`jax.jvp`, `jax.jacfwd`) sees a leaf
+    of `tree`: a custom_vjp function such as `split_step_scan` would fail
+    there ("can't apply forward-mode autodiff (jvp) to a custom_vjp
+    function"), so `jaxrnn.rnn` takes its plain scan instead.
+
+    The innermost differentiating trace under each tracer decides: JAX
+    handles the custom_vjp call there. Reverse mode (`jax.grad`,
+    `jax.vjp`) traces with a LinearizeTrace, even inside
+    an outer `jax.jacfwd` (a Hessian), and keeps the hand-written backward
+    pass; a JVPTrace means forward mode, unless it stages its tangents for
+    linearisation (JAX without ``jax_use_direct_linearize``). Only the
+    traces above `rnn`'s own call are visible: a `jax.jvp` applied outside
+    a `jax.jit` that encloses `rnn` is not (the jit traces first).
+    """
+    jvp_trace, linearize_trace = _trace_types()
+    if jvp_trace is None:
+        return False
+    for leaf in jax.tree.leaves(tree):
+        trace = getattr(leaf, "_trace", None) if isinstance(
+            leaf, jax.core.Tracer) else None
+        while trace is not None:
+            if linearize_trace is not None and isinstance(trace,
+                                                          linearize_trace):
+                break
+            if isinstance(trace, jvp_trace):
+                parent = getattr(trace, "parent_trace", None)
+                if type(parent).__name__ != "JaxprTrace":
+                    return True
+                break
+            trace = getattr(trace, "parent_trace", None)
+    return False
+
+
 def _pieces(steps: int, size: int) -> tuple[int, int]:
     """(number of full pieces of `size` steps, steps left over)."""
     return divmod(steps, size)

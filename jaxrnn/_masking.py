@@ -22,6 +22,11 @@ def lengths_to_mask(seq_lengths: jax.Array, time_steps: int) -> jax.Array:
 
     Raises:
       TypeError: `seq_lengths` is not of an integer dtype.
+      ValueError: a length is below 0 or above T. This is checked only where
+        the lengths are concrete; traced lengths (under `jax.jit`, `vmap`,
+        ...) cannot be read at trace time, and there a length below 0
+        gives a row of False (as 0 would) and one above T a row of True
+        (as T would).
 
     Example:
       >>> import jax.numpy as jnp
@@ -34,7 +39,22 @@ def lengths_to_mask(seq_lengths: jax.Array, time_steps: int) -> jax.Array:
     if not jnp.issubdtype(seq_lengths.dtype, jnp.integer):
         raise TypeError("`seq_lengths` must have an integer dtype, got "
                         f"{seq_lengths.dtype}.")
+    check_lengths_in_range(seq_lengths, time_steps)
     return jnp.arange(time_steps) < seq_lengths[..., None]
+
+
+def check_lengths_in_range(seq_lengths: jax.Array, time_steps: int) -> None:
+    """Raises ValueError if concrete `seq_lengths` leave [0, time_steps];
+    traced ones are let through (their values are unknown at trace time)."""
+    if isinstance(seq_lengths, jax.core.Tracer) or seq_lengths.size == 0:
+        return
+    values = np.asarray(seq_lengths)
+    low, high = int(values.min()), int(values.max())
+    if low < 0 or high > time_steps:
+        raise ValueError(
+            f"`seq_lengths` must lie in [0, T] = [0, {time_steps}], got "
+            f"values from {low} to {high}; a length counts the valid steps "
+            "of a right-padded row.")
 
 
 def broadcast_over(keep: jax.Array, leaf: jax.Array) -> jax.Array:

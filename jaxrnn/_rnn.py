@@ -7,9 +7,11 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
-from jaxrnn._fused import apply_gates, has_split_step, split_step_scan
+from jaxrnn._fused import (apply_gates, forward_differentiated,
+                           has_split_step, split_step_scan)
 from jaxrnn._masking import (broadcast_over, keep_where, lengths_to_mask,
                              masked_chunk_outputs)
 from jaxrnn._validation import check_bool, check_floating, check_tree_like
@@ -95,19 +97,23 @@ def rnn(cell: Any, params: Any, inputs: jax.Array, *,
         ``zero_output_for_mask``). Masked inputs never reach outputs, carries
         or gradients, whatever they hold (NaN included).
       seq_lengths: integer (B,) (unbatched: scalar), the right-padded mask's
-        lengths; give either this or `mask`.
+        lengths, each in [0, T]; give either this or `mask`. Concrete
+        lengths outside [0, T] are refused. Under `jax.jit` (or any
+        transformation that traces them) their values are unknown when
+        `rnn` checks its arguments, so they are not checked: a length
+        below 0 then runs as 0 (no valid step) and one above T as T.
       time_major: inputs and outputs are (T, B, ...).
       go_backwards: process time in reverse; outputs come in processing
         order, as Keras returns them.
-      keep_order: with `go_backwards`, return outputs aligned with inputs.
+      keep_order: with `go_backwards`, return outputs aligned with inputs;
+        refused without `go_backwards`, where it would mean nothing.
       unroll: True for a Python loop over the steps (larger programs, much
-        longer compiles, same numbers, plain autodiff: use it for
-        forward-mode differentiation such as `jax.jacfwd`, which the
-        hand-written backward pass does not support); an int is
+        longer compiles, same numbers, plain autodiff); an int is
         `lax.scan`'s unroll factor over step chunks.
       remat: keep only one carry per chunk of steps for the backward pass,
         which reruns the chunk (`jax.checkpoint` for cells without the
-        split step): less memory, same gradients.
+        split step): less memory, same gradients. Refused with
+        ``unroll=True``, whose one chunk is the whole sequence.
       parallel: run a linear recurrence over the whole sequence at once with
         `jax.lax.associative_scan` (cells with ``parallel_coefficients``:
         `MinGRUCell`, `MinLSTMCell`, `LRUCell`, and `StackedCells` of them;
@@ -126,9 +132,22 @@ def rnn(cell: Any, params: Any, inputs: jax.Array, *,
       with `return_sequences`, else (B, H) or (H,); final_carry has the
       initial carry's structure.
 
+    Forward-mode differentiation (`jax.jvp`, `jax.jacfwd`) works: where
+    `rnn` sees it (its arguments carry forward-mode tangents) it runs the
+    plain scan, whose JVP JAX derives, instead of the split-step scan,
+    whose hand-written backward pass (a `jax.custom_vjp`) JAX cannot run
+    forwards. Reverse mode (`jax.grad`, `jax.vjp`) keeps the hand-written
+    pass. `jax.linearize` traces like reverse mode, and its linear function
+    then fails forwards as for any custom_vjp function: pass
+    ``unroll=True`` there, or use `jax.jvp`. An empty batch (B = 0) runs
+    and returns empty outputs.
+
     Raises:
       ValueError, TypeError: for inputs, masks, carries or params of the
-        wrong rank, shape or dtype, and for unknown options.
+        wrong rank, shape or dtype, for unknown options or ones that mean
+        nothing together (`keep_order` without `go_backwards`, `remat`
+        with ``unroll=True``), and for a cell whose step does not return
+        ``(new_carry, y)`` shaped like its carry.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -159,8 +178,9 @@ def rnn(cell: Any, params: Any, inputs: jax.Array, *,
         step_mask = _time_major_mask(mask, seq_lengths, batched, time_major,
                                      steps, batch)
         carry = _batched_carry(cell, initial_carry, batched, batch)
-        split_step = not parallel and _takes_split_step(
+        split_step = (not parallel and _takes_split_step(
             cell, unroll, training, key, batch, features)
+            and not forward_differentiated((params, xs, carry)))
         if not split_step and time_axis == 1:
             xs, time_axis = jnp.swapaxes(xs, 0, 1), 0
         if go_backwards:
@@ -207,11 +227,22 @@ def rnn(cell: Any, params: Any, inputs: jax.Array, *,
 def _check_options(*, unroll, **flags) -> None:
     for name, value in flags.items():
         check_bool(name, value)
-    if isinstance(unroll, bool):
-        return
-    if not isinstance(unroll, numbers.Integral) or unroll < 1:
+    if not isinstance(unroll, bool) and (
+            not isinstance(unroll, numbers.Integral) or unroll < 1):
         raise ValueError(f"`unroll` must be a bool or a positive int, got "
                          f"{unroll!r}.")
+    # Options that would be accepted only to be ignored.
+    if flags["keep_order"] and not flags["go_backwards"]:
+        raise ValueError(
+            "`keep_order=True` reorders the outputs of `go_backwards=True` "
+            "and means nothing without it, got go_backwards=False; drop "
+            "keep_order (forward outputs are already aligned with inputs).")
+    if flags["remat"] and unroll is True:
+        raise ValueError(
+            "`remat=True` keeps one carry per chunk of steps, and "
+            "`unroll=True` makes the whole sequence one chunk, so together "
+            "they save nothing; got unroll=True, remat=True. Drop one (an "
+            "int unroll factor works with remat).")
 
 
 def _checked_inputs(inputs, time_major, input_ndim=1):
@@ -249,6 +280,8 @@ def _time_major_mask(mask, seq_lengths, batched, time_major, steps, batch):
         if seq_lengths.shape != want:
             raise ValueError(f"`seq_lengths` must have shape {want}, got "
                              f"{seq_lengths.shape}.")
+        # lengths_to_mask refuses lengths outside [0, T] where it can see
+        # them (not under jit).
         return lengths_to_mask(seq_lengths.reshape(batch), steps).T
     if mask is None:
         return None
@@ -323,8 +356,10 @@ def _cell_step_functions(cell, params, key, training, batch, features):
 
 def _takes_split_step(cell, unroll, training, key, batch, features):
     """Whether `rnn` runs `cell` by the split-step scan (its hand-written
-    backward pass): a split-step cell, not unrolled, without dropout."""
-    return (has_split_step(cell) and unroll is not True
+    backward pass): a split-step cell, not unrolled, without dropout, over
+    a batch that is not empty (B = 0 has nothing to make fast, and its
+    blocks of no rows would have no size to plan by)."""
+    return (has_split_step(cell) and unroll is not True and batch > 0
             and (not training or cell.dropout_masks(
                 key, (batch,), features, training=training) is None))
 
@@ -389,8 +424,9 @@ def _run(cell, params, xs, step_mask, carry, *, key, training, unroll, remat,
 
     if remat:
         run_chunk = jax.checkpoint(run_chunk)
-    y_shape = jax.eval_shape(
-        lambda c, x: step(c, project(x[None])[0], None)[1], carry, xs[0])
+    new_carry, y_shape = jax.eval_shape(
+        lambda c, x: step(c, project(x[None])[0], None), carry, xs[0])
+    _check_step_output(cell, carry, new_carry, y_shape)
     state = (carry, jnp.zeros(y_shape.shape, y_shape.dtype))
 
     chunk = steps if unroll is True else min(CHUNK_STEPS, steps)
@@ -417,6 +453,32 @@ def _run(cell, params, xs, step_mask, carry, *, key, training, unroll, remat,
     carry, last_y = state
     ys = (parts[0] if len(parts) == 1 else jnp.concatenate(parts)) if collect else None
     return ys, last_y, carry
+
+
+def _check_step_output(cell, carry, new_carry, y):
+    """Raises ValueError unless a step returned (new_carry, y): new_carry
+    with the structure and leaf shapes of `carry`, y one array. Checked on
+    shapes (jax.eval_shape), so a cell that returns (y, new_carry) is named
+    before `lax.scan` or a mask's select trips over it."""
+    fits = (jax.tree.structure(new_carry) == jax.tree.structure(carry)
+            and all(np.shape(a) == np.shape(b) for a, b in zip(
+                jax.tree.leaves(new_carry), jax.tree.leaves(carry)))
+            and isinstance(y, jax.ShapeDtypeStruct))
+    if not fits:
+        raise ValueError(
+            f"`cell` ({type(cell).__name__}) must return (new_carry, y): "
+            f"new_carry like the carry it takes, {_describe_tree(carry)}, "
+            f"and y one array; it returned ({_describe_tree(new_carry)}, "
+            f"{_describe_tree(y)}). If it returns (y, new_carry), swap "
+            "them.")
+
+
+def _describe_tree(tree):
+    leaves = jax.tree.leaves(tree)
+    if len(leaves) == 1 and jax.tree.structure(tree).num_nodes == 1:
+        return f"an array of shape {tuple(np.shape(leaves[0]))}"
+    return (f"{jax.tree.structure(tree)} with leaf shapes "
+            f"{[tuple(np.shape(leaf)) for leaf in leaves]}")
 
 
 def _contraction_width(cell, xs, carry):

@@ -14,19 +14,53 @@ import jax.numpy as jnp
 import numpy as np
 
 
+def describe(value: Any) -> str:
+    """`value` for an error message: an array by its type, shape and dtype
+    (its repr could run to pages), anything else by its repr and type."""
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return (f"{type(value).__name__} of shape {tuple(np.shape(value))} "
+                f"and dtype {value.dtype}")
+    if isinstance(value, (list, tuple)) and (len(value) > 8 or any(
+            hasattr(v, "shape") or isinstance(v, (list, tuple))
+            for v in value)):
+        return f"{type(value).__name__} of length {len(value)}"
+    return f"{value!r} of type {type(value).__name__}"
+
+
 def check_positive_int(name: str, value: Any) -> None:
     """Raises unless `value` is a positive Python or NumPy integer (not bool)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"`{name}` must be a positive int, got {value!r} "
-                        f"of type {type(value).__name__}.")
+        raise TypeError(f"`{name}` must be a positive int, got "
+                        f"{describe(value)}.")
     if value <= 0:
         raise ValueError(f"`{name}` must be a positive int, got {value}.")
+
+
+def batch_shape_of(batch_shape: Any) -> tuple[int, ...]:
+    """`initial_carry`'s batch shape as a tuple: an int B stands for (B,).
+
+    Raises:
+      TypeError: `batch_shape` is neither an int nor a sequence of ints.
+      ValueError: a size is negative.
+    """
+    sizes = ((batch_shape,) if isinstance(batch_shape, numbers.Integral)
+             else batch_shape)
+    if (isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence)
+            or any(isinstance(n, bool) or not isinstance(n, numbers.Integral)
+                   for n in sizes)):
+        raise TypeError("`batch_shape` must be an int B or a tuple of ints "
+                        f"such as (B,), got {describe(batch_shape)}.")
+    if any(n < 0 for n in sizes):
+        raise ValueError("`batch_shape` must hold sizes >= 0, got "
+                         f"{tuple(sizes)}.")
+    return tuple(int(n) for n in sizes)
 
 
 def check_rate(name: str, value: Any) -> None:
     """Raises unless `value` is a real number in [0, 1)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"`{name}` must be a float in [0, 1), got {value!r}.")
+        raise TypeError(f"`{name}` must be a float in [0, 1), got "
+                        f"{describe(value)}.")
     if not 0.0 <= value < 1.0:
         raise ValueError(f"`{name}` must be in [0, 1), got {value}.")
 
@@ -64,7 +98,9 @@ def check_floating(name: str, value: Any) -> None:
 
 def check_params(owner: str, params: Any,
                  expected: Mapping[str, tuple[int, ...]]) -> None:
-    """Checks a params dict has exactly the arrays `expected` names and shapes.
+    """Checks a params dict has exactly the arrays `expected` names and
+    shapes, each of a real floating dtype (an int, bool or complex kernel
+    would run, but silently promote or cast the whole step).
 
     Args:
       owner: who the params belong to, for the message (e.g. ``'LSTMCell'``).
@@ -87,6 +123,22 @@ def check_params(owner: str, params: Any,
         if got != tuple(shape):
             raise ValueError(f"{owner} params[{key!r}] must have shape "
                              f"{tuple(shape)}, got {got}.")
+        dtype = _dtype_of(params[key])
+        if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
+            raise TypeError(f"{owner} params[{key!r}] must have a floating "
+                            f"dtype (float32, bfloat16, ...), got {dtype}; "
+                            "cast it with .astype(jnp.float32).")
+
+
+def _dtype_of(value: Any) -> Any:
+    """The dtype of an array, a ShapeDtypeStruct or a Python number or list
+    (None for something that has none)."""
+    if hasattr(value, "dtype"):
+        return value.dtype
+    try:
+        return np.asarray(value).dtype
+    except (TypeError, ValueError):
+        return None
 
 
 def check_tree_like(name: str, value: Any, reference: Any) -> None:

@@ -711,16 +711,19 @@ def test_training_with_dropout_uses_autodiff_and_runs():
     assert all(bool(jnp.isfinite(g).all()) for g in jax.tree.leaves(grads))
 
 
-def test_forward_mode_needs_unroll():
-    """The custom VJP has no JVP rule: forward-mode differentiation (jvp,
-    jacfwd, hessian) goes through `unroll=True`, which uses plain autodiff."""
+def test_forward_mode_takes_the_plain_scan():
+    """The custom VJP has no JVP rule: where `rnn` sees forward-mode
+    tangents (jvp, jacfwd, hessian) it runs the plain scan, whose JVP JAX
+    derives, so no `unroll=True` is needed (tests/test_rnn_errors.py
+    compares jvp and jacfwd with the unrolled run)."""
     cell = jaxrnn.SimpleRNNCell(3)
     params = cell.init(jax.random.key(0), 2)
     x = jnp.ones((1, 4, 2))
-    with pytest.raises(TypeError, match="custom_vjp"):
-        jax.jacfwd(lambda x: jaxrnn.rnn(cell, params, x)[0])(x)
-    jac = jax.jacfwd(lambda x: jaxrnn.rnn(cell, params, x, unroll=True)[0])(x)
+    jac = jax.jacfwd(lambda x: jaxrnn.rnn(cell, params, x)[0])(x)
+    unrolled = jax.jacfwd(
+        lambda x: jaxrnn.rnn(cell, params, x, unroll=True)[0])(x)
     rev = jax.jacrev(lambda x: jaxrnn.rnn(cell, params, x)[0])(x)
+    np.testing.assert_allclose(jac, unrolled, atol=1e-6)
     np.testing.assert_allclose(jac, rev, atol=1e-6)
 
 

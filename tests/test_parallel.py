@@ -112,7 +112,9 @@ def assert_trees_close(a, b, atol=ATOL, rtol=RTOL):
 def check_parallel_equals_sequential(problem, go_backwards, keep_order,
                                      zero_output, return_sequences,
                                      time_major):
-    flags = dict(go_backwards=go_backwards, keep_order=keep_order,
+    # keep_order means nothing (and is refused) without go_backwards.
+    flags = dict(go_backwards=go_backwards,
+                 keep_order=keep_order and go_backwards,
                  zero_output_for_mask=zero_output,
                  return_sequences=return_sequences, time_major=time_major)
     if time_major:

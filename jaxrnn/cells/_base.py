@@ -14,15 +14,17 @@ composed, so the step-by-step and the hoisted paths compute the same thing.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxrnn import activations, initializers
 from jaxrnn.initializers import InitializerLike
-from jaxrnn._validation import (check_floating, check_params,
-                                check_positive_int, check_rate)
+from jaxrnn._validation import (batch_shape_of, check_floating,
+                                check_params, check_positive_int, check_rate)
 
 
 def wider_float(a: Any, b: Any) -> jnp.dtype:
@@ -48,15 +50,86 @@ class DropoutMasks(NamedTuple):
     recurrent: jax.Array | None
 
 
-def check_step_input(cell: Any, params: Any, x: jax.Array,
+class _Required:
+    """The default of a step's positional arguments, so that a call missing
+    one names the cell's own class (Python's message names the class that
+    defines ``__call__``, such as a private base)."""
+
+    def __repr__(self) -> str:
+        return "<required>"
+
+
+REQUIRED: Any = _Required()
+
+
+def check_call_arguments(cell: Any, params: Any, carry: Any, x: Any) -> None:
+    """Raises TypeError, naming `cell`'s class, unless the step got all of
+    ``(params, carry, x)``."""
+    given = {"params": params, "carry": carry, "x": x}
+    missing = [name for name, value in given.items() if value is REQUIRED]
+    if missing:
+        name = type(cell).__name__
+        raise TypeError(
+            f"{name} takes (params, carry, x), got {3 - len(missing)} of "
+            f"them; missing {missing}. Call it as cell(params, carry, x) "
+            f"with params = cell.init(key, input_dim) and carry = "
+            f"cell.initial_carry(batch_shape).")
+
+
+def check_step_input(cell: Any, params: Any, carry: Any, x: jax.Array,
                      features: str = "D") -> None:
-    """Checks one step's input `x`, (..., `features`), and `params` against
-    its feature size."""
+    """Checks one step's input `x`, (..., `features`), `params` against
+    its feature size, and `carry` against the cell's initial carry for x's
+    leading (batch) axes."""
     check_floating("x", x)
     if x.ndim < 1:
         raise ValueError(
             f"`x` must have shape (..., {features}), got {x.shape}.")
     cell.check_params(params, x.shape[-1])
+    batch_shape = x.shape[:-1]
+    check_step_carry(cell, carry, x, batch_shape,
+                     initial_carry_shapes(cell, batch_shape))
+
+
+def initial_carry_shapes(cell: Any, batch_shape: tuple[int, ...]) -> Any:
+    """`jax.eval_shape` of ``cell.initial_carry(batch_shape)``, remembered
+    per (cell, batch shape): tracing it at every eager step tripled the
+    time of a small step's call."""
+    try:
+        return _cached_carry_shapes(cell, batch_shape)
+    except TypeError:  # a cell with an unhashable field
+        return jax.eval_shape(lambda: cell.initial_carry(batch_shape))
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_carry_shapes(cell: Any, batch_shape: tuple[int, ...]) -> Any:
+    return jax.eval_shape(lambda: cell.initial_carry(batch_shape))
+
+
+def check_step_carry(cell: Any, carry: Any, x: jax.Array,
+                     batch_shape: tuple[int, ...], expected: Any) -> None:
+    """Checks a step's `carry` has the structure and leaf shapes of
+    `expected` (the cell's initial carry for x's batch axes) and floating
+    leaves: a carry of the wrong structure would be unpacked into the wrong
+    pieces (one (2, H) array as an LSTM's (h, c)), one of other batch axes
+    would broadcast against x."""
+    name = type(cell).__name__
+    got_def, want_def = jax.tree.structure(carry), jax.tree.structure(expected)
+    if got_def != want_def:
+        raise ValueError(
+            f"{name} `carry` must have the structure of "
+            f"{name}.initial_carry(), {want_def} ({want_def.num_leaves} "
+            f"array(s)), got {got_def} ({got_def.num_leaves} array(s)).")
+    for i, (got, want) in enumerate(zip(jax.tree.leaves(carry),
+                                        jax.tree.leaves(expected))):
+        if tuple(np.shape(got)) != want.shape:
+            raise ValueError(
+                f"{name} `carry` leaf {i} must have shape {want.shape} for "
+                f"`x` of shape {x.shape}, got {tuple(np.shape(got))}: the "
+                f"carry's leading axes are x's batch axes {batch_shape}. "
+                "Give x and the carry the same batch axes (one step's x is "
+                "(..., features), with no time axis).")
+        check_floating("carry", got)
 
 
 def _keep_mask(key, rate, shape, dtype):
@@ -119,13 +192,14 @@ class KerasCell:
         """Keras' cell protocol: the size of the output, H."""
         return self.units
 
-    def initial_carry(self, batch_shape: tuple[int, ...] = (),
+    def initial_carry(self, batch_shape: int | tuple[int, ...] = (),
                       dtype: Any = None) -> Any:
-        """Zeros of shape (*batch_shape, H); dtype defaults to the cell's dtype
-        (float32 when the cell's dtype is None)."""
+        """Zeros of shape (*batch_shape, H) (an int B means (B,)); dtype
+        defaults to the cell's dtype (float32 when the cell's dtype is
+        None)."""
         if dtype is None:
             dtype = jnp.float32 if self.dtype is None else self.dtype
-        return jnp.zeros((*batch_shape, self.units), dtype)
+        return jnp.zeros((*batch_shape_of(batch_shape), self.units), dtype)
 
     def check_params(self, params: Any, input_dim: int) -> None:
         """Raises if `params` lacks an array or has one of the wrong shape."""
@@ -237,7 +311,8 @@ class KerasCell:
         return self.apply_gates(carry, projected,
                                 self.project_recurrent(params, h_in))
 
-    def __call__(self, params: dict[str, jax.Array], carry: Any, x: jax.Array,
+    def __call__(self, params: dict[str, jax.Array] = REQUIRED,
+                 carry: Any = REQUIRED, x: jax.Array = REQUIRED,
                  *, key: jax.Array | None = None,
                  training: bool = False) -> tuple[Any, jax.Array]:
         """Advances one time step.
@@ -253,9 +328,15 @@ class KerasCell:
 
         Returns:
           (new_carry, y) with y of shape (..., H).
+
+        Raises:
+          TypeError, ValueError: an argument is missing, or `params`,
+            `carry` or `x` do not fit the cell or each other (the carry's
+            leading axes must be x's).
         """
         with jax.named_scope(f"jaxrnn.{type(self).__name__}"):
-            check_step_input(self, params, x)
+            check_call_arguments(self, params, carry, x)
+            check_step_input(self, params, carry, x)
             masks = self.dropout_masks(key, x.shape[:-1], x.shape[-1],
                                        training=training,
                                        dtype=self.compute_dtype(params, x))

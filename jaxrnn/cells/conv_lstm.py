@@ -23,10 +23,10 @@ from jax.custom_derivatives import SymbolicZero
 
 from jaxrnn import activations, initializers
 from jaxrnn.activations import ActivationLike
-from jaxrnn._validation import (check_floating, check_one_of, check_params,
-                                check_positive_int,
-                                check_tree_like)
-from jaxrnn.cells._base import DropoutMasks, KerasCell, _keep_mask
+from jaxrnn._validation import (batch_shape_of, check_floating, check_one_of,
+                                check_params, check_positive_int)
+from jaxrnn.cells._base import (REQUIRED, DropoutMasks, KerasCell, _keep_mask,
+                                check_call_arguments, check_step_carry)
 
 PADDINGS = ("valid", "same")
 DATA_FORMATS = ("channels_last", "channels_first")
@@ -394,10 +394,10 @@ class ConvLSTMCell(KerasCell):
             initializers.initialize(base, k_rest, (2 * f,), dtype),
         ])
 
-    def initial_carry(self, batch_shape: tuple[int, ...] = (),
+    def initial_carry(self, batch_shape: int | tuple[int, ...] = (),
                       dtype: Any = None) -> tuple[jax.Array, jax.Array]:
         """``(h, c)``, zeros of shape (*batch_shape, *S', F) each
-        (channels_first: (*batch_shape, F, *S')).
+        (channels_first: (*batch_shape, F, *S')); an int B means (B,).
 
         dtype defaults to the cell's dtype (float32 when that is None).
 
@@ -412,8 +412,8 @@ class ConvLSTMCell(KerasCell):
                 " (the ConvLSTM layers do it from their inputs).")
         if dtype is None:
             dtype = jnp.float32 if self.dtype is None else self.dtype
-        h = jnp.zeros((*batch_shape, *self.state_shape(self.spatial_shape)),
-                      dtype)
+        h = jnp.zeros((*batch_shape_of(batch_shape),
+                       *self.state_shape(self.spatial_shape)), dtype)
         return h, jnp.zeros_like(h)
 
     # --- The step ----------------------------------------------------------
@@ -546,8 +546,9 @@ class ConvLSTMCell(KerasCell):
         new_h = gate(z_o) * act(new_c)
         return (new_h.astype(h.dtype), new_c.astype(c.dtype)), new_h
 
-    def __call__(self, params: dict[str, jax.Array],
-                 carry: tuple[jax.Array, jax.Array], x: jax.Array, *,
+    def __call__(self, params: dict[str, jax.Array] = REQUIRED,
+                 carry: tuple[jax.Array, jax.Array] = REQUIRED,
+                 x: jax.Array = REQUIRED, *,
                  key: jax.Array | None = None,
                  training: bool = False) -> tuple[Any, jax.Array]:
         """Advances one time step.
@@ -565,6 +566,7 @@ class ConvLSTMCell(KerasCell):
           ((h', c'), h') with h' of shape (..., *S', F).
         """
         with jax.named_scope(f"jaxrnn.{type(self).__name__}"):
+            check_call_arguments(self, params, carry, x)
             check_floating("x", x)
             n = self.rank + 1
             if x.ndim < n:
@@ -576,7 +578,8 @@ class ConvLSTMCell(KerasCell):
             spatial, _ = self._split_frame(frame)
             expected = jax.ShapeDtypeStruct(
                 (*batch_shape, *self.state_shape(spatial)), x.dtype)
-            check_tree_like("carry", carry, (expected, expected))
+            check_step_carry(self, carry, x, batch_shape,
+                             (expected, expected))
             masks = self.dropout_masks(key, batch_shape, frame,
                                        training=training,
                                        dtype=self.compute_dtype(params, x))

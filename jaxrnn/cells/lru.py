@@ -23,8 +23,10 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxrnn._validation import check_params, check_positive_int
-from jaxrnn.cells._base import check_step_input, wider_float
+from jaxrnn._validation import (batch_shape_of, check_params,
+                                check_positive_int)
+from jaxrnn.cells._base import (REQUIRED, check_call_arguments,
+                                check_step_input, wider_float)
 
 
 def _check_real(name: str, value: Any) -> None:
@@ -162,10 +164,11 @@ class LRUCell:
         }
         return {k: v.astype(dtype) for k, v in params.items()}
 
-    def initial_carry(self, batch_shape: tuple[int, ...] = (),
+    def initial_carry(self, batch_shape: int | tuple[int, ...] = (),
                       dtype: Any = jnp.float32) -> tuple[jax.Array, jax.Array]:
-        """``(h_re, h_im)``, zeros of shape (*batch_shape, N) each."""
-        zeros = jnp.zeros((*batch_shape, self._n), dtype)
+        """``(h_re, h_im)``, zeros of shape (*batch_shape, N) each (an int B
+        means (B,))."""
+        zeros = jnp.zeros((*batch_shape_of(batch_shape), self._n), dtype)
         return zeros, zeros
 
     def check_params(self, params: Any, input_dim: int) -> None:
@@ -235,8 +238,9 @@ class LRUCell:
         return (new_re.astype(carry[0].dtype),
                 new_im.astype(carry[1].dtype)), y
 
-    def __call__(self, params: dict[str, jax.Array],
-                 carry: tuple[jax.Array, jax.Array], x: jax.Array, *,
+    def __call__(self, params: dict[str, jax.Array] = REQUIRED,
+                 carry: tuple[jax.Array, jax.Array] = REQUIRED,
+                 x: jax.Array = REQUIRED, *,
                  key: jax.Array | None = None, training: bool = False):
         """Advances one time step.
 
@@ -252,7 +256,8 @@ class LRUCell:
         """
         del key, training  # no dropout
         with jax.named_scope("jaxrnn.LRUCell"):
-            check_step_input(self, params, x, "H")
+            check_call_arguments(self, params, carry, x)
+            check_step_input(self, params, carry, x, "H")
             return self.step_projected(params, carry,
                                        self.project_inputs(params, x))
 

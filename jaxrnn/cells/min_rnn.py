@@ -21,8 +21,10 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn import initializers
-from jaxrnn._validation import check_bool, check_params, check_positive_int
-from jaxrnn.cells._base import check_step_input, wider_float
+from jaxrnn._validation import (batch_shape_of, check_bool, check_params,
+                                check_positive_int)
+from jaxrnn.cells._base import (REQUIRED, check_call_arguments,
+                                check_step_input, wider_float)
 from jaxrnn.initializers import InitializerLike
 
 
@@ -109,10 +111,10 @@ class _MinCell:
                 self.bias_initializer, k_bias, (width,), self.param_dtype)
         return params
 
-    def initial_carry(self, batch_shape: tuple[int, ...] = (),
+    def initial_carry(self, batch_shape: int | tuple[int, ...] = (),
                       dtype: Any = jnp.float32) -> jax.Array:
-        """Zeros of shape (*batch_shape, H)."""
-        return jnp.zeros((*batch_shape, self.units), dtype)
+        """Zeros of shape (*batch_shape, H) (an int B means (B,))."""
+        return jnp.zeros((*batch_shape_of(batch_shape), self.units), dtype)
 
     def check_params(self, params: Any, input_dim: int) -> None:
         """Raises if `params` lacks an array or has one of the wrong shape."""
@@ -149,8 +151,9 @@ class _MinCell:
         h = a * carry.astype(a.dtype) + b
         return h.astype(carry.dtype), h
 
-    def __call__(self, params: dict[str, jax.Array], carry: jax.Array,
-                 x: jax.Array, *, key: jax.Array | None = None,
+    def __call__(self, params: dict[str, jax.Array] = REQUIRED,
+                 carry: jax.Array = REQUIRED, x: jax.Array = REQUIRED, *,
+                 key: jax.Array | None = None,
                  training: bool = False) -> tuple[jax.Array, jax.Array]:
         """Advances one time step.
 
@@ -166,7 +169,8 @@ class _MinCell:
         """
         del key, training  # no dropout
         with jax.named_scope(f"jaxrnn.{type(self).__name__}"):
-            check_step_input(self, params, x)
+            check_call_arguments(self, params, carry, x)
+            check_step_input(self, params, carry, x)
             return self.step_projected(params, carry,
                                        self.project_inputs(params, x))
 

@@ -7,7 +7,8 @@ from typing import Any, Sequence
 
 import jax
 
-from jaxrnn._validation import check_floating
+from jaxrnn._validation import batch_shape_of, check_floating, describe
+from jaxrnn.cells._base import REQUIRED, check_call_arguments
 
 
 def has_fast_path(cell: Any) -> bool:
@@ -83,9 +84,10 @@ class StackedCells:
         return [cell.init(k, d) for cell, k, d in
                 zip(self.cells, keys, self._input_dims(input_dim))]
 
-    def initial_carry(self, batch_shape: tuple[int, ...] = (),
+    def initial_carry(self, batch_shape: int | tuple[int, ...] = (),
                       dtype: Any = None) -> tuple[Any, ...]:
-        """A tuple with each cell's initial carry."""
+        """A tuple with each cell's initial carry (an int B means (B,))."""
+        batch_shape = batch_shape_of(batch_shape)
         return tuple(c.initial_carry(batch_shape, dtype) for c in self.cells)
 
     def _check_params(self, params: Any) -> None:
@@ -102,8 +104,9 @@ class StackedCells:
             if hasattr(cell, "check_params"):
                 cell.check_params(p, d)
 
-    def __call__(self, params: Sequence[Any], carry: tuple[Any, ...],
-                 x: jax.Array, *, key: jax.Array | None = None,
+    def __call__(self, params: Sequence[Any] = REQUIRED,
+                 carry: tuple[Any, ...] = REQUIRED, x: jax.Array = REQUIRED,
+                 *, key: jax.Array | None = None,
                  training: bool = False) -> tuple[tuple[Any, ...], jax.Array]:
         """Advances every cell by one step.
 
@@ -116,10 +119,22 @@ class StackedCells:
 
         Returns:
           (tuple of new carries, the last cell's output).
+
+        Raises:
+          TypeError, ValueError: an argument is missing, or `params` or
+            `carry` do not hold one entry per cell (each cell checks its
+            own entry).
         """
         with jax.named_scope("jaxrnn.StackedCells"):
+            check_call_arguments(self, params, carry, x)
             check_floating("x", x)
             self._check_params(params)
+            if not isinstance(carry, (tuple, list)) or len(carry) != len(
+                    self.cells):
+                raise ValueError(
+                    f"StackedCells `carry` must be a tuple of "
+                    f"{len(self.cells)} entries (one per cell, as "
+                    f"initial_carry returns), got {describe(carry)}.")
             keys = self._keys(key)
             new_carry = []
             for cell, p, c, k in zip(self.cells, params, carry, keys):

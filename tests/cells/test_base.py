@@ -223,3 +223,143 @@ def test_apply_gates_holds_the_carry_of_masked_steps(name, compute_dtype,
         # LSTM's masked step into 4 kernels instead of 2).
         held_h = jax.tree.leaves(held)[0]
         np.testing.assert_array_equal(y[~keep], held_h[~keep])
+
+
+# --- What a direct step call checks (every built-in cell) --------------------
+
+def _every_cell():
+    """(cell, input features) for each built-in cell and a stack of them."""
+    return [
+        (jaxrnn.SimpleRNNCell(4), 3),
+        (jaxrnn.LSTMCell(4), 3),
+        (jaxrnn.GRUCell(4), 3),
+        (jaxrnn.GRUCell(4, reset_after=False), 3),
+        (jaxrnn.MinGRUCell(4), 3),
+        (jaxrnn.MinLSTMCell(4), 3),
+        (jaxrnn.LRUCell(3, state_units=4), 3),
+        (jaxrnn.StackedCells([jaxrnn.LSTMCell(5), jaxrnn.GRUCell(4)]), 3),
+    ]
+
+
+EVERY_CELL = _every_cell()
+EVERY_ID = [type(cell).__name__ for cell, _ in EVERY_CELL]
+
+
+@pytest.mark.parametrize("cell,features", EVERY_CELL, ids=EVERY_ID)
+def test_step_input_with_a_time_axis_is_refused(cell, features, key):
+    # (B, 1, D) against a (B, H) carry would broadcast to (B, B, H).
+    params = cell.init(key, features)
+    with pytest.raises(ValueError, match=r"`carry` leaf 0 must have shape "
+                       r"\(2, 1, \d\) for `x` of shape \(2, 1, 3\)"):
+        cell(params, cell.initial_carry((2,)), jnp.ones((2, 1, features)))
+
+
+@pytest.mark.parametrize("cell,features", EVERY_CELL, ids=EVERY_ID)
+def test_carry_of_another_batch_is_refused(cell, features, key):
+    params = cell.init(key, features)
+    with pytest.raises(ValueError, match=r"`carry` leaf 0 must have shape "
+                       r"\(\d,\) for `x` of shape \(3,\)"):
+        cell(params, cell.initial_carry((2,)), jnp.ones(features))
+
+
+def test_lstm_carry_must_be_the_pair(key):
+    # One (2, H) array used to be unpacked into h and c, row by row.
+    cell = jaxrnn.LSTMCell(4)
+    with pytest.raises(ValueError, match=r"LSTMCell `carry` must have the "
+                       r"structure of LSTMCell.initial_carry\(\)"):
+        cell(cell.init(key, 3), jnp.zeros((2, 4)), jnp.ones(3))
+
+
+@pytest.mark.parametrize("cell", [jaxrnn.LRUCell(3),
+                                  jaxrnn.ConvLSTM2DCell(
+                                      2, 3, padding="same",
+                                      spatial_shape=(5, 5))],
+                         ids=["LRUCell", "ConvLSTM2DCell"])
+def test_pair_carries_must_be_pairs(cell, key):
+    params = cell.init(key, 3 if isinstance(cell, jaxrnn.LRUCell) else 1)
+    x = jnp.ones(3) if isinstance(cell, jaxrnn.LRUCell) else jnp.ones(
+        (5, 5, 1))
+    with pytest.raises(ValueError, match="`carry` must have the structure"):
+        cell(params, cell.initial_carry()[0], x)
+
+
+def test_stacked_carry_needs_one_entry_per_cell(key):
+    cell = jaxrnn.StackedCells([jaxrnn.GRUCell(4), jaxrnn.GRUCell(4)])
+    with pytest.raises(ValueError, match="tuple of 2 entries"):
+        cell(cell.init(key, 3), jnp.zeros(4), jnp.ones(3))
+
+
+@pytest.mark.parametrize("cell,features", EVERY_CELL, ids=EVERY_ID)
+def test_checked_steps_still_run_batched_and_under_vmap(cell, features, key):
+    params = cell.init(key, features)
+    x = jax.random.normal(jax.random.key(3), (2, 3, features))
+    batched = cell(params, cell.initial_carry((2, 3)), x)
+    mapped = jax.vmap(jax.vmap(lambda c, x: cell(params, c, x)))(
+        cell.initial_carry((2, 3)), x)
+    jax.jit(lambda p, c, x: cell(p, c, x))(params, cell.initial_carry((2, 3)),
+                                           x)
+    for a, b in zip(jax.tree.leaves(batched), jax.tree.leaves(mapped)):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize("cell,features", EVERY_CELL, ids=EVERY_ID)
+def test_initial_carry_takes_an_int_batch_size(cell, features):
+    del features
+    got = jax.tree.map(jnp.shape, cell.initial_carry(4))
+    assert got == jax.tree.map(jnp.shape, cell.initial_carry((4,)))
+
+
+def test_conv_lstm_initial_carry_takes_an_int_batch_size():
+    cell = jaxrnn.ConvLSTM2DCell(2, 3, padding="same", spatial_shape=(5, 5))
+    assert cell.initial_carry(4)[0].shape == (4, 5, 5, 2)
+
+
+@pytest.mark.parametrize("batch_shape,error", [
+    ("4", TypeError), (4.0, TypeError), ((2, -1), ValueError)])
+def test_initial_carry_refuses_other_batch_shapes(batch_shape, error):
+    with pytest.raises(error, match="batch_shape"):
+        jaxrnn.LSTMCell(4).initial_carry(batch_shape)
+
+
+CALLABLE_CELLS = EVERY_CELL + [(jaxrnn.ConvLSTM2DCell(
+    2, 3, padding="same", spatial_shape=(5, 5)), 1)]
+
+
+@pytest.mark.parametrize("cell,features", CALLABLE_CELLS,
+                         ids=EVERY_ID + ["ConvLSTM2DCell"])
+def test_call_without_params_names_the_cell(cell, features):
+    name = type(cell).__name__
+    with pytest.raises(TypeError, match=rf"^{name} takes \(params, carry, "
+                       r"x\), got 2 of them; missing \['x'\]"):
+        cell(cell.initial_carry(), jnp.ones(features))
+
+
+@pytest.mark.parametrize("dtype", [jnp.int32, jnp.bool_, jnp.complex64])
+@pytest.mark.parametrize("cell,features", EVERY_CELL, ids=EVERY_ID)
+def test_params_of_a_non_float_dtype_are_refused(cell, features, dtype, key):
+    params = cell.init(key, features)
+    first = params[0] if isinstance(params, list) else params
+    name = sorted(first)[0]
+    first[name] = first[name].astype(dtype)
+    with pytest.raises(TypeError, match=rf"params\['{name}'\] must have a "
+                       "floating dtype"):
+        cell(params, cell.initial_carry(), jnp.ones(features))
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_params_of_any_float_dtype_run(dtype, key):
+    cell = jaxrnn.GRUCell(4)
+    params = jax.tree.map(lambda p: p.astype(dtype), cell.init(key, 3))
+    _, y = cell(params, cell.initial_carry(), jnp.ones(3))
+    assert y.shape == (4,)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: jaxrnn.LSTMCell(units=jnp.ones(300)),
+    lambda: jaxrnn.LSTMCell(4).init(jax.random.key(0), np.ones((50, 70))),
+])
+def test_an_array_for_a_size_is_named_by_shape_not_printed(make):
+    with pytest.raises(TypeError, match=r"must be a positive int, got "
+                       r"\w+ of shape \((300,|50, 70)\) and dtype") as info:
+        make()
+    assert len(str(info.value)) < 200
