@@ -205,7 +205,8 @@ def layer_from_torch(module_or_config: Any) -> Any:
     return layer if num_layers == 1 else TorchStack([layer] * num_layers)
 
 
-def from_torch(state_dict: Mapping[str, Any], layer: Any) -> Any:
+def from_torch(state_dict: Mapping[str, Any], layer: Any, *,
+               prefix: str = "") -> Any:
     """Converts a torch RNN, LSTM or GRU state dict into `layer`'s params.
 
     Args:
@@ -213,18 +214,23 @@ def from_torch(state_dict: Mapping[str, Any], layer: Any) -> Any:
         ``'weight_ih_l1_reverse'`` to torch tensors or NumPy arrays.
       layer: the matching jaxrnn layer, as `layer_from_torch` builds it (any
         ``merge_mode``; ``return_sequences`` and the like do not matter).
+      prefix: the recurrent module's path in a whole model's state dict,
+        e.g. ``'lstm.'`` for ``'lstm.weight_ih_l0'``; only the names under
+        it are read (the rest of the model is ignored), without it.
 
     Returns:
       Params for `layer` as JAX arrays of the state dict's float dtype
-      (float64 only with ``jax_enable_x64``), in Keras' layout: torch's two
-      LSTM or RNN biases summed into one ``bias``, GRU gates reordered to
+      (float64 only with ``jax_enable_x64``; bfloat16 and float16 kept), in
+      Keras' layout: torch's two LSTM or RNN biases summed into one ``bias``
+      (in float32 at least, then rounded once), GRU gates reordered to
       Keras' (z, r, h) with ``bias`` (2, 3H).
 
     Raises:
-      TypeError: `layer` has no torch counterpart, or a value is not a float
-        array.
-      ValueError: the state dict has missing or unexpected names, or arrays
-        whose shapes do not fit `layer` (the message names the array).
+      TypeError: `layer` has no torch counterpart, `prefix` is not a
+        string, or a value is not a floating array (the message names it).
+      ValueError: the state dict has missing or unexpected names (the
+        message suggests a `prefix` that would fit), or arrays whose shapes
+        do not fit `layer` (the message names the array).
 
     Example:
       >>> import numpy as np
@@ -239,8 +245,8 @@ def from_torch(state_dict: Mapping[str, Any], layer: Any) -> Any:
       ((3, 4), (4,))
     """
     structure = _torch_layers(layer)
-    arrays = _numpy_state(state_dict)
-    _check_names(arrays, structure, layer)
+    arrays = _numpy_state(_under_prefix(state_dict, prefix), prefix,
+                          structure, layer)
     input_dim, per_layer = None, []
     for k, cells in enumerate(structure):
         per_direction = []
@@ -265,7 +271,10 @@ def to_torch(params: Any, layer: Any) -> dict[str, np.ndarray]:
       Torch's names in ``state_dict()`` order to NumPy arrays, ready for
       ``module.load_state_dict({k: torch.from_numpy(v) for k, v in ...})``.
       LSTM and RNN put the whole bias in ``bias_ih`` and zeros in
-      ``bias_hh`` (their sum is what matters).
+      ``bias_hh`` (their sum is what matters). Arrays keep the params'
+      dtype; bfloat16 ones are ``ml_dtypes.bfloat16``, which
+      ``torch.from_numpy`` refuses: load them with
+      ``torch.from_numpy(v.astype(np.float32)).bfloat16()`` (exact).
 
     Raises:
       TypeError: `layer` has no torch counterpart, or `params` is not its
@@ -517,21 +526,51 @@ def _join_params(layer: Any, per_layer: list[list[Any]]) -> Any:
 
 # Arrays: torch's names, shapes and gate orders <-> Keras'.
 
-def _numpy_state(state_dict: Any) -> dict[str, np.ndarray]:
+def _under_prefix(state_dict: Any, prefix: str) -> Mapping[str, Any]:
     if not isinstance(state_dict, Mapping):
         raise TypeError("`state_dict` must be a dict of arrays (a torch "
                         "module's state_dict()), got "
                         f"{type(state_dict).__name__}.")
-    arrays = {}
-    for name, value in state_dict.items():
-        if hasattr(value, "detach"):  # a torch tensor, maybe on a GPU
-            value = value.detach().cpu().numpy()
-        array = np.asarray(value)
-        if not np.issubdtype(array.dtype, np.floating):
-            raise TypeError(f"state_dict[{name!r}] must be a float array, got "
-                            f"dtype {array.dtype}.")
-        arrays[name] = array
-    return arrays
+    if not isinstance(prefix, str):
+        raise TypeError(f"`prefix` must be a string such as 'lstm.', got "
+                        f"{type(prefix).__name__}.")
+    if not prefix:
+        return state_dict
+    selected = {name[len(prefix):]: value for name, value in state_dict.items()
+                if isinstance(name, str) and name.startswith(prefix)}
+    if not selected:
+        heads = sorted({str(name).rpartition(".")[0] + "."
+                        for name in state_dict if "." in str(name)})
+        raise ValueError(f"No name in `state_dict` starts with `prefix` "
+                         f"{prefix!r}; its names start with {heads or ['']}.")
+    return selected
+
+
+def _numpy_state(state_dict: Mapping[str, Any], prefix: str,
+                 structure: list[list[Any]], layer: Any
+                 ) -> dict[str, np.ndarray]:
+    # Names first: a whole model's state dict holds integer buffers that
+    # are not ours to convert.
+    _check_names(state_dict, structure, layer, prefix)
+    return {name: _float_array(prefix + name, value)
+            for name, value in state_dict.items()}
+
+
+def _float_array(name: str, value: Any) -> np.ndarray:
+    if hasattr(value, "detach"):  # a torch tensor, maybe on a GPU
+        if not value.is_floating_point():
+            raise TypeError(f"state_dict[{name!r}] must be a floating "
+                            f"tensor, got dtype {value.dtype}.")
+        value = value.detach().cpu()
+        if str(value.dtype) == "torch.bfloat16":
+            # NumPy has no bfloat16 of torch's; float32 holds it exactly.
+            return value.float().numpy().astype(jnp.bfloat16)
+        value = value.numpy()
+    array = np.asarray(value)
+    if not jnp.issubdtype(array.dtype, jnp.floating):
+        raise TypeError(f"state_dict[{name!r}] must be a float array, got "
+                        f"dtype {array.dtype}.")
+    return array
 
 
 def _expected_names(structure: list[list[Any]]) -> list[str]:
@@ -558,16 +597,31 @@ def _describe_names(names: Sequence[str]) -> str:
 
 
 def _check_names(arrays: Mapping[str, Any], structure: list[list[Any]],
-                 layer: Any) -> None:
+                 layer: Any, prefix: str = "") -> None:
     expected = _expected_names(structure)
-    missing = [name for name in expected if name not in arrays]
-    unexpected = [name for name in arrays if name not in set(expected)]
+    missing = [prefix + name for name in expected if name not in arrays]
+    unexpected = [prefix + name for name in arrays
+                  if name not in set(expected)]
     if missing or unexpected:
         raise ValueError(
             f"The state dict does not fit {_name(layer)}: missing {missing}, "
             f"unexpected {unexpected}. The state dict has "
             f"{_describe_names(list(arrays))}; the layer stands for "
-            f"{_describe_names(expected)}.")
+            f"{_describe_names(expected)}.{_prefix_hint(arrays, expected, prefix)}")
+
+
+def _prefix_hint(arrays: Mapping[str, Any], expected: list[str],
+                 prefix: str) -> str:
+    """Advice when the names sit under a module path, as in a whole model's
+    state dict (``'lstm.weight_ih_l0'``)."""
+    names = {name for name in arrays if isinstance(name, str)}
+    found = sorted(name[:-len(expected[0])] for name in names
+                   if name.endswith("." + expected[0]))
+    fits = [p for p in found if all(p + n in names for n in expected)]
+    if not fits:
+        return ""
+    return (f" The names sit under {fits[0]!r}: pass "
+            f"prefix={prefix + fits[0]!r}.")
 
 
 def _check_torch_shapes(arrays: Mapping[str, np.ndarray], suffix: str,
@@ -629,7 +683,10 @@ def _cell_from_torch(arrays: Mapping[str, np.ndarray], suffix: str,
         if isinstance(cell, GRUCell):
             params["bias"] = np.stack([bias_ih, bias_hh])  # (2, 3H)
         else:
-            params["bias"] = bias_ih + bias_hh
+            # Half-precision biases summed in float32, rounded once.
+            wide = np.promote_types(bias_ih.dtype, np.float32)
+            params["bias"] = (bias_ih.astype(wide) + bias_hh.astype(wide)
+                              ).astype(bias_ih.dtype)
     if isinstance(cell, GRUCell):
         params = {k: _swap_first_gates(v, cell.units)
                   for k, v in params.items()}

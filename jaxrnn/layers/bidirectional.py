@@ -23,6 +23,10 @@ _MERGE: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
 }
 
 
+def _output_size(layer: Any) -> int | None:
+    return getattr(getattr(layer, "cell", None), "output_size", None)
+
+
 @dataclasses.dataclass(frozen=True)
 class Bidirectional:
     """Runs a recurrent layer forwards and a copy backwards, then merges.
@@ -38,7 +42,9 @@ class Bidirectional:
         return both outputs.
       backward_layer: an explicit backward layer; it must process the
         sequence in the other direction and agree on ``return_sequences``,
-        ``return_state`` and ``stateful``.
+        ``return_state`` and ``stateful``; with ``'sum'``, ``'mul'`` or
+        ``'ave'`` also on the output size (``'concat'`` and None take
+        different sizes, as Keras does).
 
     Params are ``{'forward': ..., 'backward': ...}``. With ``return_state``
     the call returns ``[output, *forward_states, *backward_states]``
@@ -83,6 +89,16 @@ class Bidirectional:
                     f"The forward and backward layers must agree on `{name}`, "
                     f"got {getattr(forward, name)} and "
                     f"{getattr(backward, name)}.")
+        sizes = (_output_size(forward), _output_size(backward))
+        if self.merge_mode in ("sum", "mul", "ave") and None not in sizes \
+                and sizes[0] != sizes[1]:
+            # Keras builds this and fails in the merge, mid-call.
+            raise ValueError(
+                f"merge_mode={self.merge_mode!r} adds or multiplies the two "
+                f"directions, so the forward and backward layers must have "
+                f"the same output size, got {sizes[0]} and {sizes[1]}; give "
+                f"`backward_layer` {sizes[0]} units or use "
+                f"merge_mode='concat' or None.")
 
     @functools.cached_property
     def forward_layer(self) -> Any:
@@ -193,16 +209,22 @@ class Bidirectional:
           (None, 6, 8)
         """
         shapes = self.forward_layer.output_shape(input_shape)
+        backward = self.backward_layer.output_shape(input_shape)
         with_states = isinstance(shapes, list)
         out, states = (shapes[0], shapes[1:]) if with_states else (shapes, [])
+        out_rev, states_rev = ((backward[0], backward[1:]) if with_states
+                               else (backward, []))
+        # The sizes of both directions: Keras doubles the forward one, which
+        # misreports a backward_layer with other units.
         if self.merge_mode == "concat":
-            out = [out[:-1] + (2 * out[-1],)]
+            both = (out[-1], out_rev[-1])
+            out = [out[:-1] + (None if None in both else sum(both),)]
         elif self.merge_mode is None:
-            out = [out, out]
+            out = [out, out_rev]
         else:
             out = [out]
         if with_states:
-            return out + states + states
+            return out + states + states_rev
         return out if self.merge_mode is None else out[0]
 
     def param_count(self, input_shape) -> int:

@@ -12,7 +12,7 @@ import numpy as np
 from jaxrnn._rnn import rnn
 from jaxrnn.cells.conv_lstm import (ConvLSTM1DCell, ConvLSTM2DCell,
                                     ConvLSTM3DCell)
-from jaxrnn.layers.recurrent import RecurrentLayer, _LayerOptions
+from jaxrnn.layers.recurrent import RecurrentLayer, _LayerOptions, _shape_tuple
 
 Shape = Sequence[Any]
 
@@ -50,7 +50,9 @@ class ConvLSTMLayer(RecurrentLayer):
     def _layout(self, input_shape: Shape, name: str = "input_shape"
                 ) -> tuple[tuple, tuple, tuple]:
         """Checks a shape; returns (batch, steps, frame) as tuples."""
-        shape, n = tuple(input_shape), self.cell.rank + 1
+        shape = _shape_tuple(input_shape, "(None, T, *S, C)",
+                             "(None, None, *S, {})")
+        n = self.cell.rank + 1
         frame = ("(*S, C)" if self.cell.data_format == "channels_last"
                  else "(C, *S)")
         if len(shape) not in (n + 1, n + 2):

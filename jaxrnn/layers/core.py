@@ -15,13 +15,13 @@ from jaxrnn import activations, initializers
 from jaxrnn._validation import check_floating, check_positive_int, check_rate
 from jaxrnn.activations import ActivationLike
 from jaxrnn.initializers import InitializerLike
-from jaxrnn.layers.recurrent import count_params
+from jaxrnn.layers.recurrent import _shape_tuple, count_params
 
 Shape = Sequence[Any]
 
 
 def _last_dim(name: str, input_shape: Shape) -> int:
-    shape = tuple(input_shape)
+    shape = _shape_tuple(input_shape, "(None, D)", "(None, {})")
     if not shape or not isinstance(shape[-1], (int, np.integer)):
         raise ValueError(f"{name} needs `input_shape` ending with a known "
                          f"feature size, got {shape}.")
@@ -260,7 +260,7 @@ class TimeDistributed(PassMask):
         Returns:
           ``layer.init(key, (B, ...))``.
         """
-        shape = tuple(input_shape)
+        shape = _shape_tuple(input_shape, "(None, T, D)")
         if len(shape) < 3:
             raise ValueError("TimeDistributed needs inputs (B, T, ...), got "
                              f"input_shape {shape}.")

@@ -20,8 +20,24 @@ from jaxrnn.cells.stacked import StackedCells
 Shape = Sequence[Any]
 
 
+def _shape_tuple(input_shape: Any, example: str = "(None, T, D)",
+                 fix: str = "(None, None, {})") -> tuple[Any, ...]:
+    """`input_shape` as a tuple; a TypeError naming it for a bare number,
+    which could mean features, steps or batch (`fix` shows the likely one)."""
+    if isinstance(input_shape, (int, np.integer)) and not isinstance(input_shape, bool):
+        raise TypeError(
+            f"`input_shape` must be a shape tuple such as {example} (None "
+            f"for unknown sizes), got the int {input_shape}; for inputs of "
+            f"{input_shape} features pass {fix.format(input_shape)}.")
+    if isinstance(input_shape, (str, bytes)) or not hasattr(input_shape, "__iter__"):
+        raise TypeError(f"`input_shape` must be a shape tuple such as "
+                        f"{example} (None for unknown sizes), got "
+                        f"{type(input_shape).__name__}.")
+    return tuple(input_shape)
+
+
 def _check_input_shape(input_shape: Shape) -> tuple[Any, ...]:
-    shape = tuple(input_shape)
+    shape = _shape_tuple(input_shape)
     if len(shape) not in (2, 3):
         raise ValueError("`input_shape` must be (B, T, D), (T, B, D) or "
                          f"unbatched (T, D) with None for unknown sizes, got "
@@ -79,17 +95,40 @@ class RecurrentLayer:
         """
         return self.cell.init(key, _check_input_shape(input_shape)[-1])
 
-    def _carry_from_state(self, initial_state: Any, batch_shape) -> Any:
+    def _carry_from_state(self, initial_state: Any, batch_shape,
+                          inputs_shape=None) -> Any:
         if initial_state is None:
             return None
         states = jax.tree.leaves(initial_state)
-        treedef = jax.tree.structure(
-            jax.eval_shape(lambda: self.cell.initial_carry(batch_shape)))
+        carry = jax.eval_shape(lambda: self.cell.initial_carry(batch_shape))
+        treedef = jax.tree.structure(carry)
         if len(states) != treedef.num_leaves:
             raise ValueError(f"`initial_state` must hold {treedef.num_leaves} "
                              f"state array(s) for {type(self.cell).__name__}, "
                              f"got {len(states)}.")
+        if inputs_shape is not None:
+            self._check_state_shapes(states, jax.tree.leaves(carry),
+                                     inputs_shape)
         return jax.tree.unflatten(treedef, states)
+
+    def _check_state_shapes(self, states, wanted, inputs_shape) -> None:
+        for i, (state, want) in enumerate(zip(states, wanted)):
+            got = tuple(np.shape(state))
+            if got == want.shape:
+                continue
+            if len(inputs_shape) == 2 and len(got) == len(want.shape) + 1:
+                # Rank-2 inputs are one unbatched sequence (T, D); batched
+                # states say the caller meant a batch of single steps.
+                fix = "x[None]" if self.time_major else "x[:, None]"
+                layout = "(T, B, D)" if self.time_major else "(B, T, D)"
+                raise ValueError(
+                    f"`initial_state[{i}]` is batched, {got}, but `inputs` "
+                    f"{tuple(inputs_shape)} has no time axis and reads as one "
+                    f"unbatched sequence (T, D): batched inputs must be "
+                    f"{layout}; add a time axis, e.g. {fix}.")
+            raise ValueError(f"`initial_state[{i}]` must have shape "
+                             f"{want.shape} for inputs "
+                             f"{tuple(inputs_shape)}, got {got}.")
 
     def __call__(self, params: Any, inputs: jax.Array, *,
                  mask: jax.Array | None = None, initial_state: Any = None,
@@ -115,7 +154,8 @@ class RecurrentLayer:
             np.shape(inputs)[1 if self.time_major else 0],)
         outputs, carry = rnn(
             self.cell, params, inputs,
-            initial_carry=self._carry_from_state(initial_state, batch_shape),
+            initial_carry=self._carry_from_state(initial_state, batch_shape,
+                                                 np.shape(inputs)),
             mask=mask, time_major=self.time_major,
             go_backwards=self.go_backwards, unroll=self.unroll,
             remat=self.remat, return_sequences=self.return_sequences,

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 from typing import Any, Callable, Sequence
 
 import jax
+import numpy as np
 
-from jaxrnn.layers.recurrent import count_params
+from jaxrnn.layers.bidirectional import Bidirectional
+from jaxrnn.layers.core import TimeDistributed
+from jaxrnn.layers.recurrent import RecurrentLayer, _shape_tuple, count_params
 
 Shape = Sequence[Any]
 
@@ -32,6 +36,40 @@ def _first(shape: Any) -> Any:
     return shape[0] if isinstance(shape, list) else shape
 
 
+def _unbatched_rank(layer: Any) -> int | None:
+    """The rank of one unbatched example a sequence layer reads: 2 for
+    (T, D), 2 + spatial axes for ConvLSTM; None for a layer that takes any
+    rank (Dense, Embedding, ...)."""
+    if isinstance(layer, Sequential):
+        return _unbatched_rank(layer.layers[0]) if layer.layers else None
+    inner = layer.layer if isinstance(layer, Bidirectional) else layer
+    if isinstance(inner, RecurrentLayer):
+        return 1 + getattr(inner.cell, "input_ndim", 1)
+    return None
+
+
+def _leaf_paths(tree: Any) -> tuple[str, ...]:
+    # Paths, not treedefs: a list where init gives a tuple is no error.
+    return tuple(sorted(jax.tree_util.keystr(path) for path, _ in
+                        jax.tree_util.tree_flatten_with_path(tree)[0]))
+
+
+def _describe(params: Any) -> str:
+    if isinstance(params, dict):
+        return f"keys {sorted(map(str, params))}"
+    if isinstance(params, (list, tuple)):
+        return f"a {type(params).__name__} of {len(params)}"
+    return type(params).__name__
+
+
+def _init_params_paths(model: "Sequential", shape: tuple) -> tuple:
+    shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), shape))
+    return tuple(map(_leaf_paths, shapes)), tuple(map(_describe, shapes))
+
+
+_cached_params_paths = functools.lru_cache(maxsize=64)(_init_params_paths)
+
+
 @dataclasses.dataclass(frozen=True, init=False)
 class Sequential:
     """Layers applied one after another, Keras' ``Sequential``.
@@ -44,6 +82,13 @@ class Sequential:
       layers: the layers, each with ``init(key, input_shape)``,
         ``layer(params, x, *, mask, key, training)`` and ``output_shape``.
       name: the model's name in `summary`.
+
+    The model's input decides whether it is batched: a recurrent layer
+    first reached with (B, T, D) makes every later recurrent layer need
+    (B, T, H) too, so a recurrent layer without ``return_sequences=True``
+    followed by another is refused (Keras: "expected ndim=3") rather than
+    its (B, H) output read as one unbatched sequence. With (T, D) the model
+    runs one unbatched example, as under `jax.vmap`.
 
     Params are a list with one entry per layer (each the layer's own).
     ``model(params, x)`` returns the output; ``model.apply(params, x,
@@ -97,11 +142,57 @@ class Sequential:
     def output_shapes(self, input_shape: Shape) -> list[Any]:
         """Each layer's output shape for `input_shape` (None: unknown); a
         recurrent layer returning states counts with its output only."""
-        shapes, shape = [], tuple(input_shape)
-        for layer in self.layers:
+        return self._walk(input_shape, "input_shape")[1:]
+
+    def _walk(self, input_shape: Shape, name: str) -> list[Any]:
+        """The model's input shape then each layer's output shape; raises
+        where a sequence layer gets the wrong rank for the model."""
+        shape = _shape_tuple(input_shape)
+        shapes, batched = [shape], None
+        for i, layer in enumerate(self.layers):
+            batched = self._check_rank(i, shape, batched, shapes[0], name)
             shape = _first(layer.output_shape(shape))
             shapes.append(shape)
         return shapes
+
+    def _check_rank(self, i: int, shape: tuple, batched: bool | None,
+                    model_shape: tuple, name: str) -> bool | None:
+        """Whether the model is batched, as the first recurrent layer's
+        input says; later ones must agree."""
+        layer, rank = self.layers[i], _unbatched_rank(self.layers[i])
+        if rank is None:
+            if batched and isinstance(layer, TimeDistributed) and len(shape) < 3:
+                self._rank_error(i, shape, "rank 3 or more, (B, T, ...),",
+                                 batched, model_shape, name)
+            return batched
+        if batched is None:
+            # Wrong ranks here are the layer's own error to raise.
+            return len(shape) == rank + 1 if len(shape) - rank in (0, 1) else None
+        if len(shape) != rank + batched:
+            layout = ("(B, T, " if batched else "(T, ") + (
+                "D)" if rank == 2 else f"*S, C) with {rank - 2} spatial axes")
+            self._rank_error(i, shape, f"rank {rank + batched}, {layout},",
+                             batched, model_shape, name)
+        return batched
+
+    def _rank_error(self, i: int, shape: tuple, want: str, batched: bool,
+                    model_shape: tuple, name: str) -> None:
+        message = (f"layers[{i}] ({type(self.layers[i]).__name__}) needs "
+                   f"inputs of {want} as the model's `{name}` "
+                   f"{tuple(model_shape)} is "
+                   f"{'batched' if batched else 'unbatched'}, got "
+                   f"{tuple(shape)}")
+        previous = [j for j in range(i) if _unbatched_rank(self.layers[j])]
+        if previous and not getattr(self.layers[previous[-1]],
+                                    "return_sequences", True):
+            j = previous[-1]
+            message += (f" from layers[{j}] "
+                        f"({type(self.layers[j]).__name__}), which returns "
+                        f"only its last output: set return_sequences=True "
+                        f"on layers[{j}].")
+        else:
+            message += "."
+        raise ValueError(message)
 
     def output_shape(self, input_shape: Shape) -> tuple[Any, ...]:
         """The model's output shape."""
@@ -109,12 +200,10 @@ class Sequential:
 
     def init(self, key: jax.Array, input_shape: Shape) -> list[Any]:
         """Returns a list with each layer's params, in order."""
+        shapes = self._walk(input_shape, "input_shape")
         keys = jax.random.split(key, max(len(self.layers), 1))
-        params, shape = [], tuple(input_shape)
-        for layer, k in zip(self.layers, keys):
-            params.append(layer.init(k, shape))
-            shape = _first(layer.output_shape(shape))
-        return params
+        return [layer.init(k, shape)
+                for layer, k, shape in zip(self.layers, keys, shapes)]
 
     def apply(self, params: Sequence[Any], x: jax.Array, *,
               mask: jax.Array | None = None, key: jax.Array | None = None,
@@ -137,6 +226,8 @@ class Sequential:
                              f"{len(self.layers)} entries (one per layer), got "
                              f"{type(params).__name__} of length "
                              f"{len(params) if hasattr(params, '__len__') else '?'}.")
+        self._walk(np.shape(x), "inputs")
+        self._check_params(params, np.shape(x))
         keys = ([None] * len(self.layers) if key is None
                 else list(jax.random.split(key, len(self.layers))))
         new_params = []
@@ -150,6 +241,30 @@ class Sequential:
             x = y
             new_params.append(p)
         return x, new_params
+
+    def _check_params(self, params: Sequence[Any], shape: tuple) -> None:
+        """Each entry's structure against its layer's `init`, so params in
+        the wrong order fail here, by index, not as a KeyError inside."""
+        try:
+            hash(self)
+        except TypeError:  # an unhashable custom layer: no cache
+            expected, described = _init_params_paths(self, tuple(shape))
+        else:
+            expected, described = _cached_params_paths(self, tuple(shape))
+        got = [_leaf_paths(p) for p in params]
+        for i, (want, have) in enumerate(zip(expected, got)):
+            if want == have:
+                continue
+            message = (f"Sequential params[{i}] does not fit layers[{i}] "
+                       f"({type(self.layers[i]).__name__}): it expects "
+                       f"{described[i]}, got {_describe(params[i])}")
+            fits = [j for j, paths in enumerate(expected) if paths == have]
+            if fits:
+                message += (f", the params of layers[{fits[0]}] "
+                            f"({type(self.layers[fits[0]]).__name__}): params "
+                            f"may be in the wrong order; keep `init`'s order, "
+                            f"one entry per layer")
+            raise ValueError(message + ".")
 
     def __call__(self, params: Sequence[Any], x: jax.Array, *,
                  mask: jax.Array | None = None, key: jax.Array | None = None,

@@ -511,3 +511,79 @@ def test_importing_interop_does_not_import_torch():
             "assert 'torch' not in sys.modules, 'torch was imported'")
     subprocess.run([sys.executable, "-c", code], check=True,
                    cwd=pathlib.Path(__file__).parents[2])
+
+
+# Half precision, whole-model state dicts, non-floating tensors.
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_from_torch_keeps_half_precision(mode, dtype):
+    module = _module(mode, 2, True, seed=11).to(getattr(torch, dtype))
+    layer = layer_from_torch(module)
+    half = from_torch(module.state_dict(), layer)
+    full = from_torch({k: v.float() for k, v in module.state_dict().items()},
+                      layer)
+    for ours, wide in zip(jax.tree.leaves(half), jax.tree.leaves(full)):
+        assert ours.dtype == jnp.dtype(dtype)
+        # Weights exactly torch's; a summed bias rounded once from float32.
+        np.testing.assert_array_equal(ours, wide.astype(dtype))
+
+
+def test_to_torch_keeps_bfloat16_and_loads_into_torch():
+    module = _module("LSTM", seed=12).to(torch.bfloat16)
+    layer = layer_from_torch(module)
+    state = to_torch(from_torch(module.state_dict(), layer), layer)
+    assert {v.dtype for v in state.values()} == {jnp.dtype("bfloat16")}
+    module.load_state_dict({k: torch.from_numpy(v.astype(np.float32)).bfloat16()
+                            for k, v in state.items()})
+    torch_state = module.state_dict()
+    np.testing.assert_array_equal(state["weight_hh_l0"],
+                                  torch_state["weight_hh_l0"].float().numpy())
+
+
+class _Model(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(13)
+        self.lstm = torch.nn.LSTM(D, H, num_layers=2)
+        self.norm = torch.nn.BatchNorm1d(H)  # an int64 buffer too
+        self.head = torch.nn.Linear(H, 2)
+
+
+def test_from_torch_reads_a_whole_model_under_a_prefix():
+    model = _Model()
+    layer = layer_from_torch(model.lstm)
+    ours = from_torch(model.state_dict(), layer, prefix="lstm.")
+    alone = from_torch(model.lstm.state_dict(), layer)
+    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(alone)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_from_torch_suggests_the_prefix():
+    model = _Model()
+    with pytest.raises(ValueError, match=r"does not fit.*under 'lstm.': "
+                       r"pass prefix='lstm.'"):
+        from_torch(model.state_dict(), layer_from_torch(model.lstm))
+
+
+def test_from_torch_rejects_a_prefix_matching_nothing():
+    model = _Model()
+    with pytest.raises(ValueError, match=r"`prefix` 'rnn.'.*\['head.', "
+                       r"'lstm.', 'norm.'\]"):
+        from_torch(model.state_dict(), layer_from_torch(model.lstm),
+                   prefix="rnn.")
+
+
+def test_from_torch_rejects_a_prefix_not_a_string():
+    with pytest.raises(TypeError, match="`prefix` must be a string"):
+        from_torch(_state("GRU"), layer_from_torch(
+            {"mode": "GRU", "hidden_size": H}), prefix=0)
+
+
+@pytest.mark.parametrize("dtype", ["int64", "bool", "complex64"])
+def test_from_torch_rejects_non_floating_tensors(dtype):
+    state = _state("LSTM")
+    state["bias_hh_l0"] = state["bias_hh_l0"].to(getattr(torch, dtype))
+    with pytest.raises(TypeError, match=rf"state_dict\['bias_hh_l0'\] must "
+                       rf"be a floating tensor, got dtype torch.{dtype}"):
+        from_torch(state, layer_from_torch({"mode": "LSTM", "hidden_size": H}))

@@ -137,3 +137,37 @@ def test_rejects_malformed_params(key):
     params = bi.init(key, (B, T, D))
     with pytest.raises(ValueError, match="forward"):
         bi({"forward": params["forward"]}, jnp.asarray(_inputs()))
+
+
+@pytest.mark.parametrize("merge_mode", ["sum", "mul", "ave"])
+def test_elementwise_merges_need_backward_layers_of_the_same_units(merge_mode):
+    # Keras builds this and fails inside the merge when called.
+    with pytest.raises(ValueError, match=rf"merge_mode='{merge_mode}'.*same "
+                       r"output size, got 4 and 5"):
+        jaxrnn.Bidirectional(jaxrnn.LSTM(4), merge_mode=merge_mode,
+                             backward_layer=jaxrnn.LSTM(5, go_backwards=True))
+
+
+def test_backward_layer_must_agree_on_return_state():
+    with pytest.raises(ValueError, match="return_state"):
+        jaxrnn.Bidirectional(jaxrnn.LSTM(3, return_state=True),
+                             backward_layer=jaxrnn.LSTM(3, go_backwards=True))
+
+
+@pytest.mark.parametrize("merge_mode", ["concat", None])
+@pytest.mark.parametrize("return_state", [False, True])
+def test_concat_and_none_take_backward_layers_of_other_units(
+        merge_mode, return_state, key):
+    # As Keras' call does: concat gives (B, 4 + 5); Keras' own
+    # compute_output_shape says 2 * 4, which its call contradicts.
+    bi = jaxrnn.Bidirectional(
+        jaxrnn.LSTM(4, return_state=return_state), merge_mode=merge_mode,
+        backward_layer=jaxrnn.GRU(5, go_backwards=True,
+                                  return_state=return_state))
+    params = bi.init(key, (None, T, D))
+    out = bi(params, jnp.asarray(_inputs()))
+    got = [o.shape for o in out] if isinstance(out, list) else out.shape
+    want = bi.output_shape((B, T, D))
+    assert got == want
+    assert (want[0] if isinstance(want, list) else want) == (
+        (B, 9) if merge_mode == "concat" else (B, 4))

@@ -108,3 +108,9 @@ def test_time_distributed_dropout_draws_a_mask_per_step():
     assert y.shape == x.shape
     assert not bool(jnp.all(y[:, 0] == y[:, 3]))
     assert set(np.unique(np.asarray(y)).tolist()) == {0.0, 2.0}
+
+
+def test_dense_init_rejects_an_int_input_shape(key):
+    with pytest.raises(TypeError, match=r"`input_shape` must be a shape tuple"
+                       r".*got the int 3.*\(None, 3\)"):
+        Dense(2).init(key, 3)

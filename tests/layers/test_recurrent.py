@@ -266,3 +266,29 @@ def test_init_rejects_unknown_feature_size(key):
         jaxrnn.LSTM(4).init(key, (None, 10, None))
     with pytest.raises(ValueError, match="input_shape"):
         jaxrnn.LSTM(4).init(key, (10,))
+
+
+@pytest.mark.parametrize("name", ["SimpleRNN", "LSTM", "GRU"])
+def test_init_rejects_an_int_input_shape(name, key):
+    with pytest.raises(TypeError, match=r"`input_shape` must be a shape tuple "
+                       r"such as \(None, T, D\).*got the int 16.*"
+                       r"\(None, None, 16\)"):
+        getattr(jaxrnn, name)(4).init(key, 16)
+
+
+def test_stateful_layer_given_single_steps_points_at_the_time_axis(key):
+    layer = jaxrnn.LSTM(4, stateful=True)
+    params = layer.init(key, (None, None, D))
+    state = [jnp.zeros((B, 4))] * 2
+    with pytest.raises(ValueError, match=r"`initial_state\[0\]` is batched, "
+                       r"\(3, 4\).*`inputs` \(3, 5\) has no time axis.*"
+                       r"\(B, T, D\).*x\[:, None\]"):
+        layer(params, jnp.ones((B, D)), initial_state=state)
+
+
+def test_initial_state_of_another_batch_names_initial_state(key):
+    layer = jaxrnn.GRU(4)
+    params = layer.init(key, (None, None, D))
+    with pytest.raises(ValueError, match=r"`initial_state\[0\]` must have "
+                       r"shape \(3, 4\) for inputs \(3, 7, 5\), got \(2, 4\)"):
+        layer(params, jnp.asarray(_inputs()), initial_state=jnp.zeros((2, 4)))

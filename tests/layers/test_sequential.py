@@ -6,8 +6,10 @@ import keras
 import numpy as np
 import pytest
 
-from jaxrnn.layers import (GRU, LSTM, BatchNormalization, Dense, Embedding,
-                           Sequential, SimpleRNN, summary)
+from jaxrnn.layers import (GRU, LSTM, RNN, BatchNormalization, Bidirectional,
+                           Dense, Dropout, Embedding, Sequential, SimpleRNN,
+                           TimeDistributed, summary)
+from jaxrnn import LSTMCell
 
 
 def test_summary_of_the_reference_models():
@@ -114,3 +116,90 @@ def test_params_length_checked(key):
     params = model.init(key, (None, 4))
     with pytest.raises(ValueError, match="list of 2 entries"):
         model(params[:1], jnp.ones((1, 4)))
+
+
+# A recurrent layer returning only its last output, then one needing
+# sequences: in a batched model Keras refuses ("expected ndim=3").
+NEEDS_SEQUENCES = {
+    "LSTM": lambda: [LSTM(4), LSTM(3)],
+    "GRU after Dropout": lambda: [GRU(4), Dropout(0.1), GRU(3)],
+    "Bidirectional": lambda: [Bidirectional(LSTM(4)), LSTM(3)],
+    "into Bidirectional": lambda: [LSTM(4), Bidirectional(GRU(3))],
+    "RNN": lambda: [RNN(LSTMCell(4)), SimpleRNN(3)],
+    "TimeDistributed": lambda: [LSTM(4), TimeDistributed(Dense(2))],
+}
+
+
+@pytest.mark.parametrize("layers", NEEDS_SEQUENCES.values(),
+                         ids=NEEDS_SEQUENCES.keys())
+@pytest.mark.parametrize("input_shape", [(None, 6, 3), (2, 6, 3)])
+def test_batched_init_refuses_a_layer_after_the_last_output(layers, input_shape, key):
+    with pytest.raises(ValueError, match=r"batched, got \(\w+, \d\).*"
+                       r"return_sequences=True on layers\[0\]"):
+        Sequential(layers()).init(key, input_shape)
+
+
+@pytest.mark.parametrize("layers", NEEDS_SEQUENCES.values(),
+                         ids=NEEDS_SEQUENCES.keys())
+def test_batched_call_refuses_a_layer_after_the_last_output(layers, key):
+    model = Sequential(layers())
+    # Params fit (each layer's own, for the input it would need), so only
+    # the ranks are wrong: (4, H) read as one unbatched (T, D) sequence.
+    first = model.layers[0].init(key, (None, 6, 3))
+    rest = [layer.init(key, (None, 6, 4)) if not isinstance(layer, Dropout)
+            else {} for layer in model.layers[1:]]
+    with pytest.raises(ValueError, match=r"batched, got \(4, \d\).*"
+                       r"return_sequences=True on layers\[0\]"):
+        model([first, *rest], jnp.ones((4, 6, 3)))
+
+
+def test_embedding_model_with_ids_is_batched(key):
+    model = Sequential([Embedding(10, 3), LSTM(4), LSTM(2)])
+    with pytest.raises(ValueError, match="`input_shape` \\(None, None\\) is "
+                       "batched.*return_sequences=True on layers\\[1\\]"):
+        model.init(key, (None, None))
+
+
+def test_stacked_model_runs_unbatched_and_under_vmap(key):
+    model = Sequential([LSTM(4, return_sequences=True), GRU(3), Dense(2)])
+    params = model.init(key, (None, 6, 3))
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((5, 6, 3)),
+                    jnp.float32)
+    batched = model(params, x)
+    assert batched.shape == (5, 2)
+    np.testing.assert_allclose(jax.vmap(lambda e: model(params, e))(x),
+                               batched, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model(params, x[1]), batched[1],
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_unbatched_model_names_return_sequences_too(key):
+    with pytest.raises(ValueError, match=r"unbatched, got \(4,\).*"
+                       r"return_sequences=True on layers\[0\]"):
+        Sequential([LSTM(4), LSTM(3)]).init(key, (6, 3))
+
+
+def test_init_rejects_an_int_input_shape(key):
+    with pytest.raises(TypeError, match=r"`input_shape` must be a shape "
+                       r"tuple.*got the int 3.*\(None, None, 3\)"):
+        Sequential([LSTM(4)]).init(key, 3)
+
+
+def test_params_in_the_wrong_order_name_the_layer(key):
+    model = Sequential([Embedding(10, 3), LSTM(4), Dense(2)])
+    params = model.init(key, (None, None))
+    with pytest.raises(ValueError, match=r"params\[0\] does not fit layers"
+                       r"\[0\] \(Embedding\): it expects keys \['embeddings'\], "
+                       r"got keys \['bias', 'kernel', 'recurrent_kernel'\].*"
+                       r"layers\[1\] \(LSTM\).*wrong order"):
+        model([params[1], params[0], params[2]], jnp.array([[1, 2, 3]]))
+
+
+def test_params_missing_a_key_name_the_layer(key):
+    model = Sequential([Embedding(10, 3), LSTM(4), Dense(2)])
+    params = model.init(key, (None, None))
+    broken = {k: v for k, v in params[1].items() if k != "bias"}
+    with pytest.raises(ValueError, match=r"params\[1\] does not fit layers"
+                       r"\[1\] \(LSTM\).*got keys \['kernel', "
+                       r"'recurrent_kernel'\]\.$"):
+        model([params[0], broken, params[2]], jnp.array([[1, 2, 3]]))
