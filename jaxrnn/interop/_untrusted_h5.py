@@ -172,11 +172,14 @@ def check_self_contained(f: Any, name: str) -> None:
 
     def visit_link(link_name: str, link: Any) -> None:
         if not isinstance(link, h5py.HardLink):
-            links.append((link_name, type(link).__name__))
+            kind = {"SoftLink": "soft link", "ExternalLink": "external link"}
+            links.append((link_name, kind.get(type(link).__name__,
+                                              "user-defined link")))
     f.visititems_links(visit_link)
     if links:
         where, kind = links[0]
-        raise refuse(name, f"{where!r} is a {kind}, not an object inside the "
+        raise refuse(name, f"{where!r} is {'an' if kind[0] == 'e' else 'a'} "
+                           f"{kind}, not an object inside the "
                            "file; links that could lead outside the file are "
                            "refused (Keras writes only hard links).")
     outward: list[str] = []
