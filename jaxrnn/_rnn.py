@@ -349,7 +349,16 @@ def _cell_step_functions(cell, params, key, training, batch, features):
             return cell(params, carry, x, key=key, training=training)
 
     def step(carry, x, keep):
-        new_carry, y = cell_step(carry, x)
+        out = cell_step(carry, x)
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            shape = (f"an array of shape {tuple(out.shape)}"
+                     if hasattr(out, "shape") else type(out).__name__)
+            raise ValueError(
+                f"`cell` ({type(cell).__name__}) must return a pair "
+                f"(new_carry, y), got {shape}: return the new carry and the "
+                "step's output, e.g. `return h, h` for a cell whose output "
+                "is its state.")
+        new_carry, y = out
         return keep_where(keep, new_carry, carry), y
     return project, step
 

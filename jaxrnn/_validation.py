@@ -27,6 +27,18 @@ def describe(value: Any) -> str:
     return f"{value!r} of type {type(value).__name__}"
 
 
+def check_prng_key(name: str, value: Any) -> None:
+    """Raises TypeError unless `value` is a PRNG key: a typed key
+    (`jax.random.key`) or a legacy uint32 (2,) key (`jax.random.PRNGKey`)."""
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None and (jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+                              or (dtype == np.uint32
+                                  and np.shape(value)[-1:] == (2,))):
+        return
+    raise TypeError(f"`{name}` must be a PRNG key such as "
+                    f"jax.random.key(0), got {describe(value)}.")
+
+
 def check_positive_int(name: str, value: Any) -> None:
     """Raises unless `value` is a positive Python or NumPy integer (not bool)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):

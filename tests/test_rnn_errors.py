@@ -205,3 +205,25 @@ def test_reverse_mode_keeps_the_hand_written_backward_pass(monkeypatch):
     assert len(calls) == 1
     jax.jvp(loss, (params,), (params,))
     assert len(calls) == 1  # forward mode runs the plain scan
+
+
+class _ReturnsOneArray:
+    """A custom cell that forgets the pair: returns its new state alone."""
+
+    def init(self, key, input_dim):
+        return {"w": jnp.ones((input_dim, 4))}
+
+    def initial_carry(self, batch_shape=()):
+        return jnp.zeros((*batch_shape, 4))
+
+    def __call__(self, params, carry, x, **kwargs):
+        return jnp.tanh(x @ params["w"] + carry)
+
+
+def test_cell_returning_one_array_is_named():
+    """Unpacked, a (2, 4) array gave two rows as (carry, y): the message
+    then suggested swapping them."""
+    cell = _ReturnsOneArray()
+    with pytest.raises(ValueError, match=r"must return a pair \(new_carry, y\), "
+                       r"got an array of shape \(2, 4\)"):
+        rnn(cell, cell.init(None, 3), jnp.ones((2, 5, 3)))

@@ -23,8 +23,8 @@ import numpy as np
 
 from jaxrnn import activations, initializers
 from jaxrnn.initializers import InitializerLike
-from jaxrnn._validation import (batch_shape_of, check_floating,
-                                check_params, check_positive_int, check_rate)
+from jaxrnn._validation import (batch_shape_of, check_floating, check_params,
+                                check_positive_int, check_prng_key, check_rate)
 
 
 def wider_float(a: Any, b: Any) -> jnp.dtype:
@@ -81,6 +81,11 @@ def check_step_input(cell: Any, params: Any, carry: Any, x: jax.Array,
     """Checks one step's input `x`, (..., `features`), `params` against
     its feature size, and `carry` against the cell's initial carry for x's
     leading (batch) axes."""
+    if not hasattr(x, "ndim"):
+        raise TypeError(
+            f"`x` must be one array (..., {features}), got "
+            f"{type(x).__name__}: a {type(cell).__name__} is called as "
+            "cell(params, carry, x), the carry before the input.")
     check_floating("x", x)
     if x.ndim < 1:
         raise ValueError(
@@ -203,6 +208,17 @@ class KerasCell:
 
     def check_params(self, params: Any, input_dim: int) -> None:
         """Raises if `params` lacks an array or has one of the wrong shape."""
+        kernel = params.get("kernel") if isinstance(params, dict) else None
+        expected = self.param_shapes(input_dim)["kernel"]
+        if (kernel is not None and np.ndim(kernel) == 2
+                and np.shape(kernel)[1:] == expected[1:]
+                and np.shape(kernel)[0] != input_dim):
+            raise ValueError(
+                f"{type(self).__name__} params['kernel'] must have shape "
+                f"{tuple(expected)}, got {tuple(np.shape(kernel))}: the "
+                f"inputs have {input_dim} features, but the params were "
+                f"made for {np.shape(kernel)[0]}. Check the inputs' last "
+                f"axis, or init the params with input_dim={input_dim}.")
         check_params(type(self).__name__, params, self.param_shapes(input_dim))
 
     def compute_dtype(self, params: Any, x: jax.Array) -> Any:
@@ -349,6 +365,7 @@ def init_common(cell, key: jax.Array, input_dim: int,
                 bias_init=None) -> dict[str, jax.Array]:
     """Builds {'kernel', 'recurrent_kernel', 'bias'} with the cell's
     initializers, in Keras' shapes."""
+    check_prng_key("key", key)
     check_positive_int("input_dim", input_dim)
     gh = cell.gates * cell.units
     k_kernel, k_recurrent, k_bias = jax.random.split(key, 3)

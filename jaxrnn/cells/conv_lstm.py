@@ -24,7 +24,8 @@ from jax.custom_derivatives import SymbolicZero
 from jaxrnn import activations, initializers
 from jaxrnn.activations import ActivationLike
 from jaxrnn._validation import (batch_shape_of, check_floating, check_one_of,
-                                check_params, check_positive_int)
+                                check_params, check_positive_int,
+                                check_prng_key)
 from jaxrnn.cells._base import (REQUIRED, DropoutMasks, KerasCell, _keep_mask,
                                 check_call_arguments, check_step_carry)
 
@@ -370,6 +371,7 @@ class ConvLSTMCell(KerasCell):
           slice of bias is ones.
         """
         shapes = self.param_shapes(input_dim)
+        check_prng_key("key", key)
         k_kernel, k_recurrent, k_bias = jax.random.split(key, 3)
         params = {
             "kernel": initializers.initialize(

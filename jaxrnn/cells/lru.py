@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxrnn._validation import (batch_shape_of, check_params,
-                                check_positive_int)
+                                check_positive_int, check_prng_key)
 from jaxrnn.cells._base import (REQUIRED, check_call_arguments,
                                 check_step_input, wider_float)
 
@@ -138,6 +138,7 @@ class LRUCell:
         Raises:
           ValueError: `input_dim` is not `units`.
         """
+        check_prng_key("key", key)
         check_positive_int("input_dim", input_dim)
         self._check_input_dim(input_dim)
         h, n, dtype = self.units, self._n, self.param_dtype

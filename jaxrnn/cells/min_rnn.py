@@ -22,7 +22,7 @@ import jax.numpy as jnp
 
 from jaxrnn import initializers
 from jaxrnn._validation import (batch_shape_of, check_bool, check_params,
-                                check_positive_int)
+                                check_positive_int, check_prng_key)
 from jaxrnn.cells._base import (REQUIRED, check_call_arguments,
                                 check_step_input, wider_float)
 from jaxrnn.initializers import InitializerLike
@@ -100,6 +100,7 @@ class _MinCell:
     def init(self, key: jax.Array, input_dim: int) -> dict[str, jax.Array]:
         """Returns {"kernel": (D, G*H), "bias": (G*H,)} drawn with the cell's
         initializers (`jax.nn.initializers` by Keras name, or callables)."""
+        check_prng_key("key", key)
         check_positive_int("input_dim", input_dim)
         k_kernel, k_bias = jax.random.split(key)
         width = self.gates * self.units

@@ -7,7 +7,8 @@ from typing import Any, Sequence
 
 import jax
 
-from jaxrnn._validation import batch_shape_of, check_floating, describe
+from jaxrnn._validation import (batch_shape_of, check_floating, check_prng_key,
+                                describe)
 from jaxrnn.cells._base import REQUIRED, check_call_arguments
 
 
@@ -80,6 +81,7 @@ class StackedCells:
 
     def init(self, key: jax.Array, input_dim: int) -> list[Any]:
         """Returns a list with each cell's params, in order."""
+        check_prng_key("key", key)
         keys = jax.random.split(key, len(self.cells))
         return [cell.init(k, d) for cell, k, d in
                 zip(self.cells, keys, self._input_dims(input_dim))]

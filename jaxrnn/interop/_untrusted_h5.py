@@ -38,6 +38,10 @@ ARCHIVE_WEIGHTS = "model.weights.h5"
 # allocates the whole chunk.
 _MAX_CHUNK_SLACK_BYTES = 1 << 24
 _COPY_BYTES = 1 << 20
+# Weights compress about 1.1:1; beyond a small array's worth, more than
+# 100:1 is a bomb, not weights.
+_MAX_INFLATED_SLACK_BYTES = 1 << 24
+_MAX_COMPRESSION_RATIO = 100
 
 
 class FileRefused(ValueError):
@@ -147,7 +151,7 @@ def open_weights(path: Any, max_bytes: int) -> Iterator[tuple[Any, str]]:
     """Yields ``(h5py.File, name)`` for a ``.weights.h5`` file or the weights
     member of a ``.keras`` archive, audited by `check_self_contained`."""
     h5py_module()  # Say first that h5py is missing.
-    name = os.fspath(path)
+    name = os.fsdecode(path)
     if name.endswith(".keras"):
         _regular_file(name)
         with tempfile.TemporaryDirectory(prefix="jaxrnn-keras-") as directory:
@@ -206,6 +210,9 @@ def dataset(f: Any, name: str, where: str) -> Any:
     if not isinstance(obj, h5py.Dataset):
         raise refuse(name, f"{where!r} is a {type(obj).__name__.lower()} "
                            "where an array should be.")
+    if obj.shape is None:
+        raise refuse(name, f"{where!r} has a null dataspace (no shape, no "
+                           "values) where an array should be.")
     return obj
 
 
@@ -227,7 +234,7 @@ def stored_dtype(ds: Any, name: str) -> np.dtype:
                                f"{marker!r} (Keras writes only 'bfloat16').")
     dtype = ds.dtype
     if marker == "bfloat16":
-        if dtype.itemsize != 2 or dtype.kind not in "Vu":
+        if dtype.itemsize != 2 or dtype.kind not in "Vu" or dtype.names:
             raise refuse(name, f"{where!r} is marked bfloat16 but holds "
                                f"{dtype.itemsize}-byte {dtype} data; bfloat16 "
                                "is 2-byte raw data.")
@@ -263,6 +270,7 @@ def read_array(ds: Any, name: str, dtype: np.dtype) -> np.ndarray:
         raise refuse(name, f"{where!r} uses HDF5 filters {unknown}; only gzip "
                            "and shuffle are read.")
     stored = ds.dtype  # The bytes as HDF5 keeps them (byte order included).
+    _check_backed_by_file(ds, name, where, stored, bool(filters))
     if ds.chunks is not None:
         chunk_bytes = math.prod(ds.chunks) * stored.itemsize
         if chunk_bytes > max(ds.size * stored.itemsize, _MAX_CHUNK_SLACK_BYTES):
@@ -275,8 +283,28 @@ def read_array(ds: Any, name: str, dtype: np.dtype) -> np.ndarray:
         if out.size:
             ds.read_direct(out)
     if dtype.kind != "f":  # bfloat16: Keras stores its bits as opaque data.
+        if out.dtype.kind == "u":  # Raw bits as integers, maybe big-endian.
+            out = out.astype(np.uint16)
         return out.view(dtype)
     return out.astype(dtype, copy=False)
+
+
+def _check_backed_by_file(ds: Any, name: str, where: str, stored: np.dtype,
+                          filtered: bool) -> None:
+    """Refuses an array whose bytes are not in the file: the model pins
+    every shape but the first layer's input size, which a file of a few
+    KB could otherwise declare as gigabytes of fill values or of gzip."""
+    declared = ds.size * stored.itemsize
+    kept = ds.id.get_storage_size()
+    if not filtered and kept < declared:
+        raise refuse(name, f"{where!r} declares {declared} bytes but stores "
+                           f"{kept} in the file (the rest would be fill "
+                           "values; Keras writes every value).")
+    if filtered and declared > max(_MAX_INFLATED_SLACK_BYTES,
+                                   _MAX_COMPRESSION_RATIO * kept):
+        raise refuse(name, f"{where!r} declares {declared} bytes from {kept} "
+                           f"compressed bytes, more than "
+                           f"{_MAX_COMPRESSION_RATIO}:1.")
 
 
 def _read_filtered(ds: Any, name: str, where: str, dtype: np.dtype,

@@ -81,6 +81,10 @@ class _Group:
     owner: str
 
 
+_WEIGHT_DTYPES = tuple(np.dtype(t) for t in (
+    jnp.float16, jnp.bfloat16, jnp.float32, jnp.float64))
+
+
 def _join(*parts: str) -> str:
     return "/".join(p for p in parts if p)
 
@@ -205,9 +209,13 @@ def _check_structure(skeleton: Any, params: Any, keys: tuple[Any, ...]) -> None:
     elif not hasattr(params, "shape"):
         raise TypeError(f"{where} must be an array, got "
                         f"{type(params).__name__}.")
-    elif not jnp.issubdtype(params.dtype, jnp.floating):
-        raise TypeError(f"{where} must have a floating dtype (Keras weights "
-                        f"are float16, bfloat16, float32 or float64), got "
+    elif isinstance(params, jax.core.Tracer):
+        raise TypeError(f"{where} is traced (save_keras_weights was called "
+                        "inside jax.jit or another transformation); call it "
+                        "outside, with concrete arrays.")
+    elif np.dtype(params.dtype) not in _WEIGHT_DTYPES:
+        raise TypeError(f"{where} must have a floating dtype Keras files "
+                        f"hold (float16, bfloat16, float32 or float64), got "
                         f"{params.dtype}.")
 
 
@@ -436,7 +444,7 @@ def save_keras_weights(params: Any, model: Any,
       >>> save_keras_weights(params, layer,
       ...                    os.path.join(tempfile.mkdtemp(), "bi.weights.h5"))
     """
-    name = os.fspath(path)
+    name = os.fsdecode(path)
     if not name.endswith(".weights.h5"):
         raise ValueError("`path` must end in '.weights.h5' (Keras' suffix for "
                          f"weight files), got {name!r}.")
@@ -445,13 +453,21 @@ def save_keras_weights(params: Any, model: Any,
     _check_shapes(model, params, groups, None)
     h5py = _h5py()
     # A crash or an exception midway leaves the previous file as it was.
-    with atomic_path(name) as tmp, h5py.File(tmp, "w") as f:
-        for group in groups:
-            vars_group = f.require_group(_join(group.path, "vars"))
-            vars_group.attrs["name"] = group.name
-            target = _at(params, group.keys)
-            for i, array_name in enumerate(group.arrays):
-                value = np.asarray(target[array_name])
-                written = vars_group.create_dataset(str(i), data=value)
-                if value.dtype == jnp.bfloat16:
-                    written.attrs["dtype"] = "bfloat16"
+    try:
+        with atomic_path(name) as tmp, h5py.File(tmp, "w") as f:
+            _write(f, params, groups)
+    except (OSError, RuntimeError) as error:  # h5py's, e.g. a full disk.
+        raise OSError(f"{name}: writing the weights failed ({error}); any "
+                      "previous file there is unchanged.") from error
+
+
+def _write(f: Any, params: Any, groups: list[_Group]) -> None:
+    for group in groups:
+        vars_group = f.require_group(_join(group.path, "vars"))
+        vars_group.attrs["name"] = group.name
+        target = _at(params, group.keys)
+        for i, array_name in enumerate(group.arrays):
+            value = np.asarray(target[array_name])
+            written = vars_group.create_dataset(str(i), data=value)
+            if value.dtype == jnp.bfloat16:
+                written.attrs["dtype"] = "bfloat16"

@@ -585,7 +585,10 @@ def _expected_names(structure: list[list[Any]]) -> list[str]:
 
 def _describe_names(names: Sequence[str]) -> str:
     """What a set of state dict names says about the torch module."""
-    parsed = [m.groups() for m in map(_KEY.fullmatch, names) if m]
+    # A whole model's names carry a module path: 'lstm.weight_ih_l0'.
+    parsed = [m.groups() for m in map(_KEY.fullmatch,
+                                      (n.rpartition(".")[2] for n in names
+                                       if isinstance(n, str))) if m]
     if not parsed:
         return "no torch RNN weights"
     layers = 1 + max(int(layer) for _, _, layer, _ in parsed)
@@ -620,7 +623,7 @@ def _prefix_hint(arrays: Mapping[str, Any], expected: list[str],
     fits = [p for p in found if all(p + n in names for n in expected)]
     if not fits:
         return ""
-    return (f" The names sit under {fits[0]!r}: pass "
+    return (f" The names sit under {prefix + fits[0]!r}: pass "
             f"prefix={prefix + fits[0]!r}.")
 
 

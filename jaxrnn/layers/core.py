@@ -294,7 +294,10 @@ class TimeDistributed(PassMask):
 
     def output_shape(self, input_shape: Shape) -> tuple[Any, ...]:
         """(B, T, ...) with the inner layer's output shape per step."""
-        shape = tuple(input_shape)
+        shape = _shape_tuple(input_shape, "(None, T, D)")
+        if len(shape) < 3:
+            raise ValueError("TimeDistributed needs inputs (B, T, ...), got "
+                             f"input_shape {shape}.")
         inner = self.layer.output_shape((shape[0],) + shape[2:])
         return (inner[0], shape[1]) + tuple(inner[1:])
 

@@ -29,6 +29,13 @@ def _shape_tuple(input_shape: Any, example: str = "(None, T, D)",
             f"`input_shape` must be a shape tuple such as {example} (None "
             f"for unknown sizes), got the int {input_shape}; for inputs of "
             f"{input_shape} features pass {fix.format(input_shape)}.")
+    if np.ndim(input_shape) > 1 or (hasattr(input_shape, "dtype") and not
+                                    np.issubdtype(input_shape.dtype, np.integer)):
+        raise TypeError(
+            f"`input_shape` must be a shape tuple such as {example}, got an "
+            f"array of shape {tuple(np.shape(input_shape))} and dtype "
+            f"{input_shape.dtype}: pass the data's shape, e.g. x.shape, not "
+            "the data.")
     if isinstance(input_shape, (str, bytes)) or not hasattr(input_shape, "__iter__"):
         raise TypeError(f"`input_shape` must be a shape tuple such as "
                         f"{example} (None for unknown sizes), got "
@@ -111,6 +118,28 @@ class RecurrentLayer:
                                      inputs_shape)
         return jax.tree.unflatten(treedef, states)
 
+    def _check_inputs_rank(self, shape: tuple, feature_axes: int) -> None:
+        """Refuses inputs of no known layout, and unbatched inputs to a
+        stateful layer: Keras' stateful layers read batches, and a (B, D)
+        array there is most likely one step of B streams missing its time
+        axis, which would silently run as one sequence of B steps."""
+        rank, unbatched = len(shape), 1 + feature_axes
+        features = "D" if feature_axes == 1 else "*S, C"
+        batched = f"(T, B, {features})" if self.time_major else f"(B, T, {features})"
+        if rank not in (unbatched, unbatched + 1):
+            raise ValueError(f"`inputs` must have shape {batched} or unbatched "
+                             f"(T, {features}), got {tuple(shape)} (rank "
+                             f"{rank}).")
+        if self.stateful and rank == unbatched:
+            fix = "x[None]" if self.time_major else "x[:, None]"
+            raise ValueError(
+                f"A stateful {type(self).__name__} reads batches {batched}, "
+                f"as Keras' stateful layers do; got {tuple(shape)}, which "
+                f"would run as one unbatched sequence (T, {features}). For one "
+                f"step of a batch of streams add a time axis, e.g. {fix}; for "
+                "one unbatched sequence (under jax.vmap, say) use "
+                "return_state=True, which returns the same states.")
+
     def _check_state_shapes(self, states, wanted, inputs_shape) -> None:
         for i, (state, want) in enumerate(zip(states, wanted)):
             got = tuple(np.shape(state))
@@ -150,6 +179,7 @@ class RecurrentLayer:
           states in Keras' order, ready to be passed back as
           ``initial_state``).
         """
+        self._check_inputs_rank(np.shape(inputs), 1)
         batch_shape = () if np.ndim(inputs) == 2 else (
             np.shape(inputs)[1 if self.time_major else 0],)
         outputs, carry = rnn(

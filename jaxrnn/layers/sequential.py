@@ -62,9 +62,16 @@ def _describe(params: Any) -> str:
     return type(params).__name__
 
 
+def _leaf_shapes(tree: Any) -> tuple:
+    return tuple(sorted((jax.tree_util.keystr(path), tuple(np.shape(leaf)))
+                        for path, leaf in
+                        jax.tree_util.tree_flatten_with_path(tree)[0]))
+
+
 def _init_params_paths(model: "Sequential", shape: tuple) -> tuple:
     shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), shape))
-    return tuple(map(_leaf_paths, shapes)), tuple(map(_describe, shapes))
+    return (tuple(map(_leaf_paths, shapes)), tuple(map(_describe, shapes)),
+            tuple(map(_leaf_shapes, shapes)))
 
 
 _cached_params_paths = functools.lru_cache(maxsize=64)(_init_params_paths)
@@ -248,12 +255,26 @@ class Sequential:
         try:
             hash(self)
         except TypeError:  # an unhashable custom layer: no cache
-            expected, described = _init_params_paths(self, tuple(shape))
+            expected, described, shapes = _init_params_paths(self, tuple(shape))
         else:
-            expected, described = _cached_params_paths(self, tuple(shape))
+            expected, described, shapes = _cached_params_paths(self, tuple(shape))
         got = [_leaf_paths(p) for p in params]
         for i, (want, have) in enumerate(zip(expected, got)):
             if want == have:
+                # Same keys: a swap shows in the shapes (LSTM and GRU
+                # params); other shape errors are the layer's to explain.
+                have_shapes = _leaf_shapes(params[i])
+                swapped = [j for j, s in enumerate(shapes)
+                           if s == have_shapes and s != shapes[i]]
+                if swapped:
+                    j = swapped[0]
+                    raise ValueError(
+                        f"Sequential params[{i}] does not fit layers[{i}] "
+                        f"({type(self.layers[i]).__name__}): its arrays have "
+                        f"the shapes of layers[{j}] "
+                        f"({type(self.layers[j]).__name__})'s params: params "
+                        "may be in the wrong order; keep `init`'s order, one "
+                        "entry per layer.")
                 continue
             message = (f"Sequential params[{i}] does not fit layers[{i}] "
                        f"({type(self.layers[i]).__name__}): it expects "

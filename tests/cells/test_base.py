@@ -363,3 +363,32 @@ def test_an_array_for_a_size_is_named_by_shape_not_printed(make):
                        r"\w+ of shape \((300,|50, 70)\) and dtype") as info:
         make()
     assert len(str(info.value)) < 200
+
+
+def test_carry_and_input_swapped_name_the_argument_order(key):
+    cell = jaxrnn.LSTMCell(4)
+    params, carry = cell.init(key, 3), cell.initial_carry(2)
+    for call in (lambda: cell(params, jnp.ones((2, 3)), carry),
+                 lambda: cell(params, jnp.ones((2, 3)), list(carry))):
+        with pytest.raises(TypeError, match=r"`x` must be one array \(\.\.\., "
+                           r"D\), got (tuple|list): a LSTMCell is called as "
+                           r"cell\(params, carry, x\)"):
+            call()
+
+
+def test_inputs_of_another_feature_size_say_so(key):
+    cell = jaxrnn.GRUCell(4)
+    params = cell.init(key, 3)
+    with pytest.raises(ValueError, match=r"the inputs have 5 features, but the "
+                       r"params were made for 3.*input_dim=5"):
+        cell(params, cell.initial_carry(2), jnp.ones((2, 5)))
+
+
+@pytest.mark.parametrize("cell", [jaxrnn.LSTMCell(4), jaxrnn.MinGRUCell(4),
+                                  jaxrnn.LRUCell(4, 8),
+                                  jaxrnn.StackedCells([jaxrnn.GRUCell(4)])])
+def test_init_needs_a_prng_key(cell):
+    with pytest.raises(TypeError, match=r"`key` must be a PRNG key such as "
+                       r"jax.random.key\(0\), got 0 of type int"):
+        cell.init(0, 4)
+    assert jax.tree.leaves(cell.init(jax.random.PRNGKey(0), 4))

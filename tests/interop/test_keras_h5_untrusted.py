@@ -340,7 +340,8 @@ def test_save_exception_midway_keeps_the_old_file(saved, monkeypatch):
         return create(self, *args, **kwargs)
 
     monkeypatch.setattr(h5py.Group, "create_dataset", fail_on_third)
-    with pytest.raises(RuntimeError, match="disk full"):
+    with pytest.raises(OSError, match=r"writing the weights failed \(disk "
+                       r"full\); any previous file there is unchanged"):
         save_keras_weights(params_of(seed=1), model(), path)
     monkeypatch.undo()
     assert_equal_params(load_keras_weights(path, model()), params)
@@ -423,3 +424,76 @@ def test_save_refuses_non_floating_params(tmp_path):
                        "floating dtype .* got int32"):
         save_keras_weights(params, model(), tmp_path / "m.weights.h5")
     assert not os.listdir(tmp_path)
+
+
+# Found by a probe after the first fixes.
+def test_input_size_without_stored_bytes_is_refused(saved, tmp_path):
+    """The model pins every shape but the first layer's input size: a 16 KB
+    file declaring D = 2**25 of fill values cost 2 GB."""
+    path, _ = saved
+    warm = tmp_path / "warm.weights.h5"
+    shutil.copy(path, warm)
+    replace_kernel(path, shape=(1 << 25, 16), dtype="f4", fillvalue=0.5)
+    outcome, peak_mb = load_in_fresh_process(warm, path)
+    assert "declares 2147483648 bytes but stores 0 in the file" in outcome
+    assert peak_mb < 100, (outcome, peak_mb)
+
+
+def test_input_size_behind_extreme_compression_is_refused(saved):
+    path, _ = saved
+    replace_kernel(path, shape=(1 << 20, 16), dtype="f4", chunks=(1 << 16, 16),
+                   compression="gzip", data=np.zeros((1 << 20, 16), np.float32))
+    with pytest.raises(ValueError, match=r"declares 67108864 bytes from \d+ "
+                       r"compressed bytes, more than 100:1"):
+        load_keras_weights(path, model())
+
+
+def test_bfloat16_marker_on_big_endian_bits_loads_their_values(saved):
+    path, params = saved
+    bits = np.asarray(params[0]["kernel"].astype(jnp.bfloat16)).view(np.uint16)
+    replace_kernel(path, data=bits.astype(">u2"))
+    with h5py.File(path, "r+") as f:
+        f[KERNEL].attrs["dtype"] = "bfloat16"
+    loaded = load_keras_weights(path, model())[0]["kernel"]
+    np.testing.assert_array_equal(np.asarray(loaded),
+                                  np.asarray(params[0]["kernel"].astype(jnp.bfloat16)))
+
+
+def test_bfloat16_marker_on_two_byte_compound_is_refused(saved):
+    path, _ = saved
+    replace_kernel(path, data=np.zeros((D, 16), [("a", "i1"), ("b", "i1")]))
+    with h5py.File(path, "r+") as f:
+        f[KERNEL].attrs["dtype"] = "bfloat16"
+    with pytest.raises(ValueError, match="marked bfloat16 but holds 2-byte"):
+        load_keras_weights(path, model())
+
+
+def test_null_dataspace_is_refused(saved):
+    path, _ = saved
+    replace_kernel(path, data=h5py.Empty("f4"))
+    with pytest.raises(ValueError, match=rf"'{KERNEL}' has a null dataspace"):
+        load_keras_weights(path, model())
+
+
+def test_bytes_paths_work(saved, tmp_path):
+    path, params = saved
+    target = os.fsencode(tmp_path / "again.weights.h5")
+    save_keras_weights(params, model(), target)
+    assert_equal_params(load_keras_weights(target, model()), params)
+
+
+def test_save_inside_jit_says_to_call_it_outside(tmp_path):
+    def save(params):
+        save_keras_weights(params, model(), tmp_path / "m.weights.h5")
+        return 0
+    with pytest.raises(TypeError, match=r"params\[0\]\['kernel'\] is traced "
+                       r"\(save_keras_weights was called inside jax.jit"):
+        jax.jit(save)(params_of())
+
+
+def test_save_refuses_dtypes_keras_files_cannot_hold(tmp_path):
+    params = params_of()
+    params[0]["bias"] = np.asarray(params[0]["bias"]).astype(np.longdouble)
+    with pytest.raises(TypeError, match=r"params\[0\]\['bias'\] must have a "
+                       "floating dtype Keras files hold"):
+        save_keras_weights(params, model(), tmp_path / "m.weights.h5")

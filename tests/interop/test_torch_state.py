@@ -561,9 +561,14 @@ def test_from_torch_reads_a_whole_model_under_a_prefix():
 
 def test_from_torch_suggests_the_prefix():
     model = _Model()
-    with pytest.raises(ValueError, match=r"does not fit.*under 'lstm.': "
-                       r"pass prefix='lstm.'"):
+    with pytest.raises(ValueError, match=r"does not fit.*The state dict has "
+                       r"num_layers=\d.*under 'lstm.': pass prefix='lstm.'"):
         from_torch(model.state_dict(), layer_from_torch(model.lstm))
+    # Without its dot, the prefix glues the names: the hint names it whole.
+    with pytest.raises(ValueError, match=r"The names sit under 'lstm.': pass "
+                       r"prefix='lstm.'"):
+        from_torch(model.state_dict(), layer_from_torch(model.lstm),
+                   prefix="lstm")
 
 
 def test_from_torch_rejects_a_prefix_matching_nothing():

@@ -276,8 +276,8 @@ def test_init_rejects_an_int_input_shape(name, key):
         getattr(jaxrnn, name)(4).init(key, 16)
 
 
-def test_stateful_layer_given_single_steps_points_at_the_time_axis(key):
-    layer = jaxrnn.LSTM(4, stateful=True)
+def test_layer_given_single_steps_with_states_points_at_the_time_axis(key):
+    layer = jaxrnn.LSTM(4, return_state=True)
     params = layer.init(key, (None, None, D))
     state = [jnp.zeros((B, 4))] * 2
     with pytest.raises(ValueError, match=r"`initial_state\[0\]` is batched, "
@@ -292,3 +292,37 @@ def test_initial_state_of_another_batch_names_initial_state(key):
     with pytest.raises(ValueError, match=r"`initial_state\[0\]` must have "
                        r"shape \(3, 4\) for inputs \(3, 7, 5\), got \(2, 4\)"):
         layer(params, jnp.asarray(_inputs()), initial_state=jnp.zeros((2, 4)))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: jaxrnn.LSTM(4, stateful=True),
+    lambda: jaxrnn.GRU(4, return_sequences=True, stateful=True),
+    lambda: jaxrnn.Bidirectional(jaxrnn.LSTM(4, stateful=True)),
+])
+def test_stateful_layer_refuses_unbatched_inputs(make, key):
+    """A (B, D) array given to a stateful layer ran as one sequence of B
+    steps; Keras' stateful layers read batches."""
+    layer = make()
+    params = layer.init(key, (B, T, D))
+    with pytest.raises(ValueError, match=r"A stateful \w+ reads batches "
+                       r"\(B, T, D\).*got \(3, 5\).*x\[:, None\].*"
+                       r"return_state=True"):
+        layer(params, jnp.ones((B, D)))
+    assert jax.tree.leaves(layer(params, jnp.ones((B, 1, D))))[0].shape[0] == B
+
+
+def test_layer_refuses_inputs_of_no_known_rank(key):
+    layer = jaxrnn.LSTM(4)
+    params = layer.init(key, (None, None, D))
+    with pytest.raises(ValueError, match=r"`inputs` must have shape \(B, T, "
+                       r"D\) or unbatched \(T, D\), got \(\) \(rank 0\)"):
+        layer(params, jnp.ones(()))
+
+
+def test_init_given_the_data_asks_for_its_shape(key):
+    x = np.ones((B, T, D), np.float32)
+    with pytest.raises(TypeError, match=r"got an array of shape \(3, 7, 5\) "
+                       r"and dtype float32: pass the data's shape, e.g. "
+                       r"x.shape"):
+        jaxrnn.LSTM(4).init(key, x)
+    assert jaxrnn.LSTM(4).init(key, np.array(x.shape))["kernel"].shape == (D, 16)

@@ -203,3 +203,21 @@ def test_params_missing_a_key_name_the_layer(key):
                        r"\[1\] \(LSTM\).*got keys \['kernel', "
                        r"'recurrent_kernel'\]\.$"):
         model([params[0], broken, params[2]], jnp.array([[1, 2, 3]]))
+
+
+def test_swapped_params_of_layers_with_the_same_keys_name_the_order(key):
+    model = Sequential([LSTM(8, return_sequences=True), GRU(4),
+                        Dense(2)])
+    params = model.init(key, (None, None, 3))
+    with pytest.raises(ValueError, match=r"params\[0\] does not fit "
+                       r"layers\[0\] \(LSTM\): its arrays have the shapes of "
+                       r"layers\[1\] \(GRU\)'s params: params may be in the "
+                       r"wrong order"):
+        model([params[1], params[0], params[2]], jnp.ones((2, 5, 3)))
+
+
+def test_time_distributed_after_a_last_output_in_an_unbatched_model(key):
+    model = Sequential([LSTM(8), TimeDistributed(Dense(2))])
+    with pytest.raises(ValueError, match=r"TimeDistributed needs inputs "
+                       r"\(B, T, \.\.\.\), got input_shape \(8,\)"):
+        model.init(key, (5, 3))
