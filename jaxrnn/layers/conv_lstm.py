@@ -124,8 +124,8 @@ class ConvLSTMLayer(RecurrentLayer):
           (B, *S', F); or ``[output, h, c]`` with ``return_state`` or
           ``stateful``.
         """
-        self._check_inputs_rank(np.shape(inputs), self.cell.input_ndim)
         _, _, frame = self._layout(np.shape(inputs), "inputs")
+        self._check_inputs_rank(np.shape(inputs), self.cell.input_ndim)
         cell = dataclasses.replace(self.cell,
                                    spatial_shape=self._spatial(frame))
         outputs, (h, c) = rnn(

@@ -355,3 +355,11 @@ def test_bad_initial_state():
         layer(params, x, initial_state=[jnp.zeros((1, 4, 4, 2))])
     with pytest.raises(ValueError, match="initial_carry"):
         layer(params, x, initial_state=[jnp.zeros((1, 6, 6, 2))] * 2)
+
+
+def test_stateful_layer_refuses_unbatched_frames(key):
+    layer = ConvLSTM2D(2, 3, stateful=True)
+    params = _random_params(layer, (None, 4, 6, 6, 1))
+    with pytest.raises(ValueError, match=r"A stateful ConvLSTM2D reads batches "
+                       r"\(B, T, \*S, C\).*x\[:, None\]"):
+        layer(params, jnp.ones((4, 6, 6, 1)))
