@@ -11,7 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrnn._validation import check_one_of
-from jaxrnn.layers.recurrent import count_params
+from jaxrnn.cells._base import REQUIRED
+from jaxrnn.layers.recurrent import check_layer_call, count_params
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
@@ -142,7 +143,7 @@ class Bidirectional:
         return {"forward": self.forward_layer.init(forward_key, input_shape),
                 "backward": self.backward_layer.init(backward_key, input_shape)}
 
-    def __call__(self, params: dict[str, Any], inputs: jax.Array, *,
+    def __call__(self, params: dict[str, Any], inputs: jax.Array = REQUIRED, *,
                  mask: jax.Array | None = None, initial_state: Any = None,
                  key: jax.Array | None = None, training: bool = False) -> Any:
         """Runs both directions and merges them.
@@ -161,6 +162,7 @@ class Bidirectional:
           when merge_mode is None; followed by the forward then backward
           states with ``return_state`` or ``stateful``.
         """
+        check_layer_call(self, inputs)
         if not isinstance(params, dict) or set(params) != {"forward", "backward"}:
             raise ValueError("Bidirectional params must be a dict with keys "
                              "['backward', 'forward'], got "

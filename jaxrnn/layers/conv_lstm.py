@@ -10,9 +10,11 @@ import jax
 import numpy as np
 
 from jaxrnn._rnn import rnn
+from jaxrnn.cells._base import REQUIRED
 from jaxrnn.cells.conv_lstm import (ConvLSTM1DCell, ConvLSTM2DCell,
                                     ConvLSTM3DCell)
-from jaxrnn.layers.recurrent import RecurrentLayer, _LayerOptions, _shape_tuple
+from jaxrnn.layers.recurrent import (RecurrentLayer, _LayerOptions,
+                                     _shape_tuple, check_layer_call)
 
 Shape = Sequence[Any]
 
@@ -104,7 +106,8 @@ class ConvLSTMLayer(RecurrentLayer):
                              f"for {type(self).__name__}, got {len(states)}.")
         return tuple(states)
 
-    def __call__(self, params: dict[str, jax.Array], inputs: jax.Array, *,
+    def __call__(self, params: dict[str, jax.Array],
+                 inputs: jax.Array = REQUIRED, *,
                  mask: jax.Array | None = None, initial_state: Any = None,
                  key: jax.Array | None = None, training: bool = False) -> Any:
         """Runs the layer; returns what Keras returns.
@@ -124,6 +127,7 @@ class ConvLSTMLayer(RecurrentLayer):
           (B, *S', F); or ``[output, h, c]`` with ``return_state`` or
           ``stateful``.
         """
+        check_layer_call(self, inputs)
         _, _, frame = self._layout(np.shape(inputs), "inputs")
         self._check_inputs_rank(np.shape(inputs), self.cell.input_ndim)
         cell = dataclasses.replace(self.cell,

@@ -12,6 +12,7 @@ import numpy as np
 
 from jaxrnn._rnn import rnn
 from jaxrnn._validation import check_bool
+from jaxrnn.cells._base import REQUIRED
 from jaxrnn.cells.gru import GRUCell
 from jaxrnn.cells.lstm import LSTMCell
 from jaxrnn.cells.simple import SimpleRNNCell
@@ -41,6 +42,19 @@ def _shape_tuple(input_shape: Any, example: str = "(None, T, D)",
                         f"{example} (None for unknown sizes), got "
                         f"{type(input_shape).__name__}.")
     return tuple(input_shape)
+
+
+def check_layer_call(layer: Any, inputs: Any, name: str = "inputs") -> None:
+    """Raises TypeError, naming `layer`'s own class, when it was called
+    with its inputs alone (Python's message names the base class that
+    defines ``__call__``)."""
+    if inputs is REQUIRED:
+        cls = type(layer).__name__
+        raise TypeError(
+            f"{cls} takes (params, {name}), got one argument: call it as "
+            f"layer(params, {name}) with params = layer.init(key, "
+            f"{name}.shape), as every jaxrnn layer keeps its weights in "
+            "params you pass.")
 
 
 def _check_input_shape(input_shape: Shape) -> tuple[Any, ...]:
@@ -159,7 +173,7 @@ class RecurrentLayer:
                              f"{want.shape} for inputs "
                              f"{tuple(inputs_shape)}, got {got}.")
 
-    def __call__(self, params: Any, inputs: jax.Array, *,
+    def __call__(self, params: Any, inputs: jax.Array = REQUIRED, *,
                  mask: jax.Array | None = None, initial_state: Any = None,
                  key: jax.Array | None = None, training: bool = False) -> Any:
         """Runs the layer; returns what Keras returns.
@@ -179,6 +193,7 @@ class RecurrentLayer:
           states in Keras' order, ready to be passed back as
           ``initial_state``).
         """
+        check_layer_call(self, inputs)
         self._check_inputs_rank(np.shape(inputs), 1)
         batch_shape = () if np.ndim(inputs) == 2 else (
             np.shape(inputs)[1 if self.time_major else 0],)

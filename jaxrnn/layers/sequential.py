@@ -13,7 +13,9 @@ import numpy as np
 
 from jaxrnn.layers.bidirectional import Bidirectional
 from jaxrnn.layers.core import TimeDistributed
-from jaxrnn.layers.recurrent import RecurrentLayer, _shape_tuple, count_params
+from jaxrnn.cells._base import REQUIRED
+from jaxrnn.layers.recurrent import (RecurrentLayer, _shape_tuple, check_layer_call,
+                                     count_params)
 
 Shape = Sequence[Any]
 
@@ -287,10 +289,11 @@ class Sequential:
                             f"one entry per layer")
             raise ValueError(message + ".")
 
-    def __call__(self, params: Sequence[Any], x: jax.Array, *,
+    def __call__(self, params: Sequence[Any], x: jax.Array = REQUIRED, *,
                  mask: jax.Array | None = None, key: jax.Array | None = None,
                  training: bool = False) -> jax.Array:
         """Runs the layers; returns the output (see `apply` for updates)."""
+        check_layer_call(self, x, "x")
         return self.apply(params, x, mask=mask, key=key, training=training)[0]
 
     def param_count(self, input_shape: Shape) -> int:

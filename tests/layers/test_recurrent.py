@@ -326,3 +326,14 @@ def test_init_given_the_data_asks_for_its_shape(key):
                        r"x.shape"):
         jaxrnn.LSTM(4).init(key, x)
     assert jaxrnn.LSTM(4).init(key, np.array(x.shape))["kernel"].shape == (D, 16)
+
+
+@pytest.mark.parametrize("layer", [
+    jaxrnn.LSTM(4), jaxrnn.Bidirectional(jaxrnn.GRU(4)),
+    jaxrnn.layers.Sequential([jaxrnn.SimpleRNN(4)]), jaxrnn.ConvLSTM1D(2, 3)])
+def test_layer_called_without_params_names_its_class(layer):
+    """Python's message named the base class: RecurrentLayer.__call__()."""
+    name = type(layer).__name__
+    with pytest.raises(TypeError, match=rf"^{name} takes \(params, (inputs|x)\), "
+                       r"got one argument: call it as layer\(params, "):
+        layer(jnp.ones((2, 5, 3)))
