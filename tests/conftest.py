@@ -5,11 +5,20 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import itertools
+import sys
 
 import jax
 import pytest
 
 jax.config.update("jax_numpy_dtype_promotion", "strict")
+
+
+def pytest_runtest_setup(item):
+    """One torch thread per test worker, once a test module has imported
+    torch: two workers of two threads each on two cores run 30x slower."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
 
 # The parity tests compare float32 results to about 1e-5. On GPUs and TPUs
 # JAX's default float32 matmul precision is reduced (TF32 on recent NVIDIA
@@ -52,6 +61,7 @@ def pytest_sessionfinish(session):
         session.config.workeroutput["parity_errors"] = dict(PARITY_ERRORS)
 
 
+@pytest.hookimpl(optionalhook=True)  # an xdist hook; -p no:xdist works too
 def pytest_testnodedown(node, error):
     from keras_helpers import PARITY_ERRORS
     for name, value in getattr(node, "workeroutput", {}).get(

@@ -130,6 +130,7 @@ class ConvLSTMLayer(RecurrentLayer):
         check_layer_call(self, inputs)
         _, _, frame = self._layout(np.shape(inputs), "inputs")
         self._check_inputs_rank(np.shape(inputs), self.cell.input_ndim)
+        inputs = self._float_inputs(params, inputs)  # int frames, as Keras
         cell = dataclasses.replace(self.cell,
                                    spatial_shape=self._spatial(frame))
         outputs, (h, c) = rnn(

@@ -5,6 +5,8 @@ a pure ``layer(params, x, ...)``, ``output_shape`` and ``param_count``."""
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import numbers
 from typing import Any, Sequence
 
 import jax
@@ -12,7 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrnn import activations, initializers
-from jaxrnn._validation import check_floating, check_positive_int, check_rate
+from jaxrnn._validation import (check_floating, check_positive_int, check_rate,
+                                describe)
 from jaxrnn.activations import ActivationLike
 from jaxrnn.initializers import InitializerLike
 from jaxrnn.layers.recurrent import _shape_tuple, count_params
@@ -102,7 +105,9 @@ class Embedding(PassMask):
 
         Args:
           params: ``{'embeddings': (V, E)}`` from `init`.
-          ids: (...,) integer ids in [0, V), e.g. (B, T).
+          ids: (...,) ids in [0, V), e.g. (B, T): int32 or int64 as they
+            are; other integer, bool or float ids are cast to int32 as Keras
+            does (floats truncate toward zero: 2.7 looks up row 2).
           mask: ignored; the mask for the next layer comes from
             `compute_mask`.
           key: ignored (every layer takes it).
@@ -112,12 +117,18 @@ class Embedding(PassMask):
           (..., E) vectors.
 
         Raises:
-          TypeError: `ids` are not integers.
+          TypeError: `ids` are neither real numbers nor bools (complex, say).
           ValueError: the table is not (V, E).
         """
         ids = jnp.asarray(ids)
-        if not jnp.issubdtype(ids.dtype, jnp.integer):
-            raise TypeError(f"Embedding expects integer ids, got {ids.dtype}.")
+        if ids.dtype not in (jnp.int32, jnp.int64):
+            if not (jnp.issubdtype(ids.dtype, jnp.integer)
+                    or jnp.issubdtype(ids.dtype, jnp.floating)
+                    or ids.dtype == jnp.bool_):
+                raise TypeError("Embedding expects integer ids (or floats, "
+                                f"cast to int32 as Keras does), got {ids.dtype}.")
+            # keras/src/layers/core/embedding.py casts any other dtype to int32.
+            ids = ids.astype(jnp.int32)
         table = params["embeddings"]
         if table.shape != (self.input_dim, self.output_dim):
             raise ValueError(f"Embedding params['embeddings'] must have shape "
@@ -228,17 +239,47 @@ class Dense(PassMask):
         return tuple(input_shape)[:-1] + (self.units,)
 
 
+def _takes_mask(layer: Any) -> bool:
+    """Whether ``layer(...)`` names a `mask` parameter (Keras'
+    ``_call_has_mask_arg``: a mere ``**kwargs`` does not count)."""
+    from jaxrnn.layers.masking import DropsMask  # imports this module
+    if isinstance(layer, DropsMask):  # Keras' Conv1D, pooling: no mask arg
+        return False
+    try:
+        parameters = inspect.signature(layer).parameters
+    except (TypeError, ValueError):  # a builtin without a signature
+        return False
+    return "mask" in parameters
+
+
+def _check_step_mask(mask: Any, shape: tuple[int, ...]) -> jax.Array:
+    """`mask` as an array whose leading axes are the inputs' (B, T)."""
+    mask = jnp.asarray(mask)
+    if mask.dtype != jnp.bool_:
+        raise TypeError(f"TimeDistributed `mask` must be a bool array, got "
+                        f"{mask.dtype}.")
+    if mask.ndim < 2 or mask.shape[:2] != shape[:2]:
+        raise ValueError(
+            f"TimeDistributed `mask` must have shape (B, T) or (B, T, ...) "
+            f"with the inputs' (B, T) = {shape[:2]}, got {mask.shape} for "
+            f"inputs {shape}.")
+    return mask
+
+
 @dataclasses.dataclass(frozen=True)
 class TimeDistributed(PassMask):
     """Keras' ``TimeDistributed``: the same layer at every time step.
 
     Maps `layer` over axis 1 of (B, T, ...) inputs with `jax.vmap`. Params
-    are the inner layer's own.
+    are the inner layer's own. As in Keras, a mask (B, T, ...) hands each
+    step's slice ``mask[:, t]`` to an inner layer whose call names a `mask`
+    parameter (a recurrent layer over (B, T, T2, D) gets its (B, T2) mask);
+    an inner layer without one is called without it.
 
     Args:
       layer: a layer with ``init``, ``output_shape`` and
-        ``layer(params, x, *, key, training)``, applied to each (B, ...)
-        time slice.
+        ``layer(params, x, *, key, training)`` (and optionally ``mask``),
+        applied to each (B, ...) time slice.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -273,24 +314,39 @@ class TimeDistributed(PassMask):
         Args:
           params: the inner layer's params.
           x: (B, T, ...).
-          mask: ignored (passed on by `compute_mask`).
+          mask: optional bool (B, T) or (B, T, ...); step t hands
+            ``mask[:, t]`` to an inner layer that takes a mask. The same
+            mask goes on to the next layer (`compute_mask`).
           key: PRNG key for the inner layer, split into one key per step.
           training: passed to the inner layer.
 
         Returns:
           (B, T, ...) with the inner layer's output at each step.
+
+        Raises:
+          TypeError: `mask` is not bool.
+          ValueError: `x` has no time axis, or `mask` does not start with
+            x's (B, T) (Keras' check, keras/src/layers/rnn/time_distributed.py).
         """
         if x.ndim < 3:
             raise ValueError("TimeDistributed needs inputs (B, T, ...), got "
                              f"shape {x.shape}.")
-        if key is None:
-            step = lambda x_t: self.layer(params, x_t, training=training)
-            return jax.vmap(step, in_axes=1, out_axes=1)(x)
+        if mask is not None:
+            mask = _check_step_mask(mask, x.shape)
+            if not _takes_mask(self.layer):
+                mask = None
         # A key per step, so a random inner layer (Dropout) draws a fresh
         # mask at every step, as Keras' TimeDistributed does.
-        keys = jax.random.split(key, x.shape[1])
-        step = lambda x_t, k: self.layer(params, x_t, key=k, training=training)
-        return jax.vmap(step, in_axes=(1, 0), out_axes=1)(x, keys)
+        keys = None if key is None else jax.random.split(key, x.shape[1])
+
+        def step(x_t, mask_t, key_t):
+            kwargs = {} if mask_t is None else {"mask": mask_t}
+            if key_t is not None:
+                kwargs["key"] = key_t
+            return self.layer(params, x_t, training=training, **kwargs)
+
+        in_axes = (1, None if mask is None else 1, None if keys is None else 0)
+        return jax.vmap(step, in_axes=in_axes, out_axes=1)(x, mask, keys)
 
     def output_shape(self, input_shape: Shape) -> tuple[Any, ...]:
         """(B, T, ...) with the inner layer's output shape per step."""
@@ -309,8 +365,10 @@ class Dropout(PassMask):
 
     Args:
       rate: in [0, 1).
-      noise_shape: optional shape of the keep mask (None sizes follow the
-        inputs), e.g. ``(None, 1, None)`` for one mask per sequence.
+      noise_shape: optional shape of the keep mask, a tuple (or list) of
+        the inputs' rank holding None (the inputs' size), 1 (one draw shared
+        along that axis) or the inputs' size, e.g. ``(None, 1, None)`` for
+        one mask per sequence.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -327,6 +385,10 @@ class Dropout(PassMask):
 
     def __post_init__(self):
         check_rate("rate", self.rate)
+        if self.noise_shape is not None:
+            # A tuple, as Keras stores it, and hashable for jax.jit.
+            object.__setattr__(self, "noise_shape",
+                               _checked_noise_shape(self.noise_shape))
 
     def init(self, key: jax.Array, input_shape: Shape = ()) -> dict:
         """Returns ``{}``: dropout has no params."""
@@ -357,12 +419,45 @@ class Dropout(PassMask):
                              "PRNG `key`; got key=None.")
         shape = x.shape
         if self.noise_shape is not None:
-            shape = tuple(x.shape[i] if d is None else d
-                          for i, d in enumerate(self.noise_shape))
+            shape = self._noise_shape_for(x.shape)
         keep = jax.random.bernoulli(key, 1.0 - self.rate, shape)
         return jnp.where(keep, x / jnp.asarray(1.0 - self.rate, x.dtype),
                          jnp.zeros((), x.dtype))
 
+    def _noise_shape_for(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """`noise_shape` with x's sizes for None; each size must be x's or 1
+        (a mask shared along that axis)."""
+        if len(self.noise_shape) != len(shape):
+            raise ValueError(f"Dropout `noise_shape` {self.noise_shape} must "
+                             f"have the inputs' rank {len(shape)}, got inputs "
+                             f"of shape {shape}.")
+        noise = tuple(n if d is None else d
+                      for n, d in zip(shape, self.noise_shape))
+        if any(d not in (1, n) for n, d in zip(shape, noise)):
+            raise ValueError(f"Dropout `noise_shape` {self.noise_shape} must "
+                             f"broadcast to the inputs' shape {shape}: each "
+                             "size None, 1 or the inputs' own.")
+        return noise
+
     def output_shape(self, input_shape: Shape) -> tuple[Any, ...]:
         """`input_shape` unchanged."""
         return tuple(input_shape)
+
+
+def _checked_noise_shape(noise_shape: Any) -> tuple[int | None, ...]:
+    """`noise_shape` as a tuple of positive ints and None (Keras' rules,
+    keras/src/layers/regularization/dropout.py)."""
+    if isinstance(noise_shape, (str, bytes)) or not hasattr(noise_shape,
+                                                            "__iter__"):
+        raise TypeError("Dropout `noise_shape` must be a tuple or list of "
+                        f"ints and None, got {describe(noise_shape)}.")
+    noise_shape = tuple(noise_shape)
+    for d in noise_shape:
+        if d is not None and (isinstance(d, bool)
+                              or not isinstance(d, numbers.Integral)):
+            raise TypeError("Dropout `noise_shape` must hold ints and None, "
+                            f"got {noise_shape}.")
+        if d is not None and d <= 0:
+            raise ValueError("Dropout `noise_shape` sizes must be positive "
+                             f"ints or None, got {noise_shape}.")
+    return tuple(None if d is None else int(d) for d in noise_shape)

@@ -8,11 +8,12 @@ import math
 from typing import Any, ClassVar, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxrnn._rnn import rnn
 from jaxrnn._validation import check_bool
-from jaxrnn.cells._base import REQUIRED
+from jaxrnn.cells._base import REQUIRED, wider_float
 from jaxrnn.cells.gru import GRUCell
 from jaxrnn.cells.lstm import LSTMCell
 from jaxrnn.cells.simple import SimpleRNNCell
@@ -132,6 +133,34 @@ class RecurrentLayer:
                                      inputs_shape)
         return jax.tree.unflatten(treedef, states)
 
+    def _float_inputs(self, params: Any, inputs: Any) -> Any:
+        """Integer `inputs` cast to the float dtype the layer computes in,
+        as Keras' int inputs promote with its float kernel (Keras'
+        bidirectional_test.py::test_output_shape feeds ints); other inputs
+        unchanged, for `rnn` to check.
+
+        The dtype: the cell's `dtype` (the first cell's, stacked), else the
+        float params' (the first cell's, stacked), else float32.
+        """
+        dtype = getattr(inputs, "dtype", None)
+        if dtype is None:
+            dtype = np.asarray(inputs).dtype
+        if not jnp.issubdtype(dtype, jnp.integer):
+            return inputs
+        cells = getattr(self.cell, "cells", None)
+        first = cells[0] if cells else self.cell
+        target = getattr(first, "dtype", None)
+        if target is None:
+            first_params = params[0] if cells and isinstance(
+                params, (list, tuple)) else params
+            floats = [leaf.dtype for leaf in jax.tree.leaves(first_params)
+                      if jnp.issubdtype(getattr(leaf, "dtype", np.int8),
+                                        jnp.floating)]
+            target = floats[0] if floats else jnp.float32
+            for other in floats[1:]:
+                target = wider_float(target, other)
+        return jnp.asarray(inputs).astype(target)
+
     def _check_inputs_rank(self, shape: tuple, feature_axes: int) -> None:
         """Refuses inputs of no known layout, and unbatched inputs to a
         stateful layer: Keras' stateful layers read batches, and a (B, D)
@@ -180,7 +209,8 @@ class RecurrentLayer:
 
         Args:
           params: from `init`.
-          inputs: (B, T, D), (T, B, D) with ``time_major``, or (T, D).
+          inputs: (B, T, D), (T, B, D) with ``time_major``, or (T, D);
+            floating, or integers, cast to the compute dtype as in Keras.
           mask: bool (B, T) (time-major (T, B)), True for valid steps.
           initial_state: a state array or a list of them in Keras' order
             (LSTM: [h, c]); zeros when None.
@@ -195,6 +225,7 @@ class RecurrentLayer:
         """
         check_layer_call(self, inputs)
         self._check_inputs_rank(np.shape(inputs), 1)
+        inputs = self._float_inputs(params, inputs)
         batch_shape = () if np.ndim(inputs) == 2 else (
             np.shape(inputs)[1 if self.time_major else 0],)
         outputs, carry = rnn(

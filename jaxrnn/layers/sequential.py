@@ -9,9 +9,13 @@ import re
 from typing import Any, Callable, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxrnn.layers.bidirectional import Bidirectional
+from jaxrnn.layers.convolutional import Conv1D
+from jaxrnn.layers.pooling import (GlobalAveragePooling1D, GlobalMaxPooling1D,
+                                   MaxPooling1D)
 from jaxrnn.layers.core import TimeDistributed
 from jaxrnn.cells._base import REQUIRED
 from jaxrnn.layers.recurrent import (RecurrentLayer, _shape_tuple, check_layer_call,
@@ -38,6 +42,76 @@ def _first(shape: Any) -> Any:
     return shape[0] if isinstance(shape, list) else shape
 
 
+def _is_stateful(layer: Any) -> bool:
+    return bool(getattr(layer, "stateful", False))
+
+
+def _outputs_count(layer: Any) -> int:
+    # Bidirectional without a merge returns [y, y_rev] before its states.
+    return 2 if isinstance(layer, Bidirectional) and layer.merge_mode is None else 1
+
+
+def _layer_state_structs(layer: Any, i: int, shape: tuple) -> list:
+    """Shapes and dtypes of a stateful layer's states for inputs `shape`."""
+    n = _outputs_count(layer)
+    wanted = layer.output_shape(shape)[n:]
+    if any(d is None for state in wanted for d in state):
+        raise ValueError(
+            f"layers[{i}] ({type(layer).__name__}) is stateful, and its "
+            f"states {[tuple(w) for w in wanted]} need known sizes, got "
+            f"inputs {tuple(shape)}: pass a shape with a fixed batch size "
+            "(Keras' keras.Input(batch_shape=(B, ...))), e.g. x.shape.")
+    # The time size does not reach the states; the batch size was checked.
+    concrete = tuple(1 if d is None else d for d in shape)
+    result = jax.eval_shape(lambda: layer(
+        layer.init(jax.random.key(0), shape), jnp.zeros(concrete, jnp.float32)))
+    return list(result[n:])
+
+
+def _state_structs(model: "Sequential", shape: tuple) -> list:
+    """Per layer: None, or the states' ShapeDtypeStructs (a nested
+    Sequential: its own list)."""
+    shapes = model._walk(shape, "input_shape")
+    structs = []
+    for i, (layer, layer_shape) in enumerate(zip(model.layers, shapes)):
+        if not _is_stateful(layer):
+            structs.append(None)
+        elif isinstance(layer, Sequential):
+            structs.append(_state_structs(layer, layer_shape))
+        else:
+            structs.append(_layer_state_structs(layer, i, layer_shape))
+    return structs
+
+
+_cached_state_structs = functools.lru_cache(maxsize=64)(_state_structs)
+
+
+def _run_layer(layer: Any, params: Any, x: Any, mask: Any, state: Any,
+               key: Any, training: bool) -> tuple:
+    """One layer's step: (output, new_params, mask for the next layer,
+    new_state or None)."""
+    if isinstance(layer, Sequential):
+        # Its own output mask and states, not the mask it was given.
+        y, params, mask, state = layer._run(params, x, mask, state, key,
+                                            training)
+        return y, params, mask, state if layer.stateful else None
+    stateful = _is_stateful(layer)
+    kwargs = {"mask": mask, "key": key, "training": training}
+    if stateful:
+        kwargs["initial_state"] = state
+    if hasattr(layer, "apply"):
+        y, params = layer.apply(params, x, **kwargs)
+    else:
+        y = layer(params, x, **kwargs)
+    if stateful:
+        # A stateful layer returns [output, *states] (Keras' state order).
+        n = _outputs_count(layer)
+        y, state = (y[0] if n == 1 else list(y[:n])), list(y[n:])
+    if hasattr(layer, "compute_mask"):
+        mask = layer.compute_mask(x, mask)
+    return y, params, mask, state
+
+
 def _unbatched_rank(layer: Any) -> int | None:
     """The rank of one unbatched example a sequence layer reads: 2 for
     (T, D), 2 + spatial axes for ConvLSTM; None for a layer that takes any
@@ -47,6 +121,9 @@ def _unbatched_rank(layer: Any) -> int | None:
     inner = layer.layer if isinstance(layer, Bidirectional) else layer
     if isinstance(inner, RecurrentLayer):
         return 1 + getattr(inner.cell, "input_ndim", 1)
+    if isinstance(inner, (Conv1D, MaxPooling1D, GlobalAveragePooling1D,
+                          GlobalMaxPooling1D)):
+        return 2  # (T, C): Keras' "expected ndim=3" with the batch
     return None
 
 
@@ -89,7 +166,9 @@ class Sequential:
 
     Args:
       layers: the layers, each with ``init(key, input_shape)``,
-        ``layer(params, x, *, mask, key, training)`` and ``output_shape``.
+        ``layer(params, x, *, mask, key, training)`` and ``output_shape``;
+        recurrent layers may be ``stateful=True`` but not
+        ``return_state=True`` (a Sequential layer has one output).
       name: the model's name in `summary`.
 
     The model's input decides whether it is batched: a recurrent layer
@@ -104,6 +183,14 @@ class Sequential:
     training=True)`` returns ``(output, new_params)`` where new_params holds
     the moved batch-norm statistics, for the caller to keep.
 
+    A model with a ``stateful=True`` layer (Keras' char-RNN pattern) keeps
+    no state either: ``model(params, x, states=states)`` returns ``(output,
+    new_states)``, ``states`` a list with one entry per layer (None for a
+    stateless layer, the layer's ``[h, c]``-style list for a stateful one),
+    which the caller passes back with the next chunk. ``states=None`` (or a
+    None entry) starts from zeros, as a Keras stateful model does after
+    ``reset_state()``; `initial_states` gives the zeros explicitly.
+
     Example:
       >>> import jax, jax.numpy as jnp
       >>> from jaxrnn.layers import Dense, Embedding, LSTM
@@ -111,6 +198,12 @@ class Sequential:
       >>> params = model.init(jax.random.key(0), (None, None))
       >>> model(params, jnp.array([[5, 7, 0, 0]])).shape
       (1, 2)
+      >>> stream = Sequential([LSTM(4, return_sequences=True, stateful=True), Dense(1)])
+      >>> params = stream.init(jax.random.key(0), (2, None, 3))
+      >>> y, states = stream(params, jnp.ones((2, 5, 3)))
+      >>> y, states = stream(params, jnp.ones((2, 5, 3)), states=states)
+      >>> y.shape, [None if s is None else len(s) for s in states]
+      ((2, 5, 1), [2, None])
     """
 
     layers: tuple[Any, ...]
@@ -125,9 +218,12 @@ class Sequential:
                     or not callable(layer):
                 raise TypeError(f"layers[{i}] ({type(layer).__name__}) is not a "
                                 "layer: it needs init, output_shape and __call__.")
-            if getattr(layer, "return_state", False) or getattr(layer, "stateful", False):
-                raise ValueError(f"layers[{i}] returns its states; a Sequential "
-                                 "layer must return a single output.")
+            if getattr(layer, "return_state", False):
+                raise ValueError(
+                    f"layers[{i}] ({type(layer).__name__}) has "
+                    "return_state=True, which returns its states; a "
+                    "Sequential layer must return a single output (for "
+                    "states threaded between calls use stateful=True).")
         object.__setattr__(self, "layers", tuple(layers))
         object.__setattr__(self, "name", name)
 
@@ -214,42 +310,192 @@ class Sequential:
         return [layer.init(k, shape)
                 for layer, k, shape in zip(self.layers, keys, shapes)]
 
+    @property
+    def stateful(self) -> bool:
+        """Whether a layer is ``stateful=True``: then the model takes
+        ``states=`` and returns ``(output, new_states)``."""
+        return any(_is_stateful(layer) for layer in self.layers)
+
+    def initial_states(self, input_shape: Shape) -> list[Any]:
+        """Zero states for inputs of `input_shape`, as `__call__` takes them.
+
+        Args:
+          input_shape: the model's input shape with a known batch size B
+            (Keras' ``keras.Input(batch_shape=...)``), e.g. x.shape; the
+            time size may be None.
+
+        Returns:
+          A list with one entry per layer: None for a stateless layer, a
+          list of zero arrays in Keras' state order for a stateful one
+          (LSTM ``[h, c]``, each (B, H); Bidirectional forward then
+          backward), a nested list for a nested `Sequential`.
+
+        Raises:
+          ValueError: the model has no stateful layer, or the batch size is
+            unknown.
+
+        Example:
+          >>> from jaxrnn.layers import Dense, LSTM
+          >>> model = Sequential([LSTM(8, return_sequences=True, stateful=True), Dense(2)])
+          >>> states = model.initial_states((4, None, 3))
+          >>> [h.shape for h in states[0]], states[1]
+          ([(4, 8), (4, 8)], None)
+        """
+        if not self.stateful:
+            raise ValueError(self._no_state_message("initial_states"))
+        structs = self._state_structs(_shape_tuple(input_shape))
+        return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), structs)
+
+    def _state_structs(self, shape: tuple) -> list:
+        try:
+            return _cached_state_structs(self, tuple(shape))
+        except TypeError:  # an unhashable custom layer or shape: no cache
+            return _state_structs(self, tuple(shape))
+
+    def _no_state_message(self, what: str) -> str:
+        return (f"`{what}` is for a model with stateful layers, and no layer "
+                f"of this Sequential has stateful=True (layers: "
+                f"{[type(layer).__name__ for layer in self.layers]}).")
+
     def apply(self, params: Sequence[Any], x: jax.Array, *,
-              mask: jax.Array | None = None, key: jax.Array | None = None,
-              training: bool = False) -> tuple[jax.Array, list[Any]]:
-        """Runs the layers; returns ``(output, new_params)``.
+              mask: jax.Array | None = None, states: Sequence[Any] | None = None,
+              key: jax.Array | None = None,
+              training: bool = False) -> tuple[Any, list[Any]]:
+        """Runs the layers; returns ``(output, new_params)``, or
+        ``((output, new_states), new_params)`` for a `stateful` model.
 
         Args:
           params: the list from `init`.
           x: the first layer's input (token ids for an `Embedding`).
           mask: an optional bool mask for the first layer, (B, T).
+          states: only for a `stateful` model: the list from the last call
+            or `initial_states`, one entry per layer (None: zeros).
           key: PRNG key for dropout, split between the layers.
           training: dropout on, batch statistics in batch norm.
 
         Returns:
-          The last layer's output and the params with batch-norm moving
-          statistics updated (in training; unchanged otherwise).
+          ``(result, new_params)``: result is what `__call__` returns (the
+          output; ``(output, new_states)`` for a stateful model), new_params
+          the params with batch-norm moving statistics updated (in training;
+          unchanged otherwise).
         """
+        self._check_call(params, x, states)
+        y, new_params, _, new_states = self._run(params, x, mask, states, key,
+                                                 training)
+        return ((y, new_states) if self.stateful else y), new_params
+
+    def _check_call(self, params: Any, x: Any, states: Any) -> None:
         if not isinstance(params, (list, tuple)) or len(params) != len(self.layers):
             raise ValueError(f"Sequential params must be a list of "
                              f"{len(self.layers)} entries (one per layer), got "
                              f"{type(params).__name__} of length "
                              f"{len(params) if hasattr(params, '__len__') else '?'}.")
-        self._walk(np.shape(x), "inputs")
+        shapes = self._walk(np.shape(x), "inputs")
         self._check_params(params, np.shape(x))
-        keys = ([None] * len(self.layers) if key is None
-                else list(jax.random.split(key, len(self.layers))))
-        new_params = []
-        for layer, p, k in zip(self.layers, params, keys):
-            if hasattr(layer, "apply"):
-                y, p = layer.apply(p, x, mask=mask, key=k, training=training)
-            else:
-                y = layer(p, x, mask=mask, key=k, training=training)
-            if hasattr(layer, "compute_mask"):
-                mask = layer.compute_mask(x, mask)
-            x = y
+        if states is not None:
+            self._check_states(states, shapes)
+
+    def _run(self, params: Sequence[Any], x: Any, mask: Any, states: Any,
+             key: Any, training: bool) -> tuple:
+        """(output, new_params, output mask, new_states), unchecked."""
+        count = len(self.layers)
+        keys = ([None] * count if key is None
+                else list(jax.random.split(key, count)))
+        states = [None] * count if states is None else states
+        new_params, new_states = [], []
+        for layer, p, state, k in zip(self.layers, params, states, keys):
+            x, p, mask, state = _run_layer(layer, p, x, mask, state, k,
+                                           training)
             new_params.append(p)
-        return x, new_params
+            new_states.append(state)
+        return x, new_params, mask, new_states
+
+    def _check_states(self, states: Any, shapes: list) -> None:
+        """`states` against `initial_states` for inputs `shapes[0]`, so a
+        wrong batch size or a stateless layer's entry fails here, by index."""
+        if not self.stateful:
+            raise ValueError(self._no_state_message("states"))
+        if not isinstance(states, (list, tuple)) or len(states) != len(self.layers):
+            raise ValueError(
+                f"`states` must be a list of {len(self.layers)} entries (one "
+                "per layer, None for a stateless layer), as `initial_states` "
+                f"returns, got {_describe(states)}.")
+        expected = self._state_structs(shapes[0])
+        for i, (layer, want, have) in enumerate(zip(self.layers, expected,
+                                                     states)):
+            name = f"layers[{i}] ({type(layer).__name__})"
+            if have is None:
+                continue
+            if want is None:
+                raise ValueError(f"`states[{i}]` must be None as {name} is "
+                                 f"not stateful, got {_describe(have)}.")
+            if isinstance(layer, Sequential):
+                layer._check_states(have, layer._walk(shapes[i], "inputs"))
+                continue
+            want_shapes = [s.shape for s in want]
+            got = [tuple(np.shape(a)) for a in jax.tree.leaves(have)]
+            if got != want_shapes:
+                raise ValueError(
+                    f"`states[{i}]` for {name} must hold {len(want_shapes)} "
+                    f"array(s) of shapes {want_shapes} for inputs "
+                    f"{tuple(shapes[0])}, got {got}.")
+
+    def compute_mask(self, inputs: jax.Array, mask: jax.Array | None = None,
+                     *, params: Sequence[Any] | None = None,
+                     states: Sequence[Any] | None = None) -> jax.Array | None:
+        """The mask the model's output carries, as Keras' ``Sequential``
+        gives its output (``keras.src.backend.get_keras_mask(model(x))``,
+        tf.keras' ``compute_mask``).
+
+        Args:
+          inputs: the model's inputs (token ids for an `Embedding`).
+          mask: an optional bool mask for the first layer, (B, T).
+          params: only needed when a layer after the first computes its
+            mask from its inputs' values (`Masking` after a `Dense`): then
+            the layers run, in inference, to give it those values.
+          states: with `params`, a stateful model's states (None: zeros).
+
+        Returns:
+          The last layer's output mask, (B, T), or None (e.g. after a
+          recurrent layer returning only its last output).
+
+        Raises:
+          ValueError: without `params`, a layer after the first computes
+            its mask from values that only params can give.
+
+        Example:
+          >>> import jax.numpy as jnp
+          >>> from jaxrnn.layers import Embedding, LSTM
+          >>> model = Sequential([Embedding(10, 3, mask_zero=True),
+          ...                     LSTM(4, return_sequences=True)])
+          >>> model.compute_mask(jnp.array([[4, 2, 0]])).tolist()
+          [[True, True, False]]
+        """
+        if mask is not None and jnp.asarray(mask).dtype != jnp.bool_:
+            raise TypeError(f"`mask` must be boolean, got "
+                            f"{jnp.asarray(mask).dtype}.")
+        if params is not None:
+            self._check_call(params, inputs, states)
+            return self._run(params, inputs, mask, states, None, False)[2]
+        if states is not None:
+            raise ValueError("`states` reach the mask only through the "
+                             "layers' outputs: pass `params` with them.")
+        shapes = self._walk(np.shape(inputs), "inputs")
+        for i, layer in enumerate(self.layers):
+            if not hasattr(layer, "compute_mask"):
+                continue
+            # Later layers' inputs come from params: shapes known, values not.
+            x = inputs if i == 0 else jax.ShapeDtypeStruct(shapes[i], jnp.float32)
+            try:
+                mask = layer.compute_mask(x, mask)
+            except TypeError as error:
+                if i == 0:
+                    raise
+                raise ValueError(
+                    f"layers[{i}] ({type(layer).__name__}) computes its mask "
+                    "from its inputs' values, which come from the layers "
+                    "before it: pass `params` to compute_mask.") from error
+        return mask
 
     def _check_params(self, params: Sequence[Any], shape: tuple) -> None:
         """Each entry's structure against its layer's `init`, so params in
@@ -290,15 +536,59 @@ class Sequential:
             raise ValueError(message + ".")
 
     def __call__(self, params: Sequence[Any], x: jax.Array = REQUIRED, *,
-                 mask: jax.Array | None = None, key: jax.Array | None = None,
-                 training: bool = False) -> jax.Array:
-        """Runs the layers; returns the output (see `apply` for updates)."""
+                 mask: jax.Array | None = None,
+                 states: Sequence[Any] | None = None,
+                 key: jax.Array | None = None, training: bool = False) -> Any:
+        """Runs the layers; returns the output (see `apply` for updates).
+
+        Args:
+          params: the list from `init`.
+          x: the first layer's input (token ids for an `Embedding`).
+          mask: an optional bool mask for the first layer, (B, T).
+          states: only for a `stateful` model: where its stateful layers
+            start, the last call's new_states or `initial_states`; zeros
+            when None (or for a None entry).
+          key: PRNG key for dropout, split between the layers.
+          training: dropout on, batch statistics in batch norm.
+
+        Returns:
+          The last layer's output; ``(output, new_states)`` for a `stateful`
+          model, new_states a list like `states` to pass back with the next
+          chunk.
+
+        Raises:
+          ValueError: `states` for a model without stateful layers, or
+            states that do not fit the layers and the batch size.
+        """
         check_layer_call(self, x, "x")
-        return self.apply(params, x, mask=mask, key=key, training=training)[0]
+        return self.apply(params, x, mask=mask, states=states, key=key,
+                          training=training)[0]
 
     def param_count(self, input_shape: Shape) -> int:
         """The number of parameters, trainable or not."""
         return count_params(self, input_shape)
+
+    def count_params(self, input_shape: Shape) -> int:
+        """Keras' ``model.count_params()``; the input shape is needed as
+        nothing is built before `init`.
+
+        Example:
+          >>> from jaxrnn.layers import Dense, LSTM
+          >>> Sequential([LSTM(8), Dense(1)]).count_params((None, None, 4))
+          425
+        """
+        return count_params(self, input_shape)
+
+    def summary(self, input_shape: Shape,
+                print_fn: Callable[[str], None] | None = print) -> str:
+        """Keras' ``model.summary()``: prints (and returns) the table that
+        the free function `summary` gives, for inputs of `input_shape`.
+
+        Args:
+          input_shape: the model's input shape, None for unknown sizes.
+          print_fn: where to print each line; None prints nothing.
+        """
+        return summary(self, input_shape, print_fn)
 
     def trainable_mask(self, params: Sequence[Any]) -> list[Any]:
         """A pytree like `params`: True for trainable arrays, False for
@@ -350,31 +640,36 @@ def summary(model: Sequential, input_shape: Shape,
       Non-trainable params: 0
       _________________________________________________________________
     """
-    widths = (29, 26, 10)
+    params_shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), input_shape))
+    mask = model.trainable_mask(params_shapes)
+    sizes = [math.prod(leaf.shape) for leaf in jax.tree.leaves(params_shapes)]
+    trainable = sum(s for s, t in zip(sizes, jax.tree.leaves(mask)) if t)
+    rows = [(f"{name} ({type(layer).__name__})", _format_shape(shape),
+             sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(p)))
+            for name, layer, shape, p in zip(
+                model.layer_names(), model.layers,
+                model.output_shapes(input_shape), params_shapes)]
+    # Keras' 65-character layout (29, 26, 10), widened where a cell would
+    # not fit: tf.keras cut "bidirectional (Bidirectional)" short instead.
+    widths = [max([least] + [len(str(r[col])) + 1 for r in rows])
+              for col, least in enumerate((29, 26, 10))]
+    rule = sum(widths)
 
     def row(*cells):
         # A cell at least one space wider than its text, as Keras pads.
         return "".join((str(c) + " ").ljust(w)
                        for c, w in zip(cells, widths)).rstrip()
 
-    params_shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), input_shape))
-    mask = model.trainable_mask(params_shapes)
-    sizes = [math.prod(leaf.shape) for leaf in jax.tree.leaves(params_shapes)]
-    trainable = sum(s for s, t in zip(sizes, jax.tree.leaves(mask)) if t)
-    lines = [f'Model: "{model.name}"', "_" * 65,
-             row("Layer (type)", "Output Shape", "Param #"), "=" * 65]
-    shapes = model.output_shapes(input_shape)
-    for i, (name, layer, shape, p) in enumerate(zip(
-            model.layer_names(), model.layers, shapes, params_shapes)):
-        count = sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(p))
+    lines = [f'Model: "{model.name}"', "_" * rule,
+             row("Layer (type)", "Output Shape", "Param #"), "=" * rule]
+    for i, cells in enumerate(rows):
         if i:
-            lines.append("_" * 65)
-        lines.append(row(f"{name} ({type(layer).__name__})",
-                         _format_shape(shape), count))
+            lines.append("_" * rule)
+        lines.append(row(*cells))
     total = sum(sizes)
-    lines += ["=" * 65, f"Total params: {total:,}",
+    lines += ["=" * rule, f"Total params: {total:,}",
               f"Trainable params: {trainable:,}",
-              f"Non-trainable params: {total - trainable:,}", "_" * 65]
+              f"Non-trainable params: {total - trainable:,}", "_" * rule]
     text = "\n".join(lines)
     if print_fn is not None:
         for line in lines:

@@ -363,3 +363,19 @@ def test_stateful_layer_refuses_unbatched_frames(key):
     with pytest.raises(ValueError, match=r"A stateful ConvLSTM2D reads batches "
                        r"\(B, T, \*S, C\).*x\[:, None\]"):
         layer(params, jnp.ones((4, 6, 6, 1)))
+
+
+def test_integer_frames_are_cast_as_keras_does():
+    """Keras casts integer inputs to the compute dtype (as the other
+    recurrent layers here do)."""
+    layer = ConvLSTM1D(2, 3, padding="same")
+    frames = np.random.default_rng(0).integers(0, 4, (2, 3, 5, 1))
+    params = layer.init(jax.random.key(0), frames.shape)
+    keras_layer = keras.layers.ConvLSTM1D(2, 3, padding="same")
+    keras_layer.build(frames.shape)
+    keras_layer.set_weights([np.asarray(params[k])
+                             for k in ("kernel", "recurrent_kernel", "bias")])
+    ours = layer(params, jnp.asarray(frames))
+    assert_parity("ConvLSTM1D int frames", ours, keras_layer(frames))
+    np.testing.assert_array_equal(
+        ours, layer(params, jnp.asarray(frames, jnp.float32)))

@@ -6,7 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from jaxrnn.layers import Dense, Dropout, Embedding, TimeDistributed
+from jaxrnn.layers import (LSTM, BatchNormalization, Dense, Dropout, Embedding,
+                           TimeDistributed)
 from keras_helpers import assert_parity, randomize_keras_weights
 
 
@@ -30,10 +31,34 @@ def test_embedding_init_matches_keras_distribution(key):
     np.testing.assert_allclose(float(table.std()), 0.1 / np.sqrt(12), rtol=0.05)
 
 
-def test_embedding_rejects_float_ids(key):
+@pytest.mark.parametrize("dtype", ["float32", "float16", "int8", "uint8",
+                                   "int16", "bool"])
+def test_embedding_casts_other_ids_to_int32_as_keras(dtype, request):
+    # Floats truncate toward zero (-0.5 and 1.7 look up rows 0 and 1).
+    raw = np.array([[1.7, 2.2, -0.5], [3.9, 0.0, 4.0]])
+    ids = (raw > 1).astype(dtype) if dtype == "bool" else raw.astype(dtype)
+    theirs = keras.layers.Embedding(5, 3)
+    theirs(np.zeros((1, 3), "int32"))
+    randomize_keras_weights(theirs)
+    ours = Embedding(5, 3)
+    params = {"embeddings": theirs.get_weights()[0]}
+    assert_parity(request.node.name, ours(params, jnp.asarray(ids)),
+                  theirs(ids))
+
+
+def test_embedding_mask_zero_reads_the_ids_as_given():
+    # Keras' compute_mask compares the raw ids with 0, before any cast.
+    ids = jnp.array([[0.0, 0.5, 2.0]])
+    np.testing.assert_array_equal(
+        Embedding(5, 2, mask_zero=True).compute_mask(ids, None),
+        keras.layers.Embedding(5, 2, mask_zero=True).compute_mask(
+            np.asarray(ids)))
+
+
+def test_embedding_rejects_complex_ids(key):
     layer = Embedding(5, 2)
-    with pytest.raises(TypeError, match="integer ids"):
-        layer(layer.init(key), jnp.ones((2, 3)))
+    with pytest.raises(TypeError, match="integer ids.*complex64"):
+        layer(layer.init(key), jnp.ones((2, 3), jnp.complex64))
 
 
 @pytest.mark.parametrize("activation", [None, "relu", "softmax"])
@@ -114,3 +139,117 @@ def test_dense_init_rejects_an_int_input_shape(key):
     with pytest.raises(TypeError, match=r"`input_shape` must be a shape tuple"
                        r".*got the int 3.*\(None, 3\)"):
         Dense(2).init(key, 3)
+
+
+class _MaskedDense:
+    """A Dense whose outputs are zero at masked steps: a layer that takes
+    a mask, as Keras' time_distributed_test.py::test_masking builds one."""
+
+    def __init__(self, units):
+        self.dense = Dense(units, use_bias=False)
+
+    def init(self, key, input_shape):
+        return self.dense.init(key, input_shape)
+
+    def output_shape(self, input_shape):
+        return self.dense.output_shape(input_shape)
+
+    def __call__(self, params, x, *, mask=None, key=None, training=False):
+        y = self.dense(params, x)
+        return y if mask is None else y * mask[:, None].astype(y.dtype)
+
+
+class _NoMaskDense:
+    """A layer whose call has no `mask` parameter at all."""
+
+    def __init__(self, units):
+        self.dense = Dense(units)
+
+    def init(self, key, input_shape):
+        return self.dense.init(key, input_shape)
+
+    def output_shape(self, input_shape):
+        return self.dense.output_shape(input_shape)
+
+    def __call__(self, params, x, *, key=None, training=False):
+        return self.dense(params, x)
+
+
+def test_time_distributed_hands_each_step_its_mask(key):
+    layer = TimeDistributed(_MaskedDense(2))
+    x = jax.random.normal(key, (3, 4, 5))
+    params = layer.init(key, x.shape)
+    mask = jnp.array([[1, 0, 1, 1], [0, 0, 1, 0], [1, 1, 1, 1]], bool)
+    y = layer(params, x, mask=mask)
+    unmasked = layer(params, x)
+    np.testing.assert_array_equal(y, jnp.where(mask[..., None], unmasked, 0))
+    assert layer.compute_mask(x, mask) is mask
+
+
+def test_time_distributed_calls_a_layer_without_mask_unchanged(key):
+    layer = TimeDistributed(_NoMaskDense(2))
+    x = jax.random.normal(key, (3, 4, 5))
+    params = layer.init(key, x.shape)
+    np.testing.assert_array_equal(
+        layer(params, x, mask=jnp.ones((3, 4), bool)), layer(params, x))
+
+
+def test_time_distributed_lstm_mask_matches_keras(request):
+    """Keras hands a recurrent inner layer its (B, T2) mask slice."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 4, 5)).astype("float32")
+    mask = np.ones((2, 3, 4), bool)
+    mask[0, 1, 2:] = mask[1, 2, 1:] = False
+    theirs = keras.layers.TimeDistributed(keras.layers.LSTM(3, return_sequences=True))
+    theirs(x)
+    randomize_keras_weights(theirs)
+    ours = TimeDistributed(LSTM(3, return_sequences=True))
+    kernel, recurrent, bias = theirs.get_weights()
+    params = {"kernel": kernel, "recurrent_kernel": recurrent, "bias": bias}
+    assert_parity(request.node.name,
+                  ours(params, jnp.asarray(x), mask=jnp.asarray(mask)),
+                  theirs(x, mask=mask))
+
+
+def test_time_distributed_batch_norm_mask_matches_keras(request):
+    rng = np.random.default_rng(4)
+    x = (2 * rng.standard_normal((3, 2, 6, 4)) + 1).astype("float32")
+    mask = rng.random((3, 2, 6)) > 0.3
+    theirs = keras.layers.TimeDistributed(keras.layers.BatchNormalization())
+    theirs(x)
+    randomize_keras_weights(theirs)
+    gamma, beta, mean, variance = theirs.get_weights()
+    params = {"gamma": gamma, "beta": beta, "moving_mean": mean,
+              "moving_variance": np.abs(variance)}
+    ours = TimeDistributed(BatchNormalization())
+    assert_parity(request.node.name,
+                  ours(params, jnp.asarray(x), mask=jnp.asarray(mask),
+                       training=True),
+                  theirs(x, mask=mask, training=True))
+
+
+def test_time_distributed_mask_must_be_bool(key):
+    layer = TimeDistributed(Dense(2))
+    x = jnp.ones((2, 3, 4))
+    with pytest.raises(TypeError, match="`mask` must be a bool array, got float32"):
+        layer(layer.init(key, x.shape), x, mask=jnp.ones((2, 3)))
+
+
+def test_time_distributed_mask_needs_batch_and_time_axes(key):
+    layer = TimeDistributed(Dense(2))
+    x = jnp.ones((2, 3, 4))
+    with pytest.raises(ValueError, match=r"mask.*\(B, T\).*got \(2,\)"):
+        layer(layer.init(key, x.shape), x, mask=jnp.ones((2,), bool))
+
+
+def test_dropout_noise_shape_must_broadcast_to_the_inputs(key):
+    layer = Dropout(0.5, noise_shape=(None, 2, None))
+    with pytest.raises(ValueError, match=r"noise_shape.*broadcast.*\(4, 6, 3\)"):
+        layer({}, jnp.ones((4, 6, 3)), key=key, training=True)
+    with pytest.raises(ValueError, match="noise_shape.*rank 2"):
+        layer({}, jnp.ones((4, 6)), key=key, training=True)
+
+
+def test_dropout_with_noise_shape_stays_hashable():
+    assert hash(Dropout(0.5, noise_shape=[None, 1])) == hash(
+        Dropout(0.5, noise_shape=(None, 1)))

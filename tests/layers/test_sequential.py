@@ -9,7 +9,7 @@ import pytest
 from jaxrnn.layers import (GRU, LSTM, RNN, BatchNormalization, Bidirectional,
                            Dense, Dropout, Embedding, Sequential, SimpleRNN,
                            TimeDistributed, summary)
-from jaxrnn import LSTMCell
+from jaxrnn import LSTMCell, layers
 
 
 def test_summary_of_the_reference_models():
@@ -221,3 +221,133 @@ def test_time_distributed_after_a_last_output_in_an_unbatched_model(key):
     with pytest.raises(ValueError, match=r"TimeDistributed needs inputs "
                        r"\(B, T, \.\.\.\), got input_shape \(8,\)"):
         model.init(key, (5, 3))
+
+
+def test_summary_method_prints_the_free_functions_table():
+    model = Sequential([Embedding(1000, 64), LSTM(128), Dense(10)])
+    lines = []
+    text = model.summary((None, None), print_fn=lines.append)
+    assert text == "\n".join(lines) == summary(model, (None, None),
+                                               print_fn=None)
+    assert model.summary((None, None), print_fn=None) == text
+
+
+def test_summary_widens_the_name_column_for_bidirectional_stacks():
+    """The Bidirectional stack of Keras' RNN guide; its numbers are Keras'
+    ``model.summary()``'s, where tf.keras cut the names short
+    ("bidirectional (Bidirection")."""
+    model = Sequential([Bidirectional(LSTM(64, return_sequences=True)),
+                        Bidirectional(LSTM(32)), Dense(10)])
+    lines = model.summary((None, 5, 10), print_fn=None).splitlines()
+    assert lines[2:9] == [
+        "Layer (type)                    Output Shape              Param #",
+        "=" * 68,
+        "bidirectional (Bidirectional)   (None, 5, 128)            38400",
+        "_" * 68,
+        "bidirectional_1 (Bidirectional) (None, 64)                41216",
+        "_" * 68,
+        "dense (Dense)                   (None, 10)                650"]
+    assert "Total params: 80,266" in lines
+
+
+def test_summary_column_fits_a_long_layer_name():
+    class AVeryLongCustomRecurrentWrapperName(Bidirectional):
+        pass
+    model = Sequential([AVeryLongCustomRecurrentWrapperName(
+        GRU(4, return_sequences=True)), Dense(2)])
+    lines = model.summary((None, 6, 3), print_fn=None).splitlines()
+    name = ("a_very_long_custom_recurrent_wrapper_name "
+            "(AVeryLongCustomRecurrentWrapperName)")
+    shape_column = len(name) + 1
+    assert lines[4] == name + " (None, 6, 8)" + " " * 14 + "216"
+    assert lines[2].index("Output Shape") == shape_column
+    assert lines[6].index("(None, 6, 2)") == shape_column
+    assert lines[1] == "_" * (shape_column + 36)
+
+
+def test_count_params_matches_keras():
+    keras_model = keras.Sequential([
+        keras.Input((5, 10)),
+        keras.layers.Bidirectional(keras.layers.LSTM(8, return_sequences=True)),
+        keras.layers.GRU(4), keras.layers.Dense(3)])
+    model = Sequential([Bidirectional(LSTM(8, return_sequences=True)), GRU(4),
+                        Dense(3)])
+    assert model.count_params((None, 5, 10)) == keras_model.count_params()
+
+
+@pytest.mark.parametrize("last", ["sequences", "last output"])
+def test_compute_mask_matches_the_keras_output_mask(last):
+    """The mask Keras attaches to the model's output (tf.keras'
+    ``Sequential.compute_mask``; Keras 3's returns the incoming mask)."""
+    from keras.src.backend import get_keras_mask
+    sequences = last == "sequences"
+    keras_model = keras.Sequential([
+        keras.Input((None,), dtype="int32"),
+        keras.layers.Embedding(30, 4, mask_zero=True),
+        keras.layers.LSTM(3, return_sequences=True),
+        keras.layers.GRU(2, return_sequences=sequences)])
+    model = Sequential([Embedding(30, 4, mask_zero=True),
+                        LSTM(3, return_sequences=True),
+                        GRU(2, return_sequences=sequences)])
+    ids = np.array([[4, 8, 15, 0], [23, 0, 0, 0]], "int32")
+    theirs = get_keras_mask(keras_model(ids))
+    mine = model.compute_mask(jnp.asarray(ids))
+    if sequences:
+        np.testing.assert_array_equal(mine, theirs)
+    else:
+        assert mine is None and theirs is None
+
+
+def test_compute_mask_passes_a_given_mask_through(key):
+    model = Sequential([LSTM(3, return_sequences=True), Dense(2)])
+    mask = jnp.array([[True, False, True]])
+    np.testing.assert_array_equal(model.compute_mask(jnp.ones((1, 3, 4)), mask),
+                                  mask)
+    assert model.compute_mask(jnp.ones((1, 3, 4))) is None
+    with pytest.raises(TypeError, match="`mask` must be boolean, got int32"):
+        model.compute_mask(jnp.ones((1, 3, 4)), jnp.array([[1, 0, 1]]))
+
+
+class _NonZeroMask(Dense):
+    """A Dense whose mask comes from its inputs' values, as Keras'
+    Masking: a step is valid where its first feature is not zero."""
+
+    def compute_mask(self, inputs, mask):
+        return jnp.asarray(inputs)[..., 0] != 0
+
+
+def test_compute_mask_of_a_value_mask_after_the_first_layer_needs_params(key):
+    model = Sequential([Dense(2, use_bias=False), _NonZeroMask(3)])
+    x = jnp.array([[[1.0, 2.0], [0.0, 0.0], [3.0, 1.0]]])
+    with pytest.raises(ValueError, match=r"layers\[1\] \(_NonZeroMask\) "
+                       r"computes its mask from its inputs' values.*pass "
+                       r"`params`"):
+        model.compute_mask(x)
+    params = model.init(key, (None, 3, 2))
+    np.testing.assert_array_equal(model.compute_mask(x, params=params),
+                                  [[True, False, True]])
+
+
+def test_a_nested_sequential_hands_on_its_output_mask(key):
+    """A Sequential inside another passes on the mask its own layers make
+    (Embedding's), as a Keras model used as a layer does."""
+    inner = Sequential([Embedding(30, 4, mask_zero=True),
+                        LSTM(5, return_sequences=True)])
+    model = Sequential([inner, GRU(3)])
+    flat = Sequential([*inner.layers, GRU(3)])
+    params = model.init(key, (None, None))
+    ids = jnp.array([[4, 8, 0, 0], [9, 1, 2, 0]])
+    np.testing.assert_allclose(model(params, ids),
+                               flat([*params[0], params[1]], ids), atol=1e-6)
+    np.testing.assert_array_equal(inner.compute_mask(ids), ids != 0)
+
+
+def test_sequence_layers_refuse_a_last_output_in_a_batched_model():
+    """Conv1D and the 1D poolings read (B, T, C): a recurrent layer's (B, H)
+    last output reaching one is refused, not read as one unbatched (T, C)."""
+    for layer in (layers.Conv1D(2, 1), layers.MaxPooling1D(1),
+                  layers.GlobalAveragePooling1D(), layers.GlobalMaxPooling1D()):
+        model = layers.Sequential([layers.LSTM(4), layer])
+        with pytest.raises(ValueError, match=r"layers\[1\] \(\w+\) needs "
+                           r"inputs of rank 3.*return_sequences=True"):
+            model.init(jax.random.key(0), (None, None, 3))
