@@ -120,30 +120,60 @@ def _extract_weights(name: str, directory: str, max_bytes: int) -> str:
                            f"{error}).") from error
 
 
+def _member(archive: zipfile.ZipFile, name: str, member_name: str,
+            max_bytes: int) -> zipfile.ZipInfo:
+    """The archive's `member_name`, checked from the zip's directory alone:
+    the only member of that name, not encrypted, at most `max_bytes`."""
+    infos = archive.infolist()
+    names = [info.filename for info in infos]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise refuse(name, f"the archive holds several members named "
+                           f"{duplicates}, which is refused (which one is "
+                           "meant is ambiguous).")
+    member = next((i for i in infos if i.filename == member_name), None)
+    if member is None:
+        raise refuse(name, f"the archive holds no {member_name}, only "
+                           f"{names[:20]}.")
+    if member.flag_bits & 0x1:
+        raise refuse(name, f"the archive's {member_name} is encrypted.")
+    if member.file_size > max_bytes:
+        raise refuse(name, f"the archive's {member_name} declares "
+                           f"{member.file_size} bytes uncompressed, more "
+                           f"than max_bytes={max_bytes}.")
+    return member
+
+
 def _extract_member(name: str, directory: str, max_bytes: int) -> str:
     with zipfile.ZipFile(name) as archive:
-        infos = archive.infolist()
-        names = [info.filename for info in infos]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise refuse(name, f"the archive holds several members named "
-                               f"{duplicates}, which is refused (which one is "
-                               "meant is ambiguous).")
-        member = next((i for i in infos if i.filename == ARCHIVE_WEIGHTS), None)
-        if member is None:
-            raise refuse(name, f"the archive holds no {ARCHIVE_WEIGHTS}, only "
-                               f"{names[:20]}.")
-        if member.flag_bits & 0x1:
-            raise refuse(name, f"the archive's {ARCHIVE_WEIGHTS} is encrypted.")
-        if member.file_size > max_bytes:
-            raise refuse(name, f"the archive's {ARCHIVE_WEIGHTS} declares "
-                               f"{member.file_size} bytes uncompressed, more "
-                               f"than max_bytes={max_bytes}.")
+        member = _member(archive, name, ARCHIVE_WEIGHTS, max_bytes)
         target = os.path.join(directory, ARCHIVE_WEIGHTS)
         # zipfile stops at the declared size and checks the CRC.
         with archive.open(member) as source, open(target, "wb") as out:
             shutil.copyfileobj(source, out, _COPY_BYTES)
     return target
+
+
+def read_archive_member(path: Any, member_name: str, max_bytes: int) -> bytes:
+    """The bytes of a small member of a zip archive (a ``.keras`` file's
+    ``config.json``), at most `max_bytes`, checked as the weights are."""
+    name = os.fsdecode(path)
+    _regular_file(name)
+    try:
+        with zipfile.ZipFile(name) as archive:
+            member = _member(archive, name, member_name, max_bytes)
+            with archive.open(member) as source:
+                return source.read(max_bytes + 1)
+    except FileRefused:
+        raise
+    except zipfile.BadZipFile as error:
+        raise refuse(name, f"not a zip archive, or a damaged one (a .keras "
+                           f"file is a zip archive holding {member_name}; "
+                           f"{error}).") from error
+    except Exception as error:  # zipfile's errors on a damaged archive.
+        raise refuse(name, f"a damaged zip archive: its {member_name} cannot "
+                           f"be read ({type(error).__name__}: {error})."
+                     ) from error
 
 
 @contextlib.contextmanager

@@ -25,7 +25,9 @@ layers/bidirectional/forward_layer/cell/vars/...   and backward_layer
 layers/rnn/cell/cells/lstm_cell_1/vars/...         RNN([cell, cell])
 layers/time_distributed/layer/vars/{0,1}           kernel, bias
 layers/batch_normalization/vars/{0..3}   gamma, beta, moving_mean,
-                                         moving_variance (as present)
+                                         moving_variance (as present), then
+                                         moving_stddev, renorm_mean,
+                                         renorm_stddev with renorm=True
 optimizer/vars/...                saved too when the model was compiled;
                                   ignored here
 ```
@@ -45,6 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrnn.cells.conv_lstm import ConvLSTMCell
 from jaxrnn.cells.gru import GRUCell
 from jaxrnn.interop._atomic import atomic_path
 from jaxrnn.interop._untrusted_h5 import (dataset, h5py_module,
@@ -54,8 +57,13 @@ from jaxrnn.cells.lstm import LSTMCell
 from jaxrnn.cells.simple import SimpleRNNCell
 from jaxrnn.cells.stacked import StackedCells
 from jaxrnn.layers.bidirectional import Bidirectional
+from jaxrnn.layers.conv_lstm import ConvLSTMLayer
+from jaxrnn.layers.convolutional import Conv1D
 from jaxrnn.layers.core import Dense, Dropout, Embedding, TimeDistributed
+from jaxrnn.layers.masking import Masking
 from jaxrnn.layers.normalization import BatchNormalization, LayerNormalization
+from jaxrnn.layers.pooling import (GlobalAveragePooling1D, GlobalMaxPooling1D,
+                                   MaxPooling1D)
 from jaxrnn.layers.recurrent import GRU, LSTM, RNN, RecurrentLayer, SimpleRNN
 from jaxrnn.layers.sequential import Sequential, keras_snake_case
 
@@ -64,7 +72,8 @@ from jaxrnn.layers.sequential import Sequential, keras_snake_case
 _KERAS_CLASS = {cls: cls.__name__ for cls in (
     SimpleRNNCell, LSTMCell, GRUCell, RNN, SimpleRNN, LSTM, GRU, Dense,
     Dropout, Embedding, TimeDistributed, BatchNormalization,
-    LayerNormalization, Bidirectional, Sequential)}
+    LayerNormalization, Bidirectional, Sequential, Conv1D, Masking,
+    GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D)}
 _KERAS_CLASS[StackedCells] = "StackedRNNCells"
 
 
@@ -115,25 +124,31 @@ def _unique_names(objs: Sequence[Any]) -> list[str]:
 
 def _own_arrays(obj: Any) -> tuple[str, ...]:
     """The jaxrnn names of the variables Keras stores for `obj` itself."""
-    if isinstance(obj, (SimpleRNNCell, LSTMCell, GRUCell)):
+    if isinstance(obj, (SimpleRNNCell, LSTMCell, GRUCell, ConvLSTMCell)):
         return ("kernel", "recurrent_kernel") + (("bias",) if obj.use_bias else ())
-    if isinstance(obj, Dense):
+    if isinstance(obj, (Dense, Conv1D)):
         return ("kernel",) + (("bias",) if obj.use_bias else ())
     if isinstance(obj, Embedding):
         return ("embeddings",)
     if isinstance(obj, BatchNormalization):
+        renorm = ("moving_stddev", "renorm_mean", "renorm_stddev")
         return (("gamma",) * obj.scale + ("beta",) * obj.center
-                + ("moving_mean", "moving_variance"))
+                + ("moving_mean", "moving_variance")
+                + renorm * bool(getattr(obj, "renorm", False)))
     if isinstance(obj, LayerNormalization):
-        return ("gamma",) * obj.scale + ("beta",) * obj.center
+        rms = bool(getattr(obj, "rms_scaling", False))  # gamma only, as Keras
+        return (("gamma",) * (obj.scale or rms)
+                + ("beta",) * (obj.center and not rms))
     if isinstance(obj, (Sequential, RecurrentLayer, StackedCells, Bidirectional,
-                        TimeDistributed, Dropout)):
+                        TimeDistributed, Dropout, Masking, MaxPooling1D,
+                        GlobalAveragePooling1D, GlobalMaxPooling1D)):
         return ()
     raise TypeError(f"{type(obj).__name__} has no Keras weight-file layout; "
                     "expected a jaxrnn SimpleRNN, LSTM, GRU, RNN of built-in "
-                    "cells, Bidirectional, Embedding, Dense, TimeDistributed, "
-                    "Dropout, BatchNormalization, LayerNormalization or "
-                    "Sequential.")
+                    "cells, ConvLSTM1D/2D/3D, Bidirectional, Embedding, Dense, TimeDistributed, "
+                    "Dropout, BatchNormalization, LayerNormalization, "
+                    "Conv1D, MaxPooling1D, Masking, GlobalAveragePooling1D, "
+                    "GlobalMaxPooling1D or Sequential.")
 
 
 def _layout(obj: Any, path: str, name: str, keys: tuple[Any, ...],
@@ -234,6 +249,13 @@ def _input_shape(layer: Any, params: Any) -> tuple[Any, ...] | None:
         return None
     if isinstance(layer, Embedding):
         return (None, None)
+    if isinstance(layer, ConvLSTMLayer):
+        # Frames of any spatial size: only their channel count is pinned.
+        spatial = (None,) * layer.cell.rank
+        channels = (int(np.shape(params["kernel"])[-2]),)
+        frame = (spatial + channels if layer.cell.data_format == "channels_last"
+                 else channels + spatial)
+        return (None, None, *frame)
     if isinstance(layer, RecurrentLayer):
         first = params[0] if isinstance(layer.cell, StackedCells) else params
         return (None, None, _dim0(first["kernel"]))
@@ -244,6 +266,10 @@ def _input_shape(layer: Any, params: Any) -> tuple[Any, ...] | None:
         return None if inner is None else (inner[0], None, *inner[1:])
     if isinstance(layer, Dense):
         return (None, None, _dim0(params["kernel"]))
+    if isinstance(layer, Conv1D):  # kernel (k, C / groups, filters)
+        channels = int(np.shape(params["kernel"])[-2]) * layer.groups
+        return ((None, None, channels) if layer.data_format == "channels_last"
+                else (None, channels, None))
     for array in params.values():  # normalisation: every array is (D,)
         return (None, None, _dim0(array))
     return None

@@ -10,10 +10,11 @@ jaxrnn layer (or `Sequential`) that computes what the Keras one does:
 | ``RNN([cell, ...])`` | a list with one such dict per cell |
 | ``Bidirectional`` | ``{'forward': ..., 'backward': ...}`` |
 | ``Embedding`` | ``{'embeddings'}`` |
-| ``Dense`` | ``{'kernel', 'bias'}`` |
+| ``Dense``, ``Conv1D`` | ``{'kernel', 'bias'}`` (no bias without ``use_bias``) |
+| ``Masking``, ``MaxPooling1D``, ``GlobalAveragePooling1D``, ``GlobalMaxPooling1D`` | ``{}`` |
 | ``TimeDistributed(layer)`` | the inner layer's params |
 | ``Dropout`` | ``{}`` |
-| ``BatchNormalization`` | ``{'gamma', 'beta', 'moving_mean', 'moving_variance'}`` (gamma, beta as present) |
+| ``BatchNormalization`` | ``{'gamma', 'beta', 'moving_mean', 'moving_variance'}`` (gamma, beta as present; with ``renorm`` also ``'moving_stddev', 'renorm_mean', 'renorm_stddev'``) |
 | ``LayerNormalization`` | ``{'gamma', 'beta'}`` (as present) |
 | ``Sequential`` | a list with one entry per layer |
 
@@ -35,8 +36,12 @@ from jaxrnn.cells.lstm import LSTMCell
 from jaxrnn.cells.simple import SimpleRNNCell
 from jaxrnn.interop.keras_h5 import keras_snake_case
 from jaxrnn.layers.bidirectional import Bidirectional
+from jaxrnn.layers.convolutional import Conv1D
 from jaxrnn.layers.core import Dense, Dropout, Embedding, TimeDistributed
+from jaxrnn.layers.masking import Masking
 from jaxrnn.layers.normalization import BatchNormalization, LayerNormalization
+from jaxrnn.layers.pooling import (GlobalAveragePooling1D, GlobalMaxPooling1D,
+                                   MaxPooling1D)
 from jaxrnn.layers.recurrent import GRU, LSTM, RNN, SimpleRNN
 from jaxrnn.layers.sequential import Sequential
 
@@ -48,8 +53,14 @@ _ARRAYS = {
     "GRUCell": ("kernel", "recurrent_kernel", "bias"),
     "Embedding": ("embeddings",),
     "Dense": ("kernel", "bias"),
+    "Conv1D": ("kernel", "bias"),
     "Dropout": (),
-    "BatchNormalization": ("gamma", "beta", "moving_mean", "moving_variance"),
+    "Masking": (),
+    "MaxPooling1D": (),
+    "GlobalAveragePooling1D": (),
+    "GlobalMaxPooling1D": (),
+    "BatchNormalization": ("gamma", "beta", "moving_mean", "moving_variance",
+                           "moving_stddev", "renorm_mean", "renorm_stddev"),
     "LayerNormalization": ("gamma", "beta"),
 }
 _CONTAINERS = ("Sequential", "RNN", "StackedRNNCells", "Bidirectional",
@@ -349,29 +360,56 @@ def _bidirectional_from_keras(layer: Any) -> Bidirectional:
                          backward_layer=backward)
 
 
-def _last_axis_only(layer: Any) -> None:
-    axes = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
-    built = layer.get_build_config() or {}
-    shape = built.get("input_shape")
-    last = (-1,) if shape is None else (-1, len(shape) - 1)
-    if len(axes) != 1 or axes[0] not in last:
-        raise ValueError(f"{layer.name}: jaxrnn normalises the last axis only, "
-                         f"got axis={layer.axis}.")
-
-
 def _normalization_from_keras(layer: Any, kind: str) -> Any:
-    _last_axis_only(layer)
-    kwargs = dict(epsilon=float(layer.epsilon), center=bool(layer.center),
-                  scale=bool(layer.scale), **_dtypes(layer, compute=False))
+    axis = layer.axis
+    if isinstance(axis, (list, tuple)):
+        axis = axis[0] if len(axis) == 1 else tuple(axis)
+    kwargs = dict(axis=axis, epsilon=float(layer.epsilon),
+                  center=bool(layer.center), scale=bool(layer.scale),
+                  **_initializers(layer, "beta_initializer",
+                                  "gamma_initializer"),
+                  **_dtypes(layer, compute=False))
     if kind == "LayerNormalization":
-        if getattr(layer, "rms_scaling", False):
-            raise ValueError(f"{layer.name}: rms_scaling=True has no jaxrnn "
-                             "equivalent.")
-        return LayerNormalization(**kwargs)
-    if getattr(layer, "renorm", False) or getattr(layer, "synchronized", False):
-        raise ValueError(f"{layer.name}: renorm and synchronized batch "
-                         "normalization have no jaxrnn equivalent.")
-    return BatchNormalization(momentum=float(layer.momentum), **kwargs)
+        return LayerNormalization(rms_scaling=bool(layer.rms_scaling),
+                                  **kwargs)
+    if layer.renorm:  # Keras keeps both arguments unused without renorm.
+        clipping = layer.renorm_clipping
+        kwargs.update(renorm=True, renorm_momentum=float(layer.renorm_momentum),
+                      renorm_clipping=None if clipping is None
+                      else dict(clipping))
+    return BatchNormalization(
+        momentum=float(layer.momentum),
+        **_initializers(layer, "moving_mean_initializer",
+                        "moving_variance_initializer"), **kwargs)
+
+
+def _convolution_from_keras(obj: Any, kind: str) -> Any:
+    if kind == "Masking":
+        return Masking(mask_value=float(obj.mask_value))
+    if kind in ("GlobalAveragePooling1D", "GlobalMaxPooling1D"):
+        cls = (GlobalAveragePooling1D if kind == "GlobalAveragePooling1D"
+               else GlobalMaxPooling1D)
+        return cls(data_format=obj.data_format, keepdims=bool(obj.keepdims))
+    if kind == "MaxPooling1D":
+        return MaxPooling1D(pool_size=_first(obj.pool_size),
+                            strides=_first(obj.strides), padding=obj.padding,
+                            data_format=obj.data_format)
+    return Conv1D(obj.filters, _first(obj.kernel_size),
+                  strides=_first(obj.strides), padding=obj.padding,
+                  data_format=obj.data_format,
+                  dilation_rate=_first(obj.dilation_rate), groups=obj.groups,
+                  activation=_activation(obj, "activation", obj.activation),
+                  use_bias=obj.use_bias,
+                  **_initializers(obj, "kernel_initializer",
+                                  "bias_initializer"),
+                  **_dtypes(obj, compute=False))
+
+
+def _first(value: Any) -> Any:
+    """Keras keeps 1D sizes as 1-tuples; jaxrnn's 1D layers take ints."""
+    if isinstance(value, (list, tuple)) and len(value) == 1:
+        return int(value[0])
+    return value
 
 
 def layer_from_keras(keras_layer_or_model: Any) -> Any:
@@ -397,7 +435,7 @@ def layer_from_keras(keras_layer_or_model: Any) -> Any:
     Raises:
       TypeError: for an unsupported Keras class.
       ValueError: for a setting jaxrnn lacks (an activation it does not
-        know, normalisation over another axis than the last, ...).
+        know, ...).
 
     Example:
       Needs Keras, so it is not run as a doctest:
@@ -429,8 +467,10 @@ def layer_from_keras(keras_layer_or_model: Any) -> Any:
                          **_initializers(obj, "embeddings_initializer"),
                          **_dtypes(obj, compute=False))
     if kind == "Dense":
-        return Dense(obj.units, activation=_activation(obj, "activation",
-                                                       obj.activation),
+        activation = _activation(obj, "activation", obj.activation)
+        # Keras' None is 'linear'; jaxrnn's Dense keeps None, its default.
+        return Dense(obj.units,
+                     activation=None if activation == "linear" else activation,
                      use_bias=obj.use_bias,
                      **_initializers(obj, "kernel_initializer",
                                      "bias_initializer"),
@@ -439,4 +479,7 @@ def layer_from_keras(keras_layer_or_model: Any) -> Any:
         noise = obj.noise_shape
         return Dropout(float(obj.rate),
                        noise_shape=None if noise is None else tuple(noise))
+    if kind in ("Masking", "GlobalAveragePooling1D", "GlobalMaxPooling1D",
+                "MaxPooling1D", "Conv1D"):
+        return _convolution_from_keras(obj, kind)
     return _normalization_from_keras(obj, kind)

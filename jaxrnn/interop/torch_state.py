@@ -18,7 +18,12 @@ numbers. Bidirectional layers cannot be stacked per step, since torch feeds
 each layer both directions' outputs, hence `TorchStack`. `from_torch` and
 `to_torch` convert the weights of any of these; `call_like_torch` runs one
 with torch's call convention: ``output, h_n`` (LSTM: ``output, (h_n, c_n)``)
-with states (num_layers * num_directions, B, H).
+with states (num_layers * num_directions, B, H). Given ``lengths``, both
+compute what torch computes on ``pack_padded_sequence(x, lengths,
+enforce_sorted=False)`` and return the output as ``pad_packed_sequence``
+does: a right-padded mask keeps each row's states at its last valid step,
+so the backward direction starts at each row's own last step, and outputs
+past each length are zeros.
 
 The weights: torch's ``weight_ih_l{k}{_reverse}`` (G*H, D) is the transposed
 ``kernel`` (D, G*H) and ``weight_hh`` (G*H, H) the transposed
@@ -46,7 +51,7 @@ import numpy as np
 
 from jaxrnn import activations
 from jaxrnn._validation import (check_bool, check_params, check_positive_int,
-                                check_shape)
+                                check_shape, describe)
 from jaxrnn.cells.gru import GRUCell
 from jaxrnn.cells.lstm import LSTMCell
 from jaxrnn.cells.simple import SimpleRNNCell
@@ -126,7 +131,8 @@ class TorchStack:
         return params
 
     def __call__(self, params: Sequence[Any], inputs: jax.Array, *,
-                 initial_state: Any = None) -> tuple[jax.Array, Any]:
+                 initial_state: Any = None, lengths: Any = None,
+                 total_length: int | None = None) -> tuple[jax.Array, Any]:
         """Runs every layer; returns what torch's module returns.
 
         Args:
@@ -135,6 +141,11 @@ class TorchStack:
           initial_state: torch's ``h_0`` (``(h_0, c_0)`` for LSTM), each
             (num_layers * num_directions, B, H) or (..., H) unbatched; zeros
             when None.
+          lengths: integer (B,), each in [1, T]: run as torch runs
+            ``pack_padded_sequence(inputs, lengths, enforce_sorted=False)``
+            (see `call_like_torch`).
+          total_length: with `lengths`, the output's time size, as
+            ``pad_packed_sequence``'s; the longest length when None.
 
         Returns:
           ``(output, h_n)`` or, for LSTM, ``(output, (h_n, c_n))``: output
@@ -144,17 +155,19 @@ class TorchStack:
         _check_list("TorchStack params", params, len(self.layers))
         cell = _torch_layers(self)[0][0]
         slots = _slot_count(self)
-        initial = _state_arrays(initial_state, cell, slots,
-                                _batch_shape(inputs, self.time_major))
+        batch_shape = _batch_shape(inputs, self.time_major)
+        initial = _state_arrays(initial_state, cell, slots, batch_shape)
+        mask, steps = _packed_mask(lengths, total_length, inputs,
+                                   self.time_major)
         per_layer = slots // len(self.layers)
         x, states = inputs, []
         for k, (layer, p) in enumerate(zip(self.layers, params)):
             hx = None if initial is None else [
                 a[k * per_layer:(k + 1) * per_layer] for a in initial]
-            x, layer_states = _call_one(layer, cell, p, x, hx)
+            x, layer_states = _call_one(layer, cell, p, x, hx, mask)
             states.append(layer_states)
         merged = [jnp.concatenate(parts) for parts in zip(*states)]
-        return x, _torch_state(merged)
+        return _pad_packed(x, steps, self.time_major), _torch_state(merged)
 
 
 def layer_from_torch(module_or_config: Any) -> Any:
@@ -206,7 +219,7 @@ def layer_from_torch(module_or_config: Any) -> Any:
 
 
 def from_torch(state_dict: Mapping[str, Any], layer: Any, *,
-               prefix: str = "") -> Any:
+               prefix: str = "", dtype: Any = None) -> Any:
     """Converts a torch RNN, LSTM or GRU state dict into `layer`'s params.
 
     Args:
@@ -217,17 +230,23 @@ def from_torch(state_dict: Mapping[str, Any], layer: Any, *,
       prefix: the recurrent module's path in a whole model's state dict,
         e.g. ``'lstm.'`` for ``'lstm.weight_ih_l0'``; only the names under
         it are read (the rest of the model is ignored), without it.
+      dtype: the params' float dtype (NumPy's, JAX's or torch's), e.g.
+        ``jnp.float32`` to train in float32 from a half-precision
+        checkpoint (each array is cast before the biases are summed, so
+        nothing is rounded to half on the way); None keeps the state
+        dict's.
 
     Returns:
-      Params for `layer` as JAX arrays of the state dict's float dtype
-      (float64 only with ``jax_enable_x64``; bfloat16 and float16 kept), in
-      Keras' layout: torch's two LSTM or RNN biases summed into one ``bias``
-      (in float32 at least, then rounded once), GRU gates reordered to
-      Keras' (z, r, h) with ``bias`` (2, 3H).
+      Params for `layer` as JAX arrays of `dtype` or the state dict's float
+      dtype (float64 only with ``jax_enable_x64``; bfloat16 and float16
+      kept), in Keras' layout: torch's two LSTM or RNN biases summed into
+      one ``bias`` (in float32 at least, then rounded once), GRU gates
+      reordered to Keras' (z, r, h) with ``bias`` (2, 3H).
 
     Raises:
       TypeError: `layer` has no torch counterpart, `prefix` is not a
-        string, or a value is not a floating array (the message names it).
+        string, `dtype` is not a float dtype, or a value is not a floating
+        array (the message names it).
       ValueError: the state dict has missing or unexpected names (the
         message suggests a `prefix` that would fit), or arrays whose shapes
         do not fit `layer` (the message names the array).
@@ -245,8 +264,11 @@ def from_torch(state_dict: Mapping[str, Any], layer: Any, *,
       ((3, 4), (4,))
     """
     structure = _torch_layers(layer)
-    arrays = _numpy_state(_under_prefix(state_dict, prefix), prefix,
-                          structure, layer)
+    target = _float_dtype(dtype)
+    selected = _under_prefix(state_dict, prefix, _expected_names(structure))
+    arrays = _numpy_state(selected, prefix, structure, layer)
+    if target is not None:
+        arrays = {name: a.astype(target) for name, a in arrays.items()}
     input_dim, per_layer = None, []
     for k, cells in enumerate(structure):
         per_direction = []
@@ -305,7 +327,9 @@ def to_torch(params: Any, layer: Any) -> dict[str, np.ndarray]:
 
 
 def call_like_torch(layer: Any, params: Any, inputs: jax.Array,
-                    initial_state: Any = None) -> tuple[jax.Array, Any]:
+                    initial_state: Any = None, *, lengths: Any = None,
+                    total_length: int | None = None
+                    ) -> tuple[jax.Array, Any]:
     """Runs `layer` and returns what the matching torch module returns.
 
     Args:
@@ -318,17 +342,37 @@ def call_like_torch(layer: Any, params: Any, inputs: jax.Array,
       initial_state: torch's ``h_0`` (``(h_0, c_0)`` for LSTM), each
         (num_layers * num_directions, B, H), or (..., H) unbatched; zeros
         when None.
+      lengths: integer (B,) (a NumPy, JAX or torch array, or a list), each
+        in [1, T], in the batch's own order: run as torch runs
+        ``pack_padded_sequence(inputs, lengths, enforce_sorted=False)``
+        (sorted or not, the results are the same). Each row's states stop at
+        its last valid step, the backward direction starts there, and
+        outputs past it are zeros. Batched inputs only. Concrete lengths are
+        checked; traced ones (under `jax.jit`) are not, and a length above T
+        then acts as T.
+      total_length: with `lengths`, the output's time size, as
+        ``pad_packed_sequence(..., total_length=)``: at least the longest
+        length (checked when the lengths are concrete), padded with zeros
+        past T. When None, the longest length, as torch returns; traced
+        lengths have none to read, so under `jax.jit` pass it (T, say).
 
     Returns:
       ``(output, h_n)`` or, for LSTM, ``(output, (h_n, c_n))``: output
-      (B, T, num_directions * H) in the inputs' layout, states shaped like
-      `initial_state`.
+      (B, T, num_directions * H) in the inputs' layout (with `lengths`,
+      T is `total_length` or the longest length), states shaped like
+      `initial_state`. States keep jaxrnn's carry dtype: float32 zeros
+      start them when `initial_state` is None, even under half-precision
+      params, where torch's come back in the module's dtype; a
+      half-precision `initial_state` keeps them in half precision.
 
     Raises:
-      TypeError: `layer` has no torch counterpart, or `initial_state` is not
-        a pair for LSTM (or a pair for the others).
+      TypeError: `layer` has no torch counterpart, `initial_state` is not
+        a pair for LSTM (or a pair for the others), or `lengths` is not of
+        an integer dtype.
       ValueError: a `Bidirectional` layer whose ``merge_mode`` is not
-        ``'concat'``, or states of the wrong shape.
+        ``'concat'``, states of the wrong shape, `lengths` of the wrong
+        shape or outside [1, T], `total_length` below the longest length,
+        or traced `lengths` without `total_length`.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -338,19 +382,26 @@ def call_like_torch(layer: Any, params: Any, inputs: jax.Array,
       >>> y, (h_n, c_n) = call_like_torch(layer, params, jnp.ones((5, 2, 3)))
       >>> y.shape, h_n.shape
       ((5, 2, 4), (2, 2, 4))
+      >>> # Packed sequences: rows of 5 and 3 valid steps.
+      >>> y, (h_n, c_n) = call_like_torch(layer, params, jnp.ones((5, 2, 3)),
+      ...                                 lengths=jnp.array([5, 3]))
+      >>> float(abs(y[3:, 1]).max())
+      0.0
     """
     if isinstance(layer, TorchStack):
-        return layer(params, inputs, initial_state=initial_state)
+        return layer(params, inputs, initial_state=initial_state,
+                     lengths=lengths, total_length=total_length)
     structure = _torch_layers(layer)
     if isinstance(layer, Bidirectional) and layer.merge_mode != "concat":
         raise ValueError("torch concatenates both directions: the "
                          "Bidirectional layer needs merge_mode='concat', got "
                          f"{layer.merge_mode!r}.")
-    cell = structure[0][0]
+    cell, time_major = structure[0][0], _time_major(layer)
     initial = _state_arrays(initial_state, cell, _slot_count(layer),
-                            _batch_shape(inputs, _time_major(layer)))
-    y, states = _call_one(layer, cell, params, inputs, initial)
-    return y, _torch_state(states)
+                            _batch_shape(inputs, time_major))
+    mask, steps = _packed_mask(lengths, total_length, inputs, time_major)
+    y, states = _call_one(layer, cell, params, inputs, initial, mask)
+    return _pad_packed(y, steps, time_major), _torch_state(states)
 
 
 # The structure: which cells stand for which torch layer and direction.
@@ -526,7 +577,8 @@ def _join_params(layer: Any, per_layer: list[list[Any]]) -> Any:
 
 # Arrays: torch's names, shapes and gate orders <-> Keras'.
 
-def _under_prefix(state_dict: Any, prefix: str) -> Mapping[str, Any]:
+def _under_prefix(state_dict: Any, prefix: str,
+                  expected: list[str]) -> Mapping[str, Any]:
     if not isinstance(state_dict, Mapping):
         raise TypeError("`state_dict` must be a dict of arrays (a torch "
                         "module's state_dict()), got "
@@ -542,7 +594,8 @@ def _under_prefix(state_dict: Any, prefix: str) -> Mapping[str, Any]:
         heads = sorted({str(name).rpartition(".")[0] + "."
                         for name in state_dict if "." in str(name)})
         raise ValueError(f"No name in `state_dict` starts with `prefix` "
-                         f"{prefix!r}; its names start with {heads or ['']}.")
+                         f"{prefix!r}; its names start with {heads or ['']}."
+                         f"{_prefix_hint(state_dict, expected, '')}")
     return selected
 
 
@@ -571,6 +624,23 @@ def _float_array(name: str, value: Any) -> np.ndarray:
         raise TypeError(f"state_dict[{name!r}] must be a float array, got "
                         f"dtype {array.dtype}.")
     return array
+
+
+def _float_dtype(dtype: Any) -> np.dtype | None:
+    """`dtype` as a NumPy float dtype (None stays None); TypeError
+    otherwise."""
+    if dtype is None:
+        return None
+    if type(dtype).__module__ == "torch":  # torch.float32 names its kind
+        dtype = str(dtype).removeprefix("torch.")
+    try:
+        target = jnp.dtype(dtype)
+    except TypeError:
+        target = None
+    if target is None or not jnp.issubdtype(target, jnp.floating):
+        raise TypeError("`dtype` must be a float dtype such as jnp.float32 "
+                        f"or 'bfloat16', got {dtype!r}.")
+    return target
 
 
 def _expected_names(structure: list[list[Any]]) -> list[str]:
@@ -623,6 +693,9 @@ def _prefix_hint(arrays: Mapping[str, Any], expected: list[str],
     fits = [p for p in found if all(p + n in names for n in expected)]
     if not fits:
         return ""
+    if len(fits) > 1:  # an encoder's and a decoder's LSTM, say
+        return (" Several modules fit: pass prefix= one of "
+                f"{[prefix + fit for fit in fits]}.")
     return (f" The names sit under {prefix + fits[0]!r}: pass "
             f"prefix={prefix + fits[0]!r}.")
 
@@ -747,18 +820,90 @@ def _state_arrays(initial_state: Any, cell: Any, slots: int,
     return [jnp.asarray(state) for state in states]
 
 
+def _packed_mask(lengths: Any, total_length: Any, inputs: Any,
+                 time_major: bool) -> tuple[jax.Array | None, int | None]:
+    """The mask that `lengths` stand for, (B, T) or time-major (T, B), and
+    the output's time size; (None, None) without `lengths`. Checks them as
+    ``pack_padded_sequence`` and ``pad_packed_sequence`` do."""
+    if lengths is None:
+        if total_length is not None:
+            raise ValueError("`total_length` sizes the output of packed "
+                             "sequences: pass it with `lengths`, got "
+                             "lengths=None.")
+        return None, None
+    shape = np.shape(inputs)
+    if len(shape) != 3:
+        raise ValueError("`lengths` needs batched inputs, (T, B, D) or "
+                         "(B, T, D), as torch packs batches; got inputs of "
+                         f"shape {shape}.")
+    batch, steps = (shape[1], shape[0]) if time_major else shape[:2]
+    lengths = _lengths_array(lengths)
+    check_shape("lengths", lengths, (batch,))
+    if total_length is not None:
+        check_positive_int("total_length", total_length)
+    if isinstance(lengths, jax.core.Tracer):
+        if total_length is None:
+            raise ValueError(
+                "`lengths` are traced (under jax.jit or the like), so the "
+                "longest length, the output's time size, is unknown: pass "
+                f"total_length (e.g. T = {steps}).")
+    elif lengths.size:
+        shortest, longest = int(lengths.min()), int(lengths.max())
+        if shortest < 1 or longest > steps:
+            raise ValueError(
+                f"`lengths` must lie in [1, T] = [1, {steps}] (torch's "
+                f"pack_padded_sequence refuses empty sequences), got "
+                f"{np.asarray(lengths).tolist()}.")
+        if total_length is not None and total_length < longest:
+            raise ValueError(f"`total_length` must be at least the longest "
+                             f"length, {longest}, got {total_length}.")
+        total_length = longest if total_length is None else total_length
+    # int32 after the checks: strict promotion refuses int32 < uint8.
+    mask = jnp.arange(steps) < lengths.astype(jnp.int32)[:, None]  # (B, T)
+    return (mask.T if time_major else mask), total_length
+
+
+def _lengths_array(lengths: Any) -> Any:
+    """`lengths` as a JAX or NumPy array of an integer dtype (TypeError
+    otherwise); NumPy ones stay NumPy, hence concrete, even under jit."""
+    if hasattr(lengths, "detach"):  # a torch tensor, as torch's users hold
+        lengths = lengths.detach().cpu().numpy()
+    if not isinstance(lengths, jax.Array):
+        lengths = np.asarray(lengths)
+    if not jnp.issubdtype(lengths.dtype, jnp.integer):
+        raise TypeError(f"`lengths` must have an integer dtype (one length "
+                        f"per sequence), got {describe(lengths)}.")
+    return lengths
+
+
+def _pad_packed(y: jax.Array, steps: int | None,
+                time_major: bool) -> jax.Array:
+    """`y` cut or zero-padded to `steps` time steps, as pad_packed_sequence
+    returns it; `y` itself when `steps` is None."""
+    axis = 0 if time_major else 1
+    if steps is None or steps == y.shape[axis]:
+        return y
+    if steps < y.shape[axis]:
+        return jax.lax.slice_in_dim(y, 0, steps, axis=axis)
+    widths = [(0, 0)] * y.ndim
+    widths[axis] = (0, steps - y.shape[axis])
+    return jnp.pad(y, widths)
+
+
 def _with_states(layer: Any) -> Any:
     """`layer`, returning whole sequences and final states."""
     if isinstance(layer, Bidirectional):
         return dataclasses.replace(layer, layer=_with_states(layer.layer),
                                    backward_layer=_with_states(
                                        layer.backward_layer))
+    # Zero outputs at masked steps: pad_packed_sequence's padding.
     return dataclasses.replace(layer, return_sequences=True, return_state=True,
-                               stateful=False)
+                               stateful=False, zero_output_for_mask=True)
 
 
 def _call_one(layer: Any, cell: Any, params: Any, inputs: jax.Array,
-              initial: list[jax.Array] | None) -> tuple[jax.Array, list]:
+              initial: list[jax.Array] | None, mask: jax.Array | None
+              ) -> tuple[jax.Array, list]:
     """Runs a non-stack layer; returns (outputs, [h_n] or [h_n, c_n])."""
     per_slot = 2 if isinstance(cell, LSTMCell) else 1
     keras_state = None
@@ -766,7 +911,7 @@ def _call_one(layer: Any, cell: Any, params: Any, inputs: jax.Array,
         # Keras orders states by cell (and direction), then h before c.
         keras_state = [state[i] for i in range(initial[0].shape[0])
                        for state in initial]
-    output, *states = _with_states(layer)(params, inputs,
+    output, *states = _with_states(layer)(params, inputs, mask=mask,
                                           initial_state=keras_state)
     return output, [jnp.stack(states[s::per_slot]) for s in range(per_slot)]
 

@@ -25,7 +25,7 @@ def randomize(keras_obj, seed=0):
     values = []
     for variable in keras_obj.weights:
         value = 0.5 * rng.standard_normal(variable.shape)
-        if variable.path.endswith("moving_variance"):
+        if variable.path.endswith(("moving_variance", "stddev")):
             value = np.abs(value) + 0.5
         values.append(value.astype(variable.dtype))
     keras_obj.set_weights(values)
@@ -245,10 +245,10 @@ def test_importing_jaxrnn_does_not_import_keras():
 
 # Rejected inputs.
 def test_unsupported_keras_layer():
-    with pytest.raises(TypeError, match="conv.*Conv1D is not supported"):
-        from_keras(L.Conv1D(2, 3, name="conv"))
-    with pytest.raises(TypeError, match="Conv1D is not supported"):
-        layer_from_keras(L.Conv1D(2, 3))
+    with pytest.raises(TypeError, match="conv.*Conv2D is not supported"):
+        from_keras(L.Conv2D(2, 3, name="conv"))
+    with pytest.raises(TypeError, match="Conv2D is not supported"):
+        layer_from_keras(L.Conv2D(2, 3))
 
 
 def test_unbuilt_keras_layer():
@@ -338,15 +338,25 @@ def test_layer_from_keras_unknown_activation():
 
 
 @pytest.mark.filterwarnings("ignore:You passed `rms_scaling=True`")
-def test_layer_from_keras_unsupported_normalization():
-    with pytest.raises(ValueError, match="rms_scaling"):
-        layer_from_keras(L.LayerNormalization(rms_scaling=True))
-    bn = _built(L.BatchNormalization(axis=1, name="bn"))
-    with pytest.raises(ValueError, match=r"bn: jaxrnn normalises the last axis "
-                       r"only, got axis=1"):
-        layer_from_keras(bn)
-    last = _built(L.BatchNormalization(axis=2))
-    assert layer_from_keras(last) == jaxrnn.layers.BatchNormalization()
+def test_layer_from_keras_normalization_arguments():
+    """axis, rms_scaling and renorm carry over and compute what Keras does."""
+    assert layer_from_keras(L.LayerNormalization(rms_scaling=True)) == \
+        jaxrnn.layers.LayerNormalization(rms_scaling=True)
+    clipping = {"rmax": 2.0, "rmin": 0.5, "dmax": 1.0}
+    cases = [L.BatchNormalization(axis=1), L.BatchNormalization(axis=2),
+             L.BatchNormalization(renorm=True, renorm_clipping=clipping,
+                                  renorm_momentum=0.9),
+             L.LayerNormalization(axis=[1, 2], rms_scaling=True)]
+    x = np.random.default_rng(0).standard_normal((B, T, D)).astype("float32")
+    for keras_layer in cases:
+        keras_layer.build(x.shape)
+        randomize(keras_layer)
+        layer = layer_from_keras(keras_layer)
+        for training in (False, True):
+            assert_parity(f"layer_from_keras {keras_layer.name}",
+                          layer(from_keras(keras_layer), jnp.asarray(x),
+                                training=training),
+                          keras_layer(x, training=training))
 
 
 def test_layer_from_keras_unsupported_cell():

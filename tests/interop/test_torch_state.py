@@ -592,3 +592,147 @@ def test_from_torch_rejects_non_floating_tensors(dtype):
     with pytest.raises(TypeError, match=rf"state_dict\['bias_hh_l0'\] must "
                        rf"be a floating tensor, got dtype torch.{dtype}"):
         from_torch(state, layer_from_torch({"mode": "LSTM", "hidden_size": H}))
+
+
+# A whole PyTorch model: embedding, encoder LSTM (one module down), decoder.
+
+VOCAB, CLASSES = 11, 3
+
+
+class _Tagger(torch.nn.Module):
+    """Tags each token; the LSTM's names read 'encoder.lstm.weight_ih_l0'."""
+
+    def __init__(self, seed=14):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.embedding = torch.nn.Embedding(VOCAB, D)
+        self.encoder = torch.nn.Module()
+        self.encoder.lstm = torch.nn.LSTM(D, H, num_layers=2,
+                                          bidirectional=True, batch_first=True)
+        self.decoder = torch.nn.Linear(2 * H, CLASSES)
+
+    def forward(self, tokens):
+        y, _ = self.encoder.lstm(self.embedding(tokens))
+        return self.decoder(y)
+
+
+def _tokens(seed=15):
+    return np.random.default_rng(seed).integers(0, VOCAB, (B, T))
+
+
+def _tagger_in_jax(state, layer, params, tokens):
+    """The same model in JAX: embedding and decoder straight from `state`."""
+    def array(name):
+        return jnp.asarray(state[name].float().numpy())
+
+    x = array("embedding.weight")[tokens]  # (B, T, D)
+    y, _ = call_like_torch(layer, params, x)
+    return y @ array("decoder.weight").T + array("decoder.bias")
+
+
+def test_a_whole_model_matches_torch():
+    model = _Tagger()
+    layer = layer_from_torch(model.encoder.lstm)
+    params = from_torch(model.state_dict(), layer, prefix="encoder.lstm.")
+    tokens = _tokens()
+    with torch.no_grad():
+        theirs = model(torch.from_numpy(tokens)).numpy()
+    assert_parity("torch whole model", _tagger_in_jax(
+        model.state_dict(), layer, params, tokens), theirs)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_a_half_precision_model_converts_exactly(dtype):
+    """Half weights become float32 params with nothing rounded on the way:
+    the model matches torch's own float32 copy of the half weights."""
+    model = _Tagger().to(getattr(torch, dtype))
+    layer = layer_from_torch(model.encoder.lstm)
+    state = model.state_dict()
+    params = from_torch(state, layer, prefix="encoder.lstm.",
+                        dtype=jnp.float32)
+    assert {a.dtype for a in jax.tree.leaves(params)} == {jnp.dtype("float32")}
+    tokens = _tokens()
+    with torch.no_grad():
+        theirs = model.float()(torch.from_numpy(tokens)).numpy()
+    assert_parity(f"torch whole model {dtype}", _tagger_in_jax(
+        state, layer, params, tokens), theirs)
+
+
+@pytest.mark.parametrize("dtype, atol", [("float16", 4e-3),
+                                         ("bfloat16", 3e-2)])
+def test_a_half_precision_model_runs_in_half_precision(dtype, atol):
+    """Kept in half precision (the default), the params run on half inputs
+    and agree with torch's half-precision run to half precision; states in
+    half precision too when h_0 and c_0 are."""
+    module = _module("LSTM", 1, True, batch_first=True, seed=17).to(
+        getattr(torch, dtype))
+    layer = layer_from_torch(module)
+    params = from_torch(module.state_dict(), layer)
+    assert {a.dtype for a in jax.tree.leaves(params)} == {jnp.dtype(dtype)}
+    x, state = _inputs(True), _initial_state(module)
+    # Jitted: eager half-precision steps dispatch slowly on CPUs.
+    y, (h_n, c_n) = jax.jit(lambda *args: call_like_torch(layer, *args))(
+        params, jnp.asarray(x, dtype),
+        jax.tree.map(lambda s: jnp.asarray(s, dtype), state))
+    assert y.dtype == h_n.dtype == c_n.dtype == jnp.dtype(dtype)
+    with torch.no_grad():
+        theirs = module(torch.from_numpy(x).to(getattr(torch, dtype)),
+                        jax.tree.map(lambda s: torch.from_numpy(s).to(
+                            getattr(torch, dtype)), state))
+    theirs = [t.float().numpy() for t in jax.tree.leaves(theirs)]
+    for ours, want in zip(_leaves([y, h_n, c_n]), theirs):
+        np.testing.assert_allclose(ours.astype(np.float32), want, atol=atol)
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, "float16", torch.float64,
+                                   np.float32])
+def test_from_torch_casts_to_the_dtype_asked_for(dtype):
+    state = _state("GRU")
+    layer = layer_from_torch({"mode": "GRU", "hidden_size": H})
+    params = from_torch(state, layer, dtype=dtype)
+    # float64 needs jax_enable_x64; without it JAX holds float32.
+    want = {"torch.float64": "float32"}.get(str(dtype), dtype)
+    assert {a.dtype for a in params.values()} == {jnp.dtype(want)}
+    np.testing.assert_array_equal(
+        params["recurrent_kernel"],
+        np.asarray(from_torch(state, layer)["recurrent_kernel"]).astype(want))
+
+
+@pytest.mark.parametrize("dtype, got", [
+    ("int32", "'int32'"), ("foo", "'foo'"), (3, "3"),
+    (torch.int64, "'int64'")])
+def test_from_torch_rejects_a_dtype_not_float(dtype, got):
+    with pytest.raises(TypeError, match=r"`dtype` must be a float dtype "
+                       rf"such as jnp.float32 or 'bfloat16', got {got}\."):
+        from_torch(_state("GRU"), layer_from_torch(
+            {"mode": "GRU", "hidden_size": H}), dtype=dtype)
+
+
+@pytest.mark.parametrize("prefix", ["lstm.", "encoder.", "encoder.lstm", ""])
+def test_a_wrong_prefix_suggests_the_right_one(prefix):
+    model = _Tagger()
+    with pytest.raises(ValueError, match=r"pass prefix='encoder.lstm.'"):
+        from_torch(model.state_dict(), layer_from_torch(model.encoder.lstm),
+                   prefix=prefix)
+
+
+def test_two_fitting_modules_are_both_suggested():
+    model = _Tagger()
+    model.decoder_lstm = torch.nn.LSTM(D, H, num_layers=2, bidirectional=True)
+    with pytest.raises(ValueError, match=r"Several modules fit: pass prefix= "
+                       r"one of \['decoder_lstm.', 'encoder.lstm.'\]"):
+        from_torch(model.state_dict(), layer_from_torch(model.encoder.lstm))
+
+
+def test_to_torch_loads_into_a_whole_model_under_its_prefix():
+    model, other = _Tagger(), _Tagger(seed=16)
+    layer = layer_from_torch(model.encoder.lstm)
+    params = from_torch(model.state_dict(), layer, prefix="encoder.lstm.")
+    other.load_state_dict({**other.state_dict(), **{
+        "encoder.lstm." + name: torch.from_numpy(value)
+        for name, value in to_torch(params, layer).items()}})
+    tokens = torch.from_numpy(_tokens())
+    with torch.no_grad():
+        mixed = other.encoder.lstm(model.embedding(tokens))[0].numpy()
+        theirs = model.encoder.lstm(model.embedding(tokens))[0].numpy()
+    assert_parity("torch whole model round trip", mixed, theirs)
