@@ -176,3 +176,13 @@ def test_options_script_runs_every_variant():
         row = next(line for line in lines if line.startswith(variant))
         forward, train = (float(v) for v in row[20:].split())
         assert forward > 0 and train > 0, row
+
+
+@pytest.mark.slow
+def test_parallel_crossover_script_runs():
+    """benchmarks/parallel_crossover.py (docs/parallel-cells.md's figures)."""
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "parallel_crossover.py"), "--smoke"],
+        capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    assert "min_gru" in done.stdout and "lru" in done.stdout, done.stdout
