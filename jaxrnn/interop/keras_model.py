@@ -193,6 +193,10 @@ def save_keras_model(params: Any, model: Any, path: str | os.PathLike, *,
             raise ValueError("`input_shape` is needed: the model's params do "
                              "not tell its input's feature size.")
     input_shape = tuple(None if d is None else int(d) for d in input_shape)
+    if model.stateful and (not input_shape or input_shape[0] is None):
+        raise ValueError(f"`input_shape` needs the batch size for a model "
+                         f"with stateful layers, as Keras' batch_shape does, "
+                         f"e.g. (32, *{input_shape[1:]}); got {input_shape}.")
     _check_shapes(model, params, groups, input_shape)
     config = sequential_config(model, input_shape)
     metadata = {"keras_version": _KERAS_VERSION,
