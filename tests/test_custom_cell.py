@@ -102,3 +102,31 @@ def test_custom_cell_gets_the_same_key_every_step(key):
                training=True, unroll=True)
     # (One more call than steps: rnn traces a step once to learn the output shape.)
     assert len(seen) >= 3 and all(k is key for k in seen)
+
+
+class _MinimalCell:
+    """The least a cell needs: init, initial_carry(batch_shape) without a
+    dtype argument, and __call__; no output_size."""
+
+    units = 3
+
+    def init(self, key, input_dim):
+        return {"kernel": jax.random.normal(key, (input_dim, self.units))}
+
+    def initial_carry(self, batch_shape=()):
+        return jnp.zeros((*batch_shape, self.units))
+
+    def __call__(self, params, carry, x, **_):
+        h = jnp.tanh(x @ params["kernel"] + carry)
+        return h, h
+
+
+def test_minimal_cell_stacks_and_says_what_a_layer_needs():
+    x = jax.random.normal(jax.random.key(1), (2, 5, 4))
+    stacked = jaxrnn.StackedCells([jaxrnn.LSTMCell(4), _MinimalCell()])
+    params = stacked.init(jax.random.key(0), 4)
+    ys, carry = jaxrnn.rnn(stacked, params, x)  # initial_carry(batch_shape)
+    assert ys.shape == (2, 5, 3) and len(carry) == 2
+    with pytest.raises(TypeError, match=r"RNN.output_shape needs the cell's "
+                                        r"`output_size`.*_MinimalCell has None"):
+        jaxrnn.RNN(_MinimalCell()).output_shape((None, 5, 4))

@@ -90,7 +90,11 @@ class StackedCells:
                       dtype: Any = None) -> tuple[Any, ...]:
         """A tuple with each cell's initial carry (an int B means (B,))."""
         batch_shape = batch_shape_of(batch_shape)
-        return tuple(c.initial_carry(batch_shape, dtype) for c in self.cells)
+        # A custom cell's initial_carry may take batch_shape alone, as
+        # `rnn` calls it; the dtype goes only where one was asked for.
+        return tuple(c.initial_carry(batch_shape) if dtype is None
+                     else c.initial_carry(batch_shape, dtype)
+                     for c in self.cells)
 
     def _check_params(self, params: Any) -> None:
         if not isinstance(params, (list, tuple)) or len(params) != len(self.cells):

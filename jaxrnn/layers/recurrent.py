@@ -268,7 +268,13 @@ class RecurrentLayer:
             batch, steps = (shape[1],), (shape[0],)
         else:
             batch, steps = (shape[0],), (shape[1],)
-        size = (self.cell.output_size,)
+        output_size = getattr(self.cell, "output_size", None)
+        if not isinstance(output_size, (int, np.integer)):
+            raise TypeError(f"{type(self).__name__}.output_shape needs the "
+                            f"cell's `output_size` (the int feature size of "
+                            f"its output); {type(self.cell).__name__} has "
+                            f"{output_size!r}.")
+        size = (int(output_size),)
         if not self.return_sequences:
             out = batch + size
         elif self.time_major:
