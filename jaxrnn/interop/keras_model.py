@@ -176,7 +176,8 @@ def save_keras_model(params: Any, model: Any, path: str | os.PathLike, *,
         model, params = Sequential([model]), [params]
     for i, (layer, layer_name) in enumerate(zip(model.layers,
                                                 _unique_names(model.layers))):
-        layer_config(layer, layer_name, f"layers[{i}]")  # Keras has each?
+        layer_config(layer, layer_name, f"layers[{i}]")  # refuses, by index,
+        # a layer Keras has no counterpart for, before anything is written
     skeleton, groups = _model_layout(model, single_layer_root=False)
     _check_structure(skeleton, params, ())
     if input_shape is None:
@@ -196,7 +197,7 @@ def save_keras_model(params: Any, model: Any, path: str | os.PathLike, *,
     if model.stateful and (not input_shape or input_shape[0] is None):
         raise ValueError(f"`input_shape` needs the batch size for a model "
                          f"with stateful layers, as Keras' batch_shape does, "
-                         f"e.g. (32, *{input_shape[1:]}); got {input_shape}.")
+                         f"e.g. {(32, *input_shape[1:])}; got {input_shape}.")
     _check_shapes(model, params, groups, input_shape)
     config = sequential_config(model, input_shape)
     metadata = {"keras_version": _KERAS_VERSION,
