@@ -104,20 +104,27 @@ def _open_h5(name: str, display: str) -> Iterator[Any]:
                                   f"{error}") from error
 
 
-def _extract_weights(name: str, directory: str, max_bytes: int) -> str:
-    """Streams the archive's weights member to a file in `directory`."""
+@contextlib.contextmanager
+def _zip_errors(name: str, member_name: str, verb: str) -> Iterator[None]:
+    """zipfile's errors on a damaged archive as refusals naming the file."""
     try:
-        return _extract_member(name, directory, max_bytes)
+        yield
     except FileRefused:
         raise
     except zipfile.BadZipFile as error:
         raise refuse(name, f"not a zip archive, or a damaged one (a .keras "
-                           f"file is a zip archive holding model.weights.h5; "
+                           f"file is a zip archive holding {member_name}; "
                            f"{error}).") from error
-    except Exception as error:  # zipfile's errors on a damaged archive.
-        raise refuse(name, f"a damaged zip archive: its {ARCHIVE_WEIGHTS} "
-                           f"cannot be extracted ({type(error).__name__}: "
-                           f"{error}).") from error
+    except Exception as error:
+        raise refuse(name, f"a damaged zip archive: its {member_name} cannot "
+                           f"be {verb} ({type(error).__name__}: {error})."
+                     ) from error
+
+
+def _extract_weights(name: str, directory: str, max_bytes: int) -> str:
+    """Streams the archive's weights member to a file in `directory`."""
+    with _zip_errors(name, ARCHIVE_WEIGHTS, "extracted"):
+        return _extract_member(name, directory, max_bytes)
 
 
 def _member(archive: zipfile.ZipFile, name: str, member_name: str,
@@ -159,21 +166,11 @@ def read_archive_member(path: Any, member_name: str, max_bytes: int) -> bytes:
     ``config.json``), at most `max_bytes`, checked as the weights are."""
     name = os.fsdecode(path)
     _regular_file(name)
-    try:
-        with zipfile.ZipFile(name) as archive:
-            member = _member(archive, name, member_name, max_bytes)
-            with archive.open(member) as source:
-                return source.read(max_bytes + 1)
-    except FileRefused:
-        raise
-    except zipfile.BadZipFile as error:
-        raise refuse(name, f"not a zip archive, or a damaged one (a .keras "
-                           f"file is a zip archive holding {member_name}; "
-                           f"{error}).") from error
-    except Exception as error:  # zipfile's errors on a damaged archive.
-        raise refuse(name, f"a damaged zip archive: its {member_name} cannot "
-                           f"be read ({type(error).__name__}: {error})."
-                     ) from error
+    with _zip_errors(name, member_name, "read"), \
+            zipfile.ZipFile(name) as archive:
+        member = _member(archive, name, member_name, max_bytes)
+        with archive.open(member) as source:
+            return source.read(max_bytes + 1)
 
 
 @contextlib.contextmanager
