@@ -485,3 +485,90 @@ def test_stateful_model_round_trip(tmp_path):
     keras_model.save(str(tmp_path / "again.keras"))
     rebuilt, _ = load_keras_model(str(tmp_path / "again.keras"))
     assert rebuilt == model
+
+
+def rewrite_weights(path, edit):
+    """Rewrites an archive's model.weights.h5 through `edit(h5py.File)`."""
+    import h5py
+    with zipfile.ZipFile(path) as archive:
+        members = {n: archive.read(n) for n in archive.namelist()}
+    weights = os.path.join(os.path.dirname(path), "w.h5")
+    with open(weights, "wb") as f:
+        f.write(members["model.weights.h5"])
+    with h5py.File(weights, "a") as f:
+        edit(f)
+    with open(weights, "rb") as f:
+        members["model.weights.h5"] = f.read()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def _external_link(f):
+    import h5py
+    f["layers/lstm/cell/vars/extra"] = h5py.ExternalLink("/etc/passwd", "/")
+
+
+def _huge_declared_shape(f):
+    del f["layers/dense/vars/0"]
+    f.create_dataset("layers/dense/vars/0", shape=(32768, 32768),
+                     dtype="float32")
+
+
+@pytest.mark.parametrize("edit, message", [
+    (_external_link, "external link"),
+    (_huge_declared_shape, r"must have shape \(3, 2\), got \(32768, 32768\)"),
+])
+def test_hostile_weights_inside_an_archive_are_refused(tmp_path, edit,
+                                                       message):
+    """The archive's weights get every check load_keras_weights makes."""
+    path = rewrite_weights(saved(tmp_path, small_keras_model()), edit)
+    with pytest.raises(ValueError, match=message):
+        load_keras_model(path)
+
+
+def test_truncated_archive_is_refused(tmp_path):
+    path = saved(tmp_path, small_keras_model())
+    data = open(path, "rb").read()
+    with open(path, "wb") as f:
+        f.write(data[:len(data) // 2])
+    with pytest.raises(ValueError, match="not a zip archive, or a damaged "
+                                         "one"):
+        load_keras_model(path)
+
+
+_KILLED_SAVE = """
+import sys, time
+import h5py, jax
+from jaxrnn.interop import save_keras_model
+from jaxrnn.layers import Dense, LSTM, Sequential
+model = Sequential([LSTM(3), Dense(2)])
+params = model.init(jax.random.key(1), (None, None, 4))
+create = h5py.Group.create_dataset
+def paused(self, *args, **kwargs):  # stop for good after the first array
+    print("midway", flush=True)
+    time.sleep(60)
+h5py.Group.create_dataset = paused
+save_keras_model(params, model, sys.argv[1])
+"""
+
+
+def test_killed_save_keeps_the_old_archive(tmp_path):
+    import signal
+    model = layers.Sequential([layers.LSTM(3), layers.Dense(2)])
+    params = model.init(jax.random.key(0), (None, None, 4))
+    path = tmp_path / "m.keras"
+    save_keras_model(params, model, str(path))
+    before = path.read_bytes()
+    process = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_SAVE, str(path)],
+        stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert process.stdout.readline().strip() == "midway"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert path.read_bytes() == before
+    _, loaded = load_keras_model(str(path))
+    for a, b in zip(jax.tree.leaves(loaded), jax.tree.leaves(params)):
+        np.testing.assert_array_equal(a, b)
