@@ -1,4 +1,4 @@
-"""Summaries of measured rows: the printed table, RESULTS.md and the chart."""
+"""Summaries of measured rows: the printed table, RESULTS.md and the charts."""
 
 from __future__ import annotations
 
@@ -11,6 +11,10 @@ from jaxrnn.interop._atomic import atomic_path
 
 START = "<!-- benchmarks/run.py: start (generated, do not edit) -->"
 END = "<!-- benchmarks/run.py: end -->"
+# docs/performance.md's chart, docs_chart() of the CPU results: MkDocs
+# serves only files under docs/, so benchmarks/run.py writes it there.
+DOCS_CHART = (Path(__file__).resolve().parents[1] / "docs" / "figures"
+              / "benchmarks.svg")
 
 
 def markers(platform: str = "cpu") -> tuple[str, str]:
@@ -284,6 +288,7 @@ def write_section(path: Path, section: str, platform: str = "cpu") -> None:
 
 
 def _panel(ax, measured: list[dict], mode: str, labels, keys, colours):
+    from matplotlib.ticker import FuncFormatter
     for i, label in enumerate(labels):
         present = sorted((r for r in measured
                           if (r["label"], r["mode"]) == (label, mode)),
@@ -297,24 +302,46 @@ def _panel(ax, measured: list[dict], mode: str, labels, keys, colours):
                    hatch="" if row["comparable"] else "//")
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_yscale("log")
-    ax.set_ylabel(f"{mode}: time / jaxrnn")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
     ax.grid(axis="y", which="both", alpha=0.3)
+
+
+def _pyplot():
+    """matplotlib.pyplot set up for files that a rerun writes byte for
+    byte; None when matplotlib is missing."""
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    matplotlib.use("Agg")
+    matplotlib.rcParams["svg.hashsalt"] = "jaxrnn-benchmarks"
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, paths, **options) -> None:
+    for path in paths:
+        # No dates or software versions in the files, so that a rerun with
+        # the same figures writes the same bytes.
+        metadata = ({"Software": None} if Path(path).suffix == ".png"
+                    else {"Date": None})
+        fig.savefig(path, metadata=metadata, dpi=100, **options)
+
+
+def _measured(summary: list[dict]) -> list[dict]:
+    return [r for r in summary if "median_ms" in r and r["peer"] != "jaxrnn"
+            and not math.isnan(r["vs_jaxrnn"])]
 
 
 def chart(summary: list[dict], *paths: Path) -> bool:
     """Time relative to jaxrnn per workload, forward and training panels
     (log scale), one colour per peer, saved to each path in the format its
     suffix names; False when matplotlib is missing."""
-    try:
-        import matplotlib
-    except ImportError:
+    plt = _pyplot()
+    if plt is None:
         return False
-    matplotlib.use("Agg")
-    matplotlib.rcParams["svg.hashsalt"] = "jaxrnn-benchmarks"
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter
-    measured = [r for r in summary if "median_ms" in r and r["peer"] != "jaxrnn"
-                and not math.isnan(r["vs_jaxrnn"])]
+    measured = _measured(summary)
     labels = list(dict.fromkeys(r["label"] for r in measured))
     keys = list(dict.fromkeys(r["key"] for r in measured))
     colours = {key: plt.cm.tab20((2 * k) % 20 + (k // 10) % 2)
@@ -322,8 +349,7 @@ def chart(summary: list[dict], *paths: Path) -> bool:
     fig, axes = plt.subplots(2, 1, figsize=(14, 9), sharex=True)
     for ax, mode in zip(axes, ("forward", "train")):
         _panel(ax, measured, mode, labels, keys, colours)
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+        ax.set_ylabel(f"{mode}: time / jaxrnn")
     handles = [plt.Rectangle((0, 0), 1, 1, color=colours[key]) for key in keys]
     axes[0].legend(handles, keys, ncol=5, fontsize=8)
     axes[0].set_title("Time relative to jaxrnn (bars up: slower than jaxrnn, "
@@ -332,11 +358,96 @@ def chart(summary: list[dict], *paths: Path) -> bool:
     axes[-1].set_xticklabels([l.replace(" D=", "\nD=") for l in labels],
                              rotation=45, ha="right", fontsize=8)
     fig.tight_layout()
-    for path in paths:
-        # No dates or software versions in the files, so that a rerun with
-        # the same figures writes the same bytes.
-        metadata = ({"Software": None} if Path(path).suffix == ".png"
-                    else {"Date": None})
-        fig.savefig(path, metadata=metadata, dpi=100)
+    _save(fig, paths)
+    plt.close(fig)
+    return True
+
+
+# The columns of docs/performance.md's summary table and the result keys
+# each stands for. A Flax column holds the faster of the API's two LSTM
+# cells, per workload and mode, as the table's notes say.
+DOCS_PEERS = {"Flax linen": ("flax-linen", "flax-linen-optimized"),
+              "Flax NNX": ("flax-nnx", "flax-nnx-optimized"),
+              "Equinox": ("equinox",), "Haiku": ("haiku",),
+              "Keras": ("keras",), "PyTorch": ("torch",)}
+# The docs' content column is 656 px wide, 6.83 in at 96 px/in: drawn at
+# that width the chart shows at about 1:1, and a font of f points at
+# f * 4/3 px (9.5 pt, the smallest, at 12.7 px).
+DOCS_WIDTH = 6.8
+DOCS_FONT, DOCS_TITLE = 9.5, 11  # points
+
+
+def table_label(label: str) -> str:
+    """The summary table's name of a workload: 'LSTM B=32 T=128 D=256
+    H=256 masked' -> 'LSTM B=32 masked' (the table's notes give the
+    sizes)."""
+    words = [w for w in label.split() if not w.startswith(("D=", "H="))]
+    if not words[-1].count("="):  # masked, bidirectional: one T each
+        words = [w for w in words if not w.startswith("T=")]
+    return " ".join(words)
+
+
+def docs_rows(summary: list[dict]) -> list[dict]:
+    """The cells of docs/performance.md's summary table as rows: "key" is
+    the column's name, "label" the table's workload name."""
+    measured = _measured(summary)
+    out = []
+    for label in dict.fromkeys(r["label"] for r in measured):
+        for mode in ("forward", "train"):
+            for name, keys in DOCS_PEERS.items():
+                cell = [r for r in measured if r["key"] in keys
+                        and (r["label"], r["mode"]) == (label, mode)]
+                if cell:
+                    best = min(cell, key=lambda r: r["vs_jaxrnn"])
+                    out.append({**best, "key": name,
+                                "label": table_label(label)})
+    return out
+
+
+def docs_chart(summary: list[dict], *paths: Path) -> bool:
+    """chart() for docs/performance.md: the summary table's peers and
+    workloads, drawn for the site's content column; False when matplotlib
+    is missing."""
+    plt = _pyplot()
+    if plt is None:
+        return False
+    from matplotlib.ticker import FixedLocator
+    rows = docs_rows(summary)
+    labels = list(dict.fromkeys(r["label"] for r in rows))
+    keys = [key for key in DOCS_PEERS if any(r["key"] == key for r in rows)]
+    colours = {key: plt.cm.tab10(k) for k, key in enumerate(keys)}
+    ratios = [r["vs_jaxrnn"] for r in rows]
+    # Labelled ticks a reader can interpolate between; log's own are 1, 10.
+    ticks = [t for t in (0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 5, 10, 20, 30, 50)
+             if min(ratios) / 1.5 <= t <= max(ratios) * 1.5]
+    with plt.rc_context({"font.size": DOCS_FONT}):
+        fig, axes = plt.subplots(2, 1, figsize=(DOCS_WIDTH, 6.4),
+                                 sharex=True, sharey=True,
+                                 layout="constrained")
+        for ax, mode, name in zip(axes, ("forward", "train"),
+                                  ("forward pass", "training step")):
+            _panel(ax, rows, mode, labels, keys, colours)
+            ax.yaxis.set_major_locator(FixedLocator(ticks))
+            ax.yaxis.set_minor_locator(FixedLocator([]))
+            ax.set_ylabel(name)
+        axes[0].set_xlim(-0.5, len(labels) - 0.5)
+        handles = [plt.Rectangle((0, 0), 1, 1, color=colours[key])
+                   for key in keys]
+        names = list(keys)
+        if not all(r["comparable"] for r in rows):
+            handles.append(plt.Rectangle((0, 0), 1, 1, facecolor="white",
+                                         edgecolor="black", hatch="//"))
+            names.append("other maths")
+        # Above the panels, under the title: the bars fill the panels.
+        axes[0].legend(handles, names, loc="lower center", ncol=4,
+                       bbox_to_anchor=(0.5, 1.0), frameon=False)
+        fig.suptitle("Each library's time / jaxrnn's: above 1, jaxrnn is "
+                     "faster", fontsize=DOCS_TITLE)
+        axes[-1].set_xticks(range(len(labels)))
+        axes[-1].set_xticklabels(labels, rotation=40, ha="right",
+                                 rotation_mode="anchor")
+        # Transparent: the site's dark scheme shows the figure inverted
+        # (the adaptive-figure class) on its own background.
+        _save(fig, paths, transparent=True)
     plt.close(fig)
     return True

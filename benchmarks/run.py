@@ -218,8 +218,9 @@ def merged(rows: list[dict], meta: dict, path: Path) -> tuple[list[dict], dict]:
 
 def write(rows: list[dict], meta: dict, summary: list[dict], out: Path,
           name: str = "results") -> str | None:
-    """Writes OUT/NAME.json, the chart and the RESULTS.md section; returns
-    the chart's file name (None without matplotlib)."""
+    """Writes OUT/NAME.json, the chart (for benchmarks/results.json also
+    the docs' own, docs/figures/benchmarks.svg) and the RESULTS.md section;
+    returns the chart's file name (None without matplotlib)."""
     out.mkdir(parents=True, exist_ok=True)
     # One row per line: small enough to keep, and --merge reads it back.
     lines = ",\n".join(json.dumps(row, default=float) for row in rows)
@@ -228,6 +229,10 @@ def write(rows: list[dict], meta: dict, summary: list[dict], out: Path,
             f'{{"meta": {json.dumps(meta, indent=1)},\n"rows": [\n{lines}\n]}}\n')
     chart_name = (f"{name}.png" if report.chart(
         summary, out / f"{name}.png", out / f"{name}.svg") else None)
+    # The docs show the CPU results kept in benchmarks/, not a GPU run's or
+    # a run written elsewhere with --out.
+    if chart_name and out.resolve() == HERE and name == "results":
+        report.docs_chart(summary, report.DOCS_CHART)
     report.write_section(out / "RESULTS.md",
                          report.markdown(summary, meta, chart_name),
                          meta.get("platform", "cpu"))

@@ -8,17 +8,17 @@ autodiff of the scan saves every step's gate activations and accumulates
 rank-B updates of every weight inside the backward loop. Here the forward
 pass saves each step's previous carry (the memory of `remat` at the speed
 of no remat) and, for wide cells only, each step's input and recurrent
-projections; the backward pass walks blocks of S steps in reverse (S*B
+projections; the backward pass walks blocks of S steps in reverse (`S*B`
 about `SPLIT_STEP_BLOCK_ROWS` rows): it recomputes the block's input and
 recurrent projections, where they were not saved, with one
 ``(S*B, ...) x (..., G*H)`` GEMM each, keeps only what must be sequential
 inside a loop over the block's steps (the gate gradients and the carry's
 gradient through one ``(B, G*H) x (G*H, H)`` matmul per step), then gets
 the block's kernel, recurrent-kernel, bias and input gradients from one
-GEMM each with S*B rows. Unless the projections are saved, no (T, B, G*H)
-array is ever materialised, so nothing large is allocated, mapped and
-page-faulted per call; and XLA's CPU GEMMs run about twice as fast with 512
-rows as with 64.
+GEMM each with `S*B` rows. Unless the projections are saved, no
+`(T, B, G*H)` array is ever materialised, so nothing large is allocated,
+mapped and page-faulted per call; and XLA's CPU GEMMs run about twice as
+fast with 512 rows as with 64.
 
 The forward pass is the same chunked scan as `jaxrnn.rnn`'s: one
 ``(K*B, D) x (D, G*H)`` GEMM per chunk, the K steps unrolled so each reads a
@@ -364,10 +364,10 @@ def _on_rows(body, seq, entries, size):
 
 
 def _steps(cell, params, projected, keep, carry, chunk, unroll):
-    """Runs the steps of a block from its projected inputs (S, B, G*H):
+    """Runs the steps of a block from its projected inputs `(S, B, G*H)`:
     chunks of `chunk` steps, unrolled so each step reads a static slice.
     Returns (carry, (ys (S, B, ...), every step's previous carry, every
-    step's recurrent projection (S, B, G*H)))."""
+    step's recurrent projection `(S, B, G*H)`))."""
 
     def run_chunk(carry, chunk_projected, chunk_keep):
         dtype = chunk_projected.dtype
@@ -398,7 +398,7 @@ def _forward(cell, chunk, unroll, zero_output, time_axis, params, xs, keep,
     cache); returns (ys (T, B, ...) or with `time_axis` 1 (B, T, ...),
     carry, last y[, with `residuals` what `saved` names: every step's
     previous carry, with "projections" also every step's input and
-    recurrent projections (T, B, G*H) (where `gates_add_projections`, their
+    recurrent projections `(T, B, G*H)` (where `gates_add_projections`, their
     sum and None), with "chunk_carries" every chunk's first carry
     instead]). Masked steps' outputs follow
     `masked_chunk_outputs`."""
@@ -488,7 +488,7 @@ def split_step_scan(cell: Any, chunk: int, block: int, unroll: int,
       block: steps per block of the backward pass, S, a multiple of
         `chunk` or all the steps (static): each block recomputes its
         projections and takes its weight and input gradients with one GEMM
-        each of S*B rows, efficient where K*B rows are not, while its
+        each of `S*B` rows, efficient where `K*B` rows are not, while its
         sequential loop takes one step per iteration (a block of one
         chunk: its K steps unrolled).
       unroll: `lax.scan`'s unroll factor over chunks (in the backward
@@ -498,7 +498,7 @@ def split_step_scan(cell: Any, chunk: int, block: int, unroll: int,
         step's input and recurrent projections (their sum alone where the
         gates add them first: LSTM, SimpleRNN), which the backward pass
         then need not recompute (faster where the projections' GEMMs
-        cost more than writing (T, B, 2*G*H) floats: wide cells);
+        cost more than writing `(T, B, 2*G*H)` floats: wide cells);
         "chunk_carries" (remat), only each block's first carry, from
         which the backward pass reruns the block's steps.
       zero_output: masked steps output zeros instead of repeating the
@@ -633,7 +633,8 @@ def _split_step_bwd(cell, chunk, block, unroll, saved, zero_output, time_axis,
                      recurrent.reshape(steps, batch, -1))
         # A block of one chunk runs unrolled; longer blocks step one at a
         # time: as fast (faster at B=16, T=2048) and it compiles in about
-        # 40 % less time than unrolled chunks (docs/performance.md).
+        # 40 % less time than unrolled chunks
+        # (docs/design-notes.md#the-step-loop).
         step_size = chunk if block <= chunk else 1
         d_state, (d_projected, d_recurrent) = _scan_pieces(
             back_chunk, d_state,

@@ -13,7 +13,7 @@ The protocol: a cell runs in parallel when it has
 
 ``parallel_coefficients(params, xs, *, key=None, training=False) -> (a, b)``
     For inputs xs (..., D) with any leading axes (`rnn` passes (T, B, D)),
-    b is (..., *S) with S the state's shape, and a broadcasts against b
+    b is `(..., *S)` with S the state's shape, and a broadcasts against b
     (the LRU returns its constant lambda (N,)). Real or complex.
 
 and optionally
@@ -26,12 +26,12 @@ and optionally
     minLSTM's log-space variant, Feng et al., 2024).
 
 ``carry_to_state(carry) -> state`` and ``state_to_carry(state) -> carry``
-    Between the cell's carry pytree (B, ...) and the scanned state (B, *S);
+    Between the cell's carry pytree (B, ...) and the scanned state `(B, *S)`;
     default: the carry is the state (one array). The LRU keeps a real carry
     ``(h_re, h_im)`` and scans a complex state.
 
 ``parallel_outputs(params, states, xs) -> ys``
-    The outputs from the states (..., *S) and the inputs (..., D); default:
+    The outputs from the states `(..., *S)` and the inputs (..., D); default:
     the states themselves.
 
 The step ``cell(params, carry, x)`` must compute the same thing, so that a
@@ -167,7 +167,8 @@ def _run_cell(cell, params, xs, step_mask, carry, *, key, training,
 
 
 def _checked_coefficients(source, a, b, want):
-    """(a, b) with a broadcast to b's shape `want`, the state's (T, B, *S)."""
+    """(a, b) with a broadcast to b's shape `want`, the state's
+    `(T, B, *S)`."""
     a, b = jnp.asarray(a), jnp.asarray(b)
     if b.shape != want:
         raise ValueError(f"{source} must return b of the state's shape "
@@ -190,7 +191,8 @@ def _compose(earlier, later):
 
 
 def _linear_states(a, b, h0, step_mask):
-    """States (T, B, *S) of ``h_t = a_t * h_{t-1} + b_t`` from h0 (B, *S)."""
+    """States `(T, B, *S)` of ``h_t = a_t * h_{t-1} + b_t`` from h0
+    `(B, *S)`."""
     if step_mask is not None:
         keep = broadcast_over(step_mask, b)
         a = jnp.where(keep, a, jnp.ones((), a.dtype))

@@ -48,7 +48,8 @@ SPLIT_STEP_REMAT_CHUNK_ROWS = 128
 # recurrent projections (T, B, 2*G*H floats) where recomputing them costs
 # more than writing and reading them back: at D + H >= 768 (training
 # 5-11 % faster at B=16-128 with H=384-512; 8-31 % slower at D + H <= 512,
-# docs/performance.md). That memory is still less than autodiff's.
+# docs/design-notes.md#what-the-forward-pass-saves). That memory is still
+# less than autodiff's.
 SPLIT_STEP_KEEP_PROJECTIONS_WIDTH = 768
 # Where the forward pass saved the projections, a block has none to
 # recompute and keep in cache, and larger blocks pay only in memory for
@@ -79,9 +80,9 @@ def rnn(cell: Any, params: Any, inputs: jax.Array, *,
         ``recurrent_input``, ``project_recurrent`` and elementwise
         ``apply_gates`` (the built-in LSTM, GRU with ``reset_after`` and
         SimpleRNN) also get a hand-written backward pass that saves the
-        carries, and for wide cells the projections (see
-        docs/performance.md); a cell whose ``gates_take_keep`` is true
-        takes ``apply_gates(..., keep=)`` and holds masked steps itself
+        carries, and for wide cells the projections (see the design
+        notes, "The backward pass"); a cell whose ``gates_take_keep`` is
+        true takes ``apply_gates(..., keep=)`` and holds masked steps itself
         (LSTM, GRU), other cells' carries are selected. A cell whose steps
         take more than a vector (a convolutional cell's (H, W, C) frames)
         says how many feature axes with an ``input_ndim`` attribute
@@ -247,7 +248,7 @@ def _check_options(*, unroll, **flags) -> None:
 
 def _checked_inputs(inputs, time_major, input_ndim=1):
     """Returns (inputs, whether the call was batched): batched inputs as
-    they came, unbatched ones as (T, 1, *features)."""
+    they came, unbatched ones as `(T, 1, *features)`."""
     inputs = jnp.asarray(inputs)
     check_floating("inputs", inputs)
     if inputs.ndim == input_ndim + 1:

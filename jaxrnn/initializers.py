@@ -2,7 +2,7 @@
 
 Each initializer is a function ``init(key, shape, dtype) -> array`` with the
 same distribution as Keras' initializer of that name (Keras' fan conventions:
-for a kernel of shape (D, G*H), fan_in = D and fan_out = G*H).
+for a kernel of shape `(D, G*H)`, fan_in = D and `fan_out = G*H`).
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def initialize(identifier: InitializerLike, key: jax.Array,
     Args:
         identifier: a Keras initializer name or a callable, as `get` takes.
         key: PRNG key.
-        shape: the array's shape, e.g. (D, G*H) for a kernel.
+        shape: the array's shape, e.g. `(D, G*H)` for a kernel.
         dtype: the array's dtype.
 
     Returns:

@@ -9,6 +9,7 @@ only jax, keras and numpy.
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+DOCS = BENCHMARKS.parent / "docs"
 
 
 def _load_report():
@@ -186,3 +188,55 @@ def test_parallel_crossover_script_runs():
         capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     assert "min_gru" in done.stdout and "lru" in done.stdout, done.stdout
+
+
+def _summary():
+    """The summary of the committed CPU results, which the docs show."""
+    results = json.loads((BENCHMARKS / "results.json").read_text())
+    return report.summarise(results["rows"])
+
+
+def _ratio(value: float) -> str:
+    return f"{value:.2f}" if value < 10 else f"{value:.3g}"
+
+
+def test_docs_chart_rows_are_the_performance_pages_table():
+    # The chart on docs/performance.md must say what the table above it
+    # says: same workloads, peers and ratios, † where the maths differ.
+    page = (DOCS / "performance.md").read_text().splitlines()
+    start = next(i for i, line in enumerate(page)
+                 if line.startswith("| workload |"))
+    header = [c.strip() for c in page[start].strip("|").split("|")]
+    assert header[1:] == list(report.DOCS_PEERS)
+    table = {}
+    for line in page[start + 2:]:
+        if not line.startswith("|"):
+            break
+        label, *cells = (c.strip() for c in line.strip("|").split("|"))
+        for name, cell in zip(header[1:], cells):
+            if cell != "–":
+                table[label, name] = cell
+    chart = {}
+    for row in report.docs_rows(_summary()):
+        chart.setdefault((row["label"], row["key"]), {})[row["mode"]] = row
+    assert set(chart) == set(table)
+    for key, modes in chart.items():
+        other = "" if all(r["comparable"] for r in modes.values()) else " †"
+        cell = " / ".join(_ratio(modes[m]["vs_jaxrnn"])
+                          for m in ("forward", "train"))
+        assert table[key] == cell + other, key
+
+
+def test_docs_chart_is_drawn_for_the_content_column(tmp_path):
+    pytest.importorskip("matplotlib")
+    summary = _summary()
+    first, second = tmp_path / "first.svg", tmp_path / "second.svg"
+    assert report.docs_chart(summary, first)
+    assert report.docs_chart(summary, second)
+    assert first.read_bytes() == second.read_bytes()  # no dates, no salt
+    width = float(re.search(r'<svg [^>]*width="([\d.]+)pt"',
+                            first.read_text()).group(1)) * 96 / 72
+    # The site's column is 656 px wide: shown near 1:1, with no text under
+    # 12 px once scaled to fit it.
+    assert 600 <= width <= 656, width
+    assert report.DOCS_FONT * 96 / 72 * 656 / width >= 12

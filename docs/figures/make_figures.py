@@ -32,8 +32,17 @@ import numpy as np  # noqa: E402
 import jaxrnn  # noqa: E402
 
 STEPS, LENGTH = 6, 4
+# Light fills, dark text and lines, a transparent background: the site shows
+# the figure inverted (invert(1) hue-rotate(180deg)) in its dark scheme, where
+# these turn into dark fills, light text and the page's own background.
 COLORS = {"input": "#dbe9f6", "padding": "#eeeeee", "fresh": "#9ecae1",
-          "repeat": "#deebf7", "zero": "#ffffff"}
+          "repeat": "#cfe2f3", "zero": "none"}
+INK, MUTED = "#000000", "#444444"
+# Drawn at the site's content width (656 px = 6.83 in at 96 px/in), so a
+# font of f points shows at f * 4/3 px: 9.5 pt, the smallest, at 12.7 px.
+WIDTH = 6.83
+BOX, GAP = 0.76, 0.08  # a time step's square and the space between, inches
+TITLE, LABEL, NOTE, SMALL = 11, 15, 10.5, 9.5  # font sizes, points
 
 
 def _label(y, references):
@@ -85,33 +94,69 @@ def masking_rows():
 
 def draw_masking(path: pathlib.Path) -> None:
     rows = masking_rows()
-    fig, ax = plt.subplots(figsize=(8.2, 5.4))
-    ax.set_xlim(-0.2, STEPS + 3.6)
-    ax.set_ylim(-0.6, 2 * len(rows) + 0.2)
+    step = BOX + GAP
+    box_h, title_h, row_gap, reads_h = 0.44, 0.27, 0.2, 0.26
+    header_h, legend_h = 0.36, 0.72
+    height = (header_h + len(rows) * (title_h + box_h + row_gap)
+              + reads_h + legend_h)
+    fig = plt.figure(figsize=(WIDTH, height))
+    # One data unit is one inch, from the top left corner down.
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, WIDTH)
+    ax.set_ylim(height, 0)
     ax.axis("off")
-    for r, (title, cells, note) in enumerate(rows):
-        top = 2 * (len(rows) - r) - 0.45
-        ax.text(0, top, title, fontsize=10, family="monospace", va="bottom")
+    left, note_x = 0.08, 0.08 + STEPS * step + 0.1
+
+    def box(x, y, kind, width=BOX, height=box_h):
+        # The hatch on a patch of its own, to draw it lighter than the
+        # outline (hatchcolor= would need matplotlib 3.10).
+        if kind == "padding":
+            ax.add_patch(Rectangle((x, y), width, height, facecolor="none",
+                                   edgecolor="#aaaaaa", hatch="//",
+                                   linewidth=0))
+        # Repeats are dashed too: next to the dark scheme's background their
+        # fill alone is faint.
+        ax.add_patch(Rectangle((x, y), width, height,
+                               facecolor=COLORS[kind], edgecolor=MUTED,
+                               linestyle="--" if kind == "repeat" else "-",
+                               linewidth=1, zorder=0.9))
+
+    y = header_h
+    for t in range(STEPS):
+        ax.text(left + t * step + BOX / 2, y - 0.1, str(t), ha="center",
+                va="bottom", fontsize=SMALL, color=MUTED)
+    ax.text(note_x, y - 0.1, "time position", va="bottom", fontsize=SMALL,
+            color=MUTED)
+    for title, cells, note in rows:
+        ax.text(left, y + title_h - 0.06, title, fontsize=TITLE,
+                family="monospace", va="bottom", color=INK)
+        y += title_h
         for t, (label, kind) in enumerate(cells):
-            ax.add_patch(Rectangle((t, top - 1.05), 0.9, 0.9,
-                                   facecolor=COLORS[kind], edgecolor="#555555",
-                                   hatch="//" if kind == "padding" else None,
-                                   linewidth=1))
-            ax.text(t + 0.45, top - 0.6, label, ha="center", va="center",
-                    fontsize=13)
-        ax.text(STEPS + 0.15, top - 0.6, note, fontsize=9, va="center",
-                color="#333333")
+            box(left + t * step, y, kind)
+            ax.text(left + t * step + BOX / 2, y + box_h / 2, label,
+                    ha="center", va="center", fontsize=LABEL, color=INK)
+        ax.text(note_x, y + box_h / 2, note, fontsize=NOTE, va="center",
+                color=MUTED)
+        y += box_h
         if "go_backwards=True)" in title:
             for t in range(STEPS):  # the input each position was computed from
-                ax.text(t + 0.45, top - 1.28, f"reads $x_{STEPS - 1 - t}$",
-                        ha="center", va="center", fontsize=7.5,
-                        color="#555555")
-    ax.text(0, -0.45, "columns: positions 0 to 5 of the time axis.   dark: a "
-            "step's own output; light: the previous output repeated; white: "
-            "zeros", 
-            fontsize=8.5, color="#333333")
-    fig.tight_layout()
-    fig.savefig(path, metadata={"Date": None})
+                ax.text(left + t * step + BOX / 2, y + 0.04,
+                        f"reads $x_{STEPS - 1 - t}$", ha="center", va="top",
+                        fontsize=NOTE, color=MUTED)
+            y += reads_h
+        y += row_gap
+    # The legend names what each fill means; no colour words, as the dark
+    # scheme turns the darker fill into the lighter one.
+    legend = [("fresh", "a step's own output"),
+              ("repeat", "the previous output, repeated"),
+              ("zero", "zeros"), ("padding", "padding: masked steps")]
+    for i, (kind, text) in enumerate(legend):
+        x = left + (i % 2) * 3.1
+        top = y + (i // 2) * 0.32
+        box(x, top, kind, width=0.36, height=0.22)
+        ax.text(x + 0.48, top + 0.11, text, va="center", fontsize=NOTE,
+                color=INK)
+    fig.savefig(path, metadata={"Date": None}, transparent=True)
     plt.close(fig)
 
 

@@ -3,7 +3,7 @@
 A built-in cell splits one step into two public halves so that `jaxrnn.rnn`
 can hoist the input projection out of the recurrence:
 
-  ``project_inputs(params, xs, masks)``: (..., D) -> (..., G*H), bias included;
+  ``project_inputs(params, xs, masks)``: (..., D) -> `(..., G*H)`, with bias;
   ``step_projected(params, carry, xp, masks)``: the recurrent part of one step.
 
 ``dropout_masks(key, batch_shape, input_dim, training=...)`` draws the masks a
@@ -42,8 +42,9 @@ class DropoutMasks(NamedTuple):
     """Per-sequence dropout masks, already scaled by 1 / (1 - rate).
 
     Attributes:
-      inputs: (*batch, D) multiplier for the inputs, or None.
-      recurrent: (*batch, H) multiplier for the previous hidden state, or None.
+      inputs: `(*batch, D)` multiplier for the inputs, or None.
+      recurrent: `(*batch, H)` multiplier for the previous hidden state, or
+        None.
     """
 
     inputs: jax.Array | None
@@ -199,7 +200,7 @@ class KerasCell:
 
     def initial_carry(self, batch_shape: int | tuple[int, ...] = (),
                       dtype: Any = None) -> Any:
-        """Zeros of shape (*batch_shape, H) (an int B means (B,)); dtype
+        """Zeros of shape `(*batch_shape, H)` (an int B means (B,)); dtype
         defaults to the cell's dtype (float32 when the cell's dtype is
         None)."""
         if dtype is None:
@@ -264,12 +265,12 @@ class KerasCell:
 
         Args:
           params: the dict from `init`.
-          xs: (..., D) inputs; with masks, the mask (*batch, D) broadcasts
+          xs: (..., D) inputs; with masks, the mask `(*batch, D)` broadcasts
             against the trailing axes (so a time axis may lead).
           masks: from `dropout_masks`, or None.
 
         Returns:
-          (..., G*H): ``xs @ kernel + input bias`` in the compute dtype.
+          `(..., G*H)`: ``xs @ kernel + input bias`` in the compute dtype.
         """
         dtype = self.compute_dtype(params, xs)
         xs = xs.astype(dtype)
@@ -305,7 +306,7 @@ class KerasCell:
 
     def project_recurrent(self, params: dict[str, jax.Array],
                           h_in: jax.Array) -> jax.Array:
-        """(..., H) -> (..., G*H): ``h_in @ recurrent_kernel`` (plus a
+        """(..., H) -> `(..., G*H)`: ``h_in @ recurrent_kernel`` (plus a
         recurrent bias where the cell has one)."""
         return self._matmul(h_in, params["recurrent_kernel"])
 
@@ -317,7 +318,7 @@ class KerasCell:
         Args:
           params: the dict from `init`.
           carry: the previous carry, leaves (..., H).
-          projected: (..., G*H), from `project_inputs`.
+          projected: `(..., G*H)`, from `project_inputs`.
           masks: from `dropout_masks`, or None.
 
         Returns:

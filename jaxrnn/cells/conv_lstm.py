@@ -35,7 +35,7 @@ _SPATIAL_LETTERS = {1: "W", 2: "HW", 3: "DHW"}
 
 
 def _convolve(frames, kernel, **config):
-    """(N, *S, G*C) frames, (*k, C, O) kernel -> (N, *S', O)."""
+    """`(N, *S, G*C)` frames, `(*k, C, O)` kernel -> `(N, *S', O)`."""
     if jax.default_backend() == "cpu":
         return _conv_with_matmul_gradient(**config)(frames, kernel)
     return _conv_general(frames, kernel, **config)
@@ -48,7 +48,7 @@ def _dimension_numbers(rank: int) -> tuple[str, str, str]:
 
 def _conv_general(frames, kernel, *, strides, padding, dilation, groups,
                   precision):
-    """(N, *S, G*C) frames, (*k, C, O) kernel -> (N, *S', O)."""
+    """`(N, *S, G*C)` frames, `(*k, C, O)` kernel -> `(N, *S', O)`."""
     return lax.conv_general_dilated(
         frames, kernel, window_strides=strides, padding=padding,
         rhs_dilation=dilation,
@@ -129,12 +129,12 @@ class ConvLSTMCell(KerasCell):
     four along the channels; ``c' = f * c + i * activation(z_c)``,
     ``h' = o * activation(c')`` with ``i, f, o = recurrent_activation(...)``.
 
-    Shapes (channels_last): a frame x is (..., *S, C) with S the `rank`
+    Shapes (channels_last): a frame x is `(..., *S, C)` with S the `rank`
     spatial sizes (ConvLSTM2D: rows, cols); h, c and the output are
-    (..., *S', F) where F is `filters` and S' the input convolution's output
+    `(..., *S', F)` where F is `filters` and S' the input convolution's output
     size (S itself with ``padding='same'`` and stride 1). Leading axes are
     batch axes, possibly none. With ``data_format='channels_first'`` the
-    channel axis comes first: (..., C, *S) and (..., F, *S').
+    channel axis comes first: `(..., C, *S)` and `(..., F, *S')`.
 
     Holds hyperparameters only; hashable, so it can be a static argument of
     `jax.jit`. Arguments and defaults are Keras'. Prefer `ConvLSTM1DCell`,
@@ -154,8 +154,9 @@ class ConvLSTMCell(KerasCell):
       activation: for the candidate and the output; Keras name or callable.
       recurrent_activation: for the gates i, f, o.
       use_bias: whether params hold a ``bias`` (4F,).
-      kernel_initializer: for ``kernel`` (*kernel_size, C, 4F).
-      recurrent_initializer: for ``recurrent_kernel`` (*kernel_size, F, 4F).
+      kernel_initializer: for ``kernel`` `(*kernel_size, C, 4F)`.
+      recurrent_initializer: for ``recurrent_kernel``
+        `(*kernel_size, F, 4F)`.
       bias_initializer: for ``bias`` (4F,).
       unit_forget_bias: start the forget-gate bias at one (Keras' default).
       dropout: rate in [0, 1) for the inputs. As in Keras, each gate has its
@@ -170,7 +171,7 @@ class ConvLSTMCell(KerasCell):
         layers fill it in from their inputs. When set, inputs of any other
         spatial size are rejected.
 
-    The carry is the tuple ``(h, c)``, each (..., *S', F).
+    The carry is the tuple ``(h, c)``, each `(..., *S', F)`.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -325,13 +326,14 @@ class ConvLSTMCell(KerasCell):
     def state_shape(self, spatial_shape: Sequence[int | None]
                     ) -> tuple[int | None, ...]:
         """The shape of h (and c) for one example with frames of spatial
-        size S: (*S', F), channels_first (F, *S'); None stays None."""
+        size S: `(*S', F)`, channels_first `(F, *S')`; None stays None."""
         return self._frame(self.output_spatial_shape(spatial_shape),
                            self.filters)
 
     def param_shapes(self, input_dim: Any) -> dict[str, tuple[int, ...]]:
-        """Keras' shapes: kernel (*kernel_size, C, 4F), recurrent_kernel
-        (*kernel_size, F, 4F), bias (4F,); `input_dim` is C or a frame shape."""
+        """Keras' shapes: kernel `(*kernel_size, C, 4F)`, recurrent_kernel
+        `(*kernel_size, F, 4F)`, bias (4F,); `input_dim` is C or a frame
+        shape."""
         _, channels = self._split_frame(input_dim)
         gf = 4 * self.filters
         shapes = {"kernel": (*self.kernel_size, channels, gf),
@@ -366,9 +368,9 @@ class ConvLSTMCell(KerasCell):
             which is then checked against the cell.
 
         Returns:
-          {"kernel": (*kernel_size, C, 4F), "recurrent_kernel":
-          (*kernel_size, F, 4F), "bias": (4F,)}; with unit_forget_bias the f
-          slice of bias is ones.
+          `{"kernel": (*kernel_size, C, 4F), "recurrent_kernel":
+          (*kernel_size, F, 4F), "bias": (4F,)}`; with unit_forget_bias the
+          f slice of bias is ones.
         """
         shapes = self.param_shapes(input_dim)
         check_prng_key("key", key)
@@ -398,8 +400,8 @@ class ConvLSTMCell(KerasCell):
 
     def initial_carry(self, batch_shape: int | tuple[int, ...] = (),
                       dtype: Any = None) -> tuple[jax.Array, jax.Array]:
-        """``(h, c)``, zeros of shape (*batch_shape, *S', F) each
-        (channels_first: (*batch_shape, F, *S')); an int B means (B,).
+        """``(h, c)``, zeros of shape `(*batch_shape, *S', F)` each
+        (channels_first: `(*batch_shape, F, *S')`); an int B means (B,).
 
         dtype defaults to the cell's dtype (float32 when that is None).
 
@@ -453,7 +455,7 @@ class ConvLSTMCell(KerasCell):
         Args:
           key: PRNG key (needed only when dropout is active).
           batch_shape: the batch axes, e.g. (B,).
-          input_dim: the frame shape (*S, C), or C for a cell with a
+          input_dim: the frame shape `(*S, C)`, or C for a cell with a
             `spatial_shape`.
           training: dropout is active only in training.
           dtype: the masks' dtype.
@@ -461,8 +463,8 @@ class ConvLSTMCell(KerasCell):
         Returns:
           None outside training or when both rates are zero; else
           ``DropoutMasks(inputs, recurrent)`` with inputs
-          (*batch_shape, *S, 4C) and recurrent (*batch_shape, *S', 4F), the
-          gates' masks side by side along the channels (order i, f, c, o;
+          `(*batch_shape, *S, 4C)` and recurrent `(*batch_shape, *S', 4F)`,
+          the gates' masks side by side along the channels (order i, f, c, o;
           channels_first: on the channel axis), scaled by 1 / (1 - rate).
 
         Raises:
@@ -499,12 +501,13 @@ class ConvLSTMCell(KerasCell):
 
         Args:
           params: the dict from `init`.
-          xs: (..., *S, C) frames; a dropout mask (*batch, *S, 4C)
+          xs: `(..., *S, C)` frames; a dropout mask `(*batch, *S, 4C)`
             broadcasts against the trailing axes (so a time axis may lead).
           masks: from `dropout_masks`, or None.
 
         Returns:
-          (..., *S', 4F): ``conv(xs, kernel) + bias`` in the compute dtype.
+          `(..., *S', 4F)`: ``conv(xs, kernel) + bias`` in the compute
+          dtype.
         """
         dtype = self.compute_dtype(params, xs)
         xs, groups = self._per_gate(
@@ -521,13 +524,14 @@ class ConvLSTMCell(KerasCell):
 
     def step_projected(self, params: dict[str, jax.Array],
                        carry: tuple[jax.Array, jax.Array], projected: jax.Array,
-                       masks: DropoutMasks | None = None):
+                       masks: DropoutMasks | None = None
+                       ) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
         """Recurrent half of a step; `projected` is ``conv(x, kernel) + bias``.
 
         Args:
           params: the dict from `init`.
-          carry: ``(h, c)``, each (..., *S', F).
-          projected: (..., *S', 4F).
+          carry: ``(h, c)``, each `(..., *S', F)`.
+          projected: `(..., *S', 4F)`.
           masks: from `dropout_masks`, or None.
 
         Returns:
@@ -557,15 +561,15 @@ class ConvLSTMCell(KerasCell):
 
         Args:
           params: the dict from `init`.
-          carry: ``(h, c)``, each (..., *S', F).
-          x: (..., *S, C) frame; leading axes are batch axes, possibly none.
+          carry: ``(h, c)``, each `(..., *S', F)`.
+          x: `(..., *S, C)` frame; leading axes are batch axes, possibly none.
           key: PRNG key for dropout; needed only when training with dropout.
             The masks are a function of the key, so passing the same key at
             every step reuses one set of masks per sequence, as Keras does.
           training: whether dropout is active.
 
         Returns:
-          ((h', c'), h') with h' of shape (..., *S', F).
+          ((h', c'), h') with h' of shape `(..., *S', F)`.
         """
         with jax.named_scope(f"jaxrnn.{type(self).__name__}"):
             check_call_arguments(self, params, carry, x)

@@ -79,7 +79,7 @@ class GRUCell(KerasCell):
     @property
     def split_step(self) -> bool:
         """Whether a step is `apply_gates` after one recurrent matmul: only
-        with ``reset_after`` (reset-before multiplies r * h before the
+        with ``reset_after`` (reset-before multiplies ``r * h`` before the
         candidate's matmul)."""
         return self.reset_after
 
@@ -100,7 +100,8 @@ class GRUCell(KerasCell):
     gates_take_keep = True
 
     def apply_gates(self, carry: jax.Array, projected: jax.Array,
-                    recurrent: jax.Array, keep: jax.Array | None = None):
+                    recurrent: jax.Array, keep: jax.Array | None = None
+                    ) -> tuple[jax.Array, jax.Array]:
         """The elementwise rest of a `reset_after` step.
 
         Args:
@@ -137,7 +138,8 @@ class GRUCell(KerasCell):
 
     def step_projected(self, params: dict[str, jax.Array], carry: jax.Array,
                        projected: jax.Array,
-                       masks: DropoutMasks | None = None):
+                       masks: DropoutMasks | None = None
+                       ) -> tuple[jax.Array, jax.Array]:
         """Recurrent half of a step; `projected` is ``x @ kernel + input bias``.
 
         Args:

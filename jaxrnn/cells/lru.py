@@ -167,7 +167,7 @@ class LRUCell:
 
     def initial_carry(self, batch_shape: int | tuple[int, ...] = (),
                       dtype: Any = jnp.float32) -> tuple[jax.Array, jax.Array]:
-        """``(h_re, h_im)``, zeros of shape (*batch_shape, N) each (an int B
+        """``(h_re, h_im)``, zeros of shape `(*batch_shape, N)` each (an int B
         means (B,))."""
         zeros = jnp.zeros((*batch_shape_of(batch_shape), self._n), dtype)
         return zeros, zeros
@@ -220,11 +220,12 @@ class LRUCell:
 
     def step_projected(self, params: dict[str, jax.Array],
                        carry: tuple[jax.Array, jax.Array],
-                       projected: jax.Array, masks: None = None):
+                       projected: jax.Array, masks: None = None
+                       ) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
         """One step from ``project_inputs``' (..., 2N + H).
 
         Returns:
-          ((h_re', h_im'), y): the carry keeps its dtype, y is (..., H).
+          ((h_re', h_im'), y) with y (..., H); the carry keeps its dtype.
         """
         del masks
         n = self._n
@@ -242,7 +243,8 @@ class LRUCell:
     def __call__(self, params: dict[str, jax.Array] = REQUIRED,
                  carry: tuple[jax.Array, jax.Array] = REQUIRED,
                  x: jax.Array = REQUIRED, *,
-                 key: jax.Array | None = None, training: bool = False):
+                 key: jax.Array | None = None, training: bool = False
+                 ) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
         """Advances one time step.
 
         Args:

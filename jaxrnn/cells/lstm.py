@@ -65,7 +65,7 @@ class LSTMCell(KerasCell):
 
     def initial_carry(self, batch_shape: tuple[int, ...] = (),
                       dtype: Any = None) -> tuple[jax.Array, jax.Array]:
-        """``(h, c)``, zeros of shape (*batch_shape, H) each."""
+        """``(h, c)``, zeros of shape `(*batch_shape, H)` each."""
         h = super().initial_carry(batch_shape, dtype)
         return h, jnp.zeros_like(h)
 
@@ -107,7 +107,8 @@ class LSTMCell(KerasCell):
 
     def apply_gates(self, carry: tuple[jax.Array, jax.Array],
                     projected: jax.Array, recurrent: jax.Array,
-                    keep: jax.Array | None = None):
+                    keep: jax.Array | None = None
+                    ) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
         """The elementwise rest of a step.
 
         Args:
@@ -133,8 +134,8 @@ class LSTMCell(KerasCell):
         # fact instead let XLA:CPU copy each step's select chain into the
         # later steps of an unrolled chunk and split the gates into
         # separate kernels (43 fusions instead of 34 in the forward pass:
-        # longer compiles, docs/performance.md). In another dtype c would
-        # be rounded, so it is selected.
+        # longer compiles, docs/design-notes.md#masked-steps). In another
+        # dtype c would be rounded, so it is selected.
         hold_by_gates = c.dtype == dtype
         if hold_by_gates:
             forget_gate = keep_where(keep, forget_gate, jnp.ones((), dtype))

@@ -91,14 +91,14 @@ class _MinCell:
         return self.units
 
     def param_shapes(self, input_dim: int) -> dict[str, tuple[int, ...]]:
-        """kernel (D, G*H) and, with `use_bias`, bias (G*H,)."""
+        """kernel `(D, G*H)` and, with `use_bias`, bias `(G*H,)`."""
         shapes = {"kernel": (input_dim, self.gates * self.units)}
         if self.use_bias:
             shapes["bias"] = (self.gates * self.units,)
         return shapes
 
     def init(self, key: jax.Array, input_dim: int) -> dict[str, jax.Array]:
-        """Returns {"kernel": (D, G*H), "bias": (G*H,)} drawn with the cell's
+        """Returns `{"kernel": (D, G*H), "bias": (G*H,)}` drawn with the cell's
         initializers (`jax.nn.initializers` by Keras name, or callables)."""
         check_prng_key("key", key)
         check_positive_int("input_dim", input_dim)
@@ -114,7 +114,7 @@ class _MinCell:
 
     def initial_carry(self, batch_shape: int | tuple[int, ...] = (),
                       dtype: Any = jnp.float32) -> jax.Array:
-        """Zeros of shape (*batch_shape, H) (an int B means (B,))."""
+        """Zeros of shape `(*batch_shape, H)` (an int B means (B,))."""
         return jnp.zeros((*batch_shape_of(batch_shape), self.units), dtype)
 
     def check_params(self, params: Any, input_dim: int) -> None:
@@ -132,7 +132,8 @@ class _MinCell:
 
     def project_inputs(self, params: dict[str, jax.Array], xs: jax.Array,
                        masks: None = None) -> jax.Array:
-        """(..., D) -> (..., G*H): ``xs @ kernel + bias``, any leading axes."""
+        """(..., D) -> `(..., G*H)`: ``xs @ kernel + bias``, any leading
+        axes."""
         del masks  # always None: no dropout
         dtype = wider_float(xs.dtype, params["kernel"].dtype)
         projected = xs.astype(dtype) @ params["kernel"].astype(dtype)
@@ -141,8 +142,9 @@ class _MinCell:
         return projected
 
     def step_projected(self, params: dict[str, jax.Array], carry: jax.Array,
-                       projected: jax.Array, masks: None = None):
-        """``h' = a * h + b`` from the projected input (..., G*H).
+                       projected: jax.Array, masks: None = None
+                       ) -> tuple[jax.Array, jax.Array]:
+        """``h' = a * h + b`` from the projected input `(..., G*H)`.
 
         Returns:
           (h', h'), both (..., H); the carry keeps its dtype.

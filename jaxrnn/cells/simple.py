@@ -62,7 +62,7 @@ class SimpleRNNCell(KerasCell):
         return params.get("bias")
 
     def apply_gates(self, carry: jax.Array, projected: jax.Array,
-                    recurrent: jax.Array):
+                    recurrent: jax.Array) -> tuple[jax.Array, jax.Array]:
         """The elementwise rest of a step: ``activation(projected +
         recurrent)``, all (..., H).
 

@@ -1,8 +1,8 @@
 """Equinox cells (``eqx.nn.LSTMCell``, ``eqx.nn.GRUCell``) <-> jaxrnn cells
 and params.
 
-Equinox stores torch's layout: ``weight_ih`` (G*H, D) is the transposed
-``kernel`` (D, G*H), ``weight_hh`` (G*H, H) the transposed
+Equinox stores torch's layout: ``weight_ih`` `(G*H, D)` is the transposed
+``kernel`` `(D, G*H)`, ``weight_hh`` `(G*H, H)` the transposed
 ``recurrent_kernel``:
 
 =====================  =======================================================

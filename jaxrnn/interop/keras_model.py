@@ -163,7 +163,8 @@ def save_keras_model(params: Any, model: Any, path: str | os.PathLike, *,
     Example:
       >>> import os, tempfile, jax
       >>> from jaxrnn.layers import Bidirectional, Dense, LSTM, Sequential
-      >>> model = Sequential([Bidirectional(LSTM(8)), Dense(3, activation="softmax")])
+      >>> model = Sequential([Bidirectional(LSTM(8)),
+      ...                     Dense(3, activation="softmax")])
       >>> params = model.init(jax.random.key(0), (None, None, 5))
       >>> save_keras_model(params, model,
       ...                  os.path.join(tempfile.mkdtemp(), "bi.keras"))

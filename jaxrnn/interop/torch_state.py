@@ -18,16 +18,16 @@ numbers. Bidirectional layers cannot be stacked per step, since torch feeds
 each layer both directions' outputs, hence `TorchStack`. `from_torch` and
 `to_torch` convert the weights of any of these; `call_like_torch` runs one
 with torch's call convention: ``output, h_n`` (LSTM: ``output, (h_n, c_n)``)
-with states (num_layers * num_directions, B, H). Given ``lengths``, both
+with states `(num_layers * num_directions, B, H)`. Given ``lengths``, both
 compute what torch computes on ``pack_padded_sequence(x, lengths,
 enforce_sorted=False)`` and return the output as ``pad_packed_sequence``
 does: a right-padded mask keeps each row's states at its last valid step,
 so the backward direction starts at each row's own last step, and outputs
 past each length are zeros.
 
-The weights: torch's ``weight_ih_l{k}{_reverse}`` (G*H, D) is the transposed
-``kernel`` (D, G*H) and ``weight_hh`` (G*H, H) the transposed
-``recurrent_kernel`` (H, G*H). LSTM gates (i, f, g, o) are Keras' (i, f, c,
+The weights: torch's ``weight_ih_l{k}{_reverse}`` `(G*H, D)` is the transposed
+``kernel`` `(D, G*H)` and ``weight_hh`` `(G*H, H)` the transposed
+``recurrent_kernel`` `(H, G*H)`. LSTM gates (i, f, g, o) are Keras' (i, f, c,
 o). torch's GRU is Keras' ``reset_after=True`` GRU with gates (r, z, n) where
 Keras has (z, r, h); ``bias_ih`` is bias row 0, ``bias_hh`` row 1 (both
 reordered). LSTM and RNN add two biases where Keras has one: `from_torch`
@@ -139,8 +139,8 @@ class TorchStack:
           params: the list from `init` or `from_torch`.
           inputs: (B, T, D), (T, B, D) with ``time_major``, or (T, D).
           initial_state: torch's ``h_0`` (``(h_0, c_0)`` for LSTM), each
-            (num_layers * num_directions, B, H) or (..., H) unbatched; zeros
-            when None.
+            `(num_layers * num_directions, B, H)` or (..., H) unbatched;
+            zeros when None.
           lengths: integer (B,), each in [1, T]: run as torch runs
             ``pack_padded_sequence(inputs, lengths, enforce_sorted=False)``
             (see `call_like_torch`).
@@ -149,8 +149,8 @@ class TorchStack:
 
         Returns:
           ``(output, h_n)`` or, for LSTM, ``(output, (h_n, c_n))``: output
-          (B, T, num_directions * H) in the inputs' layout, states shaped like
-          `initial_state`.
+          `(B, T, num_directions * H)` in the inputs' layout, states shaped
+          like `initial_state`.
         """
         _check_list("TorchStack params", params, len(self.layers))
         cell = _torch_layers(self)[0][0]
@@ -340,7 +340,7 @@ def call_like_torch(layer: Any, params: Any, inputs: jax.Array,
       inputs: (B, T, D), (T, B, D) when the layer is ``time_major``, or
         (T, D).
       initial_state: torch's ``h_0`` (``(h_0, c_0)`` for LSTM), each
-        (num_layers * num_directions, B, H), or (..., H) unbatched; zeros
+        `(num_layers * num_directions, B, H)`, or (..., H) unbatched; zeros
         when None.
       lengths: integer (B,) (a NumPy, JAX or torch array, or a list), each
         in [1, T], in the batch's own order: run as torch runs
@@ -358,7 +358,7 @@ def call_like_torch(layer: Any, params: Any, inputs: jax.Array,
 
     Returns:
       ``(output, h_n)`` or, for LSTM, ``(output, (h_n, c_n))``: output
-      (B, T, num_directions * H) in the inputs' layout (with `lengths`,
+      `(B, T, num_directions * H)` in the inputs' layout (with `lengths`,
       T is `total_length` or the longest length), states shaped like
       `initial_state`. States keep jaxrnn's carry dtype: float32 zeros
       start them when `initial_state` is None, even under half-precision
@@ -530,7 +530,7 @@ def _output_size(layer: Any) -> int:
 
 
 def _slot_count(layer: Any) -> int:
-    """num_layers * num_directions: the leading size of torch's states."""
+    """`num_layers * num_directions`: the leading size of torch's states."""
     return sum(len(cells) for cells in _torch_layers(layer))
 
 
@@ -735,7 +735,8 @@ def _suffix(layer: int, direction: int) -> str:
 
 
 def _kernel_rows(params: Any) -> int | None:
-    """D from the first cell's kernel (D, G*H); None lets the check fail."""
+    """D from the first cell's kernel `(D, G*H)`; None lets the check
+    fail."""
     if not isinstance(params, Mapping) or "kernel" not in params:
         return None
     shape = np.shape(params["kernel"])
@@ -801,7 +802,8 @@ def _batch_shape(inputs: Any, time_major: bool) -> tuple[int, ...]:
 
 def _state_arrays(initial_state: Any, cell: Any, slots: int,
                   batch_shape: tuple[int, ...]) -> list[jax.Array] | None:
-    """torch's h_0 or (h_0, c_0) as a list of arrays (slots, *batch, H)."""
+    """torch's h_0 or (h_0, c_0) as a list of arrays
+    `(slots, *batch, H)`."""
     if initial_state is None:
         return None
     is_pair = isinstance(initial_state, (tuple, list))

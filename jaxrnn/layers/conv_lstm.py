@@ -12,7 +12,8 @@ import numpy as np
 from jaxrnn._rnn import rnn
 from jaxrnn.cells._base import REQUIRED
 from jaxrnn.cells.conv_lstm import (ConvLSTM1DCell, ConvLSTM2DCell,
-                                    ConvLSTM3DCell)
+                                    ConvLSTM3DCell, ConvLSTMCell)
+from jaxrnn.layers._docs import cell_layer_doc
 from jaxrnn.layers.recurrent import (RecurrentLayer, _LayerOptions,
                                      _shape_tuple, check_layer_call)
 
@@ -25,10 +26,11 @@ _NOT_LAYER_FIELDS = ("rank", "spatial_shape")
 class ConvLSTMLayer(RecurrentLayer):
     """Behaviour shared by `ConvLSTM1D`, `ConvLSTM2D` and `ConvLSTM3D`.
 
-    Inputs are sequences of frames: (B, T, *S, C) (time-major (T, B, *S, C),
-    unbatched (T, *S, C); channels_first frames (C, *S)). The cell is built
-    from the layer's fields and, at each call, bound to the inputs' spatial
-    size S (its ``spatial_shape``), which fixes the states' size S'.
+    Inputs are sequences of frames: `(B, T, *S, C)` (time-major
+    `(T, B, *S, C)`, unbatched `(T, *S, C)`; channels_first frames
+    `(C, *S)`). The cell is built from the layer's fields and, at each
+    call, bound to the inputs' spatial size S (its ``spatial_shape``),
+    which fixes the states' size S'.
     """
 
     cell_type: ClassVar[type]
@@ -83,13 +85,14 @@ class ConvLSTMLayer(RecurrentLayer):
 
         Args:
           key: PRNG key.
-          input_shape: (B, T, *S, C) (time-major (T, B, *S, C)) or
-            (T, *S, C); None for unknown batch, time or spatial sizes (when
-            all spatial sizes are known, they are checked against the kernel).
+          input_shape: `(B, T, *S, C)` (time-major `(T, B, *S, C)`) or
+            `(T, *S, C)`; None for unknown batch, time or spatial sizes
+            (when all spatial sizes are known, they are checked against
+            the kernel).
 
         Returns:
-          {"kernel": (*kernel_size, C, 4F), "recurrent_kernel":
-          (*kernel_size, F, 4F), "bias": (4F,)}.
+          `{"kernel": (*kernel_size, C, 4F), "recurrent_kernel":
+          (*kernel_size, F, 4F), "bias": (4F,)}`.
         """
         _, _, frame = self._layout(input_shape)
         known = all(isinstance(n, (int, np.integer)) for n in frame)
@@ -114,17 +117,17 @@ class ConvLSTMLayer(RecurrentLayer):
 
         Args:
           params: from `init`.
-          inputs: (B, T, *S, C), (T, B, *S, C) with ``time_major``, or
-            unbatched (T, *S, C).
+          inputs: `(B, T, *S, C)`, `(T, B, *S, C)` with
+            ``time_major``, or unbatched `(T, *S, C)`.
           mask: bool (B, T) (time-major (T, B), unbatched (T,)), True for
             valid steps.
-          initial_state: ``[h, c]``, each (B, *S', F); zeros when None.
+          initial_state: ``[h, c]``, each `(B, *S', F)`; zeros when None.
           key: PRNG key for dropout (training only).
           training: turn dropout on.
 
         Returns:
-          The output, (B, T, *S', F) with ``return_sequences`` else
-          (B, *S', F); or ``[output, h, c]`` with ``return_state`` or
+          The output, `(B, T, *S', F)` with ``return_sequences`` else
+          `(B, *S', F)`; or ``[output, h, c]`` with ``return_state`` or
           ``stateful``.
         """
         check_layer_call(self, inputs)
@@ -149,13 +152,13 @@ class ConvLSTMLayer(RecurrentLayer):
         """Keras' ``compute_output_shape``.
 
         Args:
-          input_shape: (B, T, *S, C), (T, B, *S, C) with ``time_major``, or
-            (T, *S, C); None for unknown sizes.
+          input_shape: `(B, T, *S, C)`, `(T, B, *S, C)` with
+            ``time_major``, or `(T, *S, C)`; None for unknown sizes.
 
         Returns:
-          The output shape, (B, T, *S', F) or (B, *S', F); with
+          The output shape, `(B, T, *S', F)` or `(B, *S', F)`; with
           ``return_state`` or ``stateful`` a list of it and the shapes of h
-          and c, (B, *S', F) each.
+          and c, `(B, *S', F)` each.
         """
         batch, steps, frame = self._layout(input_shape)
         state = self.cell.state_shape(self._spatial(frame))
@@ -188,76 +191,64 @@ def _conv_layer(name: str, cell_type: type, doc: str) -> type:
                    "__module__": __name__})
 
 
-_COMMON_DOC = """
-    Args:
-      filters: F, the channels of the output and the states.
-      kernel_size: an int or one int per spatial axis.
-      strides: an int or one per spatial axis (input convolution only).
-      padding: ``'valid'`` or ``'same'`` (input convolution only; the
-        recurrent convolution always pads 'same' with stride 1).
-      data_format: ``'channels_last'`` (None means it) or
-        ``'channels_first'``.
-      dilation_rate: an int or one per spatial axis (input convolution
-        only).
-      return_sequences: return the whole output sequence, else the last
-        output.
-      return_state: also return the final states ``[h, c]``.
-      go_backwards: process the sequence in reverse (outputs in processing
-        order, as Keras).
-      stateful: take `initial_state` and always return the final states, so
-        the caller threads them into the next batch.
-      unroll: a Python loop over the steps instead of `lax.scan`.
-      time_major: inputs and outputs are (T, B, ...).
-      zero_output_for_mask: masked steps output zeros.
-      remat: recompute activations in the backward pass (less memory).
-
-    The other arguments (``activation``, ``recurrent_activation``,
-    ``use_bias``, the initializers, ``unit_forget_bias``, ``dropout``,
-    ``recurrent_dropout``, ``dtype``, ``param_dtype``, ``precision``) are
-    `ConvLSTMCell`'s, with its defaults. Params: ``{'kernel':
-    (*kernel_size, C, 4F), 'recurrent_kernel': (*kernel_size, F, 4F),
-    'bias': (4F,)}``, gates in Keras' order i, f, c, o.
+_PARAMS_DOC = """
+    Params: ``{'kernel': (*kernel_size, C, 4F), 'recurrent_kernel':
+    (*kernel_size, F, 4F), 'bias': (4F,)}``, gates in Keras' order i, f, c,
+    o. The recurrent convolution always pads 'same' with stride 1.
 """
 
-ConvLSTM1D = _conv_layer("ConvLSTM1D", ConvLSTM1DCell, """\
-Keras' ``ConvLSTM1D``: a `ConvLSTM1DCell` over sequences of 1-D frames.
 
-    Inputs (B, T, S, C) (unbatched (T, S, C)); outputs (B, T, S', F) with
-    ``return_sequences``, else (B, S', F); ``[output, h, c]`` with
+def _conv_doc(summary: str, shapes: str, example: str) -> str:
+    return cell_layer_doc(summary, ConvLSTMCell, shapes + _PARAMS_DOC,
+                          example, skip=_NOT_LAYER_FIELDS)
+
+
+ConvLSTM1D = _conv_layer("ConvLSTM1D", ConvLSTM1DCell, _conv_doc(
+    """Keras' ``ConvLSTM1D``: a `ConvLSTM1DCell` over sequences of 1-D frames.
+
+    Takes `ConvLSTMCell`'s arguments but ``rank`` and ``spatial_shape``,
+    with its defaults, and `RNN`'s flags.
+    """, """
+    Inputs `(B, T, S, C)` (unbatched `(T, S, C)`); outputs `(B, T, S', F)`
+    with ``return_sequences``, else `(B, S', F)`; ``[output, h, c]`` with
     ``return_state``.
-""" + _COMMON_DOC + """
-    Example:
-      >>> import jax, jax.numpy as jnp
-      >>> layer = ConvLSTM1D(4, 3, return_sequences=True)
-      >>> params = layer.init(jax.random.key(0), (None, 6, 10, 2))
-      >>> layer(params, jnp.ones((2, 6, 10, 2))).shape
-      (2, 6, 8, 4)
-    """)
+    """, """
+    >>> import jax, jax.numpy as jnp
+    >>> layer = ConvLSTM1D(4, 3, return_sequences=True)
+    >>> params = layer.init(jax.random.key(0), (None, 6, 10, 2))
+    >>> layer(params, jnp.ones((2, 6, 10, 2))).shape
+    (2, 6, 8, 4)
+    """))
 
-ConvLSTM2D = _conv_layer("ConvLSTM2D", ConvLSTM2DCell, """\
-Keras' ``ConvLSTM2D``: a `ConvLSTM2DCell` over sequences of images.
+ConvLSTM2D = _conv_layer("ConvLSTM2D", ConvLSTM2DCell, _conv_doc(
+    """Keras' ``ConvLSTM2D``: a `ConvLSTM2DCell` over sequences of images.
 
-    Inputs (B, T, rows, cols, C) (unbatched (T, rows, cols, C)); outputs
-    (B, T, rows', cols', F) with ``return_sequences``, else
-    (B, rows', cols', F); ``[output, h, c]`` with ``return_state``.
-""" + _COMMON_DOC + """
-    Example:
-      >>> import jax, jax.numpy as jnp
-      >>> layer = ConvLSTM2D(4, 3, padding="same", return_state=True)
-      >>> params = layer.init(jax.random.key(0), (None, 5, 8, 8, 1))
-      >>> out, h, c = layer(params, jnp.ones((2, 5, 8, 8, 1)))
-      >>> out.shape, c.shape, layer.param_count((None, 5, 8, 8, 1))
-      ((2, 8, 8, 4), (2, 8, 8, 4), 736)
-    """)
+    Takes `ConvLSTMCell`'s arguments but ``rank`` and ``spatial_shape``,
+    with its defaults, and `RNN`'s flags.
+    """, """
+    Inputs `(B, T, rows, cols, C)` (unbatched `(T, rows, cols, C)`);
+    outputs `(B, T, rows', cols', F)` with ``return_sequences``, else
+    `(B, rows', cols', F)`; ``[output, h, c]`` with ``return_state``.
+    """, """
+    >>> import jax, jax.numpy as jnp
+    >>> layer = ConvLSTM2D(4, 3, padding="same", return_state=True)
+    >>> params = layer.init(jax.random.key(0), (None, 5, 8, 8, 1))
+    >>> out, h, c = layer(params, jnp.ones((2, 5, 8, 8, 1)))
+    >>> out.shape, c.shape, layer.param_count((None, 5, 8, 8, 1))
+    ((2, 8, 8, 4), (2, 8, 8, 4), 736)
+    """))
 
-ConvLSTM3D = _conv_layer("ConvLSTM3D", ConvLSTM3DCell, """\
-Keras' ``ConvLSTM3D``: a `ConvLSTM3DCell` over sequences of volumes.
+ConvLSTM3D = _conv_layer("ConvLSTM3D", ConvLSTM3DCell, _conv_doc(
+    """Keras' ``ConvLSTM3D``: a `ConvLSTM3DCell` over sequences of volumes.
 
-    Inputs (B, T, depth, rows, cols, C); outputs
-    (B, T, depth', rows', cols', F) with ``return_sequences``, else
-    (B, depth', rows', cols', F); ``[output, h, c]`` with ``return_state``.
-""" + _COMMON_DOC + """
-    Example:
-      >>> ConvLSTM3D(2, 3).output_shape((None, 4, 5, 6, 7, 1))
-      (None, 3, 4, 5, 2)
-    """)
+    Takes `ConvLSTMCell`'s arguments but ``rank`` and ``spatial_shape``,
+    with its defaults, and `RNN`'s flags.
+    """, """
+    Inputs `(B, T, depth, rows, cols, C)`; outputs
+    `(B, T, depth', rows', cols', F)` with ``return_sequences``, else
+    `(B, depth', rows', cols', F)`; ``[output, h, c]`` with
+    ``return_state``.
+    """, """
+    >>> ConvLSTM3D(2, 3).output_shape((None, 4, 5, 6, 7, 1))
+    (None, 3, 4, 5, 2)
+    """))

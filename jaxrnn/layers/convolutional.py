@@ -88,7 +88,7 @@ def _output_steps(owner: str, steps: Any, *, window: int, stride: int,
 
 def _with_steps(batch: tuple, steps: Any, channels: Any, data_format: str
                ) -> tuple[Any, ...]:
-    """(*batch, T, C), or (*batch, C, T) channels_first."""
+    """`(*batch, T, C)`, or `(*batch, C, T)` channels_first."""
     if data_format == "channels_last":
         return (*batch, steps, channels)
     return (*batch, channels, steps)
@@ -120,7 +120,7 @@ class Conv1D(DropsMask):
       activation: Keras name, callable or None.
       use_bias: whether params hold ``bias``.
       kernel_initializer: for ``kernel``; Keras name or callable (fans
-        count the window: fan_in = k * C / G, fan_out = k * F, as Keras).
+        count the window: `fan_in = k * C / G`, `fan_out = k * F`, as Keras).
       bias_initializer: for ``bias``.
       param_dtype: dtype of the arrays `init` creates.
 

@@ -34,7 +34,8 @@ def _last_dim(name: str, input_shape: Shape) -> int:
 class PassMask:
     """Keras' ``supports_masking``: the mask goes through unchanged."""
 
-    def compute_mask(self, inputs: jax.Array, mask: jax.Array | None):
+    def compute_mask(self, inputs: jax.Array, mask: jax.Array | None
+                     ) -> jax.Array | None:
         """The mask for the next layer: `mask` unchanged.
 
         Args:
@@ -136,7 +137,8 @@ class Embedding(PassMask):
                              f"{table.shape}.")
         return jnp.take(table, ids, axis=0)
 
-    def compute_mask(self, inputs, mask):
+    def compute_mask(self, inputs: jax.Array, mask: jax.Array | None
+                     ) -> jax.Array | None:
         """The mask for the next layer.
 
         Args:

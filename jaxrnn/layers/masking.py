@@ -110,7 +110,7 @@ class Masking(PassMask):
           training: ignored (every layer takes it).
 
         Returns:
-          (..., D): `x` with every step whose features all equal
+          `x`, (..., D), with every step whose features all equal
           `mask_value` set to zeros.
         """
         check_layer_call(self, x, "x")
@@ -127,8 +127,8 @@ class Masking(PassMask):
           mask: ignored, as in Keras.
 
         Returns:
-          bool (...,), e.g. (B, T): True where some feature differs from
-          `mask_value`.
+          A bool (...,), e.g. (B, T), True where some feature differs
+          from `mask_value`.
         """
         return self._keep(self._check_inputs(inputs))
 

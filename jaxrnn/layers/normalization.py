@@ -298,7 +298,7 @@ class BatchNormalization(PassMask):
 
     def _renormalized(self, params, mean, variance, gamma, beta):
         """gamma and beta with the renorm correction (r, d) folded in:
-        (x_hat * r + d) * gamma + beta."""
+        ``(x_hat * r + d) * gamma + beta``."""
         dtype = mean.dtype
         stddev = jnp.sqrt(variance + self.epsilon)
         renorm_mean = params["renorm_mean"].astype(dtype)

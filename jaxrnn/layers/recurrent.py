@@ -18,6 +18,7 @@ from jaxrnn.cells.gru import GRUCell
 from jaxrnn.cells.lstm import LSTMCell
 from jaxrnn.cells.simple import SimpleRNNCell
 from jaxrnn.cells.stacked import StackedCells
+from jaxrnn.layers._docs import cell_layer_doc
 
 Shape = Sequence[Any]
 
@@ -373,109 +374,56 @@ def _cell_layer(name: str, cell_type: type, doc: str) -> type:
                    "__module__": __name__})
 
 
-SimpleRNN = _cell_layer("SimpleRNN", SimpleRNNCell, """\
-Keras' ``SimpleRNN``: a `SimpleRNNCell` under `RNN`.
+SimpleRNN = _cell_layer("SimpleRNN", SimpleRNNCell, cell_layer_doc(
+    """Keras' ``SimpleRNN``: a `SimpleRNNCell` under `RNN`.
 
-    Takes `SimpleRNNCell`'s arguments (``units``, ``activation``, ...) and
-    `RNN`'s flags (``return_sequences``, ``return_state``, ...). With
-    ``return_state`` it returns ``[output, h]``.
-
-    Args:
-      units: hidden size H.
-      return_sequences: return the whole output sequence (B, T, H), else
-        the last output (B, H).
-      return_state: also return the final states.
-      go_backwards: process the sequence in reverse (outputs in processing
-        order, as Keras).
-      stateful: take `initial_state` and always return the final states, so
-        the caller threads them into the next batch.
-      unroll: a Python loop over the steps instead of `lax.scan`.
-      time_major: inputs and outputs are (T, B, ...).
-      zero_output_for_mask: masked steps output zeros.
-      remat: recompute activations in the backward pass (less memory).
-
-    The other arguments (``activation``, ``use_bias``, the initializers,
-    ``dropout``, ``recurrent_dropout``, ``dtype``, ``param_dtype``,
-    ``precision``) are `SimpleRNNCell`'s, with its defaults. Params:
+    Takes `SimpleRNNCell`'s arguments, with its defaults, and `RNN`'s flags.
+    """, SimpleRNNCell, """
+    Inputs `(B, T, D)` (`(T, B, D)` with ``time_major``, or unbatched
+    `(T, D)`); outputs `(B, T, H)` with ``return_sequences``, else
+    `(B, H)`; ``[output, h]`` with ``return_state``. Params:
     ``{'kernel': (D, H), 'recurrent_kernel': (H, H), 'bias': (H,)}``.
+    """, """
+    >>> import jax, jax.numpy as jnp
+    >>> layer = SimpleRNN(4, return_sequences=True)
+    >>> params = layer.init(jax.random.key(0), (None, 5, 3))
+    >>> layer(params, jnp.ones((2, 5, 3))).shape
+    (2, 5, 4)
+    """))
 
-    Example:
-      >>> import jax, jax.numpy as jnp
-      >>> layer = SimpleRNN(4, return_sequences=True)
-      >>> params = layer.init(jax.random.key(0), (None, 5, 3))
-      >>> layer(params, jnp.ones((2, 5, 3))).shape
-      (2, 5, 4)
-    """)
+LSTM = _cell_layer("LSTM", LSTMCell, cell_layer_doc(
+    """Keras' ``LSTM``: an `LSTMCell` under `RNN`.
 
-LSTM = _cell_layer("LSTM", LSTMCell, """\
-Keras' ``LSTM``: an `LSTMCell` under `RNN`.
+    Takes `LSTMCell`'s arguments, with its defaults, and `RNN`'s flags.
+    """, LSTMCell, """
+    Inputs `(B, T, D)` (`(T, B, D)` with ``time_major``, or unbatched
+    `(T, D)`); outputs `(B, T, H)` with ``return_sequences``, else
+    `(B, H)`; ``[output, h, c]`` with ``return_state``. Params:
+    ``{'kernel': (D, 4H), 'recurrent_kernel': (H, 4H), 'bias': (4H,)}``,
+    gates in Keras' order i, f, c, o.
+    """, """
+    >>> import jax, jax.numpy as jnp
+    >>> layer = LSTM(4, return_state=True)
+    >>> params = layer.init(jax.random.key(0), (None, 5, 3))
+    >>> out, h, c = layer(params, jnp.ones((2, 5, 3)))
+    >>> out.shape, c.shape
+    ((2, 4), (2, 4))
+    """))
 
-    Takes `LSTMCell`'s arguments (``units``, ``activation``,
-    ``recurrent_activation``, ``unit_forget_bias``, ...) and `RNN`'s flags.
-    With ``return_state`` it returns ``[output, h, c]``.
+GRU = _cell_layer("GRU", GRUCell, cell_layer_doc(
+    """Keras' ``GRU``: a `GRUCell` under `RNN` (``reset_after=True`` by default).
 
-    Args:
-      units: hidden size H.
-      return_sequences: return the whole output sequence (B, T, H), else
-        the last output (B, H).
-      return_state: also return the final states.
-      go_backwards: process the sequence in reverse (outputs in processing
-        order, as Keras).
-      stateful: take `initial_state` and always return the final states, so
-        the caller threads them into the next batch.
-      unroll: a Python loop over the steps instead of `lax.scan`.
-      time_major: inputs and outputs are (T, B, ...).
-      zero_output_for_mask: masked steps output zeros.
-      remat: recompute activations in the backward pass (less memory).
-
-    The other arguments (``activation``, ``recurrent_activation``,
-    ``use_bias``, the initializers, ``unit_forget_bias``, ``dropout``,
-    ``recurrent_dropout``, ``dtype``, ``param_dtype``, ``precision``) are
-    `LSTMCell`'s, with its defaults. Params: ``{'kernel': (D, 4H),
-    'recurrent_kernel': (H, 4H), 'bias': (4H,)}``, gates in Keras' order
-    i, f, c, o.
-
-    Example:
-      >>> import jax, jax.numpy as jnp
-      >>> layer = LSTM(4, return_state=True)
-      >>> params = layer.init(jax.random.key(0), (None, 5, 3))
-      >>> out, h, c = layer(params, jnp.ones((2, 5, 3)))
-      >>> out.shape, c.shape
-      ((2, 4), (2, 4))
-    """)
-
-GRU = _cell_layer("GRU", GRUCell, """\
-Keras' ``GRU``: a `GRUCell` under `RNN` (``reset_after=True`` by default).
-
-    Takes `GRUCell`'s arguments (``units``, ``activation``,
-    ``recurrent_activation``, ``reset_after``, ...) and `RNN`'s flags.
-    With ``return_state`` it returns ``[output, h]``.
-
-    Args:
-      units: hidden size H.
-      return_sequences: return the whole output sequence (B, T, H), else
-        the last output (B, H).
-      return_state: also return the final states.
-      go_backwards: process the sequence in reverse (outputs in processing
-        order, as Keras).
-      stateful: take `initial_state` and always return the final states, so
-        the caller threads them into the next batch.
-      unroll: a Python loop over the steps instead of `lax.scan`.
-      time_major: inputs and outputs are (T, B, ...).
-      zero_output_for_mask: masked steps output zeros.
-      remat: recompute activations in the backward pass (less memory).
-
-    The other arguments (``activation``, ``recurrent_activation``,
-    ``use_bias``, the initializers, ``reset_after``, ``dropout``,
-    ``recurrent_dropout``, ``dtype``, ``param_dtype``, ``precision``) are
-    `GRUCell`'s, with its defaults. Params: ``{'kernel': (D, 3H),
-    'recurrent_kernel': (H, 3H), 'bias': (2, 3H)}`` (bias (3H,) without
-    ``reset_after``), gates in Keras' order z, r, h.
-
-    Example:
-      >>> import jax, jax.numpy as jnp
-      >>> layer = GRU(4, return_sequences=True)
-      >>> params = layer.init(jax.random.key(0), (None, 5, 3))
-      >>> layer(params, jnp.ones((2, 5, 3))).shape
-      (2, 5, 4)
-    """)
+    Takes `GRUCell`'s arguments, with its defaults, and `RNN`'s flags.
+    """, GRUCell, """
+    Inputs `(B, T, D)` (`(T, B, D)` with ``time_major``, or unbatched
+    `(T, D)`); outputs `(B, T, H)` with ``return_sequences``, else
+    `(B, H)`; ``[output, h]`` with ``return_state``. Params:
+    ``{'kernel': (D, 3H), 'recurrent_kernel': (H, 3H), 'bias': (2, 3H)}``
+    (bias `(3H,)` without ``reset_after``), gates in Keras' order z, r, h.
+    """, """
+    >>> import jax, jax.numpy as jnp
+    >>> layer = GRU(4, return_sequences=True)
+    >>> params = layer.init(jax.random.key(0), (None, 5, 3))
+    >>> layer(params, jnp.ones((2, 5, 3))).shape
+    (2, 5, 4)
+    """))

@@ -198,7 +198,8 @@ class Sequential:
       >>> params = model.init(jax.random.key(0), (None, None))
       >>> model(params, jnp.array([[5, 7, 0, 0]])).shape
       (1, 2)
-      >>> stream = Sequential([LSTM(4, return_sequences=True, stateful=True), Dense(1)])
+      >>> stream = Sequential([
+      ...     LSTM(4, return_sequences=True, stateful=True), Dense(1)])
       >>> params = stream.init(jax.random.key(0), (2, None, 3))
       >>> y, states = stream(params, jnp.ones((2, 5, 3)))
       >>> y, states = stream(params, jnp.ones((2, 5, 3)), states=states)
@@ -232,7 +233,9 @@ class Sequential:
 
         Example:
           >>> from jaxrnn.layers import Dense, LSTM
-          >>> Sequential([LSTM(4, return_sequences=True), LSTM(4), Dense(1)]).layer_names()
+          >>> model = Sequential([LSTM(4, return_sequences=True), LSTM(4),
+          ...                     Dense(1)])
+          >>> model.layer_names()
           ['lstm', 'lstm_1', 'dense']
         """
         seen: dict[str, int] = {}
@@ -336,7 +339,8 @@ class Sequential:
 
         Example:
           >>> from jaxrnn.layers import Dense, LSTM
-          >>> model = Sequential([LSTM(8, return_sequences=True, stateful=True), Dense(2)])
+          >>> model = Sequential([
+          ...     LSTM(8, return_sequences=True, stateful=True), Dense(2)])
           >>> states = model.initial_states((4, None, 3))
           >>> [h.shape for h in states[0]], states[1]
           ([(4, 8), (4, 8)], None)
