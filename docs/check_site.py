@@ -125,6 +125,8 @@ def _member_name(ident: str) -> str | None:
     """``jaxrnn.LSTMCell.project_inputs`` -> ``project_inputs``; None for an
     id that is not a class member's."""
     parts = ident.split(".")
+    if parts[:2] == ["jaxrnn", "protocols"]:
+        return None  # the Protocol classes restate the public methods too
     if len(parts) >= 3 and parts[0] == "jaxrnn" and parts[-2][:1].isupper():
         return parts[-1]
     return None

@@ -39,14 +39,6 @@ from jaxrnn._masking import broadcast_over, keep_where, masked_chunk_outputs
 # What the forward pass saves for the backward pass (`split_step_scan`).
 SAVED = ("carries", "projections", "chunk_carries")
 
-_SPLIT_STEP = ("project_inputs", "recurrent_input", "project_recurrent",
-               "apply_gates")
-
-
-def has_split_step(cell: Any) -> bool:
-    """Whether `cell` offers the split step (and says it applies)."""
-    return (all(hasattr(cell, name) for name in _SPLIT_STEP)
-            and bool(getattr(cell, "split_step", True)))
 
 
 def _trace_types() -> tuple[type | None, type | None]:

@@ -50,16 +50,7 @@ from jax import lax
 
 from jaxrnn._masking import broadcast_over, forward_fill, latest_valid_steps
 from jaxrnn.cells.stacked import StackedCells
-
-
-def supports_parallel(cell: Any) -> bool:
-    """Whether `rnn(cell, ..., parallel=True)` can run `cell`."""
-    if isinstance(cell, StackedCells):
-        return all(supports_parallel(c) for c in cell.cells)
-    if not hasattr(cell, "parallel_coefficients"):
-        return False
-    return (not getattr(cell, "log_space", False)
-            or hasattr(cell, "parallel_log_coefficients"))
+from jaxrnn.protocols import supports_parallel
 
 
 def check_parallel_cell(cell: Any) -> None:

@@ -10,12 +10,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxrnn._fused import (apply_gates, forward_differentiated,
-                           has_split_step, split_step_scan)
+from jaxrnn._fused import apply_gates, forward_differentiated, split_step_scan
 from jaxrnn._masking import (broadcast_over, keep_where, lengths_to_mask,
                              masked_chunk_outputs)
 from jaxrnn._validation import check_bool, check_floating, check_tree_like
-from jaxrnn.cells.stacked import has_fast_path
+from jaxrnn.protocols import draw_dropout, has_projected_step, has_split_step
 
 # Steps per chunk of the hoisted input projection: one (K*B, D) x (D, G*H)
 # GEMM per chunk, the K steps unrolled so each reads a static slice. A
@@ -325,21 +324,22 @@ def _cell_step_functions(cell, params, key, training, batch, features):
     """Returns (project, step): the hoisted input half and the recurrent
     half, ``step(carry, x, keep) -> (carry, y)``; where `keep` (bool (B,)
     or None) is False the carry comes back unchanged."""
-    if has_fast_path(cell):
-        masks = cell.dropout_masks(key, (batch,), features, training=training)
+    if has_projected_step(cell):
+        dropout = draw_dropout(cell, key, (batch,), features,
+                               training=training)
 
         def project(xs):
-            return cell.project_inputs(params, xs, masks)
+            return cell.project_inputs(params, xs, dropout)
 
         if has_split_step(cell):
             def step(carry, projected, keep):
-                h_in = cell.recurrent_input(carry, masks, projected.dtype)
+                h_in = cell.recurrent_input(carry, dropout, projected.dtype)
                 return apply_gates(cell, carry, projected,
                                    cell.project_recurrent(params, h_in), keep)
             return project, step
 
         def cell_step(carry, projected):
-            return cell.step_projected(params, carry, projected, masks)
+            return cell.step_projected(params, carry, projected, dropout)
     else:
         def project(xs):
             return xs
@@ -370,8 +370,8 @@ def _takes_split_step(cell, unroll, training, key, batch, features):
     a batch that is not empty (B = 0 has nothing to make fast, and its
     blocks of no rows would have no size to plan by)."""
     return (has_split_step(cell) and unroll is not True and batch > 0
-            and (not training or cell.dropout_masks(
-                key, (batch,), features, training=training) is None))
+            and (not training or draw_dropout(
+                cell, key, (batch,), features, training=training) is None))
 
 
 def _run_split_step(cell, params, xs, step_mask, carry, *, time_axis, unroll,

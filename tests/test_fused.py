@@ -20,7 +20,8 @@ from properties import examples
 
 import jaxrnn
 from jaxrnn import _fused, _rnn
-from jaxrnn._fused import _scan_pieces, has_split_step, split_step_scan
+from jaxrnn._fused import _scan_pieces, split_step_scan
+from jaxrnn.protocols import has_split_step
 from jaxrnn._masking import masked_chunk_outputs
 
 CELLS = {
@@ -631,10 +632,10 @@ class _Minimal:
         return self.apply_gates(carry, self.project_inputs(params, x),
                                 self.project_recurrent(params, carry))
 
-    def project_inputs(self, params, xs, masks=None):
+    def project_inputs(self, params, xs, dropout=None):
         return xs @ params["w"]
 
-    def recurrent_input(self, carry, masks, dtype):
+    def recurrent_input(self, carry, dropout, dtype):
         return carry.astype(dtype)
 
     def project_recurrent(self, params, h_in):
@@ -647,7 +648,7 @@ class _Minimal:
     def dropout_masks(self, key, batch_shape, input_dim, *, training):
         return None
 
-    def step_projected(self, params, carry, projected, masks=None):
+    def step_projected(self, params, carry, projected, dropout=None):
         return self.apply_gates(carry, projected,
                                 self.project_recurrent(params, carry))
 

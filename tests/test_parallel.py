@@ -13,7 +13,7 @@ from hypothesis import given, settings
 
 import jaxrnn
 from jaxrnn import rnn
-from jaxrnn._parallel import supports_parallel
+from jaxrnn.protocols import supports_parallel
 from jaxrnn.cells.lru import LRUCell
 from jaxrnn.cells.min_rnn import MinGRUCell, MinLSTMCell
 

@@ -3,8 +3,8 @@
 A built-in cell splits one step into two public halves so that `jaxrnn.rnn`
 can hoist the input projection out of the recurrence:
 
-  ``project_inputs(params, xs, masks)``: (..., D) -> `(..., G*H)`, with bias;
-  ``step_projected(params, carry, xp, masks)``: the recurrent part of one step.
+  ``project_inputs(params, xs, dropout)``: (..., D) -> `(..., G*H)`, with bias;
+  ``step_projected(params, carry, xp, dropout)``: the recurrent part of one step.
 
 ``dropout_masks(key, batch_shape, input_dim, training=...)`` draws the masks a
 whole sequence shares. ``cell(params, carry, x)`` is exactly these three
@@ -260,46 +260,46 @@ class KerasCell:
         return DropoutMasks(inputs, recurrent)
 
     def project_inputs(self, params: dict[str, jax.Array], xs: jax.Array,
-                       masks: DropoutMasks | None = None) -> jax.Array:
+                       dropout: DropoutMasks | None = None) -> jax.Array:
         """Input half of the step for any number of leading axes.
 
         Args:
           params: the dict from `init`.
-          xs: (..., D) inputs; with masks, the mask `(*batch, D)` broadcasts
+          xs: (..., D) inputs; with dropout, the mask `(*batch, D)` broadcasts
             against the trailing axes (so a time axis may lead).
-          masks: from `dropout_masks`, or None.
+          dropout: from `dropout_masks`, or None.
 
         Returns:
           `(..., G*H)`: ``xs @ kernel + input bias`` in the compute dtype.
         """
         dtype = self.compute_dtype(params, xs)
         xs = xs.astype(dtype)
-        if masks is not None and masks.inputs is not None:
-            xs = xs * masks.inputs.astype(dtype)
+        if dropout is not None and dropout.inputs is not None:
+            xs = xs * dropout.inputs.astype(dtype)
         projected = self._matmul(xs, params["kernel"])
         bias = self._input_bias(params)
         if bias is not None:
             projected = projected + bias.astype(dtype)
         return projected
 
-    def _recurrent_input(self, carry_h: jax.Array, masks, dtype) -> jax.Array:
+    def _recurrent_input(self, carry_h: jax.Array, dropout, dtype) -> jax.Array:
         h = carry_h.astype(dtype)
-        if masks is not None and masks.recurrent is not None:
-            h = h * masks.recurrent.astype(dtype)
+        if dropout is not None and dropout.recurrent is not None:
+            h = h * dropout.recurrent.astype(dtype)
         return h
 
     # The split step: ``step_projected`` is ``apply_gates(carry, xp,
-    # project_recurrent(params, recurrent_input(carry, masks, dtype)))`` with
+    # project_recurrent(params, recurrent_input(carry, dropout, dtype)))`` with
     # one matmul in `project_recurrent` and only elementwise work in
     # `apply_gates`. `jaxrnn.rnn` uses the split to differentiate a whole
     # sequence with one large GEMM per weight after the backward loop.
     split_step = True
 
-    def recurrent_input(self, carry: Any, masks: DropoutMasks | None,
+    def recurrent_input(self, carry: Any, dropout: DropoutMasks | None,
                         dtype: Any) -> jax.Array:
         """The (..., H) vector the recurrent kernel multiplies: the carry's
         h in `dtype`, times the recurrent dropout mask if any."""
-        return self._recurrent_input(self._carry_h(carry), masks, dtype)
+        return self._recurrent_input(self._carry_h(carry), dropout, dtype)
 
     def _carry_h(self, carry: Any) -> jax.Array:
         return carry
@@ -312,19 +312,19 @@ class KerasCell:
 
     def step_projected(self, params: dict[str, jax.Array], carry: Any,
                        projected: jax.Array,
-                       masks: DropoutMasks | None = None) -> tuple[Any, jax.Array]:
+                       dropout: DropoutMasks | None = None) -> tuple[Any, jax.Array]:
         """Recurrent half of a step; `projected` is ``x @ kernel + input bias``.
 
         Args:
           params: the dict from `init`.
           carry: the previous carry, leaves (..., H).
           projected: `(..., G*H)`, from `project_inputs`.
-          masks: from `dropout_masks`, or None.
+          dropout: from `dropout_masks`, or None.
 
         Returns:
           (new_carry, y), y (..., H); the carry keeps its dtype.
         """
-        h_in = self.recurrent_input(carry, masks, projected.dtype)
+        h_in = self.recurrent_input(carry, dropout, projected.dtype)
         return self.apply_gates(carry, projected,
                                 self.project_recurrent(params, h_in))
 
@@ -354,11 +354,11 @@ class KerasCell:
         with jax.named_scope(f"jaxrnn.{type(self).__name__}"):
             check_call_arguments(self, params, carry, x)
             check_step_input(self, params, carry, x)
-            masks = self.dropout_masks(key, x.shape[:-1], x.shape[-1],
+            dropout = self.dropout_masks(key, x.shape[:-1], x.shape[-1],
                                        training=training,
                                        dtype=self.compute_dtype(params, x))
-            projected = self.project_inputs(params, x, masks)
-            return self.step_projected(params, carry, projected, masks)
+            projected = self.project_inputs(params, x, dropout)
+            return self.step_projected(params, carry, projected, dropout)
 
 
 def init_common(cell, key: jax.Array, input_dim: int,

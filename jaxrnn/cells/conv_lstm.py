@@ -196,6 +196,9 @@ class ConvLSTMCell(KerasCell):
         default=None, kw_only=True)
 
     gates = 4
+    # The base class's recurrent_input/project_recurrent are for vectors;
+    # a convolutional step has no split step (jaxrnn.protocols).
+    split_step = False
 
     def __post_init__(self):
         if self.rank not in (1, 2, 3):
@@ -495,7 +498,7 @@ class ConvLSTMCell(KerasCell):
         return DropoutMasks(inputs, recurrent)
 
     def project_inputs(self, params: dict[str, jax.Array], xs: jax.Array,
-                       masks: DropoutMasks | None = None) -> jax.Array:
+                       dropout: DropoutMasks | None = None) -> jax.Array:
         """Input half of the step: one convolution for any leading axes
         (`jaxrnn.rnn` folds a chunk of time steps into the batch).
 
@@ -503,7 +506,7 @@ class ConvLSTMCell(KerasCell):
           params: the dict from `init`.
           xs: `(..., *S, C)` frames; a dropout mask `(*batch, *S, 4C)`
             broadcasts against the trailing axes (so a time axis may lead).
-          masks: from `dropout_masks`, or None.
+          dropout: from `dropout_masks`, or None.
 
         Returns:
           `(..., *S', 4F)`: ``conv(xs, kernel) + bias`` in the compute
@@ -511,7 +514,7 @@ class ConvLSTMCell(KerasCell):
         """
         dtype = self.compute_dtype(params, xs)
         xs, groups = self._per_gate(
-            xs.astype(dtype), None if masks is None else masks.inputs)
+            xs.astype(dtype), None if dropout is None else dropout.inputs)
         projected = self._conv(xs, params["kernel"], strides=self.strides,
                                padding=self.padding,
                                dilation=self.dilation_rate, groups=groups)
@@ -524,7 +527,7 @@ class ConvLSTMCell(KerasCell):
 
     def step_projected(self, params: dict[str, jax.Array],
                        carry: tuple[jax.Array, jax.Array], projected: jax.Array,
-                       masks: DropoutMasks | None = None
+                       dropout: DropoutMasks | None = None
                        ) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
         """Recurrent half of a step; `projected` is ``conv(x, kernel) + bias``.
 
@@ -532,7 +535,7 @@ class ConvLSTMCell(KerasCell):
           params: the dict from `init`.
           carry: ``(h, c)``, each `(..., *S', F)`.
           projected: `(..., *S', 4F)`.
-          masks: from `dropout_masks`, or None.
+          dropout: from `dropout_masks`, or None.
 
         Returns:
           ((h', c'), h'); the carry keeps its dtype.
@@ -542,7 +545,7 @@ class ConvLSTMCell(KerasCell):
         h, c = carry
         dtype = projected.dtype
         h_in, groups = self._per_gate(
-            h.astype(dtype), None if masks is None else masks.recurrent)
+            h.astype(dtype), None if dropout is None else dropout.recurrent)
         ones = (1,) * self.rank
         z = projected + self._conv(h_in, params["recurrent_kernel"],
                                    strides=ones, padding="same",
@@ -586,11 +589,11 @@ class ConvLSTMCell(KerasCell):
                 (*batch_shape, *self.state_shape(spatial)), x.dtype)
             check_step_carry(self, carry, x, batch_shape,
                              (expected, expected))
-            masks = self.dropout_masks(key, batch_shape, frame,
+            dropout = self.dropout_masks(key, batch_shape, frame,
                                        training=training,
                                        dtype=self.compute_dtype(params, x))
-            projected = self.project_inputs(params, x, masks)
-            return self.step_projected(params, carry, projected, masks)
+            projected = self.project_inputs(params, x, dropout)
+            return self.step_projected(params, carry, projected, dropout)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -138,7 +138,7 @@ class GRUCell(KerasCell):
 
     def step_projected(self, params: dict[str, jax.Array], carry: jax.Array,
                        projected: jax.Array,
-                       masks: DropoutMasks | None = None
+                       dropout: DropoutMasks | None = None
                        ) -> tuple[jax.Array, jax.Array]:
         """Recurrent half of a step; `projected` is ``x @ kernel + input bias``.
 
@@ -149,7 +149,7 @@ class GRUCell(KerasCell):
           (h', h'); the carry keeps its dtype.
         """
         dtype = projected.dtype
-        h_in = self.recurrent_input(carry, masks, dtype)
+        h_in = self.recurrent_input(carry, dropout, dtype)
         if self.reset_after:
             return self.apply_gates(carry, projected,
                                     self.project_recurrent(params, h_in))

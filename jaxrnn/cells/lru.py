@@ -188,19 +188,13 @@ class LRUCell:
         phase = jnp.exp(params["theta_log"].astype(dtype))
         return modulus * jnp.cos(phase), modulus * jnp.sin(phase)
 
-    # The hoisted-projection protocol of `jaxrnn.rnn` (see cells/_base.py).
-    def dropout_masks(self, key: jax.Array | None, batch_shape: tuple[int, ...],
-                      input_dim: int, *, training: bool,
-                      dtype: Any = None) -> None:
-        """None: the LRU has no dropout (the protocol asks for masks)."""
-        del key, batch_shape, input_dim, training, dtype
-        return None
-
+    # The projected step (jaxrnn.protocols.ProjectedCell); no dropout, so
+    # no `dropout_masks`.
     def project_inputs(self, params: dict[str, jax.Array], xs: jax.Array,
-                       masks: None = None) -> jax.Array:
+                       dropout: None = None) -> jax.Array:
         """(..., H) -> (..., 2N + H): ``[gamma * Re(x B), gamma * Im(x B), x]``
         (x rides along for the skip ``D * x``)."""
-        del masks  # always None: no dropout
+        del dropout  # always None: no dropout
         bu_re, bu_im = self._input_terms(params, xs)
         return jnp.concatenate([bu_re, bu_im, xs.astype(bu_re.dtype)], -1)
 
@@ -220,14 +214,14 @@ class LRUCell:
 
     def step_projected(self, params: dict[str, jax.Array],
                        carry: tuple[jax.Array, jax.Array],
-                       projected: jax.Array, masks: None = None
+                       projected: jax.Array, dropout: None = None
                        ) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
         """One step from ``project_inputs``' (..., 2N + H).
 
         Returns:
           ((h_re', h_im'), y) with y (..., H); the carry keeps its dtype.
         """
-        del masks
+        del dropout
         n = self._n
         bu_re, bu_im, x = (projected[..., :n], projected[..., n:2 * n],
                            projected[..., 2 * n:])

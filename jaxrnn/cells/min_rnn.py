@@ -121,20 +121,14 @@ class _MinCell:
         """Raises if `params` lacks an array or has one of the wrong shape."""
         check_params(type(self).__name__, params, self.param_shapes(input_dim))
 
-    # The hoisted-projection protocol of `jaxrnn.rnn` (see cells/_base.py):
-    # the whole input dependence is one GEMM, the step is elementwise.
-    def dropout_masks(self, key: jax.Array | None, batch_shape: tuple[int, ...],
-                      input_dim: int, *, training: bool,
-                      dtype: Any = None) -> None:
-        """None: these cells have no dropout (the protocol asks for masks)."""
-        del key, batch_shape, input_dim, training, dtype
-        return None
-
+    # The projected step (jaxrnn.protocols.ProjectedCell): the whole input
+    # dependence is one GEMM, the step is elementwise. No dropout, so no
+    # `dropout_masks`.
     def project_inputs(self, params: dict[str, jax.Array], xs: jax.Array,
-                       masks: None = None) -> jax.Array:
+                       dropout: None = None) -> jax.Array:
         """(..., D) -> `(..., G*H)`: ``xs @ kernel + bias``, any leading
         axes."""
-        del masks  # always None: no dropout
+        del dropout  # always None: no dropout
         dtype = wider_float(xs.dtype, params["kernel"].dtype)
         projected = xs.astype(dtype) @ params["kernel"].astype(dtype)
         if "bias" in params:
@@ -142,14 +136,14 @@ class _MinCell:
         return projected
 
     def step_projected(self, params: dict[str, jax.Array], carry: jax.Array,
-                       projected: jax.Array, masks: None = None
+                       projected: jax.Array, dropout: None = None
                        ) -> tuple[jax.Array, jax.Array]:
         """``h' = a * h + b`` from the projected input `(..., G*H)`.
 
         Returns:
           (h', h'), both (..., H); the carry keeps its dtype.
         """
-        del params, masks  # the projection holds all the weights; no dropout
+        del params, dropout  # the projection holds all the weights; no dropout
         a, b = self._coefficients(projected)
         h = a * carry.astype(a.dtype) + b
         return h.astype(carry.dtype), h

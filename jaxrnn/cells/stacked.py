@@ -10,12 +10,7 @@ import jax
 from jaxrnn._validation import (batch_shape_of, check_floating, check_prng_key,
                                 describe)
 from jaxrnn.cells._base import REQUIRED, check_call_arguments
-
-
-def has_fast_path(cell: Any) -> bool:
-    """Whether `cell` offers the optional hoisted-projection protocol."""
-    return all(hasattr(cell, name) for name in
-               ("dropout_masks", "project_inputs", "step_projected"))
+from jaxrnn.protocols import draw_dropout, has_projected_step
 
 
 def _output_size(cell: Any) -> int:
@@ -153,35 +148,40 @@ class StackedCells:
             return [None] * len(self.cells)
         return list(jax.random.split(key, len(self.cells)))
 
-    # The optional fast-path protocol: the first cell's input projection is
-    # hoisted; every other cell steps on the output below it.
+    # The projected step (jaxrnn.protocols): the first cell's input
+    # projection is hoisted; every other cell steps on the output below it.
     def dropout_masks(self, key, batch_shape, input_dim, *, training, dtype=None):
-        """Per cell: its dropout masks (fast cells) or (key, training)."""
-        masks = []
+        """Per cell: its dropout masks (projected-step cells) or
+        (key, training) for a plain cell to draw its own."""
+        dropout = []
         for cell, k, d in zip(self.cells, self._keys(key),
                               self._input_dims(input_dim)):
-            if has_fast_path(cell):
-                kwargs = {} if dtype is None else {"dtype": dtype}
-                masks.append(cell.dropout_masks(k, batch_shape, d,
-                                                training=training, **kwargs))
+            if not has_projected_step(cell):
+                dropout.append((k, training))
+            elif dtype is not None and hasattr(cell, "dropout_masks"):
+                dropout.append(cell.dropout_masks(k, batch_shape, d,
+                                                  training=training,
+                                                  dtype=dtype))
             else:
-                masks.append((k, training))
-        return tuple(masks)
+                dropout.append(draw_dropout(cell, k, batch_shape, d,
+                                            training=training))
+        return tuple(dropout)
 
-    def project_inputs(self, params, xs, masks=None):
+    def project_inputs(self, params, xs, dropout=None):
         """The first cell's input projection (or the inputs unchanged)."""
         first = self.cells[0]
-        if has_fast_path(first):
-            return first.project_inputs(params[0], xs, masks and masks[0])
+        if has_projected_step(first):
+            return first.project_inputs(params[0], xs, dropout and dropout[0])
         return xs
 
-    def step_projected(self, params, carry, projected, masks=None):
+    def step_projected(self, params, carry, projected, dropout=None):
         """One step of every cell, the first from its projected input."""
-        masks = masks or (None,) * len(self.cells)
+        per_cell = dropout or (None,) * len(self.cells)
         new_carry = []
         x = projected
-        for i, (cell, p, c, m) in enumerate(zip(self.cells, params, carry, masks)):
-            if not has_fast_path(cell):
+        for i, (cell, p, c, m) in enumerate(zip(self.cells, params, carry,
+                                                per_cell)):
+            if not has_projected_step(cell):
                 key, training = m if m is not None else (None, False)
                 c, x = cell(p, c, x, key=key, training=training)
             else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import jax
 import numpy as np
@@ -16,8 +16,7 @@ from jaxrnn.cells.conv_lstm import (ConvLSTM1DCell, ConvLSTM2DCell,
 from jaxrnn.layers._docs import cell_layer_doc
 from jaxrnn.layers.recurrent import (RecurrentLayer, _LayerOptions,
                                      _shape_tuple, check_layer_call)
-
-Shape = Sequence[Any]
+from jaxrnn.typing import Shape
 
 # Bound per call from the inputs, so not a layer argument.
 _NOT_LAYER_FIELDS = ("rank", "spatial_shape")

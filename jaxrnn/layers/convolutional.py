@@ -19,9 +19,9 @@ from jaxrnn.activations import ActivationLike
 from jaxrnn.cells._base import REQUIRED
 from jaxrnn.cells.conv_lstm import DATA_FORMATS, _int_tuple
 from jaxrnn.initializers import InitializerLike
-from jaxrnn.layers.core import Shape
 from jaxrnn.layers.masking import DropsMask
 from jaxrnn.layers.recurrent import _shape_tuple, check_layer_call
+from jaxrnn.typing import Shape
 
 
 def _standardize_data_format(data_format: Any) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import numbers
-from typing import Any, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -19,8 +19,7 @@ from jaxrnn._validation import (check_floating, check_positive_int, check_rate,
 from jaxrnn.activations import ActivationLike
 from jaxrnn.initializers import InitializerLike
 from jaxrnn.layers.recurrent import _shape_tuple, count_params
-
-Shape = Sequence[Any]
+from jaxrnn.typing import Shape
 
 
 def _last_dim(name: str, input_shape: Shape) -> int:

@@ -13,8 +13,9 @@ import numpy as np
 
 from jaxrnn._validation import describe
 from jaxrnn.cells._base import REQUIRED
-from jaxrnn.layers.core import PassMask, Shape
+from jaxrnn.layers.core import PassMask
 from jaxrnn.layers.recurrent import check_layer_call
+from jaxrnn.typing import Shape
 
 
 class DropsMask(PassMask):

@@ -16,8 +16,9 @@ import numpy as np
 from jaxrnn import initializers
 from jaxrnn._validation import check_bool, check_floating, check_rate, describe
 from jaxrnn.initializers import InitializerLike
-from jaxrnn.layers.core import PassMask, Shape
+from jaxrnn.layers.core import PassMask
 from jaxrnn.layers.recurrent import _shape_tuple
+from jaxrnn.typing import Shape
 
 # Keras adds its backend epsilon to masked counts to avoid 0 / 0.
 _COUNT_EPSILON = 1e-7

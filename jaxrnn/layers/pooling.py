@@ -15,11 +15,11 @@ from jaxrnn._validation import check_bool, check_floating, check_one_of
 from jaxrnn.cells._base import REQUIRED
 from jaxrnn.cells.conv_lstm import _int_tuple
 from jaxrnn.layers.convolutional import (_output_steps, _sequence_layout,
-                                         _standardize_data_format,
-                                         _with_steps)
-from jaxrnn.layers.core import PassMask, Shape
+                                         _standardize_data_format, _with_steps)
+from jaxrnn.layers.core import PassMask
 from jaxrnn.layers.masking import DropsMask
 from jaxrnn.layers.recurrent import check_layer_call
+from jaxrnn.typing import Shape
 
 
 def _checked_inputs(owner: str, x: Any, data_format: str) -> jax.Array:

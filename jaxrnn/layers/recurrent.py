@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -19,8 +19,7 @@ from jaxrnn.cells.lstm import LSTMCell
 from jaxrnn.cells.simple import SimpleRNNCell
 from jaxrnn.cells.stacked import StackedCells
 from jaxrnn.layers._docs import cell_layer_doc
-
-Shape = Sequence[Any]
+from jaxrnn.typing import Shape
 
 
 def _shape_tuple(input_shape: Any, example: str = "(None, T, D)",

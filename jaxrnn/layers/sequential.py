@@ -12,16 +12,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrnn.cells._base import REQUIRED
 from jaxrnn.layers.bidirectional import Bidirectional
 from jaxrnn.layers.convolutional import Conv1D
+from jaxrnn.layers.core import TimeDistributed
 from jaxrnn.layers.pooling import (GlobalAveragePooling1D, GlobalMaxPooling1D,
                                    MaxPooling1D)
-from jaxrnn.layers.core import TimeDistributed
-from jaxrnn.cells._base import REQUIRED
-from jaxrnn.layers.recurrent import (RecurrentLayer, _shape_tuple, check_layer_call,
-                                     count_params)
-
-Shape = Sequence[Any]
+from jaxrnn.layers.recurrent import (RecurrentLayer, _shape_tuple,
+                                     check_layer_call, count_params)
+from jaxrnn.typing import Shape
 
 
 def keras_snake_case(name: str) -> str:

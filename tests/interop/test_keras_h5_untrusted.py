@@ -14,7 +14,6 @@ import zlib
 import h5py
 import jax
 import jax.numpy as jnp
-import ml_dtypes
 import numpy as np
 import pytest
 
