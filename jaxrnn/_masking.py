@@ -40,7 +40,22 @@ def lengths_to_mask(seq_lengths: jax.Array, time_steps: int) -> jax.Array:
         raise TypeError("`seq_lengths` must have an integer dtype, got "
                         f"{seq_lengths.dtype}.")
     check_lengths_in_range(seq_lengths, time_steps)
-    return jnp.arange(time_steps) < seq_lengths[..., None]
+    lengths = _int32_lengths(seq_lengths, time_steps)
+    return jnp.arange(time_steps) < lengths[..., None]
+
+
+def _int32_lengths(seq_lengths: jax.Array, time_steps: int) -> jax.Array:
+    """Lengths of any integer dtype as int32, clipped to [0, T] first so
+    that none wraps (int8 or uint32 lengths compare with an int32 arange
+    only through a cast: strict dtype promotion refuses mixing them)."""
+    info = jnp.iinfo(seq_lengths.dtype)
+    if info.max > time_steps:
+        seq_lengths = jnp.minimum(seq_lengths,
+                                  jnp.asarray(time_steps, seq_lengths.dtype))
+    if info.min < 0:
+        seq_lengths = jnp.maximum(seq_lengths,
+                                  jnp.zeros((), seq_lengths.dtype))
+    return seq_lengths.astype(jnp.int32)
 
 
 def check_lengths_in_range(seq_lengths: jax.Array, time_steps: int) -> None:

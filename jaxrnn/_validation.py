@@ -85,9 +85,11 @@ def check_bool(name: str, value: Any) -> None:
 
 def check_one_of(name: str, value: Any, allowed: Sequence[Any]) -> None:
     """Raises ValueError unless `value` is one of `allowed`."""
-    if value not in allowed:
+    # An array has no single truth value: refuse it by name, not by numpy.
+    if hasattr(value, "shape") or value not in allowed:
+        got = describe(value) if hasattr(value, "shape") else repr(value)
         raise ValueError(f"`{name}` must be one of {list(allowed)}, "
-                         f"got {value!r}.")
+                         f"got {got}.")
 
 
 def check_shape(name: str, value: Any, expected: tuple[int | None, ...]) -> None:
@@ -103,6 +105,10 @@ def check_shape(name: str, value: Any, expected: tuple[int | None, ...]) -> None
 
 def check_floating(name: str, value: Any) -> None:
     """Raises TypeError unless `value` is an array of a floating dtype."""
+    if value is None or isinstance(value, (str, bytes, type, np.dtype)):
+        # jnp.result_type reads dtype names and types as dtypes.
+        raise TypeError(f"`{name}` must have a floating dtype, got "
+                        f"{type(value).__name__} {value!r}.")
     dtype = jnp.result_type(value) if not hasattr(value, "dtype") else value.dtype
     if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(f"`{name}` must have a floating dtype, got {dtype}.")
