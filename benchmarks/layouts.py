@@ -15,8 +15,12 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-LSTM_GATES = {"i": 0, "f": 1, "g": 2, "c": 2, "o": 3}  # Keras c is torch/flax g
-GRU_GATES = {"z": 0, "r": 1, "n": 2, "h": 2}  # Keras h is torch/flax n
+from jaxrnn.interop import _gates
+
+# Flax's gate letters (its Denses: i + letter, h + letter) in Keras' order of
+# gates, so a letter's index is its block in jaxrnn's params.
+FLAX_LSTM = _gates.gate_order("flax_linen", "lstm").names_in_keras_order
+FLAX_GRU = _gates.gate_order("flax_linen", "gru").names_in_keras_order
 
 
 def gate(array: jax.Array, index: int, gates: int) -> jax.Array:
@@ -25,11 +29,10 @@ def gate(array: jax.Array, index: int, gates: int) -> jax.Array:
     return array[..., index * size:(index + 1) * size]
 
 
-def regate(array: jax.Array, order: str, table: dict[str, int]) -> jax.Array:
-    """Reorders the gate slices of the last axis: `order` names the new
-    sequence of gates, e.g. "rzn" for torch's GRU."""
-    gates = len(order)
-    return jnp.concatenate([gate(array, table[g], gates) for g in order], -1)
+def to_peer(array: jax.Array, peer: str, cell: str) -> jax.Array:
+    """Keras' gate blocks of the last axis in `peer`'s order (a framework of
+    jaxrnn.interop._gates; `cell` "LSTM" or "GRU")."""
+    return _gates.reorder(array, "keras", peer, cell.lower())
 
 
 def path_names(path) -> list[str]:
@@ -77,7 +80,7 @@ def direction(params: dict, names: list[str]) -> dict:
 def flax_lstm_leaf(p: dict, module: str, leaf: str) -> jax.Array:
     """LSTMCell / OptimizedLSTMCell: kernels on both sides, the bias on the
     hidden side only (``hi`` .. ``ho``), so Keras' bias goes there whole."""
-    side, g = module[0], LSTM_GATES[module[1]]
+    side, g = module[0], FLAX_LSTM.index(module[1])
     if leaf == "bias":
         return gate(p["bias"], g, 4)
     return gate(p["kernel" if side == "i" else "recurrent_kernel"], g, 4)
@@ -87,7 +90,7 @@ def flax_gru_leaf(p: dict, module: str, leaf: str) -> jax.Array:
     """linen GRUCell: biases on ``ir``, ``iz``, ``in`` and ``hn`` only; r and
     z add both Keras biases, the candidate keeps them apart
     (n = tanh(W_in x + b_in + r * (W_hn h + b_hn)), as Keras reset_after)."""
-    side, g = module[0], GRU_GATES[module[1]]
+    side, g = module[0], FLAX_GRU.index(module[1])
     if leaf == "kernel":
         return gate(p["kernel" if side == "i" else "recurrent_kernel"], g, 3)
     b_input, b_recurrent = gate(p["bias"][0], g, 3), gate(p["bias"][1], g, 3)
@@ -102,9 +105,10 @@ def nnx_lstm_leaf(p: dict, names: list[str]) -> jax.Array:
     i, f, g, o as Keras)."""
     module, leaf = names[-2], names[-1]
     if module == "dense_i":
-        return p["kernel"]
+        return to_peer(p["kernel"], "flax_nnx", "LSTM")
     if module == "dense_h":
-        return p["recurrent_kernel"] if leaf == "kernel" else p["bias"]
+        return to_peer(p["recurrent_kernel"] if leaf == "kernel"
+                       else p["bias"], "flax_nnx", "LSTM")
     return flax_lstm_leaf(p, module.rstrip("_"), leaf)
 
 
@@ -114,10 +118,10 @@ def nnx_gru_leaf(p: dict, names: list[str]) -> jax.Array:
     tanh(x_n + r * (W_hn h))), so the check zeroes that bias in jaxrnn."""
     module, leaf = names[-2], names[-1]
     if module == "dense_h":
-        return regate(p["recurrent_kernel"], "rzn", GRU_GATES)
+        return to_peer(p["recurrent_kernel"], "flax_nnx", "GRU")
     if leaf == "kernel":
-        return regate(p["kernel"], "rzn", GRU_GATES)
-    return regate(gru_input_bias(p), "rzn", GRU_GATES)
+        return to_peer(p["kernel"], "flax_nnx", "GRU")
+    return to_peer(gru_input_bias(p), "flax_nnx", "GRU")
 
 
 def gru_input_bias(p: dict) -> jax.Array:
@@ -139,7 +143,9 @@ def equinox_lstm(p: dict, cell: Any) -> Any:
     as Keras, one bias (4H,)."""
     import equinox as eqx
     return eqx.tree_at(lambda m: (m.weight_ih, m.weight_hh, m.bias), cell,
-                       (p["kernel"].T, p["recurrent_kernel"].T, p["bias"]))
+                       (to_peer(p["kernel"], "equinox", "LSTM").T,
+                        to_peer(p["recurrent_kernel"], "equinox", "LSTM").T,
+                        to_peer(p["bias"], "equinox", "LSTM")))
 
 
 def equinox_gru(p: dict, cell: Any) -> Any:
@@ -149,9 +155,9 @@ def equinox_gru(p: dict, cell: Any) -> Any:
     units = p["bias"].shape[1] // 3
     return eqx.tree_at(
         lambda m: (m.weight_ih, m.weight_hh, m.bias, m.bias_n), cell,
-        (regate(p["kernel"], "rzn", GRU_GATES).T,
-         regate(p["recurrent_kernel"], "rzn", GRU_GATES).T,
-         regate(gru_input_bias(p), "rzn", GRU_GATES),
+        (to_peer(p["kernel"], "equinox", "GRU").T,
+         to_peer(p["recurrent_kernel"], "equinox", "GRU").T,
+         to_peer(gru_input_bias(p), "equinox", "GRU"),
          p["bias"][1, 2 * units:]))
 
 
@@ -161,8 +167,8 @@ def haiku_lstm(p: dict) -> dict:
     w = jnp.concatenate([p["kernel"], p["recurrent_kernel"]], 0)
     units = p["bias"].shape[0] // 4
     bias = p["bias"].at[units:2 * units].add(-1.0)
-    return {"w": regate(w, "igfo", LSTM_GATES),
-            "b": regate(bias, "igfo", LSTM_GATES)}
+    return {"w": to_peer(w, "haiku", "LSTM"),
+            "b": to_peer(bias, "haiku", "LSTM")}
 
 
 def reset_before_params(p: dict) -> dict:
@@ -178,24 +184,28 @@ def haiku_gru(q: dict) -> dict:
     Keras has h' = z h + (1 - z) a; sigmoid(-x) = 1 - sigmoid(x), so the z
     columns change sign."""
     units = q["bias"].shape[0] // 3
-    sign = jnp.concatenate([-jnp.ones(units), jnp.ones(2 * units)])
-    return {"w_i": q["kernel"] * sign, "w_h": q["recurrent_kernel"] * sign,
-            "b": q["bias"] * sign}
+    z = _gates.gate_order("keras", "gru").gates.index("z")
+    sign = jnp.ones(3 * units).at[z * units:(z + 1) * units].set(-1)
+    return {"w_i": to_peer(q["kernel"] * sign, "haiku", "GRU"),
+            "w_h": to_peer(q["recurrent_kernel"] * sign, "haiku", "GRU"),
+            "b": to_peer(q["bias"] * sign, "haiku", "GRU")}
 
 
-def torch_state(p: dict, cell: str, suffix: str = "") -> dict:
+def torch_state(p: dict, cell: str, suffix: str = "",
+                peer: str = "torch") -> dict:
     """torch.nn.LSTM / GRU ``*_l0{suffix}``: weight_ih (G*H, D), weight_hh
-    (G*H, H), bias_ih and bias_hh. LSTM gates i, f, g, o as Keras; the
-    Keras bias goes to bias_ih, zeros to bias_hh. GRU gates r, z, n, bias
-    rows 0 and 1 to bias_ih and bias_hh (torch's GRU is Keras reset_after)."""
+    (G*H, H), bias_ih and bias_hh, gates in `peer`'s order (torch's; cuDNN's
+    for `cudnn_lstm_weights`). The LSTM's Keras bias goes to bias_ih, zeros
+    to bias_hh; the GRU's bias rows 0 and 1 to bias_ih and bias_hh (torch's
+    GRU is Keras reset_after)."""
+    w_ih = to_peer(p["kernel"], peer, cell).T
+    w_hh = to_peer(p["recurrent_kernel"], peer, cell).T
     if cell == "LSTM":
-        w_ih, w_hh = p["kernel"].T, p["recurrent_kernel"].T
-        b_ih, b_hh = p["bias"], jnp.zeros_like(p["bias"])
+        b_ih = to_peer(p["bias"], peer, cell)
+        b_hh = jnp.zeros_like(p["bias"])
     else:
-        w_ih = regate(p["kernel"], "rzn", GRU_GATES).T
-        w_hh = regate(p["recurrent_kernel"], "rzn", GRU_GATES).T
-        b_ih = regate(p["bias"][0], "rzn", GRU_GATES)
-        b_hh = regate(p["bias"][1], "rzn", GRU_GATES)
+        b_ih = to_peer(p["bias"][0], peer, cell)
+        b_hh = to_peer(p["bias"][1], peer, cell)
     return {f"weight_ih_l0{suffix}": w_ih, f"weight_hh_l0{suffix}": w_hh,
             f"bias_ih_l0{suffix}": b_ih, f"bias_hh_l0{suffix}": b_hh}
 
@@ -203,12 +213,12 @@ def torch_state(p: dict, cell: str, suffix: str = "") -> dict:
 def cudnn_lstm_weights(params: dict) -> jax.Array:
     """`jax.experimental.rnn.lstm`'s flat weight vector (cuDNN's layout,
     one layer): each direction's weight_ih (4H, D) then weight_hh (4H, H),
-    torch's shapes and gate order, then each direction's bias_ih and
+    torch's shapes in cuDNN's gate order, then each direction's bias_ih and
     bias_hh (`jax.experimental.rnn._get_params_shapes_in_lstm`). `params`
     is an LSTM's, or a Bidirectional's {"forward": ..., "backward": ...}."""
     directions = ([params["forward"], params["backward"]]
                   if "forward" in params else [params])
-    states = [torch_state(p, "LSTM") for p in directions]
+    states = [torch_state(p, "LSTM", peer="cudnn") for p in directions]
     weights = [state[f"weight_{side}_l0"].ravel()
                for state in states for side in ("ih", "hh")]
     biases = [state[f"bias_{side}_l0"]

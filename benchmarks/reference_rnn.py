@@ -10,18 +10,25 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jaxrnn.interop import _gates
+
 
 def step(cell: str, p: dict, carry, projected):
     """One fused step: a single (B, H) x (H, G*H) matmul, then the gates."""
     if cell == "LSTM":
         h, c = carry
-        i, f, g, o = jnp.split(projected + h @ p["recurrent_kernel"], 4, -1)
+        part = _gates.split(projected + h @ p["recurrent_kernel"], "keras",
+                            "lstm")
+        i, f, g, o = part["i"], part["f"], part["c"], part["o"]
         c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
         h = jax.nn.sigmoid(o) * jnp.tanh(c)
         return (h, c), h
     h = carry
-    x_z, x_r, x_h = jnp.split(projected, 3, -1)
-    h_z, h_r, h_h = jnp.split(h @ p["recurrent_kernel"] + p["bias"][1], 3, -1)
+    x = _gates.split(projected, "keras", "gru")
+    x_z, x_r, x_h = x["z"], x["r"], x["h"]
+    hidden = _gates.split(h @ p["recurrent_kernel"] + p["bias"][1], "keras",
+                          "gru")
+    h_z, h_r, h_h = hidden["z"], hidden["r"], hidden["h"]
     z = jax.nn.sigmoid(x_z + h_z)
     r = jax.nn.sigmoid(x_r + h_r)
     h = z * h + (1 - z) * jnp.tanh(x_h + r * h_h)

@@ -15,8 +15,10 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxrnn
+from jaxrnn.interop import _gates
 
-GATES = {"LSTM": 4, "GRU": 3}
+GATES = {cell: len(_gates.KERAS_GATES[cell.lower()])
+         for cell in ("LSTM", "GRU")}
 
 # (B, T, D, H) of each named case; the masked and bidirectional cases use the
 # middle size.

@@ -3,7 +3,8 @@
 Checks of the jaxrnn side (which cells, which settings a peer can express),
 checks of nested ``{module: {array name: array}}`` dicts (Flax linen
 variables, Flax NNX pure dicts, Haiku params), activation look-ups and the
-gate reorderings. Arrays stay JAX arrays; nothing here imports a peer.
+GRU bias folds. Gate orders live in `_gates`. Arrays stay JAX arrays;
+nothing here imports a peer.
 """
 
 from __future__ import annotations
@@ -215,12 +216,6 @@ def as_float_array(where: str, value: Any,
         want = f"({want},)" if len(shape) == 1 else f"({want})"
         raise ValueError(f"{where} must have shape {want}, got {got}.")
     return jnp.asarray(value)
-
-
-def reorder(a: jax.Array, order: Sequence[int], units: int) -> jax.Array:
-    """The gate slices of width `units` along the last axis, in `order`."""
-    return jnp.concatenate([a[..., g * units:(g + 1) * units] for g in order],
-                           axis=-1)
 
 
 def split_gru_bias(cell: GRUCell, params: Mapping[str, Any],

@@ -34,10 +34,9 @@ import jax.numpy as jnp
 
 from jaxrnn.cells.gru import GRUCell
 from jaxrnn.cells.lstm import LSTMCell
-from jaxrnn.interop import _peers
+from jaxrnn.interop import _gates, _peers
 
 _COUNTERPARTS = {LSTMCell: "eqx.nn.LSTMCell", GRUCell: "eqx.nn.GRUCell"}
-_SWAP = (1, 0, 2)  # (r, z, n) <-> (z, r, h), its own inverse
 
 
 def _eqx():
@@ -105,9 +104,9 @@ def from_equinox(module: Any) -> tuple[Any, dict[str, jax.Array]]:
                 [jnp.zeros((2 * units,), bias_n.dtype), bias_n])
             bias = jnp.stack([bias, recurrent])
         params["bias"] = bias
-    if kind is GRUCell:
-        params = {k: _peers.reorder(v, _SWAP, units) for k, v in params.items()}
-    return cell, params
+    kind_name = "gru" if kind is GRUCell else "lstm"
+    return cell, {k: _gates.reorder(v, "equinox", "keras", kind_name)
+                  for k, v in params.items()}
 
 
 def to_equinox(cell: Any, params: dict[str, Any], module: Any = None) -> Any:
@@ -164,22 +163,25 @@ def to_equinox(cell: Any, params: dict[str, Any], module: Any = None) -> Any:
 
 def _to_arrays(cell: Any, params: dict[str, Any]) -> dict[str, jax.Array]:
     units = cell.units
+    kind = "gru" if isinstance(cell, GRUCell) else "lstm"
+
+    def to_equinox_order(array: jax.Array) -> jax.Array:
+        return _gates.reorder(array, "keras", "equinox", kind)
+
     kernel = jnp.asarray(params["kernel"])
-    recurrent = jnp.asarray(params["recurrent_kernel"])
-    if isinstance(cell, LSTMCell):
-        arrays = {"weight_ih": kernel.T, "weight_hh": recurrent.T}
-        if cell.use_bias:
-            arrays["bias"] = jnp.asarray(params["bias"])
+    arrays = {"weight_ih": to_equinox_order(kernel).T,
+              "weight_hh": to_equinox_order(
+                  jnp.asarray(params["recurrent_kernel"])).T}
+    if not cell.use_bias:
         return arrays
-    arrays = {"weight_ih": _peers.reorder(kernel, _SWAP, units).T,
-              "weight_hh": _peers.reorder(recurrent, _SWAP, units).T}
-    if cell.use_bias:
-        input_bias, recurrent_bias = _peers.split_gru_bias(cell, params,
-                                                           kernel.dtype)
-        folded = _peers.fold_gru_gate_biases(input_bias, recurrent_bias,
-                                             units)
-        arrays["bias"] = _peers.reorder(folded, _SWAP, units)
-        arrays["bias_n"] = recurrent_bias[2 * units:]
+    if isinstance(cell, LSTMCell):
+        arrays["bias"] = to_equinox_order(jnp.asarray(params["bias"]))
+        return arrays
+    input_bias, recurrent_bias = _peers.split_gru_bias(cell, params,
+                                                       kernel.dtype)
+    folded = _peers.fold_gru_gate_biases(input_bias, recurrent_bias, units)
+    arrays["bias"] = to_equinox_order(folded)
+    arrays["bias_n"] = recurrent_bias[2 * units:]
     return arrays
 
 

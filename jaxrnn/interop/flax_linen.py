@@ -44,9 +44,14 @@ from jaxrnn import activations
 from jaxrnn.cells.gru import GRUCell
 from jaxrnn.cells.lstm import LSTMCell
 from jaxrnn.cells.simple import SimpleRNNCell
-from jaxrnn.interop import _peers
+from jaxrnn.interop import _gates, _peers
 
-_GATES = "ifgo"  # flax's LSTM gate letters, in Keras' order (g is Keras' c)
+# linen's gate letters (its Denses are i + letter and h + letter) arranged in
+# Keras' order of gates: i, f, g, o for the LSTM, z, r, n for the GRU.
+_LSTM_GATES = _gates.gate_order("flax_linen", "lstm").names_in_keras_order
+_GRU_GATES = _gates.gate_order("flax_linen", "gru").names_in_keras_order
+_LSTM_DENSES = ([f"i{g}" for g in _LSTM_GATES],
+                [f"h{g}" for g in _LSTM_GATES])
 _COUNTERPARTS = {LSTMCell: "nn.LSTMCell or nn.OptimizedLSTMCell",
                  GRUCell: "nn.GRUCell", SimpleRNNCell: "nn.SimpleCell"}
 _FIRST_INPUT = {LSTMCell: "ii", GRUCell: "ir", SimpleRNNCell: "i"}
@@ -110,8 +115,7 @@ def from_linen(module: Any, variables: Any) -> tuple[Any, dict[str, jax.Array]]:
                                  _hint(variables))
     cell = cell_from_flax(module, kind, units)
     if kind is LSTMCell:
-        return cell, lstm_from_gates(arrays, [f"i{g}" for g in _GATES],
-                                     [f"h{g}" for g in _GATES])
+        return cell, lstm_from_gates(arrays, *_LSTM_DENSES)
     if kind is GRUCell:
         return cell, _gru_from_linen(arrays)
     return cell, simple_from_dense(arrays["i"], arrays["h"]["kernel"],
@@ -168,8 +172,7 @@ def to_linen(cell: Any, params: dict[str, Any],
             "matmul, n = tanh(W_in x + b_in + r * (W_hn h + b_hn))")
     module = _target_module(cell, module)
     if isinstance(cell, LSTMCell):
-        linen = lstm_to_gates(cell, params, [f"i{g}" for g in _GATES],
-                              [f"h{g}" for g in _GATES])
+        linen = lstm_to_gates(cell, params, *_LSTM_DENSES)
     elif isinstance(cell, GRUCell):
         linen = _gru_to_linen(cell, params)
     else:
@@ -218,9 +221,10 @@ def _layout(kind: type, units: int, input_dim: int | None) -> _peers.Layout:
     into = (input_dim, units)  # (D, H)
     square = (units, units)
     if kind is LSTMCell:
-        return {**{f"i{g}": {"kernel": into} for g in _GATES},
-                **{f"h{g}": {"kernel": square, "bias": (units,)}
-                   for g in _GATES}}
+        inputs, hiddens = _LSTM_DENSES
+        return {**{name: {"kernel": into} for name in inputs},
+                **{name: {"kernel": square, "bias": (units,)}
+                   for name in hiddens}}
     if kind is GRUCell:
         return {"ir": {"kernel": into, "bias": (units,)},
                 "iz": {"kernel": into, "bias": (units,)},
@@ -339,8 +343,8 @@ def _gru_from_linen(arrays: Mapping[str, Mapping[str, jax.Array]]
                     ) -> dict[str, jax.Array]:
     """linen's six Denses (r, z, n) -> Keras' reset_after GRU (z, r, h)."""
     def side(prefix, leaf):
-        return jnp.concatenate([arrays[prefix + g][leaf] for g in "zrn"],
-                               axis=-1)
+        return jnp.concatenate(
+            [arrays[prefix + g][leaf] for g in _GRU_GATES], axis=-1)
     hn_bias = arrays["hn"]["bias"]
     zeros = jnp.zeros((2 * hn_bias.shape[0],), hn_bias.dtype)
     return {"kernel": side("i", "kernel"),  # (D, 3H)
@@ -358,7 +362,7 @@ def _gru_to_linen(cell: GRUCell, params: Mapping[str, Any]
                                                        kernel.dtype)
     folded = _peers.fold_gru_gate_biases(input_bias, recurrent_bias, units)
     out = {}
-    for k, gate in enumerate("zrn"):  # Keras' order
+    for k, gate in enumerate(_GRU_GATES):
         part = slice(k * units, (k + 1) * units)
         out["i" + gate] = {"kernel": kernel[:, part], "bias": folded[part]}
         out["h" + gate] = {"kernel": recurrent[:, part]}

@@ -40,6 +40,7 @@ called.
 
 from __future__ import annotations
 
+import keyword
 from typing import Any, Mapping
 
 import jax
@@ -48,13 +49,17 @@ import jax.numpy as jnp
 from jaxrnn.cells.gru import GRUCell
 from jaxrnn.cells.lstm import LSTMCell
 from jaxrnn.cells.simple import SimpleRNNCell
-from jaxrnn.interop import _peers
+from jaxrnn.interop import _gates, _peers
 from jaxrnn.interop.flax_linen import (cell_from_flax, flax_settings,
                                        lstm_from_gates, lstm_to_gates,
                                        simple_from_dense, simple_to_dense,
                                        template_pairs)
 
-_GATE_NAMES = (["ii", "if_", "ig", "io"], ["hi", "hf", "hg", "ho"])
+# nnx.LSTMCell's per-gate Linears in Keras' order of gates: ii, if_, ig, io
+# (an attribute cannot be the keyword ``if``) and hi, hf, hg, ho.
+_LSTM_GATES = _gates.gate_order("flax_nnx", "lstm").names_in_keras_order
+_GATE_NAMES = ([f"i{g}_" if keyword.iskeyword(f"i{g}") else f"i{g}"
+                for g in _LSTM_GATES], [f"h{g}" for g in _LSTM_GATES])
 _COUNTERPARTS = {LSTMCell: "nnx.LSTMCell or nnx.OptimizedLSTMCell",
                  GRUCell: "nnx.GRUCell", SimpleRNNCell: "nnx.SimpleCell"}
 _PEERS = {LSTMCell: "flax.nnx.LSTMCell", GRUCell: "flax.nnx.GRUCell",
@@ -113,12 +118,14 @@ def from_nnx(module: Any) -> tuple[Any, dict[str, jax.Array]]:
     cell = cell_from_flax(module, kind, units)
     if type(module) is nnx.LSTMCell:
         return cell, lstm_from_gates(arrays, *_GATE_NAMES)
-    if kind is LSTMCell:  # OptimizedLSTMCell: already Keras' layout
-        return cell, {"kernel": arrays["dense_i"]["kernel"],
-                      "recurrent_kernel": arrays["dense_h"]["kernel"],
-                      "bias": arrays["dense_h"]["bias"]}
+    if kind is LSTMCell:  # OptimizedLSTMCell: Keras' layout, fused
+        return cell, {
+            "kernel": _from_nnx_order(arrays["dense_i"]["kernel"], "lstm"),
+            "recurrent_kernel": _from_nnx_order(arrays["dense_h"]["kernel"],
+                                                "lstm"),
+            "bias": _from_nnx_order(arrays["dense_h"]["bias"], "lstm")}
     if kind is GRUCell:
-        return cell, _gru_from_nnx(arrays, units)
+        return cell, _gru_from_nnx(arrays)
     return cell, simple_from_dense(arrays["dense_i"],
                                    arrays["dense_h"]["kernel"],
                                    module.residual)
@@ -256,28 +263,35 @@ def _pure_dict(cls: type, cell: Any, params: Mapping[str, Any]) -> dict:
         kernel = jnp.asarray(params["kernel"])
         bias = jnp.asarray(params["bias"]) if "bias" in params else (
             jnp.zeros((4 * cell.units,), kernel.dtype))
-        return {"dense_i": {"kernel": kernel},
-                "dense_h": {"kernel": jnp.asarray(params["recurrent_kernel"]),
-                            "bias": bias}}
+        recurrent = jnp.asarray(params["recurrent_kernel"])
+        return {"dense_i": {"kernel": _to_nnx_order(kernel, "lstm")},
+                "dense_h": {"kernel": _to_nnx_order(recurrent, "lstm"),
+                            "bias": _to_nnx_order(bias, "lstm")}}
     if cls is nnx.GRUCell:
         return _gru_to_nnx(cell, params)
     return simple_to_dense(cell, params, "dense_i", "dense_h")
 
 
-def _gru_from_nnx(arrays: Mapping[str, Mapping[str, jax.Array]],
-                  units: int) -> dict[str, jax.Array]:
+def _from_nnx_order(array: jax.Array, kind: str) -> jax.Array:
+    return _gates.reorder(array, "flax_nnx", "keras", kind)
+
+
+def _to_nnx_order(array: jax.Array, kind: str) -> jax.Array:
+    return _gates.reorder(array, "keras", "flax_nnx", kind)
+
+
+def _gru_from_nnx(arrays: Mapping[str, Mapping[str, jax.Array]]
+                  ) -> dict[str, jax.Array]:
     """NNX's (r, z, n) -> Keras' (z, r, h); no recurrent bias at all."""
-    order = (1, 0, 2)
-    bias = _peers.reorder(arrays["dense_i"]["bias"], order, units)
-    return {"kernel": _peers.reorder(arrays["dense_i"]["kernel"], order,
-                                     units),
-            "recurrent_kernel": _peers.reorder(arrays["dense_h"]["kernel"],
-                                               order, units),
+    bias = _from_nnx_order(arrays["dense_i"]["bias"], "gru")
+    return {"kernel": _from_nnx_order(arrays["dense_i"]["kernel"], "gru"),
+            "recurrent_kernel": _from_nnx_order(arrays["dense_h"]["kernel"],
+                                                "gru"),
             "bias": jnp.stack([bias, jnp.zeros_like(bias)])}
 
 
 def _gru_to_nnx(cell: GRUCell, params: Mapping[str, Any]) -> dict:
-    units, order = cell.units, (1, 0, 2)  # (z, r, h) <-> (r, z, n)
+    units = cell.units
     kernel = jnp.asarray(params["kernel"])
     input_bias, recurrent_bias = _peers.split_gru_bias(cell, params,
                                                        kernel.dtype)
@@ -287,7 +301,7 @@ def _gru_to_nnx(cell: GRUCell, params: Mapping[str, Any]) -> dict:
         "has no recurrent bias inside the reset gate (n = tanh(W_in x + "
         "b_in + r * (W_hn h))), and r * b_hn cannot move anywhere else")
     folded = _peers.fold_gru_gate_biases(input_bias, recurrent_bias, units)
-    return {"dense_i": {"kernel": _peers.reorder(kernel, order, units),
-                        "bias": _peers.reorder(folded, order, units)},
-            "dense_h": {"kernel": _peers.reorder(
-                jnp.asarray(params["recurrent_kernel"]), order, units)}}
+    recurrent = jnp.asarray(params["recurrent_kernel"])
+    return {"dense_i": {"kernel": _to_nnx_order(kernel, "gru"),
+                        "bias": _to_nnx_order(folded, "gru")},
+            "dense_h": {"kernel": _to_nnx_order(recurrent, "gru")}}

@@ -51,14 +51,14 @@ import jax.numpy as jnp
 from jaxrnn.cells.gru import GRUCell
 from jaxrnn.cells.lstm import LSTMCell
 from jaxrnn.cells.simple import SimpleRNNCell
-from jaxrnn.interop import _peers
+from jaxrnn.interop import _gates, _peers
 
 _COUNTERPARTS = {LSTMCell: "hk.LSTM", GRUCell: "hk.GRU",
                  SimpleRNNCell: "hk.VanillaRNN"}
 _DEFAULT_NAMES = {LSTMCell: "lstm", GRUCell: "gru",
                   SimpleRNNCell: "vanilla_rnn"}
-_LSTM_ORDER = (0, 2, 1, 3)  # (i, g, f, o) <-> (i, f, c, o), its own inverse
-_FORGET = 1  # the forget gate's slice in Keras' order
+_FORGET = _gates.gate_order("keras", "lstm").gates.index("f")  # its block
+_UPDATE = _gates.gate_order("keras", "gru").gates.index("z")  # its block
 _EXPECTED = ("one core's params: {'lstm/linear': {'w', 'b'}} (hk.LSTM), "
              "{'gru': {'w_i', 'w_h', 'b'}} (hk.GRU) or "
              "{'vanilla_rnn/linear': {'w', 'b'}, 'vanilla_rnn/linear_1': "
@@ -204,8 +204,8 @@ def _lstm_from_haiku(key: str, entry: Any) -> tuple[LSTMCell, dict]:
                          f"(D + H, 4H) with D >= 1, got {w.shape}.")
     _peers.as_float_array(f"{owner} params[{key!r}]['b']", b, (4 * units,))
     input_dim = rows - units
-    w = _peers.reorder(w, _LSTM_ORDER, units)
-    bias = _peers.reorder(b, _LSTM_ORDER, units)
+    w = _gates.reorder(w, "haiku", "keras", "lstm")
+    bias = _gates.reorder(b, "haiku", "keras", "lstm")
     bias = bias.at[_FORGET * units:(_FORGET + 1) * units].add(1)
     return LSTMCell(units, param_dtype=_dtype(w)), {
         "kernel": w[:input_dim], "recurrent_kernel": w[input_dim:],
@@ -220,14 +220,26 @@ def _lstm_to_haiku(cell: LSTMCell, params: Mapping[str, Any],
         (4 * units,), kernel.dtype)
     bias = bias.at[_FORGET * units:(_FORGET + 1) * units].add(-1)
     w = jnp.concatenate([kernel, jnp.asarray(params["recurrent_kernel"])])
-    return {f"{name}/linear": {"w": _peers.reorder(w, _LSTM_ORDER, units),
-                               "b": _peers.reorder(bias, _LSTM_ORDER, units)}}
+    return {f"{name}/linear": {
+        "w": _gates.reorder(w, "keras", "haiku", "lstm"),
+        "b": _gates.reorder(bias, "keras", "haiku", "lstm")}}
 
 
 def _negate_update_gate(a: jax.Array, units: int) -> jax.Array:
-    """Flips the sign of the z slice (the first): exact, and its own
-    inverse."""
-    return a.at[..., :units].set(-a[..., :units])
+    """Flips the sign of the z slice of a Keras-order array: exact, and its
+    own inverse."""
+    z = slice(_UPDATE * units, (_UPDATE + 1) * units)
+    return a.at[..., z].set(-a[..., z])
+
+
+def _gru_keras_from_haiku(a: jax.Array, units: int) -> jax.Array:
+    return _negate_update_gate(_gates.reorder(a, "haiku", "keras", "gru"),
+                               units)
+
+
+def _gru_haiku_from_keras(a: jax.Array, units: int) -> jax.Array:
+    return _gates.reorder(_negate_update_gate(a, units), "keras", "haiku",
+                          "gru")
 
 
 def _gru_from_haiku(key: str, entry: Any) -> tuple[GRUCell, dict]:
@@ -242,7 +254,7 @@ def _gru_from_haiku(key: str, entry: Any) -> tuple[GRUCell, dict]:
               "bias": arrays["b"]}
     return GRUCell(units, reset_after=False,
                    param_dtype=_dtype(arrays["w_i"])), {
-        k: _negate_update_gate(v, units) for k, v in params.items()}
+        k: _gru_keras_from_haiku(v, units) for k, v in params.items()}
 
 
 def _gru_to_haiku(cell: GRUCell, params: Mapping[str, Any], name: str) -> dict:
@@ -251,10 +263,10 @@ def _gru_to_haiku(cell: GRUCell, params: Mapping[str, Any], name: str) -> dict:
     bias = jnp.asarray(params["bias"]) if "bias" in params else jnp.zeros(
         (3 * units,), kernel.dtype)
     return {name: {
-        "w_i": _negate_update_gate(kernel, units),
-        "w_h": _negate_update_gate(jnp.asarray(params["recurrent_kernel"]),
-                                   units),
-        "b": _negate_update_gate(bias, units)}}
+        "w_i": _gru_haiku_from_keras(kernel, units),
+        "w_h": _gru_haiku_from_keras(jnp.asarray(params["recurrent_kernel"]),
+                                     units),
+        "b": _gru_haiku_from_keras(bias, units)}}
 
 
 def _vanilla_from_haiku(prefix: str, entries: Mapping[str, Any]

@@ -56,6 +56,7 @@ from jaxrnn.cells.gru import GRUCell
 from jaxrnn.cells.lstm import LSTMCell
 from jaxrnn.cells.simple import SimpleRNNCell
 from jaxrnn.cells.stacked import StackedCells
+from jaxrnn.interop import _gates
 from jaxrnn.layers.bidirectional import Bidirectional
 from jaxrnn.layers.recurrent import GRU, LSTM, RNN, RecurrentLayer, SimpleRNN
 
@@ -743,11 +744,14 @@ def _kernel_rows(params: Any) -> int | None:
     return shape[0] if len(shape) == 2 else None
 
 
-def _swap_first_gates(a: np.ndarray, units: int) -> np.ndarray:
-    """torch GRU's (r, z, n) <-> Keras' (z, r, h) along the last axis; its own
-    inverse."""
-    return np.concatenate([a[..., units:2 * units], a[..., :units],
-                           a[..., 2 * units:]], axis=-1)
+def _reorder_gates(arrays: Mapping[str, np.ndarray], cell: Any, src: str,
+                   dst: str) -> dict[str, np.ndarray]:
+    """Every array's gate blocks (last axis) from `src`'s order to `dst`'s:
+    the GRU's move (torch's r, z, n), the LSTM's stay (_gates.TABLE)."""
+    if isinstance(cell, SimpleRNNCell):
+        return dict(arrays)  # one block: no order to change
+    kind = "gru" if isinstance(cell, GRUCell) else "lstm"
+    return {k: _gates.reorder(v, src, dst, kind) for k, v in arrays.items()}
 
 
 def _cell_from_torch(arrays: Mapping[str, np.ndarray], suffix: str,
@@ -764,18 +768,14 @@ def _cell_from_torch(arrays: Mapping[str, np.ndarray], suffix: str,
             wide = np.promote_types(bias_ih.dtype, np.float32)
             params["bias"] = (bias_ih.astype(wide) + bias_hh.astype(wide)
                               ).astype(bias_ih.dtype)
-    if isinstance(cell, GRUCell):
-        params = {k: _swap_first_gates(v, cell.units)
-                  for k, v in params.items()}
+    params = _reorder_gates(params, cell, "torch", "keras")
     return {k: jnp.asarray(v) for k, v in params.items()}
 
 
 def _cell_to_torch(params: Mapping[str, Any], cell: Any,
                    suffix: str) -> dict[str, np.ndarray]:
-    arrays = {k: np.asarray(v) for k, v in params.items()}
-    if isinstance(cell, GRUCell):
-        arrays = {k: _swap_first_gates(v, cell.units)
-                  for k, v in arrays.items()}
+    arrays = _reorder_gates({k: np.asarray(v) for k, v in params.items()},
+                            cell, "keras", "torch")
     state = {"weight_ih" + suffix: arrays["kernel"].T,
              "weight_hh" + suffix: arrays["recurrent_kernel"].T}
     if cell.use_bias:
