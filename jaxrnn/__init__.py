@@ -14,7 +14,7 @@ from jaxrnn.cells import (ConvLSTM1DCell, ConvLSTM2DCell, ConvLSTM3DCell,
 from jaxrnn.layers import (GRU, LSTM, RNN, Bidirectional, ConvLSTM1D,
                            ConvLSTM2D, ConvLSTM3D, SimpleRNN)
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Bidirectional",
