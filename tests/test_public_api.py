@@ -22,3 +22,17 @@ def test_version():
 
 def test_all_is_sorted():
     assert jaxrnn.__all__ == sorted(jaxrnn.__all__)
+
+
+def test_imports_with_docstrings_stripped():
+    """`python -OO` drops docstrings; the layers compose theirs from the
+    cells' at import, which must not need them."""
+    import subprocess
+    import sys
+    done = subprocess.run(
+        [sys.executable, "-OO", "-c",
+         "import jaxrnn, jaxrnn.layers, jaxrnn.interop; "
+         "print(jaxrnn.LSTM(4).units)"],  # -OO strips `assert` too
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "4"

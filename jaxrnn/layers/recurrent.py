@@ -18,7 +18,7 @@ from jaxrnn.cells.gru import GRUCell
 from jaxrnn.cells.lstm import LSTMCell
 from jaxrnn.cells.simple import SimpleRNNCell
 from jaxrnn.cells.stacked import StackedCells
-from jaxrnn.layers._docs import cell_layer_doc
+from jaxrnn.layers._docs import cell_layer_doc, with_recurrent_flags
 from jaxrnn.typing import Shape
 
 
@@ -311,16 +311,7 @@ class RNN(_LayerOptions, RecurrentLayer):
 
     Args:
       cell: a cell, or a list of cells (stacked as `StackedCells`).
-      return_sequences: return the whole output sequence, else the last one.
-      return_state: also return the final states.
-      go_backwards: process the sequence in reverse (outputs in processing
-        order, as Keras).
-      stateful: take `initial_state` and always return the final states, so
-        the caller threads them into the next batch.
-      unroll: a Python loop over the steps instead of `lax.scan`.
-      time_major: inputs and outputs are (T, B, ...).
-      zero_output_for_mask: masked steps output zeros.
-      remat: recompute activations in the backward pass (less memory).
+      {RECURRENT_FLAGS}
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -332,6 +323,9 @@ class RNN(_LayerOptions, RecurrentLayer):
     """
 
     cell: Any
+
+    # The flags' entries are written once, in jaxrnn/layers/_docs.py.
+    __doc__ = with_recurrent_flags(__doc__)
 
     def __post_init__(self):
         if isinstance(self.cell, (list, tuple)):
