@@ -324,9 +324,12 @@ def _save(fig, paths, **options) -> None:
     for path in paths:
         # No dates or software versions in the files, so that a rerun with
         # the same figures writes the same bytes.
-        metadata = ({"Software": None} if Path(path).suffix == ".png"
-                    else {"Date": None})
-        fig.savefig(path, metadata=metadata, dpi=100, **options)
+        suffix = Path(path).suffix
+        metadata = {"Software": None} if suffix == ".png" else {"Date": None}
+        # The temporary's name has no suffix: name the format.
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=suffix[1:], metadata=metadata, dpi=100,
+                        **options)
 
 
 def _measured(summary: list[dict]) -> list[dict]:
