@@ -29,21 +29,27 @@ def whole_sequence(cell, params, x):
     def step(carry, p):
         carry, y = cell.step_projected(params, carry, p)
         return carry, y
+
     _, ys = lax.scan(step, cell.initial_carry((x.shape[0],)), projected)
     return jnp.swapaxes(ys, 0, 1)
 
 
 def not_hoisted(cell, params, x):
     """Keras' layout: the whole cell, input matmul included, in the scan."""
+
     def step(carry, x_t):
         return cell(params, carry, x_t)
-    _, ys = lax.scan(step, cell.initial_carry((x.shape[0],)), jnp.swapaxes(x, 0, 1))
+
+    _, ys = lax.scan(
+        step, cell.initial_carry((x.shape[0],)), jnp.swapaxes(x, 0, 1)
+    )
     return jnp.swapaxes(ys, 0, 1)
 
 
 def with_setting(name, value):
     """jaxrnn.rnn with the module setting `_rnn.<name>` set to `value`
     while it traces."""
+
     def run(cell, params, x):
         old = getattr(_rnn, name)
         setattr(_rnn, name, value)
@@ -51,6 +57,7 @@ def with_setting(name, value):
             return jaxrnn.rnn(cell, params, x)[0]
         finally:
             setattr(_rnn, name, old)
+
     return run
 
 
@@ -61,24 +68,39 @@ def main():
     parser.add_argument("--units", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--chunks", type=int, nargs="+", default=[4, 8, 16])
-    parser.add_argument("--blocks", type=int, nargs="+",
-                        help="compare these SPLIT_STEP_BLOCK_ROWS instead")
+    parser.add_argument(
+        "--blocks",
+        type=int,
+        nargs="+",
+        help="compare these SPLIT_STEP_BLOCK_ROWS instead",
+    )
     args = parser.parse_args()
     cell = jaxrnn.LSTMCell(args.units)
     params = cell.init(jax.random.key(0), args.units)
-    x = jax.random.normal(jax.random.key(1), (args.batch, args.steps, args.units))
+    x = jax.random.normal(
+        jax.random.key(1), (args.batch, args.steps, args.units)
+    )
     variants = {"not hoisted": not_hoisted, "whole sequence": whole_sequence}
     if args.blocks:
-        variants = {f"block rows={r}": with_setting("SPLIT_STEP_BLOCK_ROWS", r)
-                    for r in args.blocks}
+        variants = {
+            f"block rows={r}": with_setting("SPLIT_STEP_BLOCK_ROWS", r)
+            for r in args.blocks
+        }
     else:
-        variants.update({f"chunk K={k}": with_setting("CHUNK_STEPS", k)
-                         for k in args.chunks})
+        variants.update(
+            {
+                f"chunk K={k}": with_setting("CHUNK_STEPS", k)
+                for k in args.chunks
+            }
+        )
     programs = {}
     for name, fn in variants.items():
         forward = jax.jit(lambda p, x, fn=fn: fn(cell, p, x))
-        train = jax.jit(jax.value_and_grad(
-            lambda p, x, fn=fn: jnp.mean(fn(cell, p, x) ** 2), (0, 1)))
+        train = jax.jit(
+            jax.value_and_grad(
+                lambda p, x, fn=fn: jnp.mean(fn(cell, p, x) ** 2), (0, 1)
+            )
+        )
         reference = forward(params, x)
         programs[name] = (forward, train)
         jax.block_until_ready(train(params, x))
@@ -94,15 +116,22 @@ def main():
                 jax.block_until_ready(fn(params, x))
                 times[name, mode].append(time.perf_counter() - start)
                 faults[name, mode].append(
-                    resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-    print(f"LSTM B={args.batch} T={args.steps} D=H={args.units}, jax "
-          f"{jax.__version__}, median of {args.repeats} interleaved runs")
-    print(f"{'variant':16s} {'forward ms':>11s} {'faults':>7s} {'train ms':>9s} {'faults':>7s}")
+                    resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+                )
+    print(
+        f"LSTM B={args.batch} T={args.steps} D=H={args.units}, jax "
+        f"{jax.__version__}, median of {args.repeats} interleaved runs"
+    )
+    print(
+        f"{'variant':16s} {'forward ms':>11s} {'faults':>7s} {'train ms':>9s} {'faults':>7s}"
+    )
     for name in programs:
         f = statistics.median(times[name, "forward"]) * 1e3
         t = statistics.median(times[name, "train"]) * 1e3
-        print(f"{name:16s} {f:11.1f} {statistics.median(faults[name, 'forward']):7.0f} "
-              f"{t:9.1f} {statistics.median(faults[name, 'train']):7.0f}")
+        print(
+            f"{name:16s} {f:11.1f} {statistics.median(faults[name, 'forward']):7.0f} "
+            f"{t:9.1f} {statistics.median(faults[name, 'train']):7.0f}"
+        )
 
 
 if __name__ == "__main__":

@@ -28,8 +28,9 @@ def _unroll(text: str) -> bool | int:
     return True if text == "True" else int(text)
 
 
-def measure(batch: int, steps: int, units: int, unroll: bool | int,
-            train: bool) -> tuple[float, float]:
+def measure(
+    batch: int, steps: int, units: int, unroll: bool | int, train: bool
+) -> tuple[float, float]:
     """Returns (seconds to lower and compile, median seconds per call)."""
     cell = jaxrnn.LSTMCell(units)
     params = cell.init(jax.random.key(0), units)
@@ -59,23 +60,33 @@ def main(argv=None) -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--units", type=int, default=256)
     parser.add_argument("--steps", type=int, nargs="+", default=[16, 64, 128])
-    parser.add_argument("--unroll", type=_unroll, nargs="+",
-                        default=[1, 4, True])
+    parser.add_argument(
+        "--unroll", type=_unroll, nargs="+", default=[1, 4, True]
+    )
     args = parser.parse_args(argv)
-    print(f"jax {jax.__version__}, {platform.machine()}, "
-          f"{jax.devices()[0].device_kind}, LSTM B={args.batch} "
-          f"D=H={args.units}\n")
-    print("| T | unroll | forward compile s | forward ms | "
-          "train compile s | train ms |")
+    print(
+        f"jax {jax.__version__}, {platform.machine()}, "
+        f"{jax.devices()[0].device_kind}, LSTM B={args.batch} "
+        f"D=H={args.units}\n"
+    )
+    print(
+        "| T | unroll | forward compile s | forward ms | "
+        "train compile s | train ms |"
+    )
     print("| ---: | --- | ---: | ---: | ---: | ---: |")
     for steps in args.steps:
         for unroll in args.unroll:
-            fwd_c, fwd_t = measure(args.batch, steps, args.units, unroll,
-                                   train=False)
-            trn_c, trn_t = measure(args.batch, steps, args.units, unroll,
-                                   train=True)
-            print(f"| {steps} | {unroll} | {fwd_c:.2f} | {fwd_t * 1e3:.1f} | "
-                  f"{trn_c:.2f} | {trn_t * 1e3:.1f} |", flush=True)
+            fwd_c, fwd_t = measure(
+                args.batch, steps, args.units, unroll, train=False
+            )
+            trn_c, trn_t = measure(
+                args.batch, steps, args.units, unroll, train=True
+            )
+            print(
+                f"| {steps} | {unroll} | {fwd_c:.2f} | {fwd_t * 1e3:.1f} | "
+                f"{trn_c:.2f} | {trn_t * 1e3:.1f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

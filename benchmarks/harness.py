@@ -18,12 +18,12 @@ import random
 import resource
 import time
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 import peers
 from workloads import Data, Workload, loss, masked_outputs
 
@@ -55,7 +55,9 @@ class Row:
     calls_per_sample: int = 1
     temp_bytes: int | None = None
     remat_temp_bytes: int | None = None
-    call: Callable[[], Any] | None = dataclasses.field(default=None, repr=False)
+    call: Callable[[], Any] | None = dataclasses.field(
+        default=None, repr=False
+    )
 
     def as_dict(self) -> dict:
         out = dataclasses.asdict(self)
@@ -72,7 +74,9 @@ def _max_abs(tree) -> float:
 
 def _relative(got, want) -> float:
     """max |got - want| over all leaves, over max |want|."""
-    diff = jax.tree.map(lambda a, b: jnp.asarray(a) - jnp.asarray(b), got, want)
+    diff = jax.tree.map(
+        lambda a, b: jnp.asarray(a) - jnp.asarray(b), got, want
+    )
     return _max_abs(diff) / max(_max_abs(want), 1e-30)
 
 
@@ -83,9 +87,12 @@ def expected(impl, workload: Workload, data: Data, cache: dict) -> dict:
         forward = peers.oracle(impl.oracle, workload)
         args = (data.params, data.inputs, data.lengths)
         train = jax.value_and_grad(
-            lambda p, x, l: loss(forward(p, x, l), l), (0, 1))
-        cache[impl.oracle] = {"forward": jax.jit(forward)(*args),
-                              "train": jax.jit(train)(*args)}
+            lambda p, x, lengths: loss(forward(p, x, lengths), lengths), (0, 1)
+        )
+        cache[impl.oracle] = {
+            "forward": jax.jit(forward)(*args),
+            "train": jax.jit(train)(*args),
+        }
     return cache[impl.oracle]
 
 
@@ -95,23 +102,28 @@ def check(mode: str, impl, data: Data, got, want: dict) -> dict:
     peer's param gradients pulled back into jaxrnn's layout by the vjp of
     its conversion."""
     if mode == "forward":
-        diff = (masked_outputs(jnp.asarray(got), data.lengths)
-                - masked_outputs(want["forward"], data.lengths))
+        diff = masked_outputs(jnp.asarray(got), data.lengths) - masked_outputs(
+            want["forward"], data.lengths
+        )
         return {"outputs": float(jnp.max(jnp.abs(diff)))}
     value, (peer_grads, input_grads) = got
     want_value, (want_params, want_inputs) = want["train"]
     _, pullback = jax.vjp(impl.convert, data.params)
     (param_grads,) = pullback(peer_grads)
-    return {"loss": _relative(value, want_value),
-            "grad_inputs": _relative(input_grads, want_inputs),
-            "grad_params": _relative(param_grads, want_params)}
+    return {
+        "loss": _relative(value, want_value),
+        "grad_inputs": _relative(input_grads, want_inputs),
+        "grad_params": _relative(param_grads, want_params),
+    }
 
 
 def _jax_rows(impl: peers.JaxPeer, workload, data) -> tuple[list[Row], dict]:
     """Compiles and runs both modes once: (rows, {mode: result})."""
     args = (impl.convert(data.params), data.inputs, data.lengths)
     train = jax.value_and_grad(
-        lambda pp, x, l: loss(impl.forward(pp, x, l), l), (0, 1))
+        lambda pp, x, lengths: loss(impl.forward(pp, x, lengths), lengths),
+        (0, 1),
+    )
     rows, results = [], {}
     for mode, fn in (("forward", impl.forward), ("train", train)):
         if mode not in impl.modes:
@@ -124,7 +136,8 @@ def _jax_rows(impl: peers.JaxPeer, workload, data) -> tuple[list[Row], dict]:
         if mode == "train":
             row.temp_bytes = compiled.memory_analysis().temp_size_in_bytes
         row.call = lambda compiled=compiled: jax.block_until_ready(
-            compiled(*args))
+            compiled(*args)
+        )
         rows.append(row)
     return rows, results
 
@@ -133,9 +146,11 @@ def jaxrnn_remat_temp_bytes(workload: Workload, data: Data) -> int:
     """Peak temp memory of jaxrnn's training step with remat=True."""
     forward = peers.jaxrnn_forward(workload, remat=True)
     train = jax.value_and_grad(
-        lambda p, x, l: loss(forward(p, x, l), l), (0, 1))
-    compiled = jax.jit(train).lower(data.params, data.inputs,
-                                    data.lengths).compile()
+        lambda p, x, lengths: loss(forward(p, x, lengths), lengths), (0, 1)
+    )
+    compiled = (
+        jax.jit(train).lower(data.params, data.inputs, data.lengths).compile()
+    )
     return compiled.memory_analysis().temp_size_in_bytes
 
 
@@ -148,11 +163,16 @@ def torch_device(torch) -> tuple[str, Callable[[], None]]:
     return "cpu", lambda: None
 
 
-def _torch_rows(impl: peers.TorchPeer, workload, data) -> tuple[list[Row], dict]:
+def _torch_rows(
+    impl: peers.TorchPeer, workload, data
+) -> tuple[list[Row], dict]:
     import torch
+
     device, wait = torch_device(torch)
-    state = {k: torch.from_numpy(np.array(v)).to(device)
-             for k, v in impl.convert(data.params).items()}
+    state = {
+        k: torch.from_numpy(np.array(v)).to(device)
+        for k, v in impl.convert(data.params).items()
+    }
     impl.module.to(device)
     impl.module.load_state_dict(state, strict=True)
     x = torch.from_numpy(np.array(data.inputs)).to(device)
@@ -161,7 +181,7 @@ def _torch_rows(impl: peers.TorchPeer, workload, data) -> tuple[list[Row], dict]
     if data.lengths is not None:
         # pack_padded_sequence takes its lengths on the CPU.
         lengths = torch.from_numpy(np.array(data.lengths)).long()
-        mask = (torch.arange(workload.steps)[None, :] < lengths[:, None])
+        mask = torch.arange(workload.steps)[None, :] < lengths[:, None]
         mask = mask.float()[..., None].to(device)
 
     def forward():
@@ -187,22 +207,39 @@ def _torch_rows(impl: peers.TorchPeer, workload, data) -> tuple[list[Row], dict]
         row.first_call_s = time.perf_counter() - start
         row.call = fn
         rows.append(row)
-    grads = {name: jnp.asarray(p.grad.cpu().numpy())
-             for name, p in impl.module.named_parameters()}
-    results = {"forward": results["forward"].cpu().numpy(),
-               "train": (float(results["train"].detach()),
-                         (grads, jnp.asarray(x_grad.grad.cpu().numpy())))}
+    grads = {
+        name: jnp.asarray(p.grad.cpu().numpy())
+        for name, p in impl.module.named_parameters()
+    }
+    results = {
+        "forward": results["forward"].cpu().numpy(),
+        "train": (
+            float(results["train"].detach()),
+            (grads, jnp.asarray(x_grad.grad.cpu().numpy())),
+        ),
+    }
     return rows, results
 
 
 def _new_row(impl, workload, mode) -> Row:
-    return Row(workload, impl.label, mode, group=impl.group, note=impl.note,
-               comparable=impl.comparable)
+    return Row(
+        workload,
+        impl.label,
+        mode,
+        group=impl.group,
+        note=impl.note,
+        comparable=impl.comparable,
+    )
 
 
-def build_rows(name: str, workload: Workload, data: Data, cache: dict,
-               log: Callable[[str], None],
-               tolerance: float = TOLERANCE) -> list[Row]:
+def build_rows(
+    name: str,
+    workload: Workload,
+    data: Data,
+    cache: dict,
+    log: Callable[[str], None],
+    tolerance: float = TOLERANCE,
+) -> list[Row]:
     """Both rows of peer `name`, compiled, run once and checked (to
     `tolerance`); a skipped or broken peer gives rows that say why (none
     where not applicable)."""
@@ -212,8 +249,17 @@ def build_rows(name: str, workload: Workload, data: Data, cache: dict,
         return []
     except peers.Unsupported as reason:
         log(f"  skip {name}: {reason}")
-        return [Row(workload, name, mode, key=name, status="skipped",
-                    reason=str(reason)) for mode in MODES]
+        return [
+            Row(
+                workload,
+                name,
+                mode,
+                key=name,
+                status="skipped",
+                reason=str(reason),
+            )
+            for mode in MODES
+        ]
     try:
         make = _torch_rows if isinstance(impl, peers.TorchPeer) else _jax_rows
         rows, results = make(impl, workload, data)
@@ -226,9 +272,18 @@ def build_rows(name: str, workload: Workload, data: Data, cache: dict,
             row.errors = check(row.mode, impl, data, results[row.mode], want)
     except Exception as error:  # a broken peer fails its rows, not the run
         log(traceback.format_exc())
-        return [Row(workload, impl.label, mode, key=name, group=impl.group,
-                    status="FAILED", reason=f"{type(error).__name__}: {error}")
-                for mode in getattr(impl, "modes", MODES)]
+        return [
+            Row(
+                workload,
+                impl.label,
+                mode,
+                key=name,
+                group=impl.group,
+                status="FAILED",
+                reason=f"{type(error).__name__}: {error}",
+            )
+            for mode in getattr(impl, "modes", MODES)
+        ]
     for row in rows:
         worst = max(row.errors.values())
         if not worst <= tolerance:  # also catches NaN
@@ -257,8 +312,9 @@ def _measure(call, calls: int = 1) -> tuple[float, float]:
     return elapsed / calls, faults / calls
 
 
-def time_rows(rows: list[Row], repeats: int, budget_s: float,
-              seed: int = 0) -> None:
+def time_rows(
+    rows: list[Row], repeats: int, budget_s: float, seed: int = 0
+) -> None:
     """Round-robin repetitions over the live rows, in a fresh random order
     each round; a repetition of a row whose call is shorter than
     MIN_SAMPLE_S is the mean of that many back-to-back calls. A row whose
@@ -270,7 +326,8 @@ def time_rows(rows: list[Row], repeats: int, budget_s: float,
         elapsed, _ = _measure(row.call)  # warm-up, untimed
         row.calls_per_sample = min(
             MAX_CALLS_PER_SAMPLE,
-            max(1, math.ceil(MIN_SAMPLE_S / max(elapsed, 1e-9))))
+            max(1, math.ceil(MIN_SAMPLE_S / max(elapsed, 1e-9))),
+        )
         affordable = int(budget_s / max(elapsed * row.calls_per_sample, 1e-9))
         planned[id(row)] = min(repeats, max(affordable, min(3, repeats)))
     order = random.Random(seed)
@@ -298,12 +355,14 @@ def matmul_peak_gflops(size: int, tries: int) -> dict:
     rng = np.random.default_rng(0)
     a = rng.normal(size=(size, size)).astype(np.float32)
     b = rng.normal(size=(size, size)).astype(np.float32)
-    flops = 2.0 * size ** 3
+    flops = 2.0 * size**3
     dot = jax.jit(jnp.dot)
     a_jax, b_jax = jnp.asarray(a), jnp.asarray(b)
     jax.block_until_ready(dot(a_jax, b_jax))
-    best = min(_measure(lambda: jax.block_until_ready(dot(a_jax, b_jax)))[0]
-               for _ in range(tries))
+    best = min(
+        _measure(lambda: jax.block_until_ready(dot(a_jax, b_jax)))[0]
+        for _ in range(tries)
+    )
     out = {"size": size, "tries": tries, "jax_gflops": flops / best / 1e9}
     try:
         import torch

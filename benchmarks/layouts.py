@@ -10,7 +10,8 @@ numerical check. Read from each library's source (versions in RESULTS.md).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -26,7 +27,7 @@ FLAX_GRU = _gates.gate_order("flax_linen", "gru").names_in_keras_order
 def gate(array: jax.Array, index: int, gates: int) -> jax.Array:
     """The `index`-th of `gates` equal slices of the last axis."""
     size = array.shape[-1] // gates
-    return array[..., index * size:(index + 1) * size]
+    return array[..., index * size : (index + 1) * size]
 
 
 def to_peer(array: jax.Array, peer: str, cell: str) -> jax.Array:
@@ -55,8 +56,10 @@ def fill(template: Any, leaf_for: Callable[[list[str]], jax.Array]) -> Any:
         names = path_names(path)
         value = leaf_for(names)
         if tuple(value.shape) != tuple(leaf.shape):
-            raise ValueError(f"{'/'.join(names)}: converted shape "
-                             f"{value.shape}, peer expects {leaf.shape}.")
+            raise ValueError(
+                f"{'/'.join(names)}: converted shape "
+                f"{value.shape}, peer expects {leaf.shape}."
+            )
         values.append(value)
     return jax.tree_util.tree_unflatten(treedef, values)
 
@@ -76,6 +79,7 @@ def direction(params: dict, names: list[str]) -> dict:
 
 # Flax (linen and NNX) per-gate Dense layers: ``ii`` .. ``ho`` for the LSTM,
 # ``ir`` .. ``hn`` for the GRU; input side first letter i, hidden side h.
+
 
 def flax_lstm_leaf(p: dict, module: str, leaf: str) -> jax.Array:
     """LSTMCell / OptimizedLSTMCell: kernels on both sides, the bias on the
@@ -107,8 +111,11 @@ def nnx_lstm_leaf(p: dict, names: list[str]) -> jax.Array:
     if module == "dense_i":
         return to_peer(p["kernel"], "flax_nnx", "LSTM")
     if module == "dense_h":
-        return to_peer(p["recurrent_kernel"] if leaf == "kernel"
-                       else p["bias"], "flax_nnx", "LSTM")
+        return to_peer(
+            p["recurrent_kernel"] if leaf == "kernel" else p["bias"],
+            "flax_nnx",
+            "LSTM",
+        )
     return flax_lstm_leaf(p, module.rstrip("_"), leaf)
 
 
@@ -129,36 +136,47 @@ def gru_input_bias(p: dict) -> jax.Array:
     Keras order: the single bias of peers that add one to x_z, x_r, x_n."""
     b_input, b_recurrent = p["bias"][0], p["bias"][1]
     units = b_input.shape[0] // 3
-    return b_input + b_recurrent.at[2 * units:].set(0)
+    return b_input + b_recurrent.at[2 * units :].set(0)
 
 
 def without_candidate_bias(p: dict) -> dict:
     """`p` with the recurrent candidate bias b_hn zeroed (nnx.GRUCell's maths)."""
     units = p["bias"].shape[1] // 3
-    return {**p, "bias": p["bias"].at[1, 2 * units:].set(0)}
+    return {**p, "bias": p["bias"].at[1, 2 * units :].set(0)}
 
 
 def equinox_lstm(p: dict, cell: Any) -> Any:
     """eqx.nn.LSTMCell: weight_ih (4H, D), weight_hh (4H, H), gates i, f, g, o
     as Keras, one bias (4H,)."""
     import equinox as eqx
-    return eqx.tree_at(lambda m: (m.weight_ih, m.weight_hh, m.bias), cell,
-                       (to_peer(p["kernel"], "equinox", "LSTM").T,
-                        to_peer(p["recurrent_kernel"], "equinox", "LSTM").T,
-                        to_peer(p["bias"], "equinox", "LSTM")))
+
+    return eqx.tree_at(
+        lambda m: (m.weight_ih, m.weight_hh, m.bias),
+        cell,
+        (
+            to_peer(p["kernel"], "equinox", "LSTM").T,
+            to_peer(p["recurrent_kernel"], "equinox", "LSTM").T,
+            to_peer(p["bias"], "equinox", "LSTM"),
+        ),
+    )
 
 
 def equinox_gru(p: dict, cell: Any) -> Any:
     """eqx.nn.GRUCell: torch's maths, gates r, z, n; ``bias`` (3H,) on the
     input side, ``bias_n`` (H,) inside the reset product."""
     import equinox as eqx
+
     units = p["bias"].shape[1] // 3
     return eqx.tree_at(
-        lambda m: (m.weight_ih, m.weight_hh, m.bias, m.bias_n), cell,
-        (to_peer(p["kernel"], "equinox", "GRU").T,
-         to_peer(p["recurrent_kernel"], "equinox", "GRU").T,
-         to_peer(gru_input_bias(p), "equinox", "GRU"),
-         p["bias"][1, 2 * units:]))
+        lambda m: (m.weight_ih, m.weight_hh, m.bias, m.bias_n),
+        cell,
+        (
+            to_peer(p["kernel"], "equinox", "GRU").T,
+            to_peer(p["recurrent_kernel"], "equinox", "GRU").T,
+            to_peer(gru_input_bias(p), "equinox", "GRU"),
+            p["bias"][1, 2 * units :],
+        ),
+    )
 
 
 def haiku_lstm(p: dict) -> dict:
@@ -166,16 +184,21 @@ def haiku_lstm(p: dict) -> dict:
     i, g, f, o, and sigmoid(f + 1): the forget bias is one lower."""
     w = jnp.concatenate([p["kernel"], p["recurrent_kernel"]], 0)
     units = p["bias"].shape[0] // 4
-    bias = p["bias"].at[units:2 * units].add(-1.0)
-    return {"w": to_peer(w, "haiku", "LSTM"),
-            "b": to_peer(bias, "haiku", "LSTM")}
+    bias = p["bias"].at[units : 2 * units].add(-1.0)
+    return {
+        "w": to_peer(w, "haiku", "LSTM"),
+        "b": to_peer(bias, "haiku", "LSTM"),
+    }
 
 
 def reset_before_params(p: dict) -> dict:
     """Keras reset_after=False params from reset_after ones: bias (3H,) is
     row 0 (row 1 has no place in that maths)."""
-    return {"kernel": p["kernel"], "recurrent_kernel": p["recurrent_kernel"],
-            "bias": p["bias"][0]}
+    return {
+        "kernel": p["kernel"],
+        "recurrent_kernel": p["recurrent_kernel"],
+        "bias": p["bias"][0],
+    }
 
 
 def haiku_gru(q: dict) -> dict:
@@ -185,14 +208,17 @@ def haiku_gru(q: dict) -> dict:
     columns change sign."""
     units = q["bias"].shape[0] // 3
     z = _gates.gate_order("keras", "gru").gates.index("z")
-    sign = jnp.ones(3 * units).at[z * units:(z + 1) * units].set(-1)
-    return {"w_i": to_peer(q["kernel"] * sign, "haiku", "GRU"),
-            "w_h": to_peer(q["recurrent_kernel"] * sign, "haiku", "GRU"),
-            "b": to_peer(q["bias"] * sign, "haiku", "GRU")}
+    sign = jnp.ones(3 * units).at[z * units : (z + 1) * units].set(-1)
+    return {
+        "w_i": to_peer(q["kernel"] * sign, "haiku", "GRU"),
+        "w_h": to_peer(q["recurrent_kernel"] * sign, "haiku", "GRU"),
+        "b": to_peer(q["bias"] * sign, "haiku", "GRU"),
+    }
 
 
-def torch_state(p: dict, cell: str, suffix: str = "",
-                peer: str = "torch") -> dict:
+def torch_state(
+    p: dict, cell: str, suffix: str = "", peer: str = "torch"
+) -> dict:
     """torch.nn.LSTM / GRU ``*_l0{suffix}``: weight_ih (G*H, D), weight_hh
     (G*H, H), bias_ih and bias_hh, gates in `peer`'s order (torch's; cuDNN's
     for `cudnn_lstm_weights`). The LSTM's Keras bias goes to bias_ih, zeros
@@ -206,8 +232,12 @@ def torch_state(p: dict, cell: str, suffix: str = "",
     else:
         b_ih = to_peer(p["bias"][0], peer, cell)
         b_hh = to_peer(p["bias"][1], peer, cell)
-    return {f"weight_ih_l0{suffix}": w_ih, f"weight_hh_l0{suffix}": w_hh,
-            f"bias_ih_l0{suffix}": b_ih, f"bias_hh_l0{suffix}": b_hh}
+    return {
+        f"weight_ih_l0{suffix}": w_ih,
+        f"weight_hh_l0{suffix}": w_hh,
+        f"bias_ih_l0{suffix}": b_ih,
+        f"bias_hh_l0{suffix}": b_hh,
+    }
 
 
 def cudnn_lstm_weights(params: dict) -> jax.Array:
@@ -216,11 +246,18 @@ def cudnn_lstm_weights(params: dict) -> jax.Array:
     torch's shapes in cuDNN's gate order, then each direction's bias_ih and
     bias_hh (`jax.experimental.rnn._get_params_shapes_in_lstm`). `params`
     is an LSTM's, or a Bidirectional's {"forward": ..., "backward": ...}."""
-    directions = ([params["forward"], params["backward"]]
-                  if "forward" in params else [params])
+    directions = (
+        [params["forward"], params["backward"]]
+        if "forward" in params
+        else [params]
+    )
     states = [torch_state(p, "LSTM", peer="cudnn") for p in directions]
-    weights = [state[f"weight_{side}_l0"].ravel()
-               for state in states for side in ("ih", "hh")]
-    biases = [state[f"bias_{side}_l0"]
-              for state in states for side in ("ih", "hh")]
+    weights = [
+        state[f"weight_{side}_l0"].ravel()
+        for state in states
+        for side in ("ih", "hh")
+    ]
+    biases = [
+        state[f"bias_{side}_l0"] for state in states for side in ("ih", "hh")
+    ]
     return jnp.concatenate(weights + biases)

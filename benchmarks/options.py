@@ -32,16 +32,23 @@ import jaxrnn
 def variants(args):
     """name -> (cell, inputs, rnn keyword arguments)."""
     cell = jaxrnn.LSTMCell(args.units)
-    x = jax.random.normal(jax.random.key(1),
-                          (args.batch, args.steps, args.units))
-    lengths = jnp.asarray(np.random.default_rng(0).integers(
-        args.steps // 2, args.steps + 1, args.batch))
+    x = jax.random.normal(
+        jax.random.key(1), (args.batch, args.steps, args.units)
+    )
+    lengths = jnp.asarray(
+        np.random.default_rng(0).integers(
+            args.steps // 2, args.steps + 1, args.batch
+        )
+    )
     mask = jaxrnn.lengths_to_mask(lengths, args.steps)
     everything = {
         "default": (cell, x, {}),
         "time_major=True": (cell, jnp.swapaxes(x, 0, 1), {"time_major": True}),
-        "precision=highest": (jaxrnn.LSTMCell(args.units, precision="highest"),
-                              x, {}),
+        "precision=highest": (
+            jaxrnn.LSTMCell(args.units, precision="highest"),
+            x,
+            {},
+        ),
         "unroll=2": (cell, x, {"unroll": 2}),
         "unroll=4": (cell, x, {"unroll": 4}),
         "mask, all valid": (cell, x, {"mask": jnp.ones_like(mask)}),
@@ -64,9 +71,13 @@ def measure(args) -> dict:
 
         def forward(p, x, arrays, cell=cell, static=static):
             return jaxrnn.rnn(cell, p, x, **arrays, **static)[0]
+
         train = jax.value_and_grad(
             lambda p, x, arrays, forward=forward: jnp.mean(
-                forward(p, x, arrays) ** 2), (0, 1))
+                forward(p, x, arrays) ** 2
+            ),
+            (0, 1),
+        )
         for mode, fn in (("forward", forward), ("train", train)):
             compiled = jax.jit(fn).lower(params, x, arrays).compile()
             jax.block_until_ready(compiled(params, x, arrays))
@@ -87,37 +98,64 @@ def main():
     parser.add_argument("--units", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--only", nargs="+", help="variants to run")
-    parser.add_argument("--xla-flags", nargs="+",
-                        help="compare these XLA_FLAGS settings instead, "
-                        "each flag without its leading --")
-    parser.add_argument("--rounds", type=int, default=2,
-                        help="with --xla-flags: processes per flag set")
+    parser.add_argument(
+        "--xla-flags",
+        nargs="+",
+        help="compare these XLA_FLAGS settings instead, "
+        "each flag without its leading --",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="with --xla-flags: processes per flag set",
+    )
     args = parser.parse_args()
     size = f"LSTM B={args.batch} T={args.steps} D=H={args.units}"
     if not args.xla_flags:
         medians = measure(args)
-        print(f"{size}, jax {jax.__version__}, median of {args.repeats} "
-              "interleaved runs")
+        print(
+            f"{size}, jax {jax.__version__}, median of {args.repeats} "
+            "interleaved runs"
+        )
         print(f"{'variant':20s} {'forward ms':>11s} {'train ms':>9s}")
         for name in dict.fromkeys(name for name, _ in medians):
-            print(f"{name:20s} {medians[name, 'forward']:11.2f} "
-                  f"{medians[name, 'train']:9.2f}")
+            print(
+                f"{name:20s} {medians[name, 'forward']:11.2f} "
+                f"{medians[name, 'train']:9.2f}"
+            )
         return
-    settings = [" ".join("--" + flag.lstrip("-") for flag in setting.split())
-                for setting in args.xla_flags]
+    settings = [
+        " ".join("--" + flag.lstrip("-") for flag in setting.split())
+        for setting in args.xla_flags
+    ]
     runs = {flags: [] for flags in ["", *settings]}
     for _ in range(args.rounds):
         for flags in runs:
             env = {**os.environ, "XLA_FLAGS": flags}
-            command = [sys.executable, __file__, "--batch", str(args.batch),
-                       "--steps", str(args.steps), "--units", str(args.units),
-                       "--repeats", str(args.repeats), "--only", "default"]
-            out = subprocess.run(command, env=env, capture_output=True,
-                                 text=True, check=True).stdout
+            command = [
+                sys.executable,
+                __file__,
+                "--batch",
+                str(args.batch),
+                "--steps",
+                str(args.steps),
+                "--units",
+                str(args.units),
+                "--repeats",
+                str(args.repeats),
+                "--only",
+                "default",
+            ]
+            out = subprocess.run(
+                command, env=env, capture_output=True, text=True, check=True
+            ).stdout
             forward, train = out.strip().splitlines()[-1].split()[1:3]
             runs[flags].append((float(forward), float(train)))
-    print(f"{size}, jax {jax.__version__}, median over {args.rounds} "
-          f"alternating processes of {args.repeats} runs each")
+    print(
+        f"{size}, jax {jax.__version__}, median over {args.rounds} "
+        f"alternating processes of {args.repeats} runs each"
+    )
     print(f"{'XLA_FLAGS':45s} {'forward ms':>11s} {'train ms':>9s}")
     for flags, results in runs.items():
         forward = statistics.median(r[0] for r in results)

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
-from jax import lax
-
-import jaxrnn
 import layouts
 import reference_rnn
+from jax import lax
 from workloads import Workload, jaxrnn_cell
+
+import jaxrnn
 
 
 class Unsupported(Exception):
@@ -77,26 +78,39 @@ def _per_direction(fn: Callable[[dict], dict]) -> Callable[[dict], dict]:
         if "forward" in params:
             return {name: fn(p) for name, p in params.items()}
         return fn(params)
+
     return apply
 
 
-def jaxrnn_forward(workload: Workload, *, remat: bool = False,
-                   **cell_kwargs) -> Callable[..., jax.Array]:
+def jaxrnn_forward(
+    workload: Workload, *, remat: bool = False, **cell_kwargs
+) -> Callable[..., jax.Array]:
     """jaxrnn's outputs (B, T, H) (bidirectional: (B, T, 2H), concat)."""
     if workload.bidirectional:
         layer_type = jaxrnn.LSTM if workload.cell == "LSTM" else jaxrnn.GRU
-        layer = jaxrnn.Bidirectional(layer_type(
-            workload.units, return_sequences=True, remat=remat, **cell_kwargs))
+        layer = jaxrnn.Bidirectional(
+            layer_type(
+                workload.units,
+                return_sequences=True,
+                remat=remat,
+                **cell_kwargs,
+            )
+        )
 
         def forward(params, x, lengths):
-            mask = (None if lengths is None else
-                    jaxrnn.lengths_to_mask(lengths, x.shape[1]))
+            mask = (
+                None
+                if lengths is None
+                else jaxrnn.lengths_to_mask(lengths, x.shape[1])
+            )
             return layer(params, x, mask=mask)
+
         return forward
     cell = jaxrnn_cell(workload, **cell_kwargs)
 
     def forward(params, x, lengths):
         return jaxrnn.rnn(cell, params, x, seq_lengths=lengths, remat=remat)[0]
+
     return forward
 
 
@@ -116,15 +130,21 @@ def oracle(name: str, workload: Workload) -> Callable[..., jax.Array]:
 
 
 def jaxrnn_peer(workload: Workload) -> JaxPeer:
-    return JaxPeer("jaxrnn", lambda p: p, jaxrnn_forward(workload),
-                   group="jaxrnn")
+    return JaxPeer(
+        "jaxrnn", lambda p: p, jaxrnn_forward(workload), group="jaxrnn"
+    )
 
 
 def jaxrnn_remat(workload: Workload) -> JaxPeer:
     """jaxrnn's training step with remat=True (its forward is jaxrnn's)."""
-    return JaxPeer("jaxrnn remat=True", lambda p: p,
-                   jaxrnn_forward(workload, remat=True), group="jaxrnn",
-                   modes=("train",), note="training step only")
+    return JaxPeer(
+        "jaxrnn remat=True",
+        lambda p: p,
+        jaxrnn_forward(workload, remat=True),
+        group="jaxrnn",
+        modes=("train",),
+        note="training step only",
+    )
 
 
 def jaxrnn_reset_before(workload: Workload) -> JaxPeer:
@@ -132,19 +152,26 @@ def jaxrnn_reset_before(workload: Workload) -> JaxPeer:
     comparison with hk.GRU."""
     if workload.cell != "GRU":
         raise NotApplicable("GRU only")
-    return JaxPeer("jaxrnn GRU reset_after=False",
-                   _per_direction(layouts.reset_before_params),
-                   jaxrnn_forward(workload, reset_after=False), group="jaxrnn",
-                   oracle="jaxrnn reset_after=False", comparable=False,
-                   note="reset-before maths (as Haiku)")
+    return JaxPeer(
+        "jaxrnn GRU reset_after=False",
+        _per_direction(layouts.reset_before_params),
+        jaxrnn_forward(workload, reset_after=False),
+        group="jaxrnn",
+        oracle="jaxrnn reset_after=False",
+        comparable=False,
+        note="reset-before maths (as Haiku)",
+    )
 
 
 def reference(workload: Workload) -> JaxPeer:
     """Plain JAX: hoisted input GEMM plus fused gates in a `lax.scan`."""
+
     def forward(p, x, lengths):
         return reference_rnn.forward(workload.cell, p, x, lengths)
-    return JaxPeer("JAX reference (hand-written)", lambda p: p, forward,
-                   group="reference")
+
+    return JaxPeer(
+        "JAX reference (hand-written)", lambda p: p, forward, group="reference"
+    )
 
 
 def _flax_linen(workload: Workload, optimized: bool) -> JaxPeer:
@@ -160,19 +187,26 @@ def _flax_linen(workload: Workload, optimized: bool) -> JaxPeer:
     else:
         cell_type, leaf = nn.GRUCell, layouts.flax_gru_leaf
     if workload.bidirectional:
-        model = nn.Bidirectional(nn.RNN(cell_type(workload.units)),
-                                 nn.RNN(cell_type(workload.units)))
+        model = nn.Bidirectional(
+            nn.RNN(cell_type(workload.units)),
+            nn.RNN(cell_type(workload.units)),
+        )
     else:
         model = nn.RNN(cell_type(workload.units))
     x = jnp.zeros((workload.batch, workload.steps, workload.features))
     template = jax.eval_shape(model.init, jax.random.key(0), x)
 
     def convert(params):
-        return layouts.fill(template, lambda names: leaf(
-            layouts.direction(params, names), names[-2], names[-1]))
+        return layouts.fill(
+            template,
+            lambda names: leaf(
+                layouts.direction(params, names), names[-2], names[-1]
+            ),
+        )
 
     def forward(variables, x, lengths):
         return model.apply(variables, x, seq_lengths=lengths)
+
     return JaxPeer(f"flax.linen {cell_type.__name__}", convert, forward)
 
 
@@ -207,14 +241,20 @@ def _flax_nnx(workload: Workload, optimized: bool) -> JaxPeer:
     def rnn():
         # rngs=False: a carry RNG stream closed over by jit fails to trace
         # ("Cannot mutate RngCount"); the carry is passed in instead.
-        return nnx.RNN(cell_type(workload.features, workload.units, rngs=rngs),
-                       rngs=False)
-    model = nnx.Bidirectional(rnn(), rnn()) if workload.bidirectional else rnn()
+        return nnx.RNN(
+            cell_type(workload.features, workload.units, rngs=rngs), rngs=False
+        )
+
+    model = (
+        nnx.Bidirectional(rnn(), rnn()) if workload.bidirectional else rnn()
+    )
     graphdef, template, rest = nnx.split(model, nnx.Param, ...)
 
     def convert(params):
-        return layouts.fill(template, lambda names: leaf(
-            layouts.direction(params, names), names))
+        return layouts.fill(
+            template,
+            lambda names: leaf(layouts.direction(params, names), names),
+        )
 
     def forward(state, x, lengths):
         h0 = jnp.zeros((x.shape[0], workload.units), x.dtype)
@@ -222,9 +262,16 @@ def _flax_nnx(workload: Workload, optimized: bool) -> JaxPeer:
         if workload.bidirectional:
             carry = (carry, carry)
         return nnx.merge(graphdef, state, rest)(
-            x, initial_carry=carry, seq_lengths=lengths)
-    return JaxPeer(f"flax.nnx {cell_type.__name__}", convert, forward,
-                   oracle=oracle_name, note=note)
+            x, initial_carry=carry, seq_lengths=lengths
+        )
+
+    return JaxPeer(
+        f"flax.nnx {cell_type.__name__}",
+        convert,
+        forward,
+        oracle=oracle_name,
+        note=note,
+    )
 
 
 def flax_nnx(workload: Workload) -> JaxPeer:
@@ -248,8 +295,9 @@ def equinox(workload: Workload) -> JaxPeer:
         raise Unsupported("Equinox has no mask or bidirectional RNN API")
     lstm = workload.cell == "LSTM"
     cell_type = eqx.nn.LSTMCell if lstm else eqx.nn.GRUCell
-    template = cell_type(workload.features, workload.units,
-                         key=jax.random.key(0))
+    template = cell_type(
+        workload.features, workload.units, key=jax.random.key(0)
+    )
     to_eqx = layouts.equinox_lstm if lstm else layouts.equinox_gru
 
     def forward(cell, x, lengths):
@@ -261,10 +309,14 @@ def equinox(workload: Workload) -> JaxPeer:
             def step(state, x_t):
                 state = cell(x_t, state)
                 return state, state[0] if lstm else state
+
             return lax.scan(step, (h0, h0) if lstm else h0, xs)[1]
+
         return jax.vmap(sequence)(x)
-    return JaxPeer(f"equinox {cell_type.__name__}",
-                   lambda p: to_eqx(p, template), forward)
+
+    return JaxPeer(
+        f"equinox {cell_type.__name__}", lambda p: to_eqx(p, template), forward
+    )
 
 
 def haiku(workload: Workload) -> JaxPeer:
@@ -279,16 +331,20 @@ def haiku(workload: Workload) -> JaxPeer:
 
     def net(x):
         core = hk.LSTM(workload.units) if lstm else hk.GRU(workload.units)
-        return hk.dynamic_unroll(core, x, core.initial_state(x.shape[0]),
-                                 time_major=False)[0]
+        return hk.dynamic_unroll(
+            core, x, core.initial_state(x.shape[0]), time_major=False
+        )[0]
+
     model = hk.without_apply_rng(hk.transform(net))
     x = jnp.zeros((workload.batch, workload.steps, workload.features))
     template = jax.eval_shape(model.init, jax.random.key(0), x)
     if lstm:
         to_haiku, oracle_name, note = layouts.haiku_lstm, "jaxrnn", ""
     else:
+
         def to_haiku(p):
             return layouts.haiku_gru(layouts.reset_before_params(p))
+
         oracle_name = "jaxrnn reset_after=False"
         note = "reset-before GRU; checked against jaxrnn reset_after=False"
 
@@ -299,8 +355,15 @@ def haiku(workload: Workload) -> JaxPeer:
     def forward(params, x, lengths):
         del lengths
         return model.apply(params, x)
-    return JaxPeer(f"haiku {'LSTM' if lstm else 'GRU'}", convert, forward,
-                   oracle=oracle_name, comparable=lstm, note=note)
+
+    return JaxPeer(
+        f"haiku {'LSTM' if lstm else 'GRU'}",
+        convert,
+        forward,
+        oracle=oracle_name,
+        comparable=lstm,
+        note=note,
+    )
 
 
 def keras_peer(workload: Workload) -> JaxPeer:
@@ -312,9 +375,13 @@ def keras_peer(workload: Workload) -> JaxPeer:
     except ImportError as error:
         raise Unsupported(f"keras not installed ({error})") from None
     if keras.backend.backend() != "jax":
-        raise Unsupported(f"Keras backend is {keras.backend.backend()}, "
-                          "not jax (set KERAS_BACKEND=jax)")
-    layer_type = keras.layers.LSTM if workload.cell == "LSTM" else keras.layers.GRU
+        raise Unsupported(
+            f"Keras backend is {keras.backend.backend()}, "
+            "not jax (set KERAS_BACKEND=jax)"
+        )
+    layer_type = (
+        keras.layers.LSTM if workload.cell == "LSTM" else keras.layers.GRU
+    )
     layer = layer_type(workload.units, return_sequences=True)
     if workload.bidirectional:
         layer = keras.layers.Bidirectional(layer)
@@ -326,15 +393,26 @@ def keras_peer(workload: Workload) -> JaxPeer:
         return [layouts.direction(params, names)[names[-1]] for names in paths]
 
     def forward(variables, x, lengths):
-        mask = (None if lengths is None else
-                jnp.arange(x.shape[1])[None, :] < lengths[:, None])
+        mask = (
+            None
+            if lengths is None
+            else jnp.arange(x.shape[1])[None, :] < lengths[:, None]
+        )
         return layer.stateless_call(variables, non_trainable, x, mask=mask)[0]
+
     # On a GPU, Keras' JAX backend runs an unmasked LSTM through cuDNN
     # (jax.experimental.rnn); masks and GRUs take its scan.
-    cudnn = (jax.default_backend() == "gpu" and workload.cell == "LSTM"
-             and not workload.masked)
-    return JaxPeer(f"keras {type(layer).__name__}", convert, forward,
-                   note="cuDNN path" if cudnn else "")
+    cudnn = (
+        jax.default_backend() == "gpu"
+        and workload.cell == "LSTM"
+        and not workload.masked
+    )
+    return JaxPeer(
+        f"keras {type(layer).__name__}",
+        convert,
+        forward,
+        note="cuDNN path" if cudnn else "",
+    )
 
 
 def jax_cudnn(workload: Workload) -> JaxPeer:
@@ -342,23 +420,40 @@ def jax_cudnn(workload: Workload) -> JaxPeer:
     if workload.cell != "LSTM":
         raise NotApplicable("LSTM only (jax.experimental.rnn has no GRU)")
     if jax.default_backend() != "gpu":
-        raise Unsupported("jax.experimental.rnn lowers to cuDNN only: "
-                          "needs a CUDA GPU")
+        raise Unsupported(
+            "jax.experimental.rnn lowers to cuDNN only: needs a CUDA GPU"
+        )
     from jax.experimental import rnn as jax_rnn
+
     directions = 2 if workload.bidirectional else 1
 
     def forward(weights, x, lengths):
         batch, steps = x.shape[:2]
-        lengths = (jnp.full((batch,), steps, jnp.int32) if lengths is None
-                   else lengths.astype(jnp.int32))
+        lengths = (
+            jnp.full((batch,), steps, jnp.int32)
+            if lengths is None
+            else lengths.astype(jnp.int32)
+        )
         h0 = jnp.zeros((directions, batch, workload.units), x.dtype)
         ys, _, _ = jax_rnn.lstm(
-            x, h0, h0, weights, lengths, input_size=workload.features,
-            hidden_size=workload.units, num_layers=1, dropout=0.0,
-            bidirectional=workload.bidirectional)
+            x,
+            h0,
+            h0,
+            weights,
+            lengths,
+            input_size=workload.features,
+            hidden_size=workload.units,
+            num_layers=1,
+            dropout=0.0,
+            bidirectional=workload.bidirectional,
+        )
         return ys
-    return JaxPeer("jax.experimental.rnn LSTM (cuDNN)",
-                   layouts.cudnn_lstm_weights, forward)
+
+    return JaxPeer(
+        "jax.experimental.rnn LSTM (cuDNN)",
+        layouts.cudnn_lstm_weights,
+        forward,
+    )
 
 
 def torch_peer(workload: Workload) -> TorchPeer:
@@ -370,24 +465,35 @@ def torch_peer(workload: Workload) -> TorchPeer:
     except ImportError as error:
         raise Unsupported(f"torch not installed ({error})") from None
     from torch.nn.utils import rnn as torch_rnn
+
     module_type = torch.nn.LSTM if workload.cell == "LSTM" else torch.nn.GRU
-    module = module_type(workload.features, workload.units, batch_first=True,
-                         bidirectional=workload.bidirectional)
+    module = module_type(
+        workload.features,
+        workload.units,
+        batch_first=True,
+        bidirectional=workload.bidirectional,
+    )
 
     def convert(params):
         if "forward" in params:
-            return {**layouts.torch_state(params["forward"], workload.cell),
-                    **layouts.torch_state(params["backward"], workload.cell,
-                                          "_reverse")}
+            return {
+                **layouts.torch_state(params["forward"], workload.cell),
+                **layouts.torch_state(
+                    params["backward"], workload.cell, "_reverse"
+                ),
+            }
         return layouts.torch_state(params, workload.cell)
 
     def forward(module, x, lengths):
         if lengths is None:
             return module(x)[0]
-        packed = torch_rnn.pack_padded_sequence(x, lengths, batch_first=True,
-                                                enforce_sorted=False)
-        return torch_rnn.pad_packed_sequence(module(packed)[0], batch_first=True,
-                                             total_length=x.shape[1])[0]
+        packed = torch_rnn.pack_padded_sequence(
+            x, lengths, batch_first=True, enforce_sorted=False
+        )
+        return torch_rnn.pad_packed_sequence(
+            module(packed)[0], batch_first=True, total_length=x.shape[1]
+        )[0]
+
     return TorchPeer(f"torch {module_type.__name__}", convert, module, forward)
 
 

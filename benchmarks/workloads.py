@@ -17,8 +17,9 @@ import numpy as np
 import jaxrnn
 from jaxrnn.interop import _gates
 
-GATES = {cell: len(_gates.KERAS_GATES[cell.lower()])
-         for cell in ("LSTM", "GRU")}
+GATES = {
+    cell: len(_gates.KERAS_GATES[cell.lower()]) for cell in ("LSTM", "GRU")
+}
 
 # (B, T, D, H) of each named case; the masked and bidirectional cases use the
 # middle size.
@@ -72,14 +73,22 @@ class Workload:
     def label(self) -> str:
         extra = " masked" if self.masked else ""
         extra += " bidirectional" if self.bidirectional else ""
-        return (f"{self.cell} B={self.batch} T={self.steps} "
-                f"D={self.features} H={self.units}{extra}")
+        return (
+            f"{self.cell} B={self.batch} T={self.steps} "
+            f"D={self.features} H={self.units}{extra}"
+        )
 
     def flops(self, mode: str) -> float:
         """Matmul FLOPs of the recurrence: 2*T*B*(D+H)*G*H forward, ~3x for
         a training step (forward, then input and weight gradients)."""
-        forward = (2.0 * self.steps * self.batch * (self.features + self.units)
-                   * self.gates * self.units)
+        forward = (
+            2.0
+            * self.steps
+            * self.batch
+            * (self.features + self.units)
+            * self.gates
+            * self.units
+        )
         if self.bidirectional:
             forward *= 2
         return forward if mode == "forward" else 3 * forward
@@ -95,9 +104,18 @@ def workloads(cells: list[str], cases: list[str]) -> list[Workload]:
         for cell in cells:
             if cell not in SMOKE_CELLS.get(case, (cell,)):
                 continue
-            out.append(Workload(cell, case, batch, steps, features, units,
-                                masked=case.endswith("masked"),
-                                bidirectional=case.endswith("bidirectional")))
+            out.append(
+                Workload(
+                    cell,
+                    case,
+                    batch,
+                    steps,
+                    features,
+                    units,
+                    masked=case.endswith("masked"),
+                    bidirectional=case.endswith("bidirectional"),
+                )
+            )
     return out
 
 
@@ -128,8 +146,10 @@ def make_data(workload: Workload, seed: int = 0) -> Data:
     key = jax.random.key(seed)
     if workload.bidirectional:
         k1, k2 = jax.random.split(key)
-        params = {"forward": _random_params(workload, rng, k1),
-                  "backward": _random_params(workload, rng, k2)}
+        params = {
+            "forward": _random_params(workload, rng, k1),
+            "backward": _random_params(workload, rng, k2),
+        }
     else:
         params = _random_params(workload, rng, key)
     shape = (workload.batch, workload.steps, workload.features)

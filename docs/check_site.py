@@ -87,8 +87,12 @@ def parse(page_html: str) -> _Content:
 
 def long_code_lines(content: _Content) -> list[str]:
     """Code lines that run past the content column."""
-    return [line for block in content.code_blocks
-            for line in block.splitlines() if len(line) > MAX_CODE_LINE]
+    return [
+        line
+        for block in content.code_blocks
+        for line in block.splitlines()
+        if len(line) > MAX_CODE_LINE
+    ]
 
 
 # Markdown emphasis never starts or ends inside a word or right after an
@@ -101,13 +105,14 @@ def italics_inside_words(page_html: str) -> list[str]:
     around each, tags removed."""
     found = []
     for match in _INTRAWORD_EM.finditer(page_html):
-        around = page_html[max(0, match.start() - 40):match.end() + 40]
+        around = page_html[max(0, match.start() - 40) : match.end() + 40]
         found.append(html.unescape(re.sub(r"<[^>]+>", "", around)).strip())
     return found
 
 
 _SECTION_ITEM = re.compile(
-    r'<li class="doc-section-item field-body">(.*?)</li>', re.S)
+    r'<li class="doc-section-item field-body">(.*?)</li>', re.S
+)
 
 
 def typeless_entries(page_html: str) -> list[str]:
@@ -135,39 +140,57 @@ def _member_name(ident: str) -> str | None:
 def check_site(site: Path) -> list[str]:
     """Every problem found in the site built at `site`, one line each."""
     problems = []
-    pages = {str(p.relative_to(site)): p.read_text(encoding="utf-8")
-             for p in sorted(site.rglob("index.html"))}
+    pages = {
+        str(p.relative_to(site)): p.read_text(encoding="utf-8")
+        for p in sorted(site.rglob("index.html"))
+    }
     if PROTOCOL_PAGE not in pages:
         return [f"{PROTOCOL_PAGE}: missing (the cell protocol's page)"]
-    protocol = {name for ident in parse(pages[PROTOCOL_PAGE]).heading_ids
-                if (name := _member_name(ident))}
+    protocol = {
+        name
+        for ident in parse(pages[PROTOCOL_PAGE]).heading_ids
+        if (name := _member_name(ident))
+    }
     if not protocol:
         problems.append(f"{PROTOCOL_PAGE}: documents no protocol method")
     for name, page_html in pages.items():
         content = parse(page_html)
         for line in long_code_lines(content):
-            problems.append(f"{name}: code line of {len(line)} characters "
-                            f"(at most {MAX_CODE_LINE} fit): {line[:60]}...")
+            problems.append(
+                f"{name}: code line of {len(line)} characters "
+                f"(at most {MAX_CODE_LINE} fit): {line[:60]}..."
+            )
         for text in italics_inside_words(page_html):
-            problems.append(f"{name}: italics inside a word or shape, "
-                            f"a `*` lost to Markdown: {text!r}")
+            problems.append(
+                f"{name}: italics inside a word or shape, "
+                f"a `*` lost to Markdown: {text!r}"
+            )
         for text in typeless_entries(page_html):
-            problems.append(f"{name}: a docstring entry without its type: "
-                            f"{text!r}")
+            problems.append(
+                f"{name}: a docstring entry without its type: {text!r}"
+            )
         if name.startswith("api/"):
             size = len(" ".join("".join(content.text).split()))
             if size > MAX_API_TEXT or content.headings > MAX_API_HEADINGS:
                 problems.append(
                     f"{name}: {size} characters and {content.headings} "
                     f"headings; an API page holds at most {MAX_API_TEXT} "
-                    f"and {MAX_API_HEADINGS}")
+                    f"and {MAX_API_HEADINGS}"
+                )
         if name != PROTOCOL_PAGE:
-            shown = sorted({ident for ident in content.heading_ids
-                            if _member_name(ident) in protocol})
+            shown = sorted(
+                {
+                    ident
+                    for ident in content.heading_ids
+                    if _member_name(ident) in protocol
+                }
+            )
             if shown:
-                problems.append(f"{name}: the cell protocol's methods belong "
-                                f"on {PROTOCOL_PAGE}, found {shown[:4]} and "
-                                f"{max(0, len(shown) - 4)} more")
+                problems.append(
+                    f"{name}: the cell protocol's methods belong "
+                    f"on {PROTOCOL_PAGE}, found {shown[:4]} and "
+                    f"{max(0, len(shown) - 4)} more"
+                )
     performance = pages.get("performance/index.html")
     if performance is None:
         problems.append("performance/index.html: missing")
@@ -177,9 +200,11 @@ def check_site(site: Path) -> list[str]:
         at = content.first_table_at
         if at is None or at > FIRST_TABLE_WITHIN * size:
             where = "none" if at is None else f"at {at / size:.0%} of its text"
-            problems.append(f"performance/index.html: the first table comes "
-                            f"{where}; it must open the page (within "
-                            f"{FIRST_TABLE_WITHIN:.0%})")
+            problems.append(
+                f"performance/index.html: the first table comes "
+                f"{where}; it must open the page (within "
+                f"{FIRST_TABLE_WITHIN:.0%})"
+            )
     sitemap = site / "sitemap.xml"
     if not sitemap.exists() or "<loc>" not in sitemap.read_text():
         problems.append("sitemap.xml: no page listed (set site_url)")

@@ -34,8 +34,9 @@ _EXAMPLE_TITLE = re.compile(r"^(\s*)Example:[ \t]*$", re.MULTILINE)
 class JaxrnnDocstrings(griffe.Extension):
     """The fixes above."""
 
-    def on_attribute_instance(self, *, node: Any, attr: griffe.Attribute,
-                              agent: Any, **kwargs: Any) -> None:
+    def on_attribute_instance(
+        self, *, node: Any, attr: griffe.Attribute, agent: Any, **kwargs: Any
+    ) -> None:
         if not isinstance(agent, griffe.Inspector):
             return
         value = getattr(node, "obj", None)
@@ -43,20 +44,29 @@ class JaxrnnDocstrings(griffe.Extension):
             owner = getattr(getattr(node, "parent", None), "obj", None)
             annotation = getattr(owner, "__annotations__", {}).get(attr.name)
             attr.value = None
-            attr.annotation = annotation if isinstance(annotation, str) else None
+            attr.annotation = (
+                annotation if isinstance(annotation, str) else None
+            )
             attr.docstring = None
             return
-        if getattr(value, "__doc__", None) == getattr(type(value), "__doc__", None):
+        if getattr(value, "__doc__", None) == getattr(
+            type(value), "__doc__", None
+        ):
             attr.docstring = None
 
-    def on_function_instance(self, *, node: Any, func: griffe.Function,
-                             **kwargs: Any) -> None:
+    def on_function_instance(
+        self, *, node: Any, func: griffe.Function, **kwargs: Any
+    ) -> None:
         owner = getattr(getattr(node, "parent", None), "obj", None)
-        fields = (getattr(owner, "__dataclass_fields__", {})
-                  if func.name == "__init__" else {})
+        fields = (
+            getattr(owner, "__dataclass_fields__", {})
+            if func.name == "__init__"
+            else {}
+        )
         written = {name: field.type for name, field in fields.items()}
-        written.update(getattr(getattr(node, "obj", None),
-                               "__annotations__", {}))
+        written.update(
+            getattr(getattr(node, "obj", None), "__annotations__", {})
+        )
         for parameter in func.parameters:
             if str(parameter.default) == "<required>":
                 parameter.default = None
@@ -65,5 +75,6 @@ class JaxrnnDocstrings(griffe.Extension):
 
     def on_object(self, *, obj: griffe.Object, **kwargs: Any) -> None:
         if obj.docstring is not None:
-            obj.docstring.value = _EXAMPLE_TITLE.sub(r"\1Examples:",
-                                                     obj.docstring.value)
+            obj.docstring.value = _EXAMPLE_TITLE.sub(
+                r"\1Examples:", obj.docstring.value
+            )

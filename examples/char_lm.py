@@ -39,7 +39,8 @@ import inspect
 import math
 import os
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -53,50 +54,97 @@ from jaxrnn.layers import Dense, Embedding
 
 # A fixed list, read in this order: the corpus is the same on every run
 # of one Python version (372,340 characters on CPython 3.11.7).
-CORPUS_MODULES = ("argparse", "difflib", "dataclasses", "functools",
-                  "statistics", "textwrap", "string", "shlex")
+CORPUS_MODULES = (
+    "argparse",
+    "difflib",
+    "dataclasses",
+    "functools",
+    "statistics",
+    "textwrap",
+    "string",
+    "shlex",
+)
 
 # What must match between a checkpoint and the run resuming from it (the
 # optimizer's --lr and --clip may change: Adam's state does not depend on them).
-MODEL_AND_DATA_FLAGS = ("hidden", "embed", "batch", "seq_len", "dropout",
-                        "val_fraction", "seed")
+MODEL_AND_DATA_FLAGS = (
+    "hidden",
+    "embed",
+    "batch",
+    "seq_len",
+    "dropout",
+    "val_fraction",
+    "seed",
+)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=1500,
-                        help="total training steps (a resumed run counts "
-                             "the steps already done)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=1500,
+        help="total training steps (a resumed run counts "
+        "the steps already done)",
+    )
     parser.add_argument("--hidden", type=int, default=256, help="LSTM units H")
-    parser.add_argument("--embed", type=int, default=32,
-                        help="character embedding size E")
-    parser.add_argument("--batch", type=int, default=32,
-                        help="parallel text streams B")
-    parser.add_argument("--seq-len", type=int, default=64,
-                        help="characters per step and stream (BPTT length T)")
+    parser.add_argument(
+        "--embed", type=int, default=32, help="character embedding size E"
+    )
+    parser.add_argument(
+        "--batch", type=int, default=32, help="parallel text streams B"
+    )
+    parser.add_argument(
+        "--seq-len",
+        type=int,
+        default=64,
+        help="characters per step and stream (BPTT length T)",
+    )
     parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--clip", type=float, default=1.0,
-                        help="global gradient norm clip")
-    parser.add_argument("--dropout", type=float, default=0.0,
-                        help="LSTM input dropout (one mask per sequence)")
-    parser.add_argument("--val-fraction", type=float, default=0.1,
-                        help="the end of the text held out for validation")
+    parser.add_argument(
+        "--clip", type=float, default=1.0, help="global gradient norm clip"
+    )
+    parser.add_argument(
+        "--dropout",
+        type=float,
+        default=0.0,
+        help="LSTM input dropout (one mask per sequence)",
+    )
+    parser.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        help="the end of the text held out for validation",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--sample-length", type=int, default=300,
-                        help="characters to sample after training (0: none)")
+    parser.add_argument(
+        "--sample-length",
+        type=int,
+        default=300,
+        help="characters to sample after training (0: none)",
+    )
     parser.add_argument("--temperature", type=float, default=0.7)
     parser.add_argument("--prompt", default="def ")
-    parser.add_argument("--plot", metavar="PATH",
-                        help="write the loss curve to this PNG")
-    parser.add_argument("--checkpoint-dir", metavar="DIR",
-                        help="save checkpoints here (orbax)")
-    parser.add_argument("--save-every", type=int, default=500,
-                        help="steps between checkpoints (and one at the end)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from the latest checkpoint in "
-                             "--checkpoint-dir")
-    parser.add_argument("--no-progress", action="store_true",
-                        help="no progress bar")
+    parser.add_argument(
+        "--plot", metavar="PATH", help="write the loss curve to this PNG"
+    )
+    parser.add_argument(
+        "--checkpoint-dir", metavar="DIR", help="save checkpoints here (orbax)"
+    )
+    parser.add_argument(
+        "--save-every",
+        type=int,
+        default=500,
+        help="steps between checkpoints (and one at the end)",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the latest checkpoint in --checkpoint-dir",
+    )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bar"
+    )
     args = parser.parse_args(argv)
     if args.resume and not args.checkpoint_dir:
         parser.error("--resume needs --checkpoint-dir")
@@ -105,10 +153,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 # --- Data -------------------------------------------------------------------
 
+
 def load_corpus(modules: Sequence[str] = CORPUS_MODULES) -> str:
     """The concatenated source of `modules`, a text every Python install has."""
-    return "\n\n".join(inspect.getsource(importlib.import_module(name))
-                       for name in modules)
+    return "\n\n".join(
+        inspect.getsource(importlib.import_module(name)) for name in modules
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,7 +168,7 @@ class Vocabulary:
     chars: str
 
     @classmethod
-    def of(cls, text: str) -> "Vocabulary":
+    def of(cls, text: str) -> Vocabulary:
         return cls("".join(sorted(set(text))))
 
     def __len__(self) -> int:
@@ -139,10 +189,11 @@ class Vocabulary:
 def to_streams(ids: np.ndarray, batch: int) -> np.ndarray:
     """Cuts `ids` into `batch` contiguous rows, (B, L), dropping the rest."""
     length = len(ids) // batch
-    return ids[:batch * length].reshape(batch, length)
+    return ids[: batch * length].reshape(batch, length)
 
 
 # --- Model ------------------------------------------------------------------
+
 
 @dataclasses.dataclass(frozen=True)
 class CharLSTM:
@@ -171,9 +222,11 @@ class CharLSTM:
 
     def init(self, key: jax.Array) -> dict[str, Any]:
         k_embed, k_lstm, k_head = jax.random.split(key, 3)
-        return {"embedding": self.embedding.init(k_embed),
-                "lstm": self.cell.init(k_lstm, self.embed),
-                "head": self.head.init(k_head, (None, self.hidden))}
+        return {
+            "embedding": self.embedding.init(k_embed),
+            "lstm": self.cell.init(k_lstm, self.embed),
+            "head": self.head.init(k_head, (None, self.hidden)),
+        }
 
     def __call__(self, params, ids, carry, *, key=None, training=False):
         """Runs (B, T) or unbatched (T,) ids from `carry`.
@@ -182,18 +235,26 @@ class CharLSTM:
           (logits (B, T, V) or (T, V), final carry).
         """
         x = self.embedding(params["embedding"], ids)
-        hs, carry = jaxrnn.rnn(self.cell, params["lstm"], x,
-                               initial_carry=carry, key=key,
-                               training=training)
+        hs, carry = jaxrnn.rnn(
+            self.cell,
+            params["lstm"],
+            x,
+            initial_carry=carry,
+            key=key,
+            training=training,
+        )
         return self.head(params["head"], hs), carry
 
 
 def cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:
     """Mean negative log-likelihood in nats per character."""
-    return optax.softmax_cross_entropy_with_integer_labels(logits, targets).mean()
+    return optax.softmax_cross_entropy_with_integer_labels(
+        logits, targets
+    ).mean()
 
 
 # --- Training ---------------------------------------------------------------
+
 
 def make_optimizer(lr: float, clip: float) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(clip), optax.adam(lr))
@@ -207,11 +268,13 @@ def init_state(model: CharLSTM, optimizer, batch: int, seed: int) -> dict:
     """
     init_key, train_key = jax.random.split(jax.random.key(seed))
     params = model.init(init_key)
-    return {"step": jnp.zeros((), jnp.int32),
-            "params": params,
-            "opt_state": optimizer.init(params),
-            "carry": model.cell.initial_carry((batch,)),
-            "key": jax.random.key_data(train_key)}
+    return {
+        "step": jnp.zeros((), jnp.int32),
+        "params": params,
+        "opt_state": optimizer.init(params),
+        "carry": model.cell.initial_carry((batch,)),
+        "key": jax.random.key_data(train_key),
+    }
 
 
 def make_train_step(model: CharLSTM, optimizer, seq_len: int):
@@ -226,38 +289,53 @@ def make_train_step(model: CharLSTM, optimizer, seq_len: int):
     def train_step(state, streams):
         windows = (streams.shape[1] - 1) // seq_len
         window = state["step"] % windows
-        chunk = jax.lax.dynamic_slice_in_dim(streams, window * seq_len,
-                                             seq_len + 1, axis=1)
+        chunk = jax.lax.dynamic_slice_in_dim(
+            streams, window * seq_len, seq_len + 1, axis=1
+        )
         inputs, targets = chunk[:, :-1], chunk[:, 1:]
         # Each epoch restarts the streams from their beginnings, so the
         # carry left at the end of the previous epoch no longer applies.
         carry = jaxrnn.reset_carry(
-            state["carry"], jnp.full((streams.shape[0],), window == 0))
+            state["carry"], jnp.full((streams.shape[0],), window == 0)
+        )
         key, dropout_key = jax.random.split(
-            jax.random.wrap_key_data(state["key"]))
+            jax.random.wrap_key_data(state["key"])
+        )
 
         def loss_fn(params):
-            logits, new_carry = model(params, inputs, carry, key=dropout_key,
-                                      training=True)
+            logits, new_carry = model(
+                params, inputs, carry, key=dropout_key, training=True
+            )
             return cross_entropy(logits, targets), new_carry
 
-        (loss, new_carry), grads = jax.value_and_grad(
-            loss_fn, has_aux=True)(state["params"])
-        updates, opt_state = optimizer.update(grads, state["opt_state"],
-                                              state["params"])
-        return {"step": state["step"] + 1,
-                "params": optax.apply_updates(state["params"], updates),
-                "opt_state": opt_state,
-                # Truncated BPTT: the carry goes on, its gradient does not.
-                "carry": jax.lax.stop_gradient(new_carry),
-                "key": jax.random.key_data(key)}, loss
+        (loss, new_carry), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state["params"]
+        )
+        updates, opt_state = optimizer.update(
+            grads, state["opt_state"], state["params"]
+        )
+        return {
+            "step": state["step"] + 1,
+            "params": optax.apply_updates(state["params"], updates),
+            "opt_state": opt_state,
+            # Truncated BPTT: the carry goes on, its gradient does not.
+            "carry": jax.lax.stop_gradient(new_carry),
+            "key": jax.random.key_data(key),
+        }, loss
 
     return train_step
 
 
-def train(train_step, state: dict, streams: jax.Array, steps: int,
-          losses: list[float], *, on_step=None,
-          progress: bool = True) -> dict:
+def train(
+    train_step,
+    state: dict,
+    streams: jax.Array,
+    steps: int,
+    losses: list[float],
+    *,
+    on_step=None,
+    progress: bool = True,
+) -> dict:
     """Runs `train_step` until ``state['step'] == steps``.
 
     Args:
@@ -269,8 +347,13 @@ def train(train_step, state: dict, streams: jax.Array, steps: int,
       The final state.
     """
     start = int(state["step"])
-    with tqdm(total=steps, initial=start, disable=not progress,
-              desc="training", unit="step") as bar:
+    with tqdm(
+        total=steps,
+        initial=start,
+        disable=not progress,
+        desc="training",
+        unit="step",
+    ) as bar:
         for _ in range(start, steps):
             state, loss = train_step(state, streams)
             losses.append(float(loss))
@@ -283,17 +366,26 @@ def train(train_step, state: dict, streams: jax.Array, steps: int,
 
 # --- Checkpoints ------------------------------------------------------------
 
-def save_checkpoint(manager: ocp.CheckpointManager, state: dict,
-                    history: dict) -> None:
+
+def save_checkpoint(
+    manager: ocp.CheckpointManager, state: dict, history: dict
+) -> None:
     """Saves the state (arrays) and the history (JSON: flags, losses)."""
-    manager.save(int(state["step"]), args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state),
-        history=ocp.args.JsonSave(history)))
+    manager.save(
+        int(state["step"]),
+        args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state),
+            history=ocp.args.JsonSave(history),
+        ),
+    )
 
 
-def restore_checkpoint(manager: ocp.CheckpointManager, like_state: dict,
-                       setting: dict, step: int | None = None
-                       ) -> tuple[dict, dict]:
+def restore_checkpoint(
+    manager: ocp.CheckpointManager,
+    like_state: dict,
+    setting: dict,
+    step: int | None = None,
+) -> tuple[dict, dict]:
     """Restores a checkpoint (the latest by default) into `like_state`'s
     structure, after checking it was written with the same `setting`.
 
@@ -303,32 +395,41 @@ def restore_checkpoint(manager: ocp.CheckpointManager, like_state: dict,
     """
     step = manager.latest_step() if step is None else step
     if step is None:
-        raise FileNotFoundError(f"No checkpoint in {manager.directory} to "
-                                "resume from.")
+        raise FileNotFoundError(
+            f"No checkpoint in {manager.directory} to resume from."
+        )
     # The history first: a checkpoint of another model size would otherwise
     # fail deep inside the array restore with a bare shape mismatch.
-    history = manager.restore(step, args=ocp.args.Composite(
-        history=ocp.args.JsonRestore())).history
+    history = manager.restore(
+        step, args=ocp.args.Composite(history=ocp.args.JsonRestore())
+    ).history
     check_same_setting(history["setting"], setting)
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like_state)
-    state = manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract))).state
+    state = manager.restore(
+        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
+    ).state
     return state, history
 
 
 def check_same_setting(saved: dict, current: dict) -> None:
     """Raises ValueError if the run would resume with another model or data."""
-    changed = {name: (saved.get(name), current[name])
-               for name in MODEL_AND_DATA_FLAGS
-               if saved.get(name) != current[name]}
+    changed = {
+        name: (saved.get(name), current[name])
+        for name in MODEL_AND_DATA_FLAGS
+        if saved.get(name) != current[name]
+    }
     if changed:
-        detail = ", ".join(f"--{name.replace('_', '-')} was {old}, now {new}"
-                           for name, (old, new) in changed.items())
-        raise ValueError(f"The checkpoint was written with another setting: "
-                         f"{detail}.")
+        detail = ", ".join(
+            f"--{name.replace('_', '-')} was {old}, now {new}"
+            for name, (old, new) in changed.items()
+        )
+        raise ValueError(
+            f"The checkpoint was written with another setting: {detail}."
+        )
 
 
 # --- Evaluation and sampling --------------------------------------------------
+
 
 @functools.partial(jax.jit, static_argnums=0)
 def evaluate(model: CharLSTM, params, streams: jax.Array) -> jax.Array:
@@ -338,8 +439,9 @@ def evaluate(model: CharLSTM, params, streams: jax.Array) -> jax.Array:
     return cross_entropy(logits, streams[:, 1:])
 
 
-def unigram_cross_entropy(train_ids: np.ndarray, val_ids: np.ndarray,
-                          vocab_size: int) -> tuple[float, float]:
+def unigram_cross_entropy(
+    train_ids: np.ndarray, val_ids: np.ndarray, vocab_size: int
+) -> tuple[float, float]:
     """The baseline that knows only character frequencies.
 
     Returns:
@@ -353,8 +455,14 @@ def unigram_cross_entropy(train_ids: np.ndarray, val_ids: np.ndarray,
 
 
 @functools.partial(jax.jit, static_argnums=(0, 4))
-def sample(model: CharLSTM, params, prompt_ids: jax.Array, key: jax.Array,
-           length: int, temperature: jax.Array) -> jax.Array:
+def sample(
+    model: CharLSTM,
+    params,
+    prompt_ids: jax.Array,
+    key: jax.Array,
+    length: int,
+    temperature: jax.Array,
+) -> jax.Array:
     """Continues `prompt_ids` (T,) by `length` sampled ids, one at a time.
 
     The prompt runs through `jaxrnn.rnn` unbatched from the cell's zero
@@ -370,14 +478,17 @@ def sample(model: CharLSTM, params, prompt_ids: jax.Array, key: jax.Array,
         carry, h = model.cell(params["lstm"], carry, x)
         return (carry, model.head(params["head"], h)), next_id
 
-    _, ids = jax.lax.scan(step, (carry, logits[-1]),
-                          jax.random.split(key, length))
+    _, ids = jax.lax.scan(
+        step, (carry, logits[-1]), jax.random.split(key, length)
+    )
     return ids
 
 
-def plot_losses(path: str, losses: Sequence[float], unigram: float,
-                val_loss: float) -> None:
+def plot_losses(
+    path: str, losses: Sequence[float], unigram: float, val_loss: float
+) -> None:
     import matplotlib
+
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
 
@@ -386,12 +497,25 @@ def plot_losses(path: str, losses: Sequence[float], unigram: float,
     smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(steps, losses, alpha=0.3, color="C0", label="training loss")
-    ax.plot(steps[window - 1:], smooth, color="C0",
-            label=f"training loss, mean of {window}")
-    ax.axhline(unigram, color="C3", linestyle="--",
-               label=f"unigram baseline {unigram:.2f}")
-    ax.scatter([len(losses)], [val_loss], color="C2", zorder=3,
-               label=f"validation {val_loss:.2f}")
+    ax.plot(
+        steps[window - 1 :],
+        smooth,
+        color="C0",
+        label=f"training loss, mean of {window}",
+    )
+    ax.axhline(
+        unigram,
+        color="C3",
+        linestyle="--",
+        label=f"unigram baseline {unigram:.2f}",
+    )
+    ax.scatter(
+        [len(losses)],
+        [val_loss],
+        color="C2",
+        zorder=3,
+        label=f"validation {val_loss:.2f}",
+    )
     ax.set_xlabel("step")
     ax.set_ylabel("cross-entropy (nats / character)")
     ax.set_title("Character LSTM on Python standard-library source")
@@ -403,6 +527,7 @@ def plot_losses(path: str, losses: Sequence[float], unigram: float,
 
 # --- Main -------------------------------------------------------------------
 
+
 def load_data(args) -> tuple[Vocabulary, np.ndarray, np.ndarray]:
     """Returns (vocabulary, training ids, validation ids): the text's end is
     held out."""
@@ -410,9 +535,11 @@ def load_data(args) -> tuple[Vocabulary, np.ndarray, np.ndarray]:
     vocab = Vocabulary.of(text)  # of the whole text: validation has ids too
     ids = vocab.encode(text)
     split = int(len(ids) * (1 - args.val_fraction))
-    print(f"corpus: {len(text):,} characters of {len(CORPUS_MODULES)} "
-          f"standard-library modules, vocabulary {len(vocab)}; "
-          f"{split:,} for training, {len(ids) - split:,} for validation")
+    print(
+        f"corpus: {len(text):,} characters of {len(CORPUS_MODULES)} "
+        f"standard-library modules, vocabulary {len(vocab)}; "
+        f"{split:,} for training, {len(ids) - split:,} for validation"
+    )
     return vocab, ids[:split], ids[split:]
 
 
@@ -427,13 +554,15 @@ def open_checkpoints(args) -> ocp.CheckpointManager | None:
         return None
     manager = ocp.CheckpointManager(
         os.path.abspath(args.checkpoint_dir),
-        options=ocp.CheckpointManagerOptions(max_to_keep=2))
+        options=ocp.CheckpointManagerOptions(max_to_keep=2),
+    )
     if not args.resume and manager.latest_step() is not None:
         manager.close()
         raise FileExistsError(
             f"{args.checkpoint_dir} holds checkpoints up to step "
             f"{manager.latest_step()}; pass --resume to continue that run, "
-            "or give another directory.")
+            "or give another directory."
+        )
     return manager
 
 
@@ -446,14 +575,18 @@ def main(argv: Sequence[str] | None = None) -> dict:
     optimizer = make_optimizer(args.lr, args.clip)
     state = init_state(model, optimizer, args.batch, args.seed)
     history = {"setting": setting, "losses": []}
-    print(f"model: Embedding({len(vocab)}, {args.embed}) -> "
-          f"LSTM({args.hidden}) -> Dense({len(vocab)}), "
-          f"{sum(p.size for p in jax.tree.leaves(state['params'])):,} params")
+    print(
+        f"model: Embedding({len(vocab)}, {args.embed}) -> "
+        f"LSTM({args.hidden}) -> Dense({len(vocab)}), "
+        f"{sum(p.size for p in jax.tree.leaves(state['params'])):,} params"
+    )
 
     manager = open_checkpoints(args)
     if args.resume:
         state, history = restore_checkpoint(manager, state, setting)
-        print(f"resumed at step {int(state['step'])} from {args.checkpoint_dir}")
+        print(
+            f"resumed at step {int(state['step'])} from {args.checkpoint_dir}"
+        )
 
     def save_now(state):
         step = int(state["step"])
@@ -461,36 +594,59 @@ def main(argv: Sequence[str] | None = None) -> dict:
             save_checkpoint(manager, state, history)
 
     started = time.perf_counter()
-    state = train(make_train_step(model, optimizer, args.seq_len), state,
-                  jnp.asarray(to_streams(train_ids, args.batch)), args.steps,
-                  history["losses"], on_step=None if manager is None else save_now,
-                  progress=not args.no_progress)
+    state = train(
+        make_train_step(model, optimizer, args.seq_len),
+        state,
+        jnp.asarray(to_streams(train_ids, args.batch)),
+        args.steps,
+        history["losses"],
+        on_step=None if manager is None else save_now,
+        progress=not args.no_progress,
+    )
     if manager is not None:
         manager.wait_until_finished()  # orbax writes in the background
         manager.close()
     seconds = time.perf_counter() - started
-    return report(args, model, vocab, state, history["losses"], train_ids,
-                  val_ids, seconds)
+    return report(
+        args,
+        model,
+        vocab,
+        state,
+        history["losses"],
+        train_ids,
+        val_ids,
+        seconds,
+    )
 
 
-def report(args, model, vocab, state, losses, train_ids, val_ids,
-           seconds) -> dict:
+def report(
+    args, model, vocab, state, losses, train_ids, val_ids, seconds
+) -> dict:
     """Prints validation figures and a sample; returns them with the state."""
     val_streams = to_streams(val_ids, args.batch)
     # The unigram model scores the same characters the LSTM predicts.
     entropy, unigram = unigram_cross_entropy(
-        train_ids, val_streams[:, 1:].ravel(), len(vocab))
-    val_loss = float(evaluate(model, state["params"], jnp.asarray(val_streams)))
+        train_ids, val_streams[:, 1:].ravel(), len(vocab)
+    )
+    val_loss = float(
+        evaluate(model, state["params"], jnp.asarray(val_streams))
+    )
     if losses:
-        tail = losses[-min(50, len(losses)):]
-        print(f"trained to step {int(state['step'])} in {seconds:.1f} s; "
-              f"training loss (mean of last {len(tail)}) "
-              f"{sum(tail) / len(tail):.3f}")
-    print(f"unigram baseline: entropy {entropy:.3f} nats/char, on validation "
-          f"{unigram:.3f} (perplexity {math.exp(unigram):.2f})")
-    print(f"validation: loss {val_loss:.3f} nats/char, perplexity "
-          f"{math.exp(val_loss):.2f}, {val_loss / unigram:.0%} of the "
-          f"unigram baseline")
+        tail = losses[-min(50, len(losses)) :]
+        print(
+            f"trained to step {int(state['step'])} in {seconds:.1f} s; "
+            f"training loss (mean of last {len(tail)}) "
+            f"{sum(tail) / len(tail):.3f}"
+        )
+    print(
+        f"unigram baseline: entropy {entropy:.3f} nats/char, on validation "
+        f"{unigram:.3f} (perplexity {math.exp(unigram):.2f})"
+    )
+    print(
+        f"validation: loss {val_loss:.3f} nats/char, perplexity "
+        f"{math.exp(val_loss):.2f}, {val_loss / unigram:.0%} of the "
+        f"unigram baseline"
+    )
     print("below the unigram baseline:", val_loss < unigram)
     if args.plot:
         plot_losses(args.plot, losses, unigram, val_loss)
@@ -499,14 +655,26 @@ def report(args, model, vocab, state, losses, train_ids, val_ids,
     if args.sample_length > 0:
         # The run's own key: a resumed run samples what an unbroken one would.
         key = jax.random.wrap_key_data(state["key"])
-        ids = sample(model, state["params"],
-                     jnp.asarray(vocab.encode(args.prompt)), key,
-                     args.sample_length, jnp.float32(args.temperature))
+        ids = sample(
+            model,
+            state["params"],
+            jnp.asarray(vocab.encode(args.prompt)),
+            key,
+            args.sample_length,
+            jnp.float32(args.temperature),
+        )
         text = args.prompt + vocab.decode(np.asarray(ids).tolist())
-        print(f"sample (temperature {args.temperature}):\n{'-' * 60}\n"
-              f"{text}\n{'-' * 60}")
-    return {"state": state, "val_loss": val_loss, "unigram": unigram,
-            "losses": losses, "sample": text}
+        print(
+            f"sample (temperature {args.temperature}):\n{'-' * 60}\n"
+            f"{text}\n{'-' * 60}"
+        )
+    return {
+        "state": state,
+        "val_loss": val_loss,
+        "unigram": unigram,
+        "losses": losses,
+        "sample": text,
+    }
 
 
 if __name__ == "__main__":

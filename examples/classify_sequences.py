@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import functools
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -40,21 +40,31 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--test-size", type=int, default=1000)
     parser.add_argument("--min-length", type=int, default=20)
     parser.add_argument("--max-length", type=int, default=80)
-    parser.add_argument("--noise", type=float, default=0.02,
-                        help="pen jitter, relative to the stroke's size")
+    parser.add_argument(
+        "--noise",
+        type=float,
+        default=0.02,
+        help="pen jitter, relative to the stroke's size",
+    )
     parser.add_argument("--units", type=int, default=64, help="GRU units H")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--plot", metavar="PATH",
-                        help="draw one stroke of each kind to this PNG")
+    parser.add_argument(
+        "--plot",
+        metavar="PATH",
+        help="draw one stroke of each kind to this PNG",
+    )
     return parser.parse_args(argv)
 
 
 # --- Data -------------------------------------------------------------------
 
-def _outline(shape: str, u: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+
+def _outline(
+    shape: str, u: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """Points (N, 2) along `shape` for parameters u in [0, 1], unit-sized."""
     if shape == "line":
         return np.stack([u, np.zeros_like(u)], -1)
@@ -81,8 +91,9 @@ def _outline(shape: str, u: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     raise ValueError(f"Unknown shape {shape!r}; expected one of {SHAPES}.")
 
 
-def draw_stroke(shape: str, length: int, noise: float,
-                rng: np.random.Generator) -> np.ndarray:
+def draw_stroke(
+    shape: str, length: int, noise: float, rng: np.random.Generator
+) -> np.ndarray:
     """One stroke as `length` pen movements (dx, dy), (length, 2) float32.
 
     Random rotation, size and drawing direction; the movements are scaled
@@ -92,8 +103,9 @@ def draw_stroke(shape: str, length: int, noise: float,
     if rng.random() < 0.5:
         points = points[::-1]
     angle = rng.uniform(0, 2 * np.pi)
-    rotation = np.array([[np.cos(angle), -np.sin(angle)],
-                         [np.sin(angle), np.cos(angle)]])
+    rotation = np.array(
+        [[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]
+    )
     points = points @ rotation.T * rng.uniform(0.5, 2.0)
     size = np.ptp(points, axis=0).max()
     points = points + rng.normal(0, noise * size, points.shape)
@@ -101,8 +113,13 @@ def draw_stroke(shape: str, length: int, noise: float,
     return (moves / np.linalg.norm(moves, axis=1).mean()).astype(np.float32)
 
 
-def make_dataset(size: int, min_length: int, max_length: int, noise: float,
-                 rng: np.random.Generator):
+def make_dataset(
+    size: int,
+    min_length: int,
+    max_length: int,
+    noise: float,
+    rng: np.random.Generator,
+):
     """Returns (strokes (N, T, 2) zero-padded, lengths (N,), labels (N,)).
 
     T is `max_length`; row i holds a stroke in its first ``lengths[i]``
@@ -118,6 +135,7 @@ def make_dataset(size: int, min_length: int, max_length: int, noise: float,
 
 # --- Model and training -------------------------------------------------------
 
+
 def make_model(units: int):
     """A GRU reading the masked strokes, then a Dense layer to class logits."""
     return jaxrnn.GRU(units), Dense(len(SHAPES))
@@ -126,8 +144,10 @@ def make_model(units: int):
 def init_params(model, key: jax.Array, max_length: int) -> dict:
     gru, head = model
     k_gru, k_head = jax.random.split(key)
-    return {"gru": gru.init(k_gru, (None, max_length, 2)),
-            "head": head.init(k_head, (None, gru.units))}
+    return {
+        "gru": gru.init(k_gru, (None, max_length, 2)),
+        "head": head.init(k_head, (None, gru.units)),
+    }
 
 
 def logits_fn(model, params, strokes, lengths):
@@ -144,7 +164,8 @@ def make_train_step(model, optimizer):
         def loss_fn(params):
             logits = logits_fn(model, params, strokes, lengths)
             return optax.softmax_cross_entropy_with_integer_labels(
-                logits, labels).mean()
+                logits, labels
+            ).mean()
 
         loss, grads = jax.value_and_grad(loss_fn)(params)
         updates, opt_state = optimizer.update(grads, opt_state, params)
@@ -160,13 +181,24 @@ def _predicted_classes(model, params, strokes, lengths):
 
 def predict(model, params, strokes, lengths, batch: int = 500) -> np.ndarray:
     """Predicted class ids (N,), computed `batch` strokes at a time."""
-    return np.concatenate([
-        np.asarray(_predicted_classes(model, params, strokes[i:i + batch],
-                                      lengths[i:i + batch]))
-        for i in range(0, len(strokes), batch)])
+    return np.concatenate(
+        [
+            np.asarray(
+                _predicted_classes(
+                    model,
+                    params,
+                    strokes[i : i + batch],
+                    lengths[i : i + batch],
+                )
+            )
+            for i in range(0, len(strokes), batch)
+        ]
+    )
 
 
-def confusion_matrix(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+def confusion_matrix(
+    labels: np.ndarray, predictions: np.ndarray
+) -> np.ndarray:
     """(true class, predicted class) counts."""
     matrix = np.zeros((len(SHAPES), len(SHAPES)), int)
     np.add.at(matrix, (labels, predictions), 1)
@@ -183,6 +215,7 @@ def print_confusion(matrix: np.ndarray) -> None:
 
 def plot_examples(path: str, rng: np.random.Generator, noise: float) -> None:
     import matplotlib
+
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
 
@@ -210,9 +243,10 @@ def train(model, params, data, args, rng: np.random.Generator) -> dict:
         order = rng.permutation(len(strokes))
         epoch_losses = []
         for i in range(steps_per_epoch):
-            rows = order[i * args.batch:(i + 1) * args.batch]
+            rows = order[i * args.batch : (i + 1) * args.batch]
             params, opt_state, loss = train_step(
-                params, opt_state, strokes[rows], lengths[rows], labels[rows])
+                params, opt_state, strokes[rows], lengths[rows], labels[rows]
+            )
             epoch_losses.append(float(loss))
         print(f"epoch {epoch:2d}: training loss {np.mean(epoch_losses):.3f}")
     return params
@@ -223,11 +257,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
     rng = np.random.default_rng(args.seed)
     train_data, test_data = (
         make_dataset(size, args.min_length, args.max_length, args.noise, rng)
-        for size in (args.train_size, args.test_size))
-    print(f"{args.train_size} training and {args.test_size} test strokes of "
-          f"{len(SHAPES)} kinds ({', '.join(SHAPES)}), "
-          f"{args.min_length} to {args.max_length} steps, padded to "
-          f"{args.max_length}")
+        for size in (args.train_size, args.test_size)
+    )
+    print(
+        f"{args.train_size} training and {args.test_size} test strokes of "
+        f"{len(SHAPES)} kinds ({', '.join(SHAPES)}), "
+        f"{args.min_length} to {args.max_length} steps, padded to "
+        f"{args.max_length}"
+    )
 
     model = make_model(args.units)
     params = init_params(model, jax.random.key(args.seed), args.max_length)

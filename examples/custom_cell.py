@@ -36,9 +36,13 @@ class LayerNormLSTMCell:
         k1, k2 = jax.random.split(key)
         h = self.units
         return {
-            "kernel": jax.nn.initializers.glorot_uniform()(k1, (input_dim, 4 * h)),
-            "recurrent_kernel": jax.nn.initializers.orthogonal()(k2, (h, 4 * h)),
-            "bias": jnp.zeros(4 * h).at[h:2 * h].set(1.0),
+            "kernel": jax.nn.initializers.glorot_uniform()(
+                k1, (input_dim, 4 * h)
+            ),
+            "recurrent_kernel": jax.nn.initializers.orthogonal()(
+                k2, (h, 4 * h)
+            ),
+            "bias": jnp.zeros(4 * h).at[h : 2 * h].set(1.0),
             "gate_scale": jnp.ones(4 * h),
             "cell_scale": jnp.ones(h),
         }
@@ -49,8 +53,13 @@ class LayerNormLSTMCell:
 
     def __call__(self, params, carry, x, *, key=None, training=False):
         h, c = carry
-        z = _layer_norm(x @ params["kernel"] + h @ params["recurrent_kernel"],
-                        params["gate_scale"]) + params["bias"]
+        z = (
+            _layer_norm(
+                x @ params["kernel"] + h @ params["recurrent_kernel"],
+                params["gate_scale"],
+            )
+            + params["bias"]
+        )
         i, f, g, o = jnp.split(z, 4, axis=-1)
         c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
         h = jax.nn.sigmoid(o) * jnp.tanh(_layer_norm(c, params["cell_scale"]))
@@ -64,24 +73,30 @@ def main():
 
     cell = LayerNormLSTMCell(8)
     params = cell.init(jax.random.key(1), features)
-    ys, (h, c) = jax.jit(lambda p, x: jaxrnn.rnn(cell, p, x, seq_lengths=lengths))(params, x)
+    ys, (h, _c) = jax.jit(
+        lambda p, x: jaxrnn.rnn(cell, p, x, seq_lengths=lengths)
+    )(params, x)
     print("rnn with seq_lengths:      outputs", ys.shape, "final h", h.shape)
 
     stacked = jaxrnn.StackedCells([cell, jaxrnn.GRUCell(5)])
     stacked_params = stacked.init(jax.random.key(2), features)
     ys, carry = jaxrnn.rnn(stacked, stacked_params, x, go_backwards=True)
-    print("stacked with a GRUCell:    outputs", ys.shape, "carries", len(carry))
+    print(
+        "stacked with a GRUCell:    outputs", ys.shape, "carries", len(carry)
+    )
 
     bi = jaxrnn.Bidirectional(jaxrnn.RNN(cell, return_sequences=True))
     bi_params = bi.init(jax.random.key(3), x.shape)
     print("Bidirectional(RNN(cell)):  outputs", bi(bi_params, x).shape)
 
-    grads = jax.grad(lambda p: jnp.mean(jaxrnn.rnn(cell, p, x)[0] ** 2))(params)
+    grads = jax.grad(lambda p: jnp.mean(jaxrnn.rnn(cell, p, x)[0] ** 2))(
+        params
+    )
     print("gradient norm:            ", float(global_norm(grads)))
 
 
 def global_norm(tree):
-    return jnp.sqrt(sum(jnp.sum(g ** 2) for g in jax.tree.leaves(tree)))
+    return jnp.sqrt(sum(jnp.sum(g**2) for g in jax.tree.leaves(tree)))
 
 
 if __name__ == "__main__":

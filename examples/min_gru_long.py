@@ -31,8 +31,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxrnn import rnn
-from jaxrnn import MinGRUCell
+from jaxrnn import MinGRUCell, rnn
 from jaxrnn.layers import Dense, LayerNormalization
 
 TOLERANCE = 0.04  # the classic criterion: |prediction - target| < 0.04
@@ -46,7 +45,7 @@ def adding_batch(key, batch, steps):
     first = jax.random.randint(k_first, (batch,), 0, half)
     second = jax.random.randint(k_second, (batch,), half, steps)
     positions = jnp.arange(steps)
-    markers = ((positions == first[:, None]) | (positions == second[:, None]))
+    markers = (positions == first[:, None]) | (positions == second[:, None])
     target = jnp.sum(jnp.where(markers, values, 0.0), axis=1)
     return jnp.stack([values, markers.astype(values.dtype)], -1), target
 
@@ -58,9 +57,13 @@ def build(key, units, layers, log_space):
     keys = jax.random.split(key, 2 * layers + 3)
     params = {
         "embed": embed.init(keys[0], (None, None, 2)),
-        "blocks": [{"norm": norm.init(keys[1 + 2 * i], (None, None, units)),
-                    "cell": cell.init(keys[2 + 2 * i], units)}
-                   for i in range(layers)],
+        "blocks": [
+            {
+                "norm": norm.init(keys[1 + 2 * i], (None, None, units)),
+                "cell": cell.init(keys[2 + 2 * i], units),
+            }
+            for i in range(layers)
+        ],
         "final_norm": norm.init(keys[-2], (None, None, units)),
         "readout": readout.init(keys[-1], (None, units)),
     }
@@ -72,8 +75,9 @@ def predict(model, params, x, parallel=True):
     embed, norm, cell, readout = model
     h = embed(params["embed"], x)  # (B, T, H)
     for block in params["blocks"]:
-        ys, _ = rnn(cell, block["cell"], norm(block["norm"], h),
-                    parallel=parallel)
+        ys, _ = rnn(
+            cell, block["cell"], norm(block["norm"], h), parallel=parallel
+        )
         h = h + ys
     last = norm(params["final_norm"], h[:, -1])
     return readout(params["readout"], last)[:, 0]
@@ -87,13 +91,20 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--log-space", action="store_true",
-                        help="the paper's log-space minGRU")
-    parser.add_argument("--sequential", action="store_true",
-                        help="train with the sequential scan instead")
+    parser.add_argument(
+        "--log-space", action="store_true", help="the paper's log-space minGRU"
+    )
+    parser.add_argument(
+        "--sequential",
+        action="store_true",
+        help="train with the sequential scan instead",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--tiny", action="store_true",
-                        help="T=32, 2 layers of 16 units, 60 steps")
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="T=32, 2 layers of 16 units, 60 steps",
+    )
     args = parser.parse_args(argv)
     if args.tiny:
         args.seq_len, args.units, args.layers, args.steps = 32, 16, 2, 60
@@ -102,9 +113,12 @@ def main(argv=None):
     k_model, k_data, k_test = jax.random.split(key, 3)
     model, params = build(k_model, args.units, args.layers, args.log_space)
     schedule = optax.warmup_cosine_decay_schedule(
-        0.0, args.lr, min(100, args.steps // 10), args.steps)
-    optimizer = optax.chain(optax.clip_by_global_norm(1.0),
-                            optax.adamw(schedule, weight_decay=1e-4))
+        0.0, args.lr, min(100, args.steps // 10), args.steps
+    )
+    optimizer = optax.chain(
+        optax.clip_by_global_norm(1.0),
+        optax.adamw(schedule, weight_decay=1e-4),
+    )
     opt_state = optimizer.init(params)
 
     def loss_fn(params, x, target):
@@ -119,35 +133,44 @@ def main(argv=None):
         return optax.apply_updates(params, updates), opt_state, loss
 
     n_params = sum(p.size for p in jax.tree.leaves(params))
-    print(f"adding problem, T={args.seq_len}: {args.layers} residual minGRU "
-          f"blocks of {args.units} units ({n_params} params), batch "
-          f"{args.batch}, {args.steps} steps, "
-          f"{'sequential' if args.sequential else 'parallel'} scan; "
-          "predicting the mean: MSE "
-          f"{1 / 6:.3f}")
+    print(
+        f"adding problem, T={args.seq_len}: {args.layers} residual minGRU "
+        f"blocks of {args.units} units ({n_params} params), batch "
+        f"{args.batch}, {args.steps} steps, "
+        f"{'sequential' if args.sequential else 'parallel'} scan; "
+        "predicting the mean: MSE "
+        f"{1 / 6:.3f}"
+    )
     start, first_loss, recent = time.perf_counter(), None, []
     for step, k in enumerate(jax.random.split(k_data, args.steps), 1):
         params, opt_state, loss = train_step(params, opt_state, k)
         first_loss = float(loss) if first_loss is None else first_loss
         recent = (recent + [float(loss)])[-20:]
         if step % max(1, args.steps // 5) == 0:
-            print(f"  step {step:5d}  train MSE {sum(recent) / len(recent):.4f}"
-                  f"  ({time.perf_counter() - start:.0f} s)", flush=True)
+            print(
+                f"  step {step:5d}  train MSE {sum(recent) / len(recent):.4f}"
+                f"  ({time.perf_counter() - start:.0f} s)",
+                flush=True,
+            )
 
     train_seconds = time.perf_counter() - start
     x, target = adding_batch(k_test, 1000, args.seq_len)
     prediction = jax.jit(lambda p, x: predict(model, p, x))(params, x)
     sequential = jax.jit(lambda p, x: predict(model, p, x, parallel=False))(
-        params, x)
+        params, x
+    )
     mse = float(jnp.mean((prediction - target) ** 2))
     within = float(jnp.mean(jnp.abs(prediction - target) < TOLERANCE))
-    print(f"test MSE {mse:.4f} (predicting the mean: {1 / 6:.3f}); "
-          f"{within:.1%} of 1000 test sums within {TOLERANCE}")
+    print(
+        f"test MSE {mse:.4f} (predicting the mean: {1 / 6:.3f}); "
+        f"{within:.1%} of 1000 test sums within {TOLERANCE}"
+    )
     print(f"training took {train_seconds:.0f} s (compilation included)")
-    print("loss went down: "
-          f"{sum(recent) / len(recent) < first_loss}")
-    print("parallel and sequential predictions agree to "
-          f"{float(jnp.max(jnp.abs(prediction - sequential))):.1e}")
+    print(f"loss went down: {sum(recent) / len(recent) < first_loss}")
+    print(
+        "parallel and sequential predictions agree to "
+        f"{float(jnp.max(jnp.abs(prediction - sequential))):.1e}"
+    )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import functools
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -41,16 +41,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--units", type=int, default=32)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--lr", type=float, default=1e-2)
-    parser.add_argument("--clip", type=float, default=1.0,
-                        help="per-example gradient norm bound C")
-    parser.add_argument("--noise-multiplier", type=float, default=0.5,
-                        help="sigma: noise standard deviation in units of C")
+    parser.add_argument(
+        "--clip",
+        type=float,
+        default=1.0,
+        help="per-example gradient norm bound C",
+    )
+    parser.add_argument(
+        "--noise-multiplier",
+        type=float,
+        default=0.5,
+        help="sigma: noise standard deviation in units of C",
+    )
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
 
-def make_batch(rng: np.random.Generator, batch: int, max_length: int,
-               features: int):
+def make_batch(
+    rng: np.random.Generator, batch: int, max_length: int, features: int
+):
     """Sequences (B, T, D), lengths (B,), labels (B,).
 
     The label says whether feature 0 sums to more than 0 over the valid
@@ -71,8 +80,10 @@ def make_model(units: int):
 def init_params(model, key: jax.Array, features: int) -> dict:
     cell, head = model
     k_cell, k_head = jax.random.split(key)
-    return {"gru": cell.init(k_cell, features),
-            "head": head.init(k_head, (None, cell.units))}
+    return {
+        "gru": cell.init(k_cell, features),
+        "head": head.init(k_head, (None, cell.units)),
+    }
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -80,8 +91,9 @@ def logits_fn(model, params, x, length):
     """Logits for one sequence (T, D) and scalar length, or for a batch
     (B, T, D) with lengths (B,): the same code serves both."""
     cell, head = model
-    h, _ = jaxrnn.rnn(cell, params["gru"], x, seq_lengths=length,
-                      return_sequences=False)
+    h, _ = jaxrnn.rnn(
+        cell, params["gru"], x, seq_lengths=length, return_sequences=False
+    )
     return head(params["head"], h)
 
 
@@ -96,36 +108,48 @@ def per_example_grads(model, params, x, lengths, labels):
     """Every example's loss (B,) and gradient: a pytree like params with a
     leading (B,) axis on every leaf."""
     value_and_grad = jax.value_and_grad(
-        lambda p, *example: example_loss(model, p, *example))
+        lambda p, *example: example_loss(model, p, *example)
+    )
     return jax.vmap(value_and_grad, in_axes=(None, 0, 0, 0))(
-        params, x, lengths, labels)
+        params, x, lengths, labels
+    )
 
 
 def batched_loss(model, params, x, lengths, labels):
     logits = logits_fn(model, params, x, lengths)
-    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+    return optax.softmax_cross_entropy_with_integer_labels(
+        logits, labels
+    ).mean()
 
 
 def max_difference(a, b) -> float:
-    return max(float(jnp.max(jnp.abs(u - v)))
-               for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+    return max(
+        float(jnp.max(jnp.abs(u - v)))
+        for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b))
+    )
 
 
 def check_against_batched(model, params, x, lengths, labels) -> dict:
     """Compares vmapped unbatched calls with the batched ones."""
     vmapped_out = jax.vmap(logits_fn, in_axes=(None, None, 0, 0))(
-        model, params, x, lengths)
+        model, params, x, lengths
+    )
     batched_out = logits_fn(model, params, x, lengths)
 
     _, grads = per_example_grads(model, params, x, lengths, labels)
     mean_of_grads = jax.tree.map(lambda g: g.mean(0), grads)
-    grad_of_mean = jax.jit(jax.grad(batched_loss, argnums=1),
-                           static_argnums=0)(model, params, x, lengths, labels)
-    scale = max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(grad_of_mean))
-    return {"outputs": max_difference(vmapped_out, batched_out),
-            "mean_gradient": max_difference(mean_of_grads, grad_of_mean),
-            "gradient_scale": scale,
-            "shapes": jax.tree.map(lambda g: g.shape, grads)}
+    grad_of_mean = jax.jit(
+        jax.grad(batched_loss, argnums=1), static_argnums=0
+    )(model, params, x, lengths, labels)
+    scale = max(
+        float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(grad_of_mean)
+    )
+    return {
+        "outputs": max_difference(vmapped_out, batched_out),
+        "mean_gradient": max_difference(mean_of_grads, grad_of_mean),
+        "gradient_scale": scale,
+        "shapes": jax.tree.map(lambda g: g.shape, grads),
+    }
 
 
 def privatize(grads, key: jax.Array, clip: float, noise_multiplier: float):
@@ -137,12 +161,19 @@ def privatize(grads, key: jax.Array, clip: float, noise_multiplier: float):
     """
     leaves, treedef = jax.tree.flatten(grads)
     batch = leaves[0].shape[0]
-    norms = jnp.sqrt(sum(jnp.sum(g.reshape(batch, -1) ** 2, 1) for g in leaves))
+    norms = jnp.sqrt(
+        sum(jnp.sum(g.reshape(batch, -1) ** 2, 1) for g in leaves)
+    )
     factor = jnp.minimum(1.0, clip / (norms + 1e-12))  # (B,)
     keys = jax.random.split(key, len(leaves))
-    noisy = [(jnp.tensordot(factor, g, axes=1)
-              + noise_multiplier * clip * jax.random.normal(k, g.shape[1:]))
-             / batch for g, k in zip(leaves, keys)]
+    noisy = [
+        (
+            jnp.tensordot(factor, g, axes=1)
+            + noise_multiplier * clip * jax.random.normal(k, g.shape[1:])
+        )
+        / batch
+        for g, k in zip(leaves, keys)
+    ]
     return jax.tree.unflatten(treedef, noisy), jnp.mean(norms > clip)
 
 
@@ -154,6 +185,7 @@ def make_private_update(optimizer, clip: float, noise_multiplier: float):
     check above compiled already: two dispatches per step, one compilation
     less.
     """
+
     @jax.jit
     def update(params, opt_state, key, grads):
         mean_grad, clipped = privatize(grads, key, clip, noise_multiplier)
@@ -171,19 +203,26 @@ def accuracy(model, params, data) -> float:
 
 def print_check(check: dict, args) -> bool:
     """Prints the comparison; returns whether the two calls agree."""
-    print(f"per-example gradients for {args.batch} sequences of up to "
-          f"{args.max_length} steps: gru/kernel "
-          f"{check['shapes']['gru']['kernel']}, head/bias "
-          f"{check['shapes']['head']['bias']}")
-    print(f"outputs, vmapped vs batched: max |difference| "
-          f"{check['outputs']:.1e}")
-    print(f"mean gradient, vmapped vs batched: max |difference| "
-          f"{check['mean_gradient']:.1e} (largest entry "
-          f"{check['gradient_scale']:.1e})")
+    print(
+        f"per-example gradients for {args.batch} sequences of up to "
+        f"{args.max_length} steps: gru/kernel "
+        f"{check['shapes']['gru']['kernel']}, head/bias "
+        f"{check['shapes']['head']['bias']}"
+    )
+    print(
+        f"outputs, vmapped vs batched: max |difference| {check['outputs']:.1e}"
+    )
+    print(
+        f"mean gradient, vmapped vs batched: max |difference| "
+        f"{check['mean_gradient']:.1e} (largest entry "
+        f"{check['gradient_scale']:.1e})"
+    )
     # The same float32 numbers summed in another order differ by ~1e-7 of
     # their scale; a wrong axis or a missing mask would differ by ~1.
-    agree = (check["outputs"] < 1e-5
-             and check["mean_gradient"] < 1e-5 * check["gradient_scale"])
+    agree = (
+        check["outputs"] < 1e-5
+        and check["mean_gradient"] < 1e-5 * check["gradient_scale"]
+    )
     print("vmapped and batched calls agree:", agree)
     return agree
 
@@ -198,10 +237,14 @@ def train_private(model, params, args, rng: np.random.Generator):
         key, noise_key = jax.random.split(key)
         batch = make_batch(rng, args.batch, args.max_length, args.features)
         losses, grads = per_example_grads(model, params, *batch)
-        params, opt_state, clipped = update(params, opt_state, noise_key, grads)
+        params, opt_state, clipped = update(
+            params, opt_state, noise_key, grads
+        )
         if step % max(1, args.steps // 5) == 0 or step == args.steps:
-            print(f"step {step:4d}: loss {float(losses.mean()):.3f}, "
-                  f"{float(clipped):.0%} of examples clipped")
+            print(
+                f"step {step:4d}: loss {float(losses.mean()):.3f}, "
+                f"{float(clipped):.0%} of examples clipped"
+            )
     return params
 
 
@@ -211,18 +254,24 @@ def main(argv: Sequence[str] | None = None) -> dict:
     model = make_model(args.units)
     params = init_params(model, jax.random.key(args.seed), args.features)
     check = check_against_batched(
-        model, params, *make_batch(rng, args.batch, args.max_length,
-                                   args.features))
+        model,
+        params,
+        *make_batch(rng, args.batch, args.max_length, args.features),
+    )
     agree = print_check(check, args)
 
     test = make_batch(rng, 1000, args.max_length, args.features)
-    print(f"DP-SGD (clip {args.clip}, noise multiplier "
-          f"{args.noise_multiplier}): test accuracy before "
-          f"{accuracy(model, params, test):.1%}")
+    print(
+        f"DP-SGD (clip {args.clip}, noise multiplier "
+        f"{args.noise_multiplier}): test accuracy before "
+        f"{accuracy(model, params, test):.1%}"
+    )
     started = time.perf_counter()
     params = train_private(model, params, args, rng)
     final = accuracy(model, params, test)
-    print(f"trained {args.steps} steps in {time.perf_counter() - started:.1f} s")
+    print(
+        f"trained {args.steps} steps in {time.perf_counter() - started:.1f} s"
+    )
     print(f"DP-SGD test accuracy after: {final:.1%}")
     return {**check, "agree": agree, "accuracy": final}
 

@@ -48,7 +48,8 @@ import argparse
 import dataclasses
 import functools
 import time
-from typing import Any, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -67,41 +68,63 @@ CHARS = "\0\t\n+0123456789"
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--digits", type=int, default=3,
-                        help="most digits of each number added")
-    parser.add_argument("--train-size", type=int, default=50_000,
-                        help="distinct training questions")
-    parser.add_argument("--test-size", type=int, default=2000,
-                        help="held-out questions, none seen in training")
-    parser.add_argument("--units", type=int, default=128,
-                        help="units H of each LSTM")
-    parser.add_argument("--embed", type=int, default=16,
-                        help="character embedding size E")
-    parser.add_argument("--no-reverse", action="store_true",
-                        help="the encoder reads the questions forwards, as "
-                             "in Keras' lstm_seq2seq (learns slower)")
+    parser.add_argument(
+        "--digits",
+        type=int,
+        default=3,
+        help="most digits of each number added",
+    )
+    parser.add_argument(
+        "--train-size",
+        type=int,
+        default=50_000,
+        help="distinct training questions",
+    )
+    parser.add_argument(
+        "--test-size",
+        type=int,
+        default=2000,
+        help="held-out questions, none seen in training",
+    )
+    parser.add_argument(
+        "--units", type=int, default=128, help="units H of each LSTM"
+    )
+    parser.add_argument(
+        "--embed", type=int, default=16, help="character embedding size E"
+    )
+    parser.add_argument(
+        "--no-reverse",
+        action="store_true",
+        help="the encoder reads the questions forwards, as "
+        "in Keras' lstm_seq2seq (learns slower)",
+    )
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--plot", metavar="PATH",
-                        help="write the learning curve to this PNG")
-    parser.add_argument("--no-progress", action="store_true",
-                        help="no progress bar")
+    parser.add_argument(
+        "--plot", metavar="PATH", help="write the learning curve to this PNG"
+    )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bar"
+    )
     args = parser.parse_args(argv)
     if args.digits < 1:
         parser.error(f"--digits must be at least 1, got {args.digits}")
     # Distinct pairs grow rare as the sample fills; half the questions keeps
     # the sampler quick.
-    if args.train_size + args.test_size > (10 ** args.digits) ** 2 // 2:
-        parser.error(f"--train-size + --test-size must be at most half the "
-                     f"{(10 ** args.digits) ** 2:,} questions of "
-                     f"{args.digits} digits, got "
-                     f"{args.train_size + args.test_size:,}")
+    if args.train_size + args.test_size > (10**args.digits) ** 2 // 2:
+        parser.error(
+            f"--train-size + --test-size must be at most half the "
+            f"{(10**args.digits) ** 2:,} questions of "
+            f"{args.digits} digits, got "
+            f"{args.train_size + args.test_size:,}"
+        )
     return args
 
 
 # --- Data -------------------------------------------------------------------
+
 
 def encode(text: str, length: int) -> np.ndarray:
     """The ids of `text`, padded with PAD to `length`."""
@@ -129,14 +152,15 @@ class Questions(NamedTuple):
     target_ids: np.ndarray
 
 
-def sample_pairs(count: int, digits: int,
-                 rng: np.random.Generator) -> list[tuple[int, int]]:
+def sample_pairs(
+    count: int, digits: int, rng: np.random.Generator
+) -> list[tuple[int, int]]:
     """`count` distinct pairs (a, b), each number below 10**n for n drawn
     uniformly from 1..digits."""
     pairs: set[tuple[int, int]] = set()
     while len(pairs) < count:
         lengths = rng.integers(1, digits + 1, (2, count))
-        numbers = rng.integers(0, 10 ** lengths)
+        numbers = rng.integers(0, 10**lengths)
         pairs.update(zip(numbers[0].tolist(), numbers[1].tolist()))
     # Sets iterate in hash order; sorting and a seeded shuffle keep the
     # split the same for one seed.
@@ -152,17 +176,21 @@ def encode_pairs(pairs: Sequence[tuple[int, int]], digits: int) -> Questions:
     return Questions(
         np.stack([encode(q, question_length) for q in questions]),
         np.stack([encode("\t" + a, answer_length) for a in answers]),
-        np.stack([encode(a + "\n", answer_length) for a in answers]))
+        np.stack([encode(a + "\n", answer_length) for a in answers]),
+    )
 
 
 def make_data(args, rng: np.random.Generator) -> tuple[Questions, Questions]:
     """(training, held-out) questions, disjoint."""
     pairs = sample_pairs(args.train_size + args.test_size, args.digits, rng)
-    return (encode_pairs(pairs[:args.train_size], args.digits),
-            encode_pairs(pairs[args.train_size:], args.digits))
+    return (
+        encode_pairs(pairs[: args.train_size], args.digits),
+        encode_pairs(pairs[args.train_size :], args.digits),
+    )
 
 
 # --- Model ------------------------------------------------------------------
+
 
 @dataclasses.dataclass(frozen=True)
 class Seq2Seq:
@@ -190,8 +218,9 @@ class Seq2Seq:
 
     @property
     def encoder(self) -> jaxrnn.LSTM:
-        return jaxrnn.LSTM(self.units, return_state=True,
-                           go_backwards=self.reverse)
+        return jaxrnn.LSTM(
+            self.units, return_state=True, go_backwards=self.reverse
+        )
 
     @property
     def decoder_embedding(self) -> Embedding:
@@ -199,8 +228,9 @@ class Seq2Seq:
 
     @property
     def decoder(self) -> jaxrnn.LSTM:
-        return jaxrnn.LSTM(self.units, return_sequences=True,
-                           return_state=True)
+        return jaxrnn.LSTM(
+            self.units, return_sequences=True, return_state=True
+        )
 
     @property
     def head(self) -> Dense:
@@ -209,11 +239,13 @@ class Seq2Seq:
     def init(self, key: jax.Array) -> dict[str, Any]:
         keys = jax.random.split(key, 5)
         sequence = (None, None, self.embed)
-        return {"encoder_embedding": self.encoder_embedding.init(keys[0]),
-                "encoder": self.encoder.init(keys[1], sequence),
-                "decoder_embedding": self.decoder_embedding.init(keys[2]),
-                "decoder": self.decoder.init(keys[3], sequence),
-                "head": self.head.init(keys[4], (None, None, self.units))}
+        return {
+            "encoder_embedding": self.encoder_embedding.init(keys[0]),
+            "encoder": self.encoder.init(keys[1], sequence),
+            "decoder_embedding": self.decoder_embedding.init(keys[2]),
+            "decoder": self.decoder.init(keys[3], sequence),
+            "head": self.head.init(keys[4], (None, None, self.units)),
+        }
 
     def encode(self, params, encoder_ids: jax.Array) -> list[jax.Array]:
         """(B, Tq) question ids -> the encoder's final states [h, c], (B, H)
@@ -223,28 +255,32 @@ class Seq2Seq:
         _, h, c = self.encoder(params["encoder"], x, mask=mask)
         return [h, c]
 
-    def decode(self, params, decoder_ids: jax.Array,
-               states: list[jax.Array]) -> tuple[jax.Array, list[jax.Array]]:
+    def decode(
+        self, params, decoder_ids: jax.Array, states: list[jax.Array]
+    ) -> tuple[jax.Array, list[jax.Array]]:
         """Runs the decoder over (B, T) ids from `states` [h, c].
 
         Returns:
           (logits (B, T, V), the final states [h, c]).
         """
         x = self.decoder_embedding(params["decoder_embedding"], decoder_ids)
-        outputs, h, c = self.decoder(params["decoder"], x,
-                                     initial_state=states)
+        outputs, h, c = self.decoder(
+            params["decoder"], x, initial_state=states
+        )
         return self.head(params["head"], outputs), [h, c]
 
     def __call__(self, params, encoder_ids, decoder_ids) -> jax.Array:
         """Teacher forcing: (B, Tq), (B, Ta) ids -> logits (B, Ta, V)."""
-        logits, _ = self.decode(params, decoder_ids,
-                                self.encode(params, encoder_ids))
+        logits, _ = self.decode(
+            params, decoder_ids, self.encode(params, encoder_ids)
+        )
         return logits
 
 
 @functools.partial(jax.jit, static_argnums=(0, 3))
-def greedy_decode(model: Seq2Seq, params, encoder_ids: jax.Array,
-                  steps: int) -> tuple[jax.Array, jax.Array]:
+def greedy_decode(
+    model: Seq2Seq, params, encoder_ids: jax.Array, steps: int
+) -> tuple[jax.Array, jax.Array]:
     """Answers (B, Tq) questions one character at a time.
 
     Each step runs the decoder on a single step (B, 1) from the states the
@@ -265,7 +301,8 @@ def greedy_decode(model: Seq2Seq, params, encoder_ids: jax.Array,
 
     start = jnp.full((batch,), START, jnp.int32)
     _, (ids, logits) = jax.lax.scan(
-        step, (model.encode(params, encoder_ids), start), None, length=steps)
+        step, (model.encode(params, encoder_ids), start), None, length=steps
+    )
     return ids.T, logits.swapaxes(0, 1)  # (T, B) -> (B, T)
 
 
@@ -286,6 +323,7 @@ def masked_cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:
 
 
 # --- Training ---------------------------------------------------------------
+
 
 def make_train_step(model: Seq2Seq, optimizer):
     @jax.jit
@@ -309,20 +347,32 @@ def evaluate(model: Seq2Seq, params, questions: Questions) -> dict[str, Any]:
       exact matches, 'accuracy': their mean, 'char_accuracy': the share of
       answer characters and ENDs right}.
     """
-    ids, logits = greedy_decode(model, params,
-                                jnp.asarray(questions.encoder_ids),
-                                questions.target_ids.shape[1])
+    ids, logits = greedy_decode(
+        model,
+        params,
+        jnp.asarray(questions.encoder_ids),
+        questions.target_ids.shape[1],
+    )
     ids = np.asarray(ids)
     right = exact_match(ids, questions.target_ids)
     counted = questions.target_ids != PAD
-    return {"ids": ids, "logits": np.asarray(logits), "right": right,
-            "accuracy": float(right.mean()),
-            "char_accuracy": float((ids == questions.target_ids)[counted]
-                                   .mean())}
+    return {
+        "ids": ids,
+        "logits": np.asarray(logits),
+        "right": right,
+        "accuracy": float(right.mean()),
+        "char_accuracy": float((ids == questions.target_ids)[counted].mean()),
+    }
 
 
-def train(model, params, train_set: Questions, test_set: Questions, args,
-          rng: np.random.Generator):
+def train(
+    model,
+    params,
+    train_set: Questions,
+    test_set: Questions,
+    args,
+    rng: np.random.Generator,
+):
     """Adam with a cosine-decaying step size; the held-out exact match is
     measured after every epoch for the learning curve.
 
@@ -331,34 +381,40 @@ def train(model, params, train_set: Questions, test_set: Questions, args,
     """
     steps_per_epoch = len(train_set.encoder_ids) // args.batch
     total = steps_per_epoch * args.epochs
-    optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(
-        optax.cosine_decay_schedule(args.lr, total, alpha=0.05)))
+    optimizer = optax.chain(
+        optax.clip_by_global_norm(1.0),
+        optax.adam(optax.cosine_decay_schedule(args.lr, total, alpha=0.05)),
+    )
     opt_state = optimizer.init(params)
     train_step = make_train_step(model, optimizer)
     losses, accuracies = [], []
-    with tqdm(total=total, disable=args.no_progress, desc="training",
-              unit="step") as bar:
+    with tqdm(
+        total=total, disable=args.no_progress, desc="training", unit="step"
+    ) as bar:
         for epoch in range(1, args.epochs + 1):
             order = rng.permutation(len(train_set.encoder_ids))
             for step in range(steps_per_epoch):
-                rows = order[step * args.batch:(step + 1) * args.batch]
-                batch = jax.tree.map(lambda ids: jnp.asarray(ids[rows]),
-                                     train_set)
+                rows = order[step * args.batch : (step + 1) * args.batch]
+                batch = jax.tree.map(
+                    lambda ids: jnp.asarray(ids[rows]), train_set
+                )
                 params, opt_state, loss = train_step(params, opt_state, batch)
                 losses.append(float(loss))
                 bar.update()
                 bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
             accuracies.append(evaluate(model, params, test_set)["accuracy"])
             tail = losses[-steps_per_epoch:]
-            bar.write(f"epoch {epoch:3d}: training loss "
-                      f"{sum(tail) / len(tail):.4f}, held-out exact match "
-                      f"{accuracies[-1]:.1%}")
+            bar.write(
+                f"epoch {epoch:3d}: training loss "
+                f"{sum(tail) / len(tail):.4f}, held-out exact match "
+                f"{accuracies[-1]:.1%}"
+            )
     return params, losses, accuracies
 
 
-def check_greedy_against_teacher_forcing(model: Seq2Seq, params,
-                                         questions: Questions,
-                                         greedy: dict) -> tuple[bool, float]:
+def check_greedy_against_teacher_forcing(
+    model: Seq2Seq, params, questions: Questions, greedy: dict
+) -> tuple[bool, float]:
     """Feeds the greedy answers back as teacher-forcing inputs: the one-step
     decoding loop and the whole-sequence decoder must give the same logits,
     hence the same argmax at every step.
@@ -371,38 +427,62 @@ def check_greedy_against_teacher_forcing(model: Seq2Seq, params,
       difference|).
     """
     ids = greedy["ids"]
-    fed = np.concatenate([np.full((len(ids), 1), START, np.int32),
-                          ids[:, :-1]], axis=1)
-    logits = np.asarray(jax.jit(model)(
-        params, jnp.asarray(questions.encoder_ids), jnp.asarray(fed)))
-    return (bool(np.array_equal(logits.argmax(-1), ids)),
-            float(np.max(np.abs(logits - greedy["logits"]))))
+    fed = np.concatenate(
+        [np.full((len(ids), 1), START, np.int32), ids[:, :-1]], axis=1
+    )
+    logits = np.asarray(
+        jax.jit(model)(
+            params, jnp.asarray(questions.encoder_ids), jnp.asarray(fed)
+        )
+    )
+    return (
+        bool(np.array_equal(logits.argmax(-1), ids)),
+        float(np.max(np.abs(logits - greedy["logits"]))),
+    )
 
 
-def plot_curve(path: str, losses: Sequence[float],
-               accuracies: Sequence[float]) -> None:
+def plot_curve(
+    path: str, losses: Sequence[float], accuracies: Sequence[float]
+) -> None:
     import matplotlib
+
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
 
     steps_per_epoch = len(losses) // len(accuracies)
     fig, loss_ax = plt.subplots(figsize=(7, 4))
-    loss_ax.plot(np.arange(1, len(losses) + 1), losses, color="C0", alpha=0.6,
-                 label="training loss (teacher forcing)")
+    loss_ax.plot(
+        np.arange(1, len(losses) + 1),
+        losses,
+        color="C0",
+        alpha=0.6,
+        label="training loss (teacher forcing)",
+    )
     loss_ax.set_yscale("log")
     loss_ax.set_xlabel("step")
     loss_ax.set_ylabel("cross-entropy (nats / character)")
     acc_ax = loss_ax.twinx()
-    acc_ax.plot(steps_per_epoch * np.arange(1, len(accuracies) + 1),
-                100 * np.asarray(accuracies), color="C3", marker=".",
-                label="held-out exact match (greedy)")
+    acc_ax.plot(
+        steps_per_epoch * np.arange(1, len(accuracies) + 1),
+        100 * np.asarray(accuracies),
+        color="C3",
+        marker=".",
+        label="held-out exact match (greedy)",
+    )
     acc_ax.set_ylabel("exact match (%)")
     acc_ax.set_ylim(0, 100)
-    handles = (loss_ax.get_legend_handles_labels()[0]
-               + acc_ax.get_legend_handles_labels()[0])
+    handles = (
+        loss_ax.get_legend_handles_labels()[0]
+        + acc_ax.get_legend_handles_labels()[0]
+    )
     # Below the axes: the two curves cross the whole plot between them.
-    loss_ax.legend(handles, [h.get_label() for h in handles], ncol=2,
-                   loc="upper center", bbox_to_anchor=(0.5, -0.15))
+    loss_ax.legend(
+        handles,
+        [h.get_label() for h in handles],
+        ncol=2,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.15),
+    )
     loss_ax.set_title("LSTM encoder-decoder learning to add")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -411,17 +491,25 @@ def plot_curve(path: str, losses: Sequence[float],
 
 # --- Main -------------------------------------------------------------------
 
+
 def report(questions: Questions, result: dict, count: int = 8) -> None:
-    print(f"held-out exact match: {result['accuracy']:.1%} of "
-          f"{len(questions.encoder_ids)} questions (characters right: "
-          f"{result['char_accuracy']:.1%})")
+    print(
+        f"held-out exact match: {result['accuracy']:.1%} of "
+        f"{len(questions.encoder_ids)} questions (characters right: "
+        f"{result['char_accuracy']:.1%})"
+    )
     for i in range(min(count, len(questions.encoder_ids))):
         question = decode(questions.encoder_ids[i])
         answer = decode(result["ids"][i])
-        mark = "right" if result["right"][i] else (
-            f"wrong, {decode(questions.target_ids[i])}")
-        print(f"  {question:>{questions.encoder_ids.shape[1]}} -> {answer}"
-              f"  ({mark})")
+        mark = (
+            "right"
+            if result["right"][i]
+            else (f"wrong, {decode(questions.target_ids[i])}")
+        )
+        print(
+            f"  {question:>{questions.encoder_ids.shape[1]}} -> {answer}"
+            f"  ({mark})"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
@@ -431,39 +519,54 @@ def main(argv: Sequence[str] | None = None) -> dict:
     train_set, test_set = make_data(args, rng)
     model = Seq2Seq(len(CHARS), args.units, args.embed, not args.no_reverse)
     params = model.init(jax.random.key(args.seed))
-    print(f"adding numbers of 1 to {args.digits} digits: "
-          f"{len(train_set.encoder_ids):,} training and "
-          f"{len(test_set.encoder_ids):,} held-out questions (disjoint), e.g. "
-          f"{decode(train_set.encoder_ids[0])!r} -> "
-          f"{decode(train_set.target_ids[0])!r}")
-    print(f"model: Embedding({len(CHARS)}, {args.embed}) -> "
-          f"LSTM({args.units}, return_state"
-          f"{'' if args.no_reverse else ', go_backwards'}) => [h, c] => "
-          f"Embedding({len(CHARS)}, {args.embed}) -> LSTM({args.units}, "
-          f"return_sequences, return_state) -> Dense({len(CHARS)}), "
-          f"{sum(p.size for p in jax.tree.leaves(params)):,} params")
+    print(
+        f"adding numbers of 1 to {args.digits} digits: "
+        f"{len(train_set.encoder_ids):,} training and "
+        f"{len(test_set.encoder_ids):,} held-out questions (disjoint), e.g. "
+        f"{decode(train_set.encoder_ids[0])!r} -> "
+        f"{decode(train_set.target_ids[0])!r}"
+    )
+    print(
+        f"model: Embedding({len(CHARS)}, {args.embed}) -> "
+        f"LSTM({args.units}, return_state"
+        f"{'' if args.no_reverse else ', go_backwards'}) => [h, c] => "
+        f"Embedding({len(CHARS)}, {args.embed}) -> LSTM({args.units}, "
+        f"return_sequences, return_state) -> Dense({len(CHARS)}), "
+        f"{sum(p.size for p in jax.tree.leaves(params)):,} params"
+    )
 
     started = time.perf_counter()
-    params, losses, accuracies = train(model, params, train_set, test_set,
-                                       args, rng)
+    params, losses, accuracies = train(
+        model, params, train_set, test_set, args, rng
+    )
     seconds = time.perf_counter() - started
-    print(f"trained {args.epochs} epochs ({len(losses)} steps of "
-          f"{args.batch}) in {seconds:.1f} s, compilation and the per-epoch "
-          "evaluation included")
+    print(
+        f"trained {args.epochs} epochs ({len(losses)} steps of "
+        f"{args.batch}) in {seconds:.1f} s, compilation and the per-epoch "
+        "evaluation included"
+    )
 
     result = evaluate(model, params, test_set)
     report(test_set, result)
     same, difference = check_greedy_against_teacher_forcing(
-        model, params, test_set, result)
-    print(f"greedy decoding equals teacher forcing on its own outputs: {same} "
-          f"(max |logit difference| {difference:.1e})")
+        model, params, test_set, result
+    )
+    print(
+        f"greedy decoding equals teacher forcing on its own outputs: {same} "
+        f"(max |logit difference| {difference:.1e})"
+    )
     if args.plot:
         plot_curve(args.plot, losses, accuracies)
         print(f"learning curve written to {args.plot}")
-    return {"params": params, "accuracy": result["accuracy"],
-            "char_accuracy": result["char_accuracy"], "losses": losses,
-            "accuracies": accuracies, "seconds": seconds,
-            "greedy_equals_teacher_forcing": same}
+    return {
+        "params": params,
+        "accuracy": result["accuracy"],
+        "char_accuracy": result["char_accuracy"],
+        "losses": losses,
+        "accuracies": accuracies,
+        "seconds": seconds,
+        "greedy_equals_teacher_forcing": same,
+    }
 
 
 if __name__ == "__main__":

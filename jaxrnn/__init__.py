@@ -7,12 +7,30 @@ Keras' ``SimpleRNN``, ``LSTM``, ``GRU``, ``RNN`` and ``Bidirectional``.
 
 from jaxrnn._masking import lengths_to_mask, reset_carry
 from jaxrnn._rnn import rnn
-from jaxrnn.cells import (ConvLSTM1DCell, ConvLSTM2DCell, ConvLSTM3DCell,
-                          ConvLSTMCell, DropoutMasks, GRUCell, LRUCell,
-                          LSTMCell, MinGRUCell, MinLSTMCell, SimpleRNNCell,
-                          StackedCells)
-from jaxrnn.layers import (GRU, LSTM, RNN, Bidirectional, ConvLSTM1D,
-                           ConvLSTM2D, ConvLSTM3D, SimpleRNN)
+from jaxrnn.cells import (
+    ConvLSTM1DCell,
+    ConvLSTM2DCell,
+    ConvLSTM3DCell,
+    ConvLSTMCell,
+    DropoutMasks,
+    GRUCell,
+    LRUCell,
+    LSTMCell,
+    MinGRUCell,
+    MinLSTMCell,
+    SimpleRNNCell,
+    StackedCells,
+)
+from jaxrnn.layers import (
+    GRU,
+    LSTM,
+    RNN,
+    Bidirectional,
+    ConvLSTM1D,
+    ConvLSTM2D,
+    ConvLSTM3D,
+    SimpleRNN,
+)
 
 __version__ = "0.2.0"
 

@@ -40,7 +40,6 @@ from jaxrnn._masking import broadcast_over, keep_where, masked_chunk_outputs
 SAVED = ("carries", "projections", "chunk_carries")
 
 
-
 def _trace_types() -> tuple[type | None, type | None]:
     """JAX's (JVPTrace, LinearizeTrace) classes, None where this JAX
     version has no such class."""
@@ -70,11 +69,15 @@ def forward_differentiated(tree: Any) -> bool:
     if jvp_trace is None:
         return False
     for leaf in jax.tree.leaves(tree):
-        trace = getattr(leaf, "_trace", None) if isinstance(
-            leaf, jax.core.Tracer) else None
+        trace = (
+            getattr(leaf, "_trace", None)
+            if isinstance(leaf, jax.core.Tracer)
+            else None
+        )
         while trace is not None:
-            if linearize_trace is not None and isinstance(trace,
-                                                          linearize_trace):
+            if linearize_trace is not None and isinstance(
+                trace, linearize_trace
+            ):
                 break
             if isinstance(trace, jvp_trace):
                 parent = getattr(trace, "parent_trace", None)
@@ -90,9 +93,19 @@ def _pieces(steps: int, size: int) -> tuple[int, int]:
     return divmod(steps, size)
 
 
-def _scan_pieces(body, carry, seq, size, *, unroll=1, reverse=False,
-                 per_piece=None, hand_on=False, batch_major=(),
-                 batch_major_out=()):
+def _scan_pieces(
+    body,
+    carry,
+    seq,
+    size,
+    *,
+    unroll=1,
+    reverse=False,
+    per_piece=None,
+    hand_on=False,
+    batch_major=(),
+    batch_major_out=(),
+):
     """Runs `body(carry, seq_piece, per_piece_entry) -> (carry, out)` over
     consecutive pieces of `size` steps of `seq` (leading axis time) and a
     shorter last piece; `lax.scan` over the full ones, a direct call for
@@ -112,9 +125,16 @@ def _scan_pieces(body, carry, seq, size, *, unroll=1, reverse=False,
         if hand_on:
             raise ValueError("hand_on takes time-major pieces only.")
         return _scan_batch_major_pieces(
-            body, carry, seq, size, unroll=unroll, reverse=reverse,
-            per_piece=per_piece, batch_major=batch_major,
-            batch_major_out=batch_major_out)
+            body,
+            carry,
+            seq,
+            size,
+            unroll=unroll,
+            reverse=reverse,
+            per_piece=per_piece,
+            batch_major=batch_major,
+            batch_major_out=batch_major_out,
+        )
     steps = jax.tree.leaves(seq)[0].shape[0]
     full, tail = _pieces(steps, size)
 
@@ -130,7 +150,8 @@ def _scan_pieces(body, carry, seq, size, *, unroll=1, reverse=False,
         # placed it differently inside the loop and out, and copied each
         # such buffer between the two layouts on every call.
         body_seq = jax.tree.map(
-            lambda leaf: _rows(leaf[:full * size], full), seq)
+            lambda leaf: _rows(leaf[: full * size], full), seq
+        )
         flat_body = _on_rows(body, seq, entries, size)
         entry_rows = jax.tree.map(lambda entry: _rows(entry, full), entries)
         if hand_on:
@@ -138,28 +159,38 @@ def _scan_pieces(body, carry, seq, size, *, unroll=1, reverse=False,
 
             def handing_on(state, index, entry):
                 carry, current = state
-                upcoming = _index(body_seq,
-                                  jnp.clip(index + step, 0, full - 1))
+                upcoming = _index(
+                    body_seq, jnp.clip(index + step, 0, full - 1)
+                )
                 carry, out = flat_body(carry, current, entry)
                 return (carry, upcoming), out
 
             first = _index(body_seq, full - 1 if reverse else 0)
             ((carry, _), _), out = lax.scan(
                 _counting(handing_on, reverse),
-                ((carry, first), _first_index(full, reverse)), entry_rows,
-                length=full, reverse=reverse, unroll=unroll)
+                ((carry, first), _first_index(full, reverse)),
+                entry_rows,
+                length=full,
+                reverse=reverse,
+                unroll=unroll,
+            )
         else:
             carry, out = lax.scan(
-                lambda c, xs: flat_body(c, *xs), carry,
-                (body_seq, entry_rows), reverse=reverse, unroll=unroll)
+                lambda c, xs: flat_body(c, *xs),
+                carry,
+                (body_seq, entry_rows),
+                reverse=reverse,
+                unroll=unroll,
+            )
         return carry, flat_body.unflatten(out)
 
     def run_tail(carry):
         entry = jax.tree.map(lambda leaf: leaf[full], per_piece)
         return body(carry, piece_of(seq, full * size, steps), entry)
 
-    return _run_in_order([run_full] * bool(full) + [run_tail] * bool(tail),
-                         carry, reverse)
+    return _run_in_order(
+        [run_full] * bool(full) + [run_tail] * bool(tail), carry, reverse
+    )
 
 
 def _first_index(pieces, reverse):
@@ -186,18 +217,31 @@ def _run_in_order(runs, state, reverse):
     another, last to first with `reverse`; returns (state, their outs
     concatenated in time order)."""
     outs = []
-    for run in (reversed(runs) if reverse else runs):
+    for run in reversed(runs) if reverse else runs:
         state, out = run(state)
         outs.append(out)
     if reverse:
         outs.reverse()
-    out = (outs[0] if len(outs) == 1 else
-           jax.tree.map(lambda *parts: jnp.concatenate(parts), *outs))
+    out = (
+        outs[0]
+        if len(outs) == 1
+        else jax.tree.map(lambda *parts: jnp.concatenate(parts), *outs)
+    )
     return state, out
 
 
-def _scan_batch_major_pieces(body, carry, seq, size, *, unroll, reverse,
-                             per_piece, batch_major, batch_major_out):
+def _scan_batch_major_pieces(
+    body,
+    carry,
+    seq,
+    size,
+    *,
+    unroll,
+    reverse,
+    per_piece,
+    batch_major,
+    batch_major_out,
+):
     """`_scan_pieces` where the elements of the tuple `seq` at the positions
     `batch_major` are (B, T, ...), as are those of the body's tuple `out`
     at `batch_major_out`: the loop slices each piece out of them and writes
@@ -211,29 +255,46 @@ def _scan_batch_major_pieces(body, carry, seq, size, *, unroll, reverse,
     def piece_at(start, length):
         """The piece of `seq` at step `start` (an int or a traced index)."""
         return tuple(
-            jax.tree.map(lambda leaf, i=i: lax.dynamic_slice_in_dim(
-                leaf, start, length, axis=1 if i in batch_major else 0),
-                element)
-            for i, element in enumerate(seq))
+            jax.tree.map(
+                lambda leaf, i=i: lax.dynamic_slice_in_dim(
+                    leaf, start, length, axis=1 if i in batch_major else 0
+                ),
+                element,
+            )
+            for i, element in enumerate(seq)
+        )
 
     def write(buffers, out, start):
         """Writes the batch-major outputs of a piece at step `start`;
         returns (buffers, the rest of out)."""
-        buffers = {i: jax.tree.map(
-            lambda buffer, piece: lax.dynamic_update_slice_in_dim(
-                buffer, piece, start, axis=1), buffer, out[i])
-            for i, buffer in buffers.items()}
-        return buffers, tuple(None if i in buffers else part
-                              for i, part in enumerate(out))
+        buffers = {
+            i: jax.tree.map(
+                lambda buffer, piece: lax.dynamic_update_slice_in_dim(
+                    buffer, piece, start, axis=1
+                ),
+                buffer,
+                out[i],
+            )
+            for i, buffer in buffers.items()
+        }
+        return buffers, tuple(
+            None if i in buffers else part for i, part in enumerate(out)
+        )
 
     first_length = size if full else tail
     out_shapes = jax.eval_shape(
-        lambda c: body(c, piece_at(0, first_length),
-                       _index(per_piece, 0))[1], carry)
-    buffers = {i: jax.tree.map(
-        lambda shape: jnp.zeros((shape.shape[0], steps, *shape.shape[2:]),
-                                shape.dtype), out_shapes[i])
-        for i in batch_major_out}
+        lambda c: body(c, piece_at(0, first_length), _index(per_piece, 0))[1],
+        carry,
+    )
+    buffers = {
+        i: jax.tree.map(
+            lambda shape: jnp.zeros(
+                (shape.shape[0], steps, *shape.shape[2:]), shape.dtype
+            ),
+            out_shapes[i],
+        )
+        for i in batch_major_out
+    }
 
     def run_full(state):
         def iteration(state, index, entry):
@@ -253,21 +314,26 @@ def _scan_batch_major_pieces(body, carry, seq, size, *, unroll, reverse,
             _counting(on_rows, reverse),
             (state, _first_index(full, reverse)),
             jax.tree.map(lambda entry: _rows(entry, full), entries),
-            length=full, reverse=reverse, unroll=unroll)
+            length=full,
+            reverse=reverse,
+            unroll=unroll,
+        )
         return state, on_rows.unflatten(out)
 
     def run_tail(state):
         carry, buffers = state
-        carry, out = body(carry, piece_at(full * size, tail),
-                          _index(per_piece, full))
+        carry, out = body(
+            carry, piece_at(full * size, tail), _index(per_piece, full)
+        )
         buffers, out = write(buffers, out, full * size)
         return (carry, buffers), out
 
     (carry, buffers), out = _run_in_order(
-        [run_full] * bool(full) + [run_tail] * bool(tail), (carry, buffers),
-        reverse)
-    return carry, tuple(buffers[i] if i in buffers else part
-                        for i, part in enumerate(out))
+        [run_full] * bool(full) + [run_tail] * bool(tail),
+        (carry, buffers),
+        reverse,
+    )
+    return carry, tuple(buffers.get(i, part) for i, part in enumerate(out))
 
 
 def apply_gates(cell, carry, projected, recurrent, keep):
@@ -296,16 +362,24 @@ def gates_add_projections(cell, carry, projected, recurrent, keep=None):
     `stop_gradient`), does not qualify."""
     abstract = jax.tree.map(
         lambda leaf: jax.ShapeDtypeStruct(jnp.shape(leaf), leaf.dtype),
-        (keep, carry, projected, recurrent))
-    jaxpr = jax.make_jaxpr(
-        lambda k, c, p, r: apply_gates(cell, c, p, r, k))(*abstract).jaxpr
+        (keep, carry, projected, recurrent),
+    )
+    jaxpr = jax.make_jaxpr(lambda k, c, p, r: apply_gates(cell, c, p, r, k))(
+        *abstract
+    ).jaxpr
     pair = jaxpr.invars[-2:]
-    readers = [eqn for eqn in jaxpr.eqns
-               if any(v is u for v in eqn.invars for u in pair)]
-    return (len(jax.tree.leaves(abstract[2:])) == 2
-            and len(readers) == 1 and readers[0].primitive is lax.add_p
-            and sorted(map(id, readers[0].invars)) == sorted(map(id, pair))
-            and not any(v is u for v in jaxpr.outvars for u in pair))
+    readers = [
+        eqn
+        for eqn in jaxpr.eqns
+        if any(v is u for v in eqn.invars for u in pair)
+    ]
+    return (
+        len(jax.tree.leaves(abstract[2:])) == 2
+        and len(readers) == 1
+        and readers[0].primitive is lax.add_p
+        and sorted(map(id, readers[0].invars)) == sorted(map(id, pair))
+        and not any(v is u for v in jaxpr.outvars for u in pair)
+    )
 
 
 def _index(tree, k):
@@ -337,19 +411,25 @@ def _on_rows(body, seq, entries, size):
     def on_rows(carry, piece, entry):
         if seq is not None:
             piece = jax.tree.map(
-                lambda row, leaf: row.reshape(size, *leaf.shape[1:]), piece,
-                seq)
-        entry = jax.tree.map(lambda row, leaf: row.reshape(leaf.shape[1:]),
-                             entry, entries)
+                lambda row, leaf: row.reshape(size, *leaf.shape[1:]),
+                piece,
+                seq,
+            )
+        entry = jax.tree.map(
+            lambda row, leaf: row.reshape(leaf.shape[1:]), entry, entries
+        )
         carry, out = body(carry, piece, entry)
         shapes[:] = [leaf.shape for leaf in jax.tree.leaves(out)]
-        return carry, jax.tree.map(lambda leaf: _rows(leaf[None], 1)[0],
-                                   out)
+        return carry, jax.tree.map(lambda leaf: _rows(leaf[None], 1)[0], out)
 
     def unflatten(stacked):
         leaves, tree = jax.tree.flatten(stacked)
-        return tree.unflatten([leaf.reshape(-1, *shape[1:])
-                               for leaf, shape in zip(leaves, shapes)])
+        return tree.unflatten(
+            [
+                leaf.reshape(-1, *shape[1:])
+                for leaf, shape in zip(leaves, shapes)
+            ]
+        )
 
     on_rows.unflatten = unflatten
     return on_rows
@@ -370,21 +450,40 @@ def _steps(cell, params, projected, keep, carry, chunk, unroll):
             previous.append(carry)
             recurrents.append(recurrent)
             carry, y = apply_gates(
-                cell, carry, chunk_projected[k], recurrent,
-                None if chunk_keep is None else chunk_keep[k])
+                cell,
+                carry,
+                chunk_projected[k],
+                recurrent,
+                None if chunk_keep is None else chunk_keep[k],
+            )
             ys.append(y)
-        return carry, (jnp.stack(ys), _stack(previous),
-                       jnp.stack(recurrents))
+        return carry, (jnp.stack(ys), _stack(previous), jnp.stack(recurrents))
 
     # Gate fusions that read a dynamic slice of the block's projection
     # (scan's xs) compile to slow loops, hence `hand_on`.
-    return _scan_pieces(lambda c, piece, _: run_chunk(c, *piece), carry,
-                        (projected, keep), chunk, unroll=unroll,
-                        hand_on=True)
+    return _scan_pieces(
+        lambda c, piece, _: run_chunk(c, *piece),
+        carry,
+        (projected, keep),
+        chunk,
+        unroll=unroll,
+        hand_on=True,
+    )
 
 
-def _forward(cell, chunk, unroll, zero_output, time_axis, params, xs, keep,
-             carry, saved, residuals):
+def _forward(
+    cell,
+    chunk,
+    unroll,
+    zero_output,
+    time_axis,
+    params,
+    xs,
+    keep,
+    carry,
+    saved,
+    residuals,
+):
     """Runs the steps, one input-projection GEMM per chunk of K steps
     (larger blocks made the forward slower: their projection falls out of
     cache); returns (ys (T, B, ...) or with `time_axis` 1 (B, T, ...),
@@ -406,7 +505,8 @@ def _forward(cell, chunk, unroll, zero_output, time_axis, params, xs, keep,
         chunk_xs = _zero_masked(_swap_layout(chunk_xs, time_axis), chunk_keep)
         projected = cell.project_inputs(params, chunk_xs)  # (K, B, G*H)
         carry, (ys, previous, recurrent) = _steps(
-            cell, params, projected, chunk_keep, carry, chunk, unroll)
+            cell, params, projected, chunk_keep, carry, chunk, unroll
+        )
         ys, last = masked_chunk_outputs(ys, chunk_keep, last, zero_output)
         ys = _swap_layout(ys, time_axis)
         if not residuals:
@@ -416,12 +516,16 @@ def _forward(cell, chunk, unroll, zero_output, time_axis, params, xs, keep,
         elif saved == "projections":
             # Gates that add the projections first need only their sum: one
             # (T, B, G*H) sequence saved instead of two.
-            previous = ((previous, projected + recurrent, None) if summed
-                        else (previous, projected, recurrent))
+            previous = (
+                (previous, projected + recurrent, None)
+                if summed
+                else (previous, projected, recurrent)
+            )
         return (carry, last), (ys, previous)
 
     one_step = jax.ShapeDtypeStruct(
-        (1, xs.shape[1 - time_axis], *xs.shape[2:]), xs.dtype)
+        (1, xs.shape[1 - time_axis], *xs.shape[2:]), xs.dtype
+    )
 
     def first_step(c, x):
         projected = cell.project_inputs(params, x)
@@ -429,15 +533,28 @@ def _forward(cell, chunk, unroll, zero_output, time_axis, params, xs, keep,
         return ys[0], projected[0], recurrent[0]
 
     first_y, first_projected, first_recurrent = jax.eval_shape(
-        first_step, carry, one_step)
-    summed = (residuals and saved == "projections"
-              and gates_add_projections(cell, carry, first_projected,
-                                        first_recurrent,
-                                        None if keep is None else keep[0]))
+        first_step, carry, one_step
+    )
+    summed = (
+        residuals
+        and saved == "projections"
+        and gates_add_projections(
+            cell,
+            carry,
+            first_projected,
+            first_recurrent,
+            None if keep is None else keep[0],
+        )
+    )
     last = jnp.zeros(first_y.shape, first_y.dtype)
     (carry, last), out = _scan_pieces(
-        run_chunk, (carry, last), (xs, keep), chunk, unroll=unroll,
-        **_batch_major(time_axis, (0,), (0,)))
+        run_chunk,
+        (carry, last),
+        (xs, keep),
+        chunk,
+        unroll=unroll,
+        **_batch_major(time_axis, (0,), (0,)),
+    )
     if not residuals:
         return out[0], carry, last
     ys, previous = out
@@ -449,8 +566,9 @@ def _zero_masked(piece, keep):
     NaN or inf there reaches neither the projections nor the gradients."""
     if keep is None:
         return piece
-    return jnp.where(broadcast_over(keep, piece), piece,
-                     jnp.zeros((), piece.dtype))
+    return jnp.where(
+        broadcast_over(keep, piece), piece, jnp.zeros((), piece.dtype)
+    )
 
 
 def _swap_layout(piece, time_axis):
@@ -468,10 +586,19 @@ def _batch_major(time_axis, seq_positions, out_positions):
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3, 4, 5, 6))
-def split_step_scan(cell: Any, chunk: int, block: int, unroll: int,
-                    saved: str, zero_output: bool, time_axis: int,
-                    params: Any, xs: jax.Array, keep: jax.Array | None,
-                    carry: Any) -> tuple[jax.Array, Any, jax.Array]:
+def split_step_scan(
+    cell: Any,
+    chunk: int,
+    block: int,
+    unroll: int,
+    saved: str,
+    zero_output: bool,
+    time_axis: int,
+    params: Any,
+    xs: jax.Array,
+    keep: jax.Array | None,
+    carry: Any,
+) -> tuple[jax.Array, Any, jax.Array]:
     """Runs a split-step cell over a sequence.
 
     Args:
@@ -512,20 +639,56 @@ def split_step_scan(cell: Any, chunk: int, block: int, unroll: int,
       last valid step, zeros if it has none.
     """
     del block
-    return _forward(cell, chunk, unroll, zero_output, time_axis, params, xs,
-                    keep, carry, saved, residuals=False)
+    return _forward(
+        cell,
+        chunk,
+        unroll,
+        zero_output,
+        time_axis,
+        params,
+        xs,
+        keep,
+        carry,
+        saved,
+        residuals=False,
+    )
 
 
-def _split_step_fwd(cell, chunk, block, unroll, saved, zero_output,
-                    time_axis, params, xs, keep, carry):
+def _split_step_fwd(
+    cell,
+    chunk,
+    block,
+    unroll,
+    saved,
+    zero_output,
+    time_axis,
+    params,
+    xs,
+    keep,
+    carry,
+):
     ys, final, last, previous = _forward(
-        cell, chunk, unroll, zero_output, time_axis, params, xs, keep, carry,
-        saved, residuals=True)
+        cell,
+        chunk,
+        unroll,
+        zero_output,
+        time_axis,
+        params,
+        xs,
+        keep,
+        carry,
+        saved,
+        residuals=True,
+    )
     if saved == "chunk_carries":
         # Blocks start every block // chunk chunks (a lone block may hold a
         # partial chunk); only their first carries are kept.
-        previous = _index(previous, slice(None, None, block // chunk)
-                          if block % chunk == 0 else slice(0, 1))
+        previous = _index(
+            previous,
+            slice(None, None, block // chunk)
+            if block % chunk == 0
+            else slice(0, 1),
+        )
     return (ys, final, last), (params, xs, keep, previous)
 
 
@@ -541,19 +704,33 @@ def _masked_output_backward(keep, d_output, d_last, zero_output):
     total = d_output + d_last
     valid = broadcast_over(keep, total)
     zero = jnp.zeros((), total.dtype)
-    return (jnp.where(valid, total, zero),
-            jnp.where(valid, zero, d_last if zero_output else total))
+    return (
+        jnp.where(valid, total, zero),
+        jnp.where(valid, zero, d_last if zero_output else total),
+    )
 
 
 def _gates_backward(cell, prev, projected, recurrent, keep, d_new, d_y):
     _, gates_vjp = jax.vjp(
-        lambda c, p, r: apply_gates(cell, c, p, r, keep), prev, projected,
-        recurrent)
+        lambda c, p, r: apply_gates(cell, c, p, r, keep),
+        prev,
+        projected,
+        recurrent,
+    )
     return gates_vjp((d_new, d_y))
 
 
-def _split_step_bwd(cell, chunk, block, unroll, saved, zero_output, time_axis,
-                    residuals, cotangents):
+def _split_step_bwd(
+    cell,
+    chunk,
+    block,
+    unroll,
+    saved,
+    zero_output,
+    time_axis,
+    residuals,
+    cotangents,
+):
     params, xs, keep, previous = residuals
     remat = saved == "chunk_carries"
     d_ys, d_carry, d_last = cotangents
@@ -567,26 +744,43 @@ def _split_step_bwd(cell, chunk, block, unroll, saved, zero_output, time_axis,
 
     def back_chunk(state, inputs, _):
         d_carry, d_last = state
-        chunk_projected, chunk_recurrent, chunk_previous, chunk_keep, \
-            chunk_d_ys = inputs
+        (
+            chunk_projected,
+            chunk_recurrent,
+            chunk_previous,
+            chunk_keep,
+            chunk_d_ys,
+        ) = inputs
         dtype = chunk_projected.dtype
         d_projected, d_recurrent = [], []
         for k in reversed(range(chunk_projected.shape[0])):
             step_keep = None if chunk_keep is None else chunk_keep[k]
             d_y, d_last = _masked_output_backward(
-                step_keep, chunk_d_ys[k], d_last, zero_output)
+                step_keep, chunk_d_ys[k], d_last, zero_output
+            )
             prev = _index(chunk_previous, k)
             # Without a recurrent sequence the saved one is the projections'
             # sum (`_forward`), which the gates take plus zeros.
-            step_recurrent = (jnp.zeros_like(chunk_projected[k])
-                              if chunk_recurrent is None
-                              else chunk_recurrent[k])
+            step_recurrent = (
+                jnp.zeros_like(chunk_projected[k])
+                if chunk_recurrent is None
+                else chunk_recurrent[k]
+            )
             d_prev, d_proj, d_rec = _gates_backward(
-                cell, prev, chunk_projected[k], step_recurrent, step_keep,
-                d_carry, d_y)
+                cell,
+                prev,
+                chunk_projected[k],
+                step_recurrent,
+                step_keep,
+                d_carry,
+                d_y,
+            )
             _, step_vjp = jax.vjp(
                 lambda c: cell.project_recurrent(
-                    params, cell.recurrent_input(c, None, dtype)), prev)
+                    params, cell.recurrent_input(c, None, dtype)
+                ),
+                prev,
+            )
             (d_prev_h,) = step_vjp(d_rec)
             d_carry = jax.tree.map(jnp.add, d_prev, d_prev_h)
             d_projected.append(d_proj)
@@ -597,7 +791,8 @@ def _split_step_bwd(cell, chunk, block, unroll, saved, zero_output, time_axis,
         shared = all(p is r for p, r in zip(d_projected, d_recurrent))
         return (d_carry, d_last), (
             jnp.stack(d_projected[::-1]),
-            None if shared else jnp.stack(d_recurrent[::-1]))
+            None if shared else jnp.stack(d_recurrent[::-1]),
+        )
 
     def back_block(state, inputs, first):
         # d_state: the gradients of the carry and of the last valid output.
@@ -607,39 +802,51 @@ def _split_step_bwd(cell, chunk, block, unroll, saved, zero_output, time_axis,
         block_d_ys = _swap_layout(block_d_ys, time_axis)
         steps, batch = block_xs.shape[:2]
         projected, inputs_vjp = jax.vjp(
-            lambda p, x: cell.project_inputs(p, x), params, _flat(block_xs))
+            lambda p, x: cell.project_inputs(p, x), params, _flat(block_xs)
+        )
         dtype = projected.dtype
         projected = projected.reshape(steps, batch, -1)
         if remat:
             _, (_, block_previous, _) = _steps(
-                cell, params, projected, block_keep, first, chunk, unroll)
+                cell, params, projected, block_keep, first, chunk, unroll
+            )
         if saved == "projections":
             block_previous, projected, kept_recurrent = block_previous
         h_in = _flat(cell.recurrent_input(block_previous, None, dtype))
         recurrent, weights_vjp = jax.vjp(
-            lambda p: cell.project_recurrent(p, h_in), params)
+            lambda p: cell.project_recurrent(p, h_in), params
+        )
         # Where the forward pass saved the projections, the GEMMs that
         # recompute them above have no use and XLA drops them; their VJPs
         # stay.
-        recurrent = (kept_recurrent if saved == "projections" else
-                     recurrent.reshape(steps, batch, -1))
+        recurrent = (
+            kept_recurrent
+            if saved == "projections"
+            else recurrent.reshape(steps, batch, -1)
+        )
         # A block of one chunk runs unrolled; longer blocks step one at a
         # time: as fast (faster at B=16, T=2048) and it compiles in about
         # 40 % less time than unrolled chunks
         # (docs/design-notes.md#the-step-loop).
         step_size = chunk if block <= chunk else 1
         d_state, (d_projected, d_recurrent) = _scan_pieces(
-            back_chunk, d_state,
+            back_chunk,
+            d_state,
             (projected, recurrent, block_previous, block_keep, block_d_ys),
-            step_size, unroll=unroll, reverse=True)
+            step_size,
+            unroll=unroll,
+            reverse=True,
+        )
         if d_recurrent is None:
             d_recurrent = d_projected
         d_params_in, d_xs = inputs_vjp(_flat(d_projected))
         (d_params_rec,) = weights_vjp(_flat(d_recurrent))
-        d_params = jax.tree.map(lambda a, b, c: a + b + c, d_params,
-                                d_params_in, d_params_rec)
-        return (d_state, d_params), (_swap_layout(
-            d_xs.reshape(block_xs.shape), time_axis),)
+        d_params = jax.tree.map(
+            lambda a, b, c: a + b + c, d_params, d_params_in, d_params_rec
+        )
+        return (d_state, d_params), (
+            _swap_layout(d_xs.reshape(block_xs.shape), time_axis),
+        )
 
     state = ((d_carry, d_last), jax.tree.map(jnp.zeros_like, params))
     if remat:
@@ -649,8 +856,14 @@ def _split_step_bwd(cell, chunk, block, unroll, saved, zero_output, time_axis,
         seq = (xs, previous, keep, d_ys)
         per_block = None
     ((d_carry, _), d_params), (d_xs,) = _scan_pieces(
-        back_block, state, seq, block, reverse=True, per_piece=per_block,
-        **_batch_major(time_axis, (0, 3), (0,)))
+        back_block,
+        state,
+        seq,
+        block,
+        reverse=True,
+        per_piece=per_block,
+        **_batch_major(time_axis, (0, 3), (0,)),
+    )
     d_keep = None if keep is None else jnp.zeros(keep.shape, jax.dtypes.float0)
     return d_params, d_xs, d_keep, d_carry
 

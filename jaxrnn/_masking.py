@@ -37,8 +37,10 @@ def lengths_to_mask(seq_lengths: jax.Array, time_steps: int) -> jax.Array:
     """
     seq_lengths = jnp.asarray(seq_lengths)
     if not jnp.issubdtype(seq_lengths.dtype, jnp.integer):
-        raise TypeError("`seq_lengths` must have an integer dtype, got "
-                        f"{seq_lengths.dtype}.")
+        raise TypeError(
+            "`seq_lengths` must have an integer dtype, got "
+            f"{seq_lengths.dtype}."
+        )
     check_lengths_in_range(seq_lengths, time_steps)
     lengths = _int32_lengths(seq_lengths, time_steps)
     return jnp.arange(time_steps) < lengths[..., None]
@@ -50,11 +52,13 @@ def _int32_lengths(seq_lengths: jax.Array, time_steps: int) -> jax.Array:
     only through a cast: strict dtype promotion refuses mixing them)."""
     info = jnp.iinfo(seq_lengths.dtype)
     if info.max > time_steps:
-        seq_lengths = jnp.minimum(seq_lengths,
-                                  jnp.asarray(time_steps, seq_lengths.dtype))
+        seq_lengths = jnp.minimum(
+            seq_lengths, jnp.asarray(time_steps, seq_lengths.dtype)
+        )
     if info.min < 0:
-        seq_lengths = jnp.maximum(seq_lengths,
-                                  jnp.zeros((), seq_lengths.dtype))
+        seq_lengths = jnp.maximum(
+            seq_lengths, jnp.zeros((), seq_lengths.dtype)
+        )
     return seq_lengths.astype(jnp.int32)
 
 
@@ -69,7 +73,8 @@ def check_lengths_in_range(seq_lengths: jax.Array, time_steps: int) -> None:
         raise ValueError(
             f"`seq_lengths` must lie in [0, T] = [0, {time_steps}], got "
             f"values from {low} to {high}; a length counts the valid steps "
-            "of a right-padded row.")
+            "of a right-padded row."
+        )
 
 
 def broadcast_over(keep: jax.Array, leaf: jax.Array) -> jax.Array:
@@ -84,7 +89,8 @@ def keep_where(keep: jax.Array | None, new: Any, old: Any) -> Any:
     if keep is None:
         return new
     return jax.tree.map(
-        lambda n, o: jnp.where(broadcast_over(keep, n), n, o), new, old)
+        lambda n, o: jnp.where(broadcast_over(keep, n), n, o), new, old
+    )
 
 
 def latest_valid_steps(step_mask: jax.Array) -> jax.Array:
@@ -94,9 +100,9 @@ def latest_valid_steps(step_mask: jax.Array) -> jax.Array:
     return lax.cummax(jnp.where(step_mask, times, -1), axis=0)
 
 
-def masked_chunk_outputs(ys: jax.Array, keep: jax.Array | None,
-                         last: jax.Array, zero_output: bool
-                         ) -> tuple[jax.Array, jax.Array]:
+def masked_chunk_outputs(
+    ys: jax.Array, keep: jax.Array | None, last: jax.Array, zero_output: bool
+) -> tuple[jax.Array, jax.Array]:
     """A chunk's outputs by `rnn`'s masked-output rules (Keras': a masked
     step repeats the row's last valid output), and the last valid output
     after it; scans carry `last` from chunk to chunk.
@@ -116,8 +122,11 @@ def masked_chunk_outputs(ys: jax.Array, keep: jax.Array | None,
     outputs = []
     for k in range(ys.shape[0]):
         valid = broadcast_over(keep[k], ys[k])
-        outputs.append(jnp.where(valid, ys[k], jnp.zeros((), ys.dtype)
-                                 if zero_output else last))
+        outputs.append(
+            jnp.where(
+                valid, ys[k], jnp.zeros((), ys.dtype) if zero_output else last
+            )
+        )
         last = jnp.where(valid, ys[k], last)
     return jnp.stack(outputs), last
 
@@ -127,9 +136,11 @@ def forward_fill(ys: jax.Array, latest: jax.Array) -> jax.Array:
     `latest` (from `latest_valid_steps`), zeros where that is -1: Keras'
     masked steps repeat the last valid output."""
     filled = jnp.take_along_axis(
-        ys, broadcast_over(jnp.maximum(latest, 0), ys), axis=0)
-    return jnp.where(broadcast_over(latest >= 0, ys), filled,
-                     jnp.zeros((), ys.dtype))
+        ys, broadcast_over(jnp.maximum(latest, 0), ys), axis=0
+    )
+    return jnp.where(
+        broadcast_over(latest >= 0, ys), filled, jnp.zeros((), ys.dtype)
+    )
 
 
 def reset_carry(carry: Any, reset_mask: jax.Array) -> Any:
@@ -162,16 +173,23 @@ def reset_carry(carry: Any, reset_mask: jax.Array) -> Any:
     """
     reset_mask = jnp.asarray(reset_mask)
     if reset_mask.dtype != jnp.bool_:
-        raise TypeError("`reset_mask` must be a bool array, got "
-                        f"{reset_mask.dtype}.")
+        raise TypeError(
+            f"`reset_mask` must be a bool array, got {reset_mask.dtype}."
+        )
     if reset_mask.ndim != 1:
-        raise ValueError("`reset_mask` must have shape (B,), got "
-                         f"{reset_mask.shape}.")
+        raise ValueError(
+            f"`reset_mask` must have shape (B,), got {reset_mask.shape}."
+        )
     for i, leaf in enumerate(jax.tree.leaves(carry)):
         if np.ndim(leaf) < 1 or np.shape(leaf)[0] != reset_mask.shape[0]:
-            raise ValueError(f"carry leaf {i} must have shape "
-                             f"({reset_mask.shape[0]}, ...) to match "
-                             f"`reset_mask`, got {np.shape(leaf)}.")
+            raise ValueError(
+                f"carry leaf {i} must have shape "
+                f"({reset_mask.shape[0]}, ...) to match "
+                f"`reset_mask`, got {np.shape(leaf)}."
+            )
     return jax.tree.map(
-        lambda leaf: jnp.where(broadcast_over(reset_mask, leaf),
-                               jnp.zeros((), leaf.dtype), leaf), carry)
+        lambda leaf: jnp.where(
+            broadcast_over(reset_mask, leaf), jnp.zeros((), leaf.dtype), leaf
+        ),
+        carry,
+    )

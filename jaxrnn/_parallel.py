@@ -61,25 +61,37 @@ def check_parallel_cell(cell: Any) -> None:
                 raise TypeError(
                     f"`parallel=True` needs every cell of a StackedCells to "
                     f"have `parallel_coefficients`; cells[{i}] "
-                    f"({type(sub).__name__}) has none. Use parallel=False.")
+                    f"({type(sub).__name__}) has none. Use parallel=False."
+                )
         return
     if not hasattr(cell, "parallel_coefficients"):
         raise TypeError(
             f"`parallel=True` needs a cell with `parallel_coefficients` (a "
             "recurrence linear in the carry: MinGRUCell, MinLSTMCell, LRUCell "
             f"or your own, see jaxrnn/_parallel.py); {type(cell).__name__} "
-            "has none. Use parallel=False.")
+            "has none. Use parallel=False."
+        )
     if getattr(cell, "log_space", False) and not hasattr(
-            cell, "parallel_log_coefficients"):
+        cell, "parallel_log_coefficients"
+    ):
         raise TypeError(
             f"{type(cell).__name__} has log_space=True but no "
-            "`parallel_log_coefficients` for `parallel=True`.")
+            "`parallel_log_coefficients` for `parallel=True`."
+        )
 
 
-def run_parallel(cell: Any, params: Any, xs: jax.Array,
-                 step_mask: jax.Array | None, carry: Any, *,
-                 key: jax.Array | None, training: bool, zero_output: bool,
-                 collect: bool) -> tuple[jax.Array | None, jax.Array, Any]:
+def run_parallel(
+    cell: Any,
+    params: Any,
+    xs: jax.Array,
+    step_mask: jax.Array | None,
+    carry: Any,
+    *,
+    key: jax.Array | None,
+    training: bool,
+    zero_output: bool,
+    collect: bool,
+) -> tuple[jax.Array | None, jax.Array, Any]:
     """`rnn`'s parallel engine; returns what the sequential `_run` returns.
 
     Args:
@@ -104,9 +116,17 @@ def run_parallel(cell: Any, params: Any, xs: jax.Array,
     """
     check_parallel_cell(cell)
     with jax.named_scope("jaxrnn.parallel"):
-        return _run_any(cell, params, xs, step_mask, carry, key=key,
-                        training=training, zero_output=zero_output,
-                        collect=collect)
+        return _run_any(
+            cell,
+            params,
+            xs,
+            step_mask,
+            carry,
+            key=key,
+            training=training,
+            zero_output=zero_output,
+            collect=collect,
+        )
 
 
 def _run_any(cell, params, xs, step_mask, carry, **options):
@@ -114,46 +134,68 @@ def _run_any(cell, params, xs, step_mask, carry, **options):
     return run(cell, params, xs, step_mask, carry, **options)
 
 
-def _run_stacked(cell, params, xs, step_mask, carry, *, key, training,
-                 zero_output, collect):
+def _run_stacked(
+    cell, params, xs, step_mask, carry, *, key, training, zero_output, collect
+):
     # Layer by layer equals StackedCells' step by step: a masked step is the
     # identity in every layer, whatever the layer below handed up there.
-    keys = ([None] * len(cell.cells) if key is None
-            else list(jax.random.split(key, len(cell.cells))))
+    keys = (
+        [None] * len(cell.cells)
+        if key is None
+        else list(jax.random.split(key, len(cell.cells)))
+    )
     final = []
     for i, (sub, p, c, k) in enumerate(zip(cell.cells, params, carry, keys)):
         top = i == len(cell.cells) - 1
         # Lower layers hand up zeros at masked steps: finite, like the masked
         # inputs `rnn` zeroes, so no NaN can reach a gradient.
-        ys, last_y, c = _run_any(sub, p, xs, step_mask, c, key=k,
-                                 training=training,
-                                 zero_output=zero_output if top else True,
-                                 collect=collect or not top)
+        ys, last_y, c = _run_any(
+            sub,
+            p,
+            xs,
+            step_mask,
+            c,
+            key=k,
+            training=training,
+            zero_output=zero_output if top else True,
+            collect=collect or not top,
+        )
         final.append(c)
         xs = ys
     return ys, last_y, tuple(final)
 
 
-def _run_cell(cell, params, xs, step_mask, carry, *, key, training,
-              zero_output, collect):
+def _run_cell(
+    cell, params, xs, step_mask, carry, *, key, training, zero_output, collect
+):
     to_state = getattr(cell, "carry_to_state", lambda c: c)
     to_carry = getattr(cell, "state_to_carry", lambda s: s)
     h0 = to_state(carry)  # (B, *S)
     log_space = getattr(cell, "log_space", False)
-    method = ("parallel_log_coefficients" if log_space
-              else "parallel_coefficients")
+    method = (
+        "parallel_log_coefficients" if log_space else "parallel_coefficients"
+    )
     a, b = getattr(cell, method)(params, xs, key=key, training=training)
-    a, b = _checked_coefficients(f"{type(cell).__name__}.{method}", a, b,
-                                 (*xs.shape[:2], *h0.shape[1:]))
+    a, b = _checked_coefficients(
+        f"{type(cell).__name__}.{method}", a, b, (*xs.shape[:2], *h0.shape[1:])
+    )
     h0 = h0.astype(b.dtype)
     if log_space:
         states = _log_states(a, b, h0, step_mask)
     else:
         states = _linear_states(a, b, h0, step_mask)
-    ys, last_y = _outputs(cell, params, states, xs, step_mask,
-                          zero_output=zero_output, collect=collect)
-    new_carry = jax.tree.map(lambda new, old: new.astype(old.dtype),
-                             to_carry(states[-1]), carry)
+    ys, last_y = _outputs(
+        cell,
+        params,
+        states,
+        xs,
+        step_mask,
+        zero_output=zero_output,
+        collect=collect,
+    )
+    new_carry = jax.tree.map(
+        lambda new, old: new.astype(old.dtype), to_carry(states[-1]), carry
+    )
     return ys, last_y, new_carry
 
 
@@ -162,16 +204,22 @@ def _checked_coefficients(source, a, b, want):
     `(T, B, *S)`."""
     a, b = jnp.asarray(a), jnp.asarray(b)
     if b.shape != want:
-        raise ValueError(f"{source} must return b of the state's shape "
-                         f"(T, B, ...) = {want}, got {b.shape}.")
+        raise ValueError(
+            f"{source} must return b of the state's shape "
+            f"(T, B, ...) = {want}, got {b.shape}."
+        )
     try:
         a = jnp.broadcast_to(a, want)
     except ValueError:
-        raise ValueError(f"{source} must return a that broadcasts to b's "
-                         f"shape {want}, got {a.shape}.") from None
+        raise ValueError(
+            f"{source} must return a that broadcasts to b's "
+            f"shape {want}, got {a.shape}."
+        ) from None
     if a.dtype != b.dtype:
-        raise ValueError(f"{source} must return a and b of one dtype, got "
-                         f"{a.dtype} and {b.dtype}.")
+        raise ValueError(
+            f"{source} must return a and b of one dtype, got "
+            f"{a.dtype} and {b.dtype}."
+        )
     return a, b
 
 
@@ -195,8 +243,9 @@ def _linear_states(a, b, h0, step_mask):
 
 def _compose_logs(earlier, later):
     # Pairs stacked on axis 0: (2, ...) = (log a, log b).
-    return jnp.stack([earlier[0] + later[0],
-                      jnp.logaddexp(later[0] + earlier[1], later[1])])
+    return jnp.stack(
+        [earlier[0] + later[0], jnp.logaddexp(later[0] + earlier[1], later[1])]
+    )
 
 
 def _log_states(log_a, log_b, h0, step_mask):
@@ -212,7 +261,8 @@ def _log_states(log_a, log_b, h0, step_mask):
     # 3x faster (forward; 1.6x with gradients) at T=4096, same numbers. The
     # linear scan gains nothing from it.
     total_a, total_b = lax.associative_scan(
-        _compose_logs, jnp.stack([log_a, log_b]), axis=1)
+        _compose_logs, jnp.stack([log_a, log_b]), axis=1
+    )
     return jnp.exp(total_a) * h0 + jnp.exp(total_b)
 
 
@@ -237,10 +287,14 @@ def _outputs(cell, params, states, xs, step_mask, *, zero_output, collect):
     rows = jnp.arange(step_mask.shape[1])
     last_at = jnp.maximum(latest[-1], 0)
     last_y = _read_out(cell, params, states[last_at, rows], xs[last_at, rows])
-    last_y = jnp.where(broadcast_over(latest[-1] >= 0, last_y), last_y,
-                       jnp.zeros((), last_y.dtype))
+    last_y = jnp.where(
+        broadcast_over(latest[-1] >= 0, last_y),
+        last_y,
+        jnp.zeros((), last_y.dtype),
+    )
     if not collect:
         return None, last_y
     ys = _read_out(cell, params, states, xs)
-    return jnp.where(broadcast_over(step_mask, ys), ys,
-                     jnp.zeros((), ys.dtype)), last_y
+    return jnp.where(
+        broadcast_over(step_mask, ys), ys, jnp.zeros((), ys.dtype)
+    ), last_y

@@ -11,8 +11,12 @@ import numpy as np
 from jax import lax
 
 from jaxrnn._fused import apply_gates, forward_differentiated, split_step_scan
-from jaxrnn._masking import (broadcast_over, keep_where, lengths_to_mask,
-                             masked_chunk_outputs)
+from jaxrnn._masking import (
+    broadcast_over,
+    keep_where,
+    lengths_to_mask,
+    masked_chunk_outputs,
+)
 from jaxrnn._validation import check_bool, check_floating, check_tree_like
 from jaxrnn.protocols import draw_dropout, has_projected_step, has_split_step
 
@@ -59,15 +63,25 @@ SPLIT_STEP_SAVED_BLOCK_ROWS = 1024
 SPLIT_STEP_SAVED_BLOCK_BYTES = 8 << 20
 
 
-def rnn(cell: Any, params: Any, inputs: jax.Array, *,
-        initial_carry: Any = None, mask: jax.Array | None = None,
-        seq_lengths: jax.Array | None = None, time_major: bool = False,
-        go_backwards: bool = False, keep_order: bool = False,
-        unroll: bool | int = 1, remat: bool = False,
-        parallel: bool = False,
-        return_sequences: bool = True, zero_output_for_mask: bool = False,
-        key: jax.Array | None = None,
-        training: bool = False) -> tuple[jax.Array, Any]:
+def rnn(
+    cell: Any,
+    params: Any,
+    inputs: jax.Array,
+    *,
+    initial_carry: Any = None,
+    mask: jax.Array | None = None,
+    seq_lengths: jax.Array | None = None,
+    time_major: bool = False,
+    go_backwards: bool = False,
+    keep_order: bool = False,
+    unroll: bool | int = 1,
+    remat: bool = False,
+    parallel: bool = False,
+    return_sequences: bool = True,
+    zero_output_for_mask: bool = False,
+    key: jax.Array | None = None,
+    training: bool = False,
+) -> tuple[jax.Array, Any]:
     """Runs `cell` over the time axis of `inputs`.
 
     Args:
@@ -160,11 +174,17 @@ def rnn(cell: Any, params: Any, inputs: jax.Array, *,
       ((2, 5, 8), (2, 8))
     """
     with jax.named_scope("jaxrnn.rnn"):
-        _check_options(time_major=time_major, go_backwards=go_backwards,
-                       keep_order=keep_order, remat=remat,
-                       return_sequences=return_sequences,
-                       zero_output_for_mask=zero_output_for_mask,
-                       training=training, parallel=parallel, unroll=unroll)
+        _check_options(
+            time_major=time_major,
+            go_backwards=go_backwards,
+            keep_order=keep_order,
+            remat=remat,
+            return_sequences=return_sequences,
+            zero_output_for_mask=zero_output_for_mask,
+            training=training,
+            parallel=parallel,
+            unroll=unroll,
+        )
         input_ndim = getattr(cell, "input_ndim", 1)
         xs, batched = _checked_inputs(inputs, time_major, input_ndim)
         # The split-step scan reads batch-major inputs and writes
@@ -175,12 +195,15 @@ def rnn(cell: Any, params: Any, inputs: jax.Array, *,
         features = xs.shape[2] if input_ndim == 1 else xs.shape[2:]
         if hasattr(cell, "check_params"):
             cell.check_params(params, features)
-        step_mask = _time_major_mask(mask, seq_lengths, batched, time_major,
-                                     steps, batch)
+        step_mask = _time_major_mask(
+            mask, seq_lengths, batched, time_major, steps, batch
+        )
         carry = _batched_carry(cell, initial_carry, batched, batch)
-        split_step = (not parallel and _takes_split_step(
-            cell, unroll, training, key, batch, features)
-            and not forward_differentiated((params, xs, carry)))
+        split_step = (
+            not parallel
+            and _takes_split_step(cell, unroll, training, key, batch, features)
+            and not forward_differentiated((params, xs, carry))
+        )
         if not split_step and time_axis == 1:
             xs, time_axis = jnp.swapaxes(xs, 0, 1), 0
         if go_backwards:
@@ -190,33 +213,64 @@ def rnn(cell: Any, params: Any, inputs: jax.Array, *,
             # Zero masked inputs so NaN/inf there cannot reach the backward
             # pass: jnp.where's gradient multiplies the unused branch by 0.
             # (The split-step scan zeroes them a chunk at a time.)
-            xs = jnp.where(broadcast_over(step_mask, xs), xs,
-                           jnp.zeros((), xs.dtype))
+            xs = jnp.where(
+                broadcast_over(step_mask, xs), xs, jnp.zeros((), xs.dtype)
+            )
         if split_step:
             ys, last_y, carry = _run_split_step(
-                cell, params, xs, step_mask, carry, time_axis=time_axis,
-                unroll=unroll, remat=remat,
-                zero_output=zero_output_for_mask, collect=return_sequences)
+                cell,
+                params,
+                xs,
+                step_mask,
+                carry,
+                time_axis=time_axis,
+                unroll=unroll,
+                remat=remat,
+                zero_output=zero_output_for_mask,
+                collect=return_sequences,
+            )
         elif parallel:
             if isinstance(unroll, bool) or unroll != 1 or remat:
-                raise ValueError("`parallel=True` takes neither `unroll` nor "
-                                 f"`remat`, got unroll={unroll!r}, "
-                                 f"remat={remat!r}.")
+                raise ValueError(
+                    "`parallel=True` takes neither `unroll` nor "
+                    f"`remat`, got unroll={unroll!r}, "
+                    f"remat={remat!r}."
+                )
             from jaxrnn._parallel import run_parallel
+
             ys, last_y, carry = run_parallel(
-                cell, params, xs, step_mask, carry, key=key,
-                training=training, zero_output=zero_output_for_mask,
-                collect=return_sequences)
+                cell,
+                params,
+                xs,
+                step_mask,
+                carry,
+                key=key,
+                training=training,
+                zero_output=zero_output_for_mask,
+                collect=return_sequences,
+            )
         else:
             ys, last_y, carry = _run(
-                cell, params, xs, step_mask, carry, key=key,
-                training=training, unroll=unroll, remat=remat,
-                zero_output=zero_output_for_mask, collect=return_sequences)
+                cell,
+                params,
+                xs,
+                step_mask,
+                carry,
+                key=key,
+                training=training,
+                unroll=unroll,
+                remat=remat,
+                zero_output=zero_output_for_mask,
+                collect=return_sequences,
+            )
         if return_sequences:
             if go_backwards and keep_order:
                 ys = jnp.flip(ys, time_axis)
-            outputs = (ys if time_axis == 1 else
-                       _restore_layout(ys, batched, time_major))
+            outputs = (
+                ys
+                if time_axis == 1
+                else _restore_layout(ys, batched, time_major)
+            )
         else:
             outputs = last_y if batched else last_y[0]
         if not batched:
@@ -228,21 +282,25 @@ def _check_options(*, unroll, **flags) -> None:
     for name, value in flags.items():
         check_bool(name, value)
     if not isinstance(unroll, bool) and (
-            not isinstance(unroll, numbers.Integral) or unroll < 1):
-        raise ValueError(f"`unroll` must be a bool or a positive int, got "
-                         f"{unroll!r}.")
+        not isinstance(unroll, numbers.Integral) or unroll < 1
+    ):
+        raise ValueError(
+            f"`unroll` must be a bool or a positive int, got {unroll!r}."
+        )
     # Options that would be accepted only to be ignored.
     if flags["keep_order"] and not flags["go_backwards"]:
         raise ValueError(
             "`keep_order=True` reorders the outputs of `go_backwards=True` "
             "and means nothing without it, got go_backwards=False; drop "
-            "keep_order (forward outputs are already aligned with inputs).")
+            "keep_order (forward outputs are already aligned with inputs)."
+        )
     if flags["remat"] and unroll is True:
         raise ValueError(
             "`remat=True` keeps one carry per chunk of steps, and "
             "`unroll=True` makes the whole sequence one chunk, so together "
             "they save nothing; got unroll=True, remat=True. Drop one (an "
-            "int unroll factor works with remat).")
+            "int unroll factor works with remat)."
+        )
 
 
 def _checked_inputs(inputs, time_major, input_ndim=1):
@@ -255,15 +313,22 @@ def _checked_inputs(inputs, time_major, input_ndim=1):
     elif inputs.ndim == input_ndim + 2:
         xs, batched = inputs, True
     else:
-        features = "D" if input_ndim == 1 else ", ".join(
-            f"F{i}" for i in range(1, input_ndim + 1))
+        features = (
+            "D"
+            if input_ndim == 1
+            else ", ".join(f"F{i}" for i in range(1, input_ndim + 1))
+        )
         layout = f"(T, B, {features})" if time_major else f"(B, T, {features})"
-        raise ValueError(f"`inputs` must have shape {layout} or unbatched "
-                         f"(T, {features}), got {inputs.shape} (rank "
-                         f"{inputs.ndim}).")
+        raise ValueError(
+            f"`inputs` must have shape {layout} or unbatched "
+            f"(T, {features}), got {inputs.shape} (rank "
+            f"{inputs.ndim})."
+        )
     if xs.shape[0 if time_major or not batched else 1] == 0:
-        raise ValueError(f"`inputs` must have at least one time step, got "
-                         f"shape {inputs.shape}.")
+        raise ValueError(
+            f"`inputs` must have at least one time step, got "
+            f"shape {inputs.shape}."
+        )
     return xs, batched
 
 
@@ -275,11 +340,15 @@ def _time_major_mask(mask, seq_lengths, batched, time_major, steps, batch):
         seq_lengths = jnp.asarray(seq_lengths)
         want = (batch,) if batched else ()
         if not jnp.issubdtype(seq_lengths.dtype, jnp.integer):
-            raise TypeError("`seq_lengths` must have an integer dtype, got "
-                            f"{seq_lengths.dtype}.")
+            raise TypeError(
+                "`seq_lengths` must have an integer dtype, got "
+                f"{seq_lengths.dtype}."
+            )
         if seq_lengths.shape != want:
-            raise ValueError(f"`seq_lengths` must have shape {want}, got "
-                             f"{seq_lengths.shape}.")
+            raise ValueError(
+                f"`seq_lengths` must have shape {want}, got "
+                f"{seq_lengths.shape}."
+            )
         # lengths_to_mask refuses lengths outside [0, T] where it can see
         # them (not under jit).
         return lengths_to_mask(seq_lengths.reshape(batch), steps).T
@@ -287,8 +356,10 @@ def _time_major_mask(mask, seq_lengths, batched, time_major, steps, batch):
         return None
     mask = jnp.asarray(mask)
     if mask.dtype != jnp.bool_:
-        raise TypeError(f"`mask` must be a bool array, got {mask.dtype} "
-                        "(use mask.astype(bool)).")
+        raise TypeError(
+            f"`mask` must be a bool array, got {mask.dtype} "
+            "(use mask.astype(bool))."
+        )
     if not batched:
         want = (steps,)
     else:
@@ -304,7 +375,8 @@ def _batched_carry(cell, initial_carry, batched, batch):
     if initial_carry is None:
         return cell.initial_carry((batch,))
     expected = jax.eval_shape(
-        lambda: cell.initial_carry((batch,) if batched else ()))
+        lambda: cell.initial_carry((batch,) if batched else ())
+    )
     check_tree_like("initial_carry", initial_carry, expected)
     for leaf in jax.tree.leaves(initial_carry):
         check_floating("initial_carry", leaf)
@@ -325,22 +397,31 @@ def _cell_step_functions(cell, params, key, training, batch, features):
     half, ``step(carry, x, keep) -> (carry, y)``; where `keep` (bool (B,)
     or None) is False the carry comes back unchanged."""
     if has_projected_step(cell):
-        dropout = draw_dropout(cell, key, (batch,), features,
-                               training=training)
+        dropout = draw_dropout(
+            cell, key, (batch,), features, training=training
+        )
 
         def project(xs):
             return cell.project_inputs(params, xs, dropout)
 
         if has_split_step(cell):
+
             def step(carry, projected, keep):
                 h_in = cell.recurrent_input(carry, dropout, projected.dtype)
-                return apply_gates(cell, carry, projected,
-                                   cell.project_recurrent(params, h_in), keep)
+                return apply_gates(
+                    cell,
+                    carry,
+                    projected,
+                    cell.project_recurrent(params, h_in),
+                    keep,
+                )
+
             return project, step
 
         def cell_step(carry, projected):
             return cell.step_projected(params, carry, projected, dropout)
     else:
+
         def project(xs):
             return xs
 
@@ -352,15 +433,20 @@ def _cell_step_functions(cell, params, key, training, batch, features):
     def step(carry, x, keep):
         out = cell_step(carry, x)
         if not isinstance(out, (tuple, list)) or len(out) != 2:
-            shape = (f"an array of shape {tuple(out.shape)}"
-                     if hasattr(out, "shape") else type(out).__name__)
+            shape = (
+                f"an array of shape {tuple(out.shape)}"
+                if hasattr(out, "shape")
+                else type(out).__name__
+            )
             raise ValueError(
                 f"`cell` ({type(cell).__name__}) must return a pair "
                 f"(new_carry, y), got {shape}: return the new carry and the "
                 "step's output, e.g. `return h, h` for a cell whose output "
-                "is its state.")
+                "is its state."
+            )
         new_carry, y = out
         return keep_where(keep, new_carry, carry), y
+
     return project, step
 
 
@@ -369,13 +455,31 @@ def _takes_split_step(cell, unroll, training, key, batch, features):
     backward pass): a split-step cell, not unrolled, without dropout, over
     a batch that is not empty (B = 0 has nothing to make fast, and its
     blocks of no rows would have no size to plan by)."""
-    return (has_split_step(cell) and unroll is not True and batch > 0
-            and (not training or draw_dropout(
-                cell, key, (batch,), features, training=training) is None))
+    return (
+        has_split_step(cell)
+        and unroll is not True
+        and batch > 0
+        and (
+            not training
+            or draw_dropout(cell, key, (batch,), features, training=training)
+            is None
+        )
+    )
 
 
-def _run_split_step(cell, params, xs, step_mask, carry, *, time_axis, unroll,
-                    remat, zero_output, collect):
+def _run_split_step(
+    cell,
+    params,
+    xs,
+    step_mask,
+    carry,
+    *,
+    time_axis,
+    unroll,
+    remat,
+    zero_output,
+    collect,
+):
     """`_run` for `_takes_split_step` cells, over xs in the `time_axis`
     layout; returns (ys in that layout or None, last y, carry)."""
     steps, batch = xs.shape[time_axis], xs.shape[1 - time_axis]
@@ -384,41 +488,80 @@ def _run_split_step(cell, params, xs, step_mask, carry, *, time_axis, unroll,
     chunk_xs = jax.ShapeDtypeStruct((chunk, batch, *xs.shape[2:]), xs.dtype)
     if remat:
         saved = "chunk_carries"
-    elif (_contraction_width(cell, xs, carry)
-          >= SPLIT_STEP_KEEP_PROJECTIONS_WIDTH):
+    elif (
+        _contraction_width(cell, xs, carry)
+        >= SPLIT_STEP_KEEP_PROJECTIONS_WIDTH
+    ):
         saved = "projections"
     else:
         saved = "carries"
     if saved == "carries":
-        block = chunk * _chunks_per_block(cell, params, chunk_xs,
-                                          SPLIT_STEP_BLOCK_ROWS,
-                                          SPLIT_STEP_BLOCK_BYTES)
+        block = chunk * _chunks_per_block(
+            cell,
+            params,
+            chunk_xs,
+            SPLIT_STEP_BLOCK_ROWS,
+            SPLIT_STEP_BLOCK_BYTES,
+        )
     elif saved == "projections":
-        block = chunk * _chunks_per_block(cell, params, chunk_xs,
-                                          SPLIT_STEP_SAVED_BLOCK_ROWS,
-                                          SPLIT_STEP_SAVED_BLOCK_BYTES)
+        block = chunk * _chunks_per_block(
+            cell,
+            params,
+            chunk_xs,
+            SPLIT_STEP_SAVED_BLOCK_ROWS,
+            SPLIT_STEP_SAVED_BLOCK_BYTES,
+        )
     elif chunk * batch >= SPLIT_STEP_REMAT_CHUNK_ROWS:
         block = chunk
     else:
-        block = chunk * _chunks_per_block(cell, params, chunk_xs,
-                                          SPLIT_STEP_REMAT_BLOCK_ROWS,
-                                          SPLIT_STEP_BLOCK_BYTES)
-        block = min(block, max(chunk, steps // SPLIT_STEP_REMAT_MIN_BLOCKS
-                               // chunk * chunk))
+        block = chunk * _chunks_per_block(
+            cell,
+            params,
+            chunk_xs,
+            SPLIT_STEP_REMAT_BLOCK_ROWS,
+            SPLIT_STEP_BLOCK_BYTES,
+        )
+        block = min(
+            block,
+            max(chunk, steps // SPLIT_STEP_REMAT_MIN_BLOCKS // chunk * chunk),
+        )
     block = min(block, steps)
     ys, carry, last_y = split_step_scan(
-        cell, chunk, block, 1 if unroll is False else int(unroll), saved,
-        zero_output, time_axis, params, xs, step_mask, carry)
+        cell,
+        chunk,
+        block,
+        1 if unroll is False else int(unroll),
+        saved,
+        zero_output,
+        time_axis,
+        params,
+        xs,
+        step_mask,
+        carry,
+    )
     return (ys if collect else None), last_y, carry
 
 
-def _run(cell, params, xs, step_mask, carry, *, key, training, unroll, remat,
-         zero_output, collect):
+def _run(
+    cell,
+    params,
+    xs,
+    step_mask,
+    carry,
+    *,
+    key,
+    training,
+    unroll,
+    remat,
+    zero_output,
+    collect,
+):
     """Scans chunks of steps; returns (ys (T, B, ...) or None, last y, carry)."""
     steps, batch = xs.shape[:2]
     features = xs.shape[2] if xs.ndim == 3 else xs.shape[2:]
-    project, step = _cell_step_functions(cell, params, key, training, batch,
-                                         features)
+    project, step = _cell_step_functions(
+        cell, params, key, training, batch, features
+    )
 
     def run_chunk(state, chunk_xs, chunk_mask):
         carry, y_prev = state
@@ -428,14 +571,16 @@ def _run(cell, params, xs, step_mask, carry, *, key, training, unroll, remat,
             keep = None if chunk_mask is None else chunk_mask[k]
             carry, y = step(carry, projected[k], keep)
             ys.append(y)
-        ys, y_prev = masked_chunk_outputs(jnp.stack(ys), chunk_mask, y_prev,
-                                          zero_output)
+        ys, y_prev = masked_chunk_outputs(
+            jnp.stack(ys), chunk_mask, y_prev, zero_output
+        )
         return (carry, y_prev), (ys if collect else None)
 
     if remat:
         run_chunk = jax.checkpoint(run_chunk)
     new_carry, y_shape = jax.eval_shape(
-        lambda c, x: step(c, project(x[None])[0], None), carry, xs[0])
+        lambda c, x: step(c, project(x[None])[0], None), carry, xs[0]
+    )
     _check_step_output(cell, carry, new_carry, y_shape)
     state = (carry, jnp.zeros(y_shape.shape, y_shape.dtype))
 
@@ -443,25 +588,38 @@ def _run(cell, params, xs, step_mask, carry, *, key, training, unroll, remat,
     full, tail = divmod(steps, chunk)
     parts = []
     if full == 1:
-        state, ys = run_chunk(state, xs[:chunk],
-                              None if step_mask is None else step_mask[:chunk])
+        state, ys = run_chunk(
+            state, xs[:chunk], None if step_mask is None else step_mask[:chunk]
+        )
         parts.append(ys)
     else:
-        body_xs = xs[:full * chunk].reshape(full, chunk, *xs.shape[1:])
-        body_mask = (None if step_mask is None else
-                     step_mask[:full * chunk].reshape(full, chunk, batch))
-        state, ys = lax.scan(lambda s, c: run_chunk(s, *c), state,
-                             (body_xs, body_mask),
-                             unroll=1 if unroll is False else int(unroll))
+        body_xs = xs[: full * chunk].reshape(full, chunk, *xs.shape[1:])
+        body_mask = (
+            None
+            if step_mask is None
+            else step_mask[: full * chunk].reshape(full, chunk, batch)
+        )
+        state, ys = lax.scan(
+            lambda s, c: run_chunk(s, *c),
+            state,
+            (body_xs, body_mask),
+            unroll=1 if unroll is False else int(unroll),
+        )
         if collect:
             parts.append(ys.reshape(full * chunk, *ys.shape[2:]))
     if tail:
-        state, ys = run_chunk(state, xs[full * chunk:],
-                              None if step_mask is None else
-                              step_mask[full * chunk:])
+        state, ys = run_chunk(
+            state,
+            xs[full * chunk :],
+            None if step_mask is None else step_mask[full * chunk :],
+        )
         parts.append(ys)
     carry, last_y = state
-    ys = (parts[0] if len(parts) == 1 else jnp.concatenate(parts)) if collect else None
+    ys = (
+        (parts[0] if len(parts) == 1 else jnp.concatenate(parts))
+        if collect
+        else None
+    )
     return ys, last_y, carry
 
 
@@ -470,32 +628,40 @@ def _check_step_output(cell, carry, new_carry, y):
     with the structure and leaf shapes of `carry`, y one array. Checked on
     shapes (jax.eval_shape), so a cell that returns (y, new_carry) is named
     before `lax.scan` or a mask's select trips over it."""
-    fits = (jax.tree.structure(new_carry) == jax.tree.structure(carry)
-            and all(np.shape(a) == np.shape(b) for a, b in zip(
-                jax.tree.leaves(new_carry), jax.tree.leaves(carry)))
-            and isinstance(y, jax.ShapeDtypeStruct))
+    fits = (
+        jax.tree.structure(new_carry) == jax.tree.structure(carry)
+        and all(
+            np.shape(a) == np.shape(b)
+            for a, b in zip(jax.tree.leaves(new_carry), jax.tree.leaves(carry))
+        )
+        and isinstance(y, jax.ShapeDtypeStruct)
+    )
     if not fits:
         raise ValueError(
             f"`cell` ({type(cell).__name__}) must return (new_carry, y): "
             f"new_carry like the carry it takes, {_describe_tree(carry)}, "
             f"and y one array; it returned ({_describe_tree(new_carry)}, "
             f"{_describe_tree(y)}). If it returns (y, new_carry), swap "
-            "them.")
+            "them."
+        )
 
 
 def _describe_tree(tree):
     leaves = jax.tree.leaves(tree)
     if len(leaves) == 1 and jax.tree.structure(tree).num_nodes == 1:
         return f"an array of shape {tuple(np.shape(leaves[0]))}"
-    return (f"{jax.tree.structure(tree)} with leaf shapes "
-            f"{[tuple(np.shape(leaf)) for leaf in leaves]}")
+    return (
+        f"{jax.tree.structure(tree)} with leaf shapes "
+        f"{[tuple(np.shape(leaf)) for leaf in leaves]}"
+    )
 
 
 def _contraction_width(cell, xs, carry):
     """D + H: the length of a row's dot products in the input and the
     recurrent projection, so the FLOPs per element they produce."""
     h_in = jax.eval_shape(
-        lambda c: cell.recurrent_input(c, None, xs.dtype), carry)
+        lambda c: cell.recurrent_input(c, None, xs.dtype), carry
+    )
     return xs.shape[-1] + h_in.shape[-1]
 
 
@@ -506,5 +672,4 @@ def _chunks_per_block(cell, params, chunk_xs, rows, max_bytes):
     projected = jax.eval_shape(cell.project_inputs, params, chunk_xs)
     chunk_rows = projected.size // projected.shape[-1]
     chunk_bytes = projected.size * projected.dtype.itemsize
-    return max(1, min(rows // chunk_rows,
-                      max_bytes // chunk_bytes))
+    return max(1, min(rows // chunk_rows, max_bytes // chunk_bytes))

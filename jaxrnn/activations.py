@@ -7,13 +7,13 @@ Keras' defaults are kept where they differ from JAX's (``gelu`` is exact,
 from __future__ import annotations
 
 import functools
-from typing import Callable, Union
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 
 Activation = Callable[[jax.Array], jax.Array]
-ActivationLike = Union[str, Activation, None]
+ActivationLike = str | Activation | None
 
 
 def linear(x: jax.Array) -> jax.Array:
@@ -61,32 +61,32 @@ def tanh_shrink(x: jax.Array) -> jax.Array:
 
 
 _BY_NAME: dict[str, Activation] = {
-        "linear": linear,
-        "tanh": jnp.tanh,
-        "sigmoid": jax.nn.sigmoid,
-        "hard_sigmoid": jax.nn.hard_sigmoid,
-        "relu": jax.nn.relu,
-        "relu6": jax.nn.relu6,
-        # Keras' leaky_relu default slope is 0.2; jax.nn's is 0.01.
-        "leaky_relu": functools.partial(jax.nn.leaky_relu, negative_slope=0.2),
-        "elu": jax.nn.elu,
-        "selu": jax.nn.selu,
-        "celu": jax.nn.celu,
-        "softplus": jax.nn.softplus,
-        "softsign": jax.nn.soft_sign,
-        "softmax": jax.nn.softmax,
-        "log_softmax": jax.nn.log_softmax,
-        "log_sigmoid": jax.nn.log_sigmoid,
-        "silu": jax.nn.silu,
-        "swish": jax.nn.silu,
-        "hard_silu": jax.nn.hard_silu,
-        "hard_swish": jax.nn.hard_silu,
-        # Keras' gelu is the exact erf form unless asked otherwise.
-        "gelu": functools.partial(jax.nn.gelu, approximate=False),
-        "mish": jax.nn.mish,
-        "exponential": exponential,
-        "hard_tanh": hard_tanh,
-        "tanh_shrink": tanh_shrink,
+    "linear": linear,
+    "tanh": jnp.tanh,
+    "sigmoid": jax.nn.sigmoid,
+    "hard_sigmoid": jax.nn.hard_sigmoid,
+    "relu": jax.nn.relu,
+    "relu6": jax.nn.relu6,
+    # Keras' leaky_relu default slope is 0.2; jax.nn's is 0.01.
+    "leaky_relu": functools.partial(jax.nn.leaky_relu, negative_slope=0.2),
+    "elu": jax.nn.elu,
+    "selu": jax.nn.selu,
+    "celu": jax.nn.celu,
+    "softplus": jax.nn.softplus,
+    "softsign": jax.nn.soft_sign,
+    "softmax": jax.nn.softmax,
+    "log_softmax": jax.nn.log_softmax,
+    "log_sigmoid": jax.nn.log_sigmoid,
+    "silu": jax.nn.silu,
+    "swish": jax.nn.silu,
+    "hard_silu": jax.nn.hard_silu,
+    "hard_swish": jax.nn.hard_silu,
+    # Keras' gelu is the exact erf form unless asked otherwise.
+    "gelu": functools.partial(jax.nn.gelu, approximate=False),
+    "mish": jax.nn.mish,
+    "exponential": exponential,
+    "hard_tanh": hard_tanh,
+    "tanh_shrink": tanh_shrink,
 }
 
 
@@ -126,10 +126,12 @@ def get(identifier: ActivationLike) -> Activation:
             return _BY_NAME[identifier]
         except KeyError:
             raise ValueError(
-                    f"Unknown activation {identifier!r}; expected one of {names()} "
-                    "or a callable.") from None
+                f"Unknown activation {identifier!r}; expected one of {names()} "
+                "or a callable."
+            ) from None
     if callable(identifier):
         return identifier
     raise TypeError(
-            "An activation must be a Keras name, a callable or None, got "
-            f"{type(identifier).__name__}.")
+        "An activation must be a Keras name, a callable or None, got "
+        f"{type(identifier).__name__}."
+    )

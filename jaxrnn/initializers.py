@@ -8,13 +8,14 @@ for a kernel of shape `(D, G*H)`, fan_in = D and `fan_out = G*H`).
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Sequence, Union
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 Initializer = Callable[..., jax.Array]
-InitializerLike = Union[str, Initializer]
+InitializerLike = str | Initializer
 
 
 def _random_uniform(key, shape: Sequence[int], dtype=jnp.float32) -> jax.Array:
@@ -30,20 +31,20 @@ def _identity(key, shape: Sequence[int], dtype=jnp.float32) -> jax.Array:
 
 
 _BY_NAME: dict[str, Initializer] = {
-        "glorot_uniform": jax.nn.initializers.glorot_uniform(),
-        "glorot_normal": jax.nn.initializers.glorot_normal(),
-        "he_uniform": jax.nn.initializers.he_uniform(),
-        "he_normal": jax.nn.initializers.he_normal(),
-        "lecun_uniform": jax.nn.initializers.lecun_uniform(),
-        "lecun_normal": jax.nn.initializers.lecun_normal(),
-        "orthogonal": jax.nn.initializers.orthogonal(),
-        "zeros": jax.nn.initializers.zeros,
-        "ones": jax.nn.initializers.ones,
-        # Keras' RandomNormal and TruncatedNormal default to stddev 0.05.
-        "random_normal": jax.nn.initializers.normal(0.05),
-        "truncated_normal": jax.nn.initializers.truncated_normal(0.05),
-        "random_uniform": _random_uniform,
-        "identity": _identity,
+    "glorot_uniform": jax.nn.initializers.glorot_uniform(),
+    "glorot_normal": jax.nn.initializers.glorot_normal(),
+    "he_uniform": jax.nn.initializers.he_uniform(),
+    "he_normal": jax.nn.initializers.he_normal(),
+    "lecun_uniform": jax.nn.initializers.lecun_uniform(),
+    "lecun_normal": jax.nn.initializers.lecun_normal(),
+    "orthogonal": jax.nn.initializers.orthogonal(),
+    "zeros": jax.nn.initializers.zeros,
+    "ones": jax.nn.initializers.ones,
+    # Keras' RandomNormal and TruncatedNormal default to stddev 0.05.
+    "random_normal": jax.nn.initializers.normal(0.05),
+    "truncated_normal": jax.nn.initializers.truncated_normal(0.05),
+    "random_uniform": _random_uniform,
+    "identity": _identity,
 }
 
 
@@ -88,17 +89,23 @@ def get(identifier: InitializerLike) -> Initializer:
         if name in _BY_NAME:
             return _BY_NAME[name]
         raise ValueError(
-                f"Unknown initializer {identifier!r}; expected one of {names()} or a "
-                "callable init(key, shape, dtype).")
+            f"Unknown initializer {identifier!r}; expected one of {names()} or a "
+            "callable init(key, shape, dtype)."
+        )
     if callable(identifier):
         return identifier
     raise TypeError(
-            "An initializer must be a Keras name or a callable init(key, shape, "
-            f"dtype), got {type(identifier).__name__}.")
+        "An initializer must be a Keras name or a callable init(key, shape, "
+        f"dtype), got {type(identifier).__name__}."
+    )
 
 
-def initialize(identifier: InitializerLike, key: jax.Array,
-                              shape: Sequence[int], dtype: Any) -> jax.Array:
+def initialize(
+    identifier: InitializerLike,
+    key: jax.Array,
+    shape: Sequence[int],
+    dtype: Any,
+) -> jax.Array:
     """Creates one array with the named initializer.
 
     Sampling happens in at least float32 and is then cast, so half-precision

@@ -29,14 +29,21 @@ class Cell(Protocol):
         """Params for inputs of `input_dim` features."""
         ...
 
-    def initial_carry(self, batch_shape: tuple[int, ...] = (),
-                      dtype: Any = None) -> Carry:
+    def initial_carry(
+        self, batch_shape: tuple[int, ...] = (), dtype: Any = None
+    ) -> Carry:
         """The zero carry, leaves `(*batch_shape, ...)`."""
         ...
 
-    def __call__(self, params: Params, carry: Carry, x: jax.Array, *,
-                 key: PRNGKey | None = None,
-                 training: bool = False) -> tuple[Carry, jax.Array]:
+    def __call__(
+        self,
+        params: Params,
+        carry: Carry,
+        x: jax.Array,
+        *,
+        key: PRNGKey | None = None,
+        training: bool = False,
+    ) -> tuple[Carry, jax.Array]:
         """One step: `(new_carry, y)`."""
         ...
 
@@ -56,14 +63,19 @@ class ProjectedCell(Cell, Protocol):
     step, then a loop over the rest of the step. `dropout_masks` is
     optional (None: no dropout)."""
 
-    def project_inputs(self, params: Params, xs: jax.Array,
-                       dropout: Any = None) -> jax.Array:
+    def project_inputs(
+        self, params: Params, xs: jax.Array, dropout: Any = None
+    ) -> jax.Array:
         """`(..., D) -> (..., P)`: the input half of the step."""
         ...
 
-    def step_projected(self, params: Params, carry: Carry,
-                       projected: jax.Array,
-                       dropout: Any = None) -> tuple[Carry, jax.Array]:
+    def step_projected(
+        self,
+        params: Params,
+        carry: Carry,
+        projected: jax.Array,
+        dropout: Any = None,
+    ) -> tuple[Carry, jax.Array]:
         """The recurrent half of a step, from `project_inputs`' output."""
         ...
 
@@ -75,18 +87,19 @@ class SplitStepCell(ProjectedCell, Protocol):
     `apply_gates`; `rnn` then differentiates a sequence by its hand-written
     backward pass. A cell opts out with ``split_step = False``."""
 
-    def recurrent_input(self, carry: Carry, dropout: Any,
-                        dtype: Any) -> jax.Array:
+    def recurrent_input(
+        self, carry: Carry, dropout: Any, dtype: Any
+    ) -> jax.Array:
         """The `(..., H)` vector the recurrent kernel multiplies."""
         ...
 
-    def project_recurrent(self, params: Params,
-                          h_in: jax.Array) -> jax.Array:
+    def project_recurrent(self, params: Params, h_in: jax.Array) -> jax.Array:
         """`(..., H) -> (..., P)`: the step's one recurrent matmul."""
         ...
 
-    def apply_gates(self, carry: Carry, projected: jax.Array,
-                    recurrent: jax.Array) -> tuple[Carry, jax.Array]:
+    def apply_gates(
+        self, carry: Carry, projected: jax.Array, recurrent: jax.Array
+    ) -> tuple[Carry, jax.Array]:
         """The elementwise rest of the step: `(new_carry, y)`."""
         ...
 
@@ -96,10 +109,14 @@ class ParallelCell(Cell, Protocol):
     `rnn(..., parallel=True)` runs it as an associative scan. A cell with
     ``log_space = True`` gives `parallel_log_coefficients` instead."""
 
-    def parallel_coefficients(self, params: Params, xs: jax.Array, *,
-                              key: PRNGKey | None = None,
-                              training: bool = False
-                              ) -> tuple[jax.Array, jax.Array]:
+    def parallel_coefficients(
+        self,
+        params: Params,
+        xs: jax.Array,
+        *,
+        key: PRNGKey | None = None,
+        training: bool = False,
+    ) -> tuple[jax.Array, jax.Array]:
         """`a` and `b` of every step, each `(T, B, *state)`."""
         ...
 
@@ -120,7 +137,8 @@ def _tier(cell: Any, names: tuple[str, ...], tier: str) -> bool:
             f"{', '.join(missing)}: the {tier} needs all of "
             f"{', '.join(names)} (see docs/writing-cells.md). Add the "
             "missing methods, or rename the others if they mean something "
-            "else.")
+            "else."
+        )
     return False
 
 
@@ -141,13 +159,19 @@ def has_split_step(cell: Any) -> bool:
             f"{type(cell).__name__} has the split step's "
             f"{', '.join(SPLIT_STEP)} but not project_inputs and "
             "step_projected, which the split step builds on (see "
-            "docs/writing-cells.md), or set split_step = False.")
+            "docs/writing-cells.md), or set split_step = False."
+        )
     return split
 
 
-def draw_dropout(cell: Any, key: PRNGKey | None,
-                 batch_shape: tuple[int, ...], input_dim: int, *,
-                 training: bool) -> Any:
+def draw_dropout(
+    cell: Any,
+    key: PRNGKey | None,
+    batch_shape: tuple[int, ...],
+    input_dim: int,
+    *,
+    training: bool,
+) -> Any:
     """`cell.dropout_masks(...)` for a projected-step cell that draws
     dropout masks; None for one that has no dropout."""
     draw = getattr(cell, "dropout_masks", None)
@@ -160,9 +184,11 @@ def supports_parallel(cell: Any) -> bool:
     """Whether `rnn(cell, ..., parallel=True)` can run `cell`
     (`ParallelCell`; every cell of a `StackedCells`)."""
     from jaxrnn.cells.stacked import StackedCells  # it imports this module
+
     if isinstance(cell, StackedCells):
         return all(supports_parallel(c) for c in cell.cells)
     if not hasattr(cell, "parallel_coefficients"):
         return False
-    return (not getattr(cell, "log_space", False)
-            or hasattr(cell, "parallel_log_coefficients"))
+    return not getattr(cell, "log_space", False) or hasattr(
+        cell, "parallel_log_coefficients"
+    )

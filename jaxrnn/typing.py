@@ -6,7 +6,8 @@ aliases name the role an argument plays rather than a structure.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 

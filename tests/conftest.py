@@ -20,13 +20,16 @@ def pytest_runtest_setup(item):
     if torch is not None and torch.get_num_threads() != 1:
         torch.set_num_threads(1)
 
+
 # The parity tests compare float32 results to about 1e-5. On GPUs and TPUs
 # JAX's default float32 matmul precision is reduced (TF32 on recent NVIDIA
 # GPUs), so there the suite runs at "highest", true float32, unless
 # JAXRNN_TEST_PRECISION names another. The CPU computes float32 either way.
 if jax.default_backend() != "cpu":
-    jax.config.update("jax_default_matmul_precision",
-                      os.environ.get("JAXRNN_TEST_PRECISION", "highest"))
+    jax.config.update(
+        "jax_default_matmul_precision",
+        os.environ.get("JAXRNN_TEST_PRECISION", "highest"),
+    )
 
 _counter = itertools.count()
 
@@ -40,8 +43,10 @@ def key():
 @pytest.fixture
 def keys():
     """A factory of distinct PRNG keys: ``keys(3)`` -> list of 3 keys."""
+
     def make(n):
         return list(jax.random.split(jax.random.key(1000 + next(_counter)), n))
+
     return make
 
 
@@ -49,14 +54,16 @@ def pytest_collection_modifyitems(config, items):
     """Marks hypothesis tests `property`: CI reruns them with
     JAXRNN_THOROUGH=1 (tests/properties.py)."""
     for item in items:
-        if getattr(getattr(item, "function", None), "is_hypothesis_test",
-                   False):
+        if getattr(
+            getattr(item, "function", None), "is_hypothesis_test", False
+        ):
             item.add_marker(pytest.mark.property)
 
 
 def pytest_sessionfinish(session):
     """xdist workers hand their parity errors to the controller."""
     from keras_helpers import PARITY_ERRORS
+
     if hasattr(session.config, "workeroutput"):
         session.config.workeroutput["parity_errors"] = dict(PARITY_ERRORS)
 
@@ -64,22 +71,28 @@ def pytest_sessionfinish(session):
 @pytest.hookimpl(optionalhook=True)  # an xdist hook; -p no:xdist works too
 def pytest_testnodedown(node, error):
     from keras_helpers import PARITY_ERRORS
-    for name, value in getattr(node, "workeroutput", {}).get(
-            "parity_errors", {}).items():
+
+    for name, value in (
+        getattr(node, "workeroutput", {}).get("parity_errors", {}).items()
+    ):
         PARITY_ERRORS[name] = max(PARITY_ERRORS.get(name, 0.0), value)
 
 
 def pytest_terminal_summary(terminalreporter):
     """Prints the worst parity error (Keras, PyTorch) per case group."""
     from keras_helpers import PARITY_ERRORS
+
     if not PARITY_ERRORS:
         return
     groups: dict[str, float] = {}
     for name, error in PARITY_ERRORS.items():
         group = name.split("[")[0]
         groups[group] = max(groups.get(group, 0.0), error)
-    terminalreporter.section("Parity with Keras, PyTorch, Flax, Equinox, Haiku (max abs error, float32)")
+    terminalreporter.section(
+        "Parity with Keras, PyTorch, Flax, Equinox, Haiku (max abs error, float32)"
+    )
     for group, error in sorted(groups.items()):
         terminalreporter.write_line(f"{group:<40} {error:.2e}")
     terminalreporter.write_line(
-        f"{'worst overall':<40} {max(groups.values()):.2e}")
+        f"{'worst overall':<40} {max(groups.values()):.2e}"
+    )

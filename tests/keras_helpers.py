@@ -10,8 +10,12 @@ PARITY_ERRORS: dict[str, float] = {}
 def randomize_keras_weights(layer, seed: int = 0, scale: float = 0.5) -> None:
     """Random, distinct weights: constant ones would hide swapped gates."""
     rng = np.random.default_rng(seed)
-    layer.set_weights([(scale * rng.standard_normal(w.shape)).astype(w.dtype)
-                       for w in layer.get_weights()])
+    layer.set_weights(
+        [
+            (scale * rng.standard_normal(w.shape)).astype(w.dtype)
+            for w in layer.get_weights()
+        ]
+    )
 
 
 def params_from_keras(template, weights: list[np.ndarray]):
@@ -24,11 +28,17 @@ def params_from_keras(template, weights: list[np.ndarray]):
 
     def fill(p):
         if isinstance(p, dict) and "kernel" in p:
-            out = {"kernel": weights.pop(0), "recurrent_kernel": weights.pop(0)}
+            out = {
+                "kernel": weights.pop(0),
+                "recurrent_kernel": weights.pop(0),
+            }
             if "bias" in p:
                 out["bias"] = weights.pop(0)
             for name in out:
-                assert out[name].shape == p[name].shape, (name, out[name].shape)
+                assert out[name].shape == p[name].shape, (
+                    name,
+                    out[name].shape,
+                )
             return out
         if isinstance(p, list):
             return [fill(q) for q in p]

@@ -24,7 +24,8 @@ def _load_report():
     """benchmarks/report.py under a private name (it needs only the stdlib),
     so the benchmark modules stay off sys.path."""
     spec = importlib.util.spec_from_file_location(
-        "_benchmarks_report", BENCHMARKS / "report.py")
+        "_benchmarks_report", BENCHMARKS / "report.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -42,15 +43,25 @@ def smoke(tmp_path_factory):
     out = tmp_path_factory.mktemp("benchmarks")
     env = {**os.environ, "KERAS_BACKEND": "jax"}
     done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "run.py"), "--smoke", "--out",
-         str(out)], capture_output=True, text=True, env=env, timeout=900)
+        [
+            sys.executable,
+            str(BENCHMARKS / "run.py"),
+            "--smoke",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     return json.loads((out / "results.json").read_text()), done.stdout, out
 
 
 @pytest.mark.slow
 def test_smoke_rows_pass_their_check_and_are_timed(smoke):
-    results, stdout, _ = smoke
+    results, _stdout, _ = smoke
     rows = results["rows"]
     assert rows
     for row in rows:
@@ -71,18 +82,28 @@ def test_smoke_times_jaxrnn_and_the_reference_everywhere(smoke):
     labels = {row["label"] for row in rows}
     for label in labels:
         for peer in ("jaxrnn", "JAX reference (hand-written)"):
-            modes = {row["mode"] for row in rows if row["label"] == label
-                     and row["peer"] == peer and row["status"] == "ok"}
+            modes = {
+                row["mode"]
+                for row in rows
+                if row["label"] == label
+                and row["peer"] == peer
+                and row["status"] == "ok"
+            }
             assert modes == {"forward", "train"}, (label, peer)
 
 
 @pytest.mark.slow
 def test_smoke_reports_memory_and_writes_the_section(smoke):
     results, stdout, out = smoke
-    jaxrnn_train = [row for row in results["rows"]
-                    if row["peer"] == "jaxrnn" and row["mode"] == "train"]
-    assert all(row["temp_bytes"] is not None and
-               row["remat_temp_bytes"] is not None for row in jaxrnn_train)
+    jaxrnn_train = [
+        row
+        for row in results["rows"]
+        if row["peer"] == "jaxrnn" and row["mode"] == "train"
+    ]
+    assert all(
+        row["temp_bytes"] is not None and row["remat_temp_bytes"] is not None
+        for row in jaxrnn_train
+    )
     assert "Summary" in stdout
     text = (out / "RESULTS.md").read_text()
     assert report.START in text and report.END in text
@@ -102,8 +123,10 @@ def test_write_section_keeps_the_rest_of_the_file(tmp_path):
 
 def test_a_gpu_run_writes_its_own_section_after_the_cpus(tmp_path):
     path = tmp_path / "RESULTS.md"
-    path.write_text(f"# Benchmark results\n\n{report.START}\ncpu\n"
-                    f"{report.END}\n\n## Chunk sizes\n\nkept\n")
+    path.write_text(
+        f"# Benchmark results\n\n{report.START}\ncpu\n"
+        f"{report.END}\n\n## Chunk sizes\n\nkept\n"
+    )
     start, end = report.markers("gpu")
     for body in ("first", "second"):
         report.write_section(path, f"{start}\n{body}\n{end}\n", "gpu")
@@ -151,8 +174,12 @@ for bidirectional in (False, True):
     assert error < 1e-5, (bidirectional, error)
 print("ok")
 """
-    done = subprocess.run([sys.executable, "-c", script, str(BENCHMARKS)],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(BENCHMARKS)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     assert done.stdout.strip() == "ok"
 
@@ -167,14 +194,33 @@ def test_repetitions_column_names_calls_per_sample():
 @pytest.mark.slow
 def test_options_script_runs_every_variant():
     done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "options.py"), "--batch", "2",
-         "--steps", "9", "--units", "4", "--repeats", "1"],
-        capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            str(BENCHMARKS / "options.py"),
+            "--batch",
+            "2",
+            "--steps",
+            "9",
+            "--units",
+            "4",
+            "--repeats",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     lines = done.stdout.strip().splitlines()
-    for variant in ("default", "time_major=True", "precision=highest",
-                    "unroll=4", "mask, right-padded", "seq_lengths",
-                    "remat=True"):
+    for variant in (
+        "default",
+        "time_major=True",
+        "precision=highest",
+        "unroll=4",
+        "mask, right-padded",
+        "seq_lengths",
+        "remat=True",
+    ):
         row = next(line for line in lines if line.startswith(variant))
         forward, train = (float(v) for v in row[20:].split())
         assert forward > 0 and train > 0, row
@@ -185,7 +231,10 @@ def test_parallel_crossover_script_runs():
     """benchmarks/parallel_crossover.py (docs/parallel-cells.md's figures)."""
     done = subprocess.run(
         [sys.executable, str(BENCHMARKS / "parallel_crossover.py"), "--smoke"],
-        capture_output=True, text=True, timeout=600)
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     assert "min_gru" in done.stdout and "lru" in done.stdout, done.stdout
 
@@ -204,17 +253,18 @@ def test_docs_chart_rows_are_the_performance_pages_table():
     # The chart on docs/performance.md must say what the table above it
     # says: same workloads, peers and ratios, † where the maths differ.
     page = (DOCS / "performance.md").read_text().splitlines()
-    start = next(i for i, line in enumerate(page)
-                 if line.startswith("| workload |"))
+    start = next(
+        i for i, line in enumerate(page) if line.startswith("| workload |")
+    )
     header = [c.strip() for c in page[start].strip("|").split("|")]
     assert header[1:] == list(report.DOCS_PEERS)
     table = {}
-    for line in page[start + 2:]:
+    for line in page[start + 2 :]:
         if not line.startswith("|"):
             break
         label, *cells = (c.strip() for c in line.strip("|").split("|"))
         for name, cell in zip(header[1:], cells):
-            if cell != "–":
+            if cell != "\N{EN DASH}":  # the table's blank
                 table[label, name] = cell
     chart = {}
     for row in report.docs_rows(_summary()):
@@ -222,8 +272,9 @@ def test_docs_chart_rows_are_the_performance_pages_table():
     assert set(chart) == set(table)
     for key, modes in chart.items():
         other = "" if all(r["comparable"] for r in modes.values()) else " †"
-        cell = " / ".join(_ratio(modes[m]["vs_jaxrnn"])
-                          for m in ("forward", "train"))
+        cell = " / ".join(
+            _ratio(modes[m]["vs_jaxrnn"]) for m in ("forward", "train")
+        )
         assert table[key] == cell + other, key
 
 
@@ -234,8 +285,15 @@ def test_docs_chart_is_drawn_for_the_content_column(tmp_path):
     assert report.docs_chart(summary, first)
     assert report.docs_chart(summary, second)
     assert first.read_bytes() == second.read_bytes()  # no dates, no salt
-    width = float(re.search(r'<svg [^>]*width="([\d.]+)pt"',
-                            first.read_text()).group(1)) * 96 / 72
+    width = (
+        float(
+            re.search(
+                r'<svg [^>]*width="([\d.]+)pt"', first.read_text()
+            ).group(1)
+        )
+        * 96
+        / 72
+    )
     # The site's column is 656 px wide: shown near 1:1, with no text under
     # 12 px once scaled to fit it.
     assert 600 <= width <= 656, width

@@ -18,8 +18,21 @@ import numpy as np
 import pytest
 
 ROOT = pathlib.Path(__file__).parents[1]
-SMALL = ["--hidden", "32", "--embed", "8", "--batch", "8", "--seq-len", "16",
-         "--dropout", "0.1", "--sample-length", "0", "--no-progress"]
+SMALL = [
+    "--hidden",
+    "32",
+    "--embed",
+    "8",
+    "--batch",
+    "8",
+    "--seq-len",
+    "16",
+    "--dropout",
+    "0.1",
+    "--sample-length",
+    "0",
+    "--no-progress",
+]
 
 # Runs an example end to end (20 s or more): with the slow set, which CI
 # runs after the default suite.
@@ -28,7 +41,8 @@ pytestmark = pytest.mark.slow
 
 def _load_example():
     spec = importlib.util.spec_from_file_location(
-        "char_lm", ROOT / "examples" / "char_lm.py")
+        "char_lm", ROOT / "examples" / "char_lm.py"
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up here
     spec.loader.exec_module(module)
@@ -51,8 +65,9 @@ def runs(tmp_path_factory):
     directory = tmp_path_factory.mktemp("char_lm_checkpoints")
     straight = _main("--steps", "12")
     _main("--steps", "6", "--checkpoint-dir", str(directory))
-    resumed = _main("--steps", "12", "--checkpoint-dir", str(directory),
-                    "--resume")
+    resumed = _main(
+        "--steps", "12", "--checkpoint-dir", str(directory), "--resume"
+    )
     return straight, resumed, directory
 
 
@@ -64,7 +79,9 @@ def _assert_bitwise_equal(a, b):
         assert np.array_equal(x, y), np.max(np.abs(x - y))
 
 
-@pytest.mark.parametrize("part", ["params", "opt_state", "carry", "key", "step"])
+@pytest.mark.parametrize(
+    "part", ["params", "opt_state", "carry", "key", "step"]
+)
 def test_resumed_state_equals_uninterrupted(runs, part):
     straight, resumed, _ = runs
     assert int(resumed["state"]["step"]) == 12
@@ -84,13 +101,18 @@ def test_state_actually_moved(runs):
     manager = char_lm.ocp.CheckpointManager(directory)
     assert manager.all_steps() == [6, 12]
     halfway, history = char_lm.restore_checkpoint(
-        manager, straight["state"], _setting(), step=6)
+        manager, straight["state"], _setting(), step=6
+    )
     manager.close()
     assert len(history["losses"]) == 6
     for part in ("params", "carry", "key"):
-        assert not all(np.array_equal(x, y) for x, y in zip(
-            jax.tree.leaves(halfway[part]),
-            jax.tree.leaves(straight["state"][part])))
+        assert not all(
+            np.array_equal(x, y)
+            for x, y in zip(
+                jax.tree.leaves(halfway[part]),
+                jax.tree.leaves(straight["state"][part]),
+            )
+        )
 
 
 def _setting():
@@ -100,12 +122,19 @@ def _setting():
 
 def test_resume_refuses_another_setting(runs):
     _, _, directory = runs
-    args = SMALL + ["--steps", "14", "--checkpoint-dir", str(directory),
-                    "--resume"]
+    args = SMALL + [
+        "--steps",
+        "14",
+        "--checkpoint-dir",
+        str(directory),
+        "--resume",
+    ]
     args[args.index("--hidden") + 1] = "48"
-    with pytest.raises(ValueError, match="--hidden was 32, now 48"):
-        with jax.numpy_dtype_promotion("standard"):
-            char_lm.main(args)
+    with (
+        pytest.raises(ValueError, match="--hidden was 32, now 48"),
+        jax.numpy_dtype_promotion("standard"),
+    ):
+        char_lm.main(args)
 
 
 def test_resume_needs_a_checkpoint(tmp_path):

@@ -21,7 +21,9 @@ def setup(key):
     cell = custom_cell.LayerNormLSTMCell(5)
     params = cell.init(key, 3)
     x = jax.random.normal(jax.random.key(11), (3, 9, 3))
-    mask = jnp.array([[1] * 9, [1] * 6 + [0] * 3, [0, 0] + [1] * 5 + [0, 0]], bool)
+    mask = jnp.array(
+        [[1] * 9, [1] * 6 + [0] * 3, [0, 0] + [1] * 5 + [0, 0]], bool
+    )
     return cell, params, x, mask
 
 
@@ -33,7 +35,9 @@ def _manual(cell, params, x, mask):
     for t in range(x.shape[1]):
         new_carry, y = cell(params, carry, x[:, t])
         keep = mask[:, t][:, None]
-        carry = jax.tree.map(lambda n, o: jnp.where(keep, n, o), new_carry, carry)
+        carry = jax.tree.map(
+            lambda n, o: jnp.where(keep, n, o), new_carry, carry
+        )
         y_prev = jnp.where(keep, y, y_prev)
         ys.append(y_prev)
     return jnp.stack(ys, 1), carry
@@ -41,7 +45,9 @@ def _manual(cell, params, x, mask):
 
 def test_rnn_with_mask_equals_manual_loop(setup):
     cell, params, x, mask = setup
-    ys, carry = jax.jit(lambda p, x: jaxrnn.rnn(cell, p, x, mask=mask))(params, x)
+    ys, carry = jax.jit(lambda p, x: jaxrnn.rnn(cell, p, x, mask=mask))(
+        params, x
+    )
     want_ys, want_carry = _manual(cell, params, x, mask)
     np.testing.assert_allclose(ys, want_ys, atol=1e-6)
     for a, b in zip(carry, want_carry):
@@ -71,19 +77,31 @@ def test_stacked_with_builtin(setup):
 def test_layers_and_bidirectional(setup):
     cell, params, x, mask = setup
     layer = jaxrnn.RNN(cell, return_sequences=True, return_state=True)
-    out, h, c = layer(params, x, mask=mask)
-    assert layer.output_shape((None, 9, 3)) == [(None, 9, 5), (None, 5), (None, 5)]
+    _out, _h, _c = layer(params, x, mask=mask)
+    assert layer.output_shape((None, 9, 3)) == [
+        (None, 9, 5),
+        (None, 5),
+        (None, 5),
+    ]
     assert layer.param_count((None, 9, 3)) == 3 * 20 + 5 * 20 + 20 + 20 + 5
     bi = jaxrnn.Bidirectional(jaxrnn.RNN(cell, return_sequences=True))
-    assert bi(bi.init(jax.random.key(1), x.shape), x, mask=mask).shape == (3, 9, 10)
+    assert bi(bi.init(jax.random.key(1), x.shape), x, mask=mask).shape == (
+        3,
+        9,
+        10,
+    )
 
 
 def test_vmap_and_grad(setup):
     cell, params, x, mask = setup
     batched, _ = jaxrnn.rnn(cell, params, x, mask=mask)
-    mapped, _ = jax.vmap(lambda x, m: jaxrnn.rnn(cell, params, x, mask=m))(x, mask)
+    mapped, _ = jax.vmap(lambda x, m: jaxrnn.rnn(cell, params, x, mask=m))(
+        x, mask
+    )
     np.testing.assert_allclose(batched, mapped, atol=1e-6)
-    grads = jax.grad(lambda p: jnp.sum(jaxrnn.rnn(cell, p, x, mask=mask, remat=True)[0]))(params)
+    grads = jax.grad(
+        lambda p: jnp.sum(jaxrnn.rnn(cell, p, x, mask=mask, remat=True)[0])
+    )(params)
     assert set(grads) == set(params)
 
 
@@ -98,8 +116,14 @@ def test_custom_cell_gets_the_same_key_every_step(key):
             return super().__call__(params, carry, x)
 
     cell = Recorder(2)
-    jaxrnn.rnn(cell, cell.init(key, 1), jnp.ones((1, 3, 1)), key=key,
-               training=True, unroll=True)
+    jaxrnn.rnn(
+        cell,
+        cell.init(key, 1),
+        jnp.ones((1, 3, 1)),
+        key=key,
+        training=True,
+        unroll=True,
+    )
     # (One more call than steps: rnn traces a step once to learn the output shape.)
     assert len(seen) >= 3 and all(k is key for k in seen)
 
@@ -127,6 +151,9 @@ def test_minimal_cell_stacks_and_says_what_a_layer_needs():
     params = stacked.init(jax.random.key(0), 4)
     ys, carry = jaxrnn.rnn(stacked, params, x)  # initial_carry(batch_shape)
     assert ys.shape == (2, 5, 3) and len(carry) == 2
-    with pytest.raises(TypeError, match=r"RNN.output_shape needs the cell's "
-                                        r"`output_size`.*_MinimalCell has None"):
+    with pytest.raises(
+        TypeError,
+        match=r"RNN.output_shape needs the cell's "
+        r"`output_size`.*_MinimalCell has None",
+    ):
         jaxrnn.RNN(_MinimalCell()).output_shape((None, 5, 4))

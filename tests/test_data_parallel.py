@@ -26,8 +26,20 @@ import numpy as np
 import pytest
 
 ROOT = pathlib.Path(__file__).parents[1]
-SMALL = ["--batch", "16", "--steps", "3", "--train-size", "64",
-         "--test-size", "0", "--units", "16", "--max-length", "32"]
+SMALL = [
+    "--batch",
+    "16",
+    "--steps",
+    "3",
+    "--train-size",
+    "64",
+    "--test-size",
+    "0",
+    "--units",
+    "16",
+    "--max-length",
+    "32",
+]
 
 # Runs an example end to end (20 s or more): with the slow set, which CI
 # runs after the default suite.
@@ -35,22 +47,36 @@ pytestmark = pytest.mark.slow
 
 
 def _environment(devices):
-    flags = [flag for flag in os.environ.get("XLA_FLAGS", "").split()
-             if not flag.startswith("--xla_force_host_platform_device_count")]
+    flags = [
+        flag
+        for flag in os.environ.get("XLA_FLAGS", "").split()
+        if not flag.startswith("--xla_force_host_platform_device_count")
+    ]
     flags.append(f"--xla_force_host_platform_device_count={devices}")
-    return dict(os.environ, PYTHONPATH=str(ROOT), XLA_FLAGS=" ".join(flags),
-                JAX_PLATFORMS="cpu")
+    return dict(
+        os.environ,
+        PYTHONPATH=str(ROOT),
+        XLA_FLAGS=" ".join(flags),
+        JAX_PLATFORMS="cpu",
+    )
 
 
 def _command(*args):
-    return [sys.executable, str(ROOT / "examples" / "data_parallel.py"),
-            *map(str, args)]
+    return [
+        sys.executable,
+        str(ROOT / "examples" / "data_parallel.py"),
+        *map(str, args),
+    ]
 
 
 def _run(devices, save_to, args=SMALL):
-    done = subprocess.run(_command(*args, "--save", save_to),
-                          capture_output=True, text=True,
-                          env=_environment(devices), timeout=600)
+    done = subprocess.run(
+        _command(*args, "--save", save_to),
+        capture_output=True,
+        text=True,
+        env=_environment(devices),
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout, dict(np.load(save_to))
 
@@ -58,15 +84,20 @@ def _run(devices, save_to, args=SMALL):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     directory = tmp_path_factory.mktemp("data_parallel")
-    return {devices: _run(devices, directory / f"{devices}.npz")
-            for devices in (4, 1)}
+    return {
+        devices: _run(devices, directory / f"{devices}.npz")
+        for devices in (4, 1)
+    }
 
 
 def test_runs_on_four_devices(runs):
     out, _ = runs[4]
     assert "devices: 4 (cpu" in out
     assert "4 per device" in out
-    assert "each device holds a (4, 32, 2) slice of the (16, 32, 2) strokes" in out
+    assert (
+        "each device holds a (4, 32, 2) slice of the (16, 32, 2) strokes"
+        in out
+    )
 
 
 def test_reports_its_own_one_device_comparison(runs):
@@ -84,8 +115,13 @@ def _assert_same_step(saved, reference):
     for name in names:
         scale = np.max(np.abs(reference[name]))
         assert scale > 0, name
-        np.testing.assert_allclose(saved[name], reference[name], rtol=0,
-                                   atol=1e-5 * scale, err_msg=name)
+        np.testing.assert_allclose(
+            saved[name],
+            reference[name],
+            rtol=0,
+            atol=1e-5 * scale,
+            err_msg=name,
+        )
 
 
 def test_loss_and_gradients_equal_one_device(runs):
@@ -96,8 +132,9 @@ def test_training_losses_follow_one_device(runs):
     """Three Adam steps later the losses still agree: rounding differences
     do not grow into a different trajectory."""
     sharded, single = runs[4][1], runs[1][1]
-    np.testing.assert_allclose(sharded["train_losses"], single["train_losses"],
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        sharded["train_losses"], single["train_losses"], rtol=1e-5
+    )
 
 
 @pytest.mark.slow
@@ -118,12 +155,26 @@ def test_two_processes_equal_one(runs, tmp_path):
     """--distributed: two processes of two CPU devices each (coordinated by
     jax.distributed over localhost, collectives over Gloo) compute what one
     process of four devices does, from the rows each process feeds."""
-    args = [*SMALL, "--distributed", "--coordinator",
-            f"localhost:{_free_port()}", "--num-processes", "2"]
-    processes = [subprocess.Popen(
-        _command(*args, "--process-id", rank, "--save", tmp_path / "two.npz"),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=_environment(2)) for rank in (0, 1)]
+    args = [
+        *SMALL,
+        "--distributed",
+        "--coordinator",
+        f"localhost:{_free_port()}",
+        "--num-processes",
+        "2",
+    ]
+    processes = [
+        subprocess.Popen(
+            _command(
+                *args, "--process-id", rank, "--save", tmp_path / "two.npz"
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_environment(2),
+        )
+        for rank in (0, 1)
+    ]
     try:
         outputs = [process.communicate(timeout=300) for process in processes]
     finally:
@@ -137,5 +188,6 @@ def test_two_processes_equal_one(runs, tmp_path):
     # tolerance as one device against four.
     two = dict(np.load(tmp_path / "two.npz"))
     _assert_same_step(two, runs[4][1])
-    np.testing.assert_allclose(two["train_losses"], runs[4][1]["train_losses"],
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        two["train_losses"], runs[4][1]["train_losses"], rtol=1e-5
+    )

@@ -21,16 +21,26 @@ ROOT = pathlib.Path(__file__).parents[1]
 DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.rglob("*.md"))
 # Modules whose public names must each have an API entry (`::: path`).
-DOCUMENTED = ["jaxrnn", "jaxrnn.layers", "jaxrnn.interop",
-              "jaxrnn.activations", "jaxrnn.initializers"]
+DOCUMENTED = [
+    "jaxrnn",
+    "jaxrnn.layers",
+    "jaxrnn.interop",
+    "jaxrnn.activations",
+    "jaxrnn.initializers",
+]
 # Fences may be indented (inside tabs or admonitions).
 _FENCE = re.compile(r"^( *)```python\n(.*?)^\1```", re.MULTILINE | re.DOTALL)
 _IMPORT = re.compile(r"^\s*(?:import|from)\s+(\w+)", re.MULTILINE)
 
 
 def _env():
-    return dict(os.environ, PYTHONPATH=str(ROOT), KERAS_BACKEND="jax",
-                NO_MKDOCS_2_WARNING="1", MPLBACKEND="Agg")
+    return dict(
+        os.environ,
+        PYTHONPATH=str(ROOT),
+        KERAS_BACKEND="jax",
+        NO_MKDOCS_2_WARNING="1",
+        MPLBACKEND="Agg",
+    )
 
 
 # CI builds the site again on its own (.ci/run): slow here.
@@ -40,9 +50,21 @@ def test_mkdocs_build_strict(tmp_path):
     pytest.importorskip("material")
     pytest.importorskip("mkdocstrings_handlers.python")
     done = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir",
-         str(tmp_path / "site")], cwd=ROOT, env=_env(), capture_output=True,
-        text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "--site-dir",
+            str(tmp_path / "site"),
+        ],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert (tmp_path / "site" / "api" / "core" / "index.html").exists()
 
@@ -50,8 +72,12 @@ def test_mkdocs_build_strict(tmp_path):
 def _public_names(module):
     names = getattr(module, "__all__", None)
     if names is None:
-        names = [n for n, v in vars(module).items() if not n.startswith("_")
-                 and getattr(v, "__module__", None) == module.__name__]
+        names = [
+            n
+            for n, v in vars(module).items()
+            if not n.startswith("_")
+            and getattr(v, "__module__", None) == module.__name__
+        ]
     return names
 
 
@@ -71,40 +97,55 @@ def _resolve(path):
 
 def test_api_pages_document_every_public_name():
     pages = [*(DOCS / "api").glob("*.md"), DOCS / "writing-cells.md"]
-    entries = [line.split(":::", 1)[1].strip()
-               for page in pages
-               for line in page.read_text().splitlines()
-               if line.startswith(":::")]
+    entries = [
+        line.split(":::", 1)[1].strip()
+        for page in pages
+        for line in page.read_text().splitlines()
+        if line.startswith(":::")
+    ]
     documented = {id(_resolve(path)) for path in entries}
-    whole_modules = {path for path in entries
-                     if isinstance(_resolve(path), type(sys))}
+    whole_modules = {
+        path for path in entries if isinstance(_resolve(path), type(sys))
+    }
     missing = []
     for module_name in DOCUMENTED:
         if module_name in whole_modules:
             continue
         module = importlib.import_module(module_name)
-        missing += [f"{module_name}.{name}" for name in _public_names(module)
-                    if id(getattr(module, name)) not in documented]
-    assert not missing, (f"no `::: ...` entry in docs/api/*.md for {missing}")
+        missing += [
+            f"{module_name}.{name}"
+            for name in _public_names(module)
+            if id(getattr(module, name)) not in documented
+        ]
+    assert not missing, f"no `::: ...` entry in docs/api/*.md for {missing}"
 
 
 def _snippets(page):
-    return [textwrap.dedent(block)
-            for _, block in _FENCE.findall(page.read_text())]
+    return [
+        textwrap.dedent(block) for _, block in _FENCE.findall(page.read_text())
+    ]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("page", [p for p in PAGES if _snippets(p)],
-                         ids=lambda p: str(p.relative_to(DOCS)))
+@pytest.mark.parametrize(
+    "page",
+    [p for p in PAGES if _snippets(p)],
+    ids=lambda p: str(p.relative_to(DOCS)),
+)
 def test_page_snippets_run(page, tmp_path):
     """A page's ```python blocks run in order in one fresh interpreter."""
     code = "\n\n".join(_snippets(page))
     for module in sorted(set(_IMPORT.findall(code))):
         if importlib.util.find_spec(module) is None:
             pytest.skip(f"{module} is not installed")
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path,
-                          env=_env(), capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-4000:]
 
 
@@ -112,11 +153,21 @@ def test_page_snippets_run(page, tmp_path):
 def test_figures_script_runs(tmp_path):
     pytest.importorskip("matplotlib")
     done = subprocess.run(
-        [sys.executable, str(DOCS / "figures" / "make_figures.py"),
-         "--out", str(tmp_path)], env=_env(), capture_output=True, text=True,
-        timeout=300)
+        [
+            sys.executable,
+            str(DOCS / "figures" / "make_figures.py"),
+            "--out",
+            str(tmp_path),
+        ],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     # benchmarks.svg comes from benchmarks/run.py (the performance chart).
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        p.name for p in (DOCS / "figures").iterdir()
-        if p.suffix != ".py" and p.name != "benchmarks.svg")
+        p.name
+        for p in (DOCS / "figures").iterdir()
+        if p.suffix != ".py" and p.name != "benchmarks.svg"
+    )

@@ -12,8 +12,13 @@ ROOT = pathlib.Path(__file__).parents[1]
 
 def _run(script):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    done = subprocess.run([sys.executable, str(ROOT / "examples" / script)],
-                          capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / script)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -21,7 +26,10 @@ def _run(script):
 def test_quickstart():
     out = _run("quickstart.py")
     assert "LSTM(8, return_state=True): 416 params" in out
-    assert "GRU(8, return_sequences=True): 336 params, output shape (None, 6, 8)" in out
+    assert (
+        "GRU(8, return_sequences=True): 336 params, output shape (None, 6, 8)"
+        in out
+    )
     assert "last output equals the final h: True" in out
     assert "masked steps repeat the last valid output: True" in out
 

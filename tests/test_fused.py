@@ -21,8 +21,8 @@ from properties import examples
 import jaxrnn
 from jaxrnn import _fused, _rnn
 from jaxrnn._fused import _scan_pieces, split_step_scan
-from jaxrnn.protocols import has_split_step
 from jaxrnn._masking import masked_chunk_outputs
+from jaxrnn.protocols import has_split_step
 
 CELLS = {
     "lstm": jaxrnn.LSTMCell(5),
@@ -33,19 +33,31 @@ CELLS = {
 
 def _grads(cell, params, x, carry, mask, unroll, **options):
     def loss(params, x, carry):
-        ys, final = jaxrnn.rnn(cell, params, x, initial_carry=carry,
-                               mask=mask, unroll=unroll, **options)
+        ys, final = jaxrnn.rnn(
+            cell,
+            params,
+            x,
+            initial_carry=carry,
+            mask=mask,
+            unroll=unroll,
+            **options,
+        )
         weights = jnp.arange(ys.size, dtype=ys.dtype).reshape(ys.shape)
-        return (jnp.sum(jnp.sin(ys) * weights / ys.size)
-                + sum(jnp.sum(leaf ** 2) for leaf in jax.tree.leaves(final)))
+        return jnp.sum(jnp.sin(ys) * weights / ys.size) + sum(
+            jnp.sum(leaf**2) for leaf in jax.tree.leaves(final)
+        )
+
     return jax.value_and_grad(loss, (0, 1, 2))(params, x, carry)
 
 
 def _assert_close(a, b, tol=2e-5):
     for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
-        np.testing.assert_allclose(np.asarray(u, np.float32),
-                                   np.asarray(v, np.float32), atol=tol,
-                                   rtol=tol)
+        np.testing.assert_allclose(
+            np.asarray(u, np.float32),
+            np.asarray(v, np.float32),
+            atol=tol,
+            rtol=tol,
+        )
 
 
 def test_which_cells_split():
@@ -57,52 +69,98 @@ def test_which_cells_split():
 
 
 @settings(max_examples=examples(5, 50), deadline=None)
-@given(name=st.sampled_from(sorted(CELLS)), steps=st.integers(1, 19),
-       batch=st.integers(1, 3), masked=st.booleans(),
-       zero_output=st.booleans(), sequences=st.booleans(),
-       backwards=st.booleans(), remat=st.booleans(), unroll=st.integers(1, 3),
-       block_rows=st.sampled_from([0, 8, 12, 512]),
-       keep_projections=st.booleans(), seed=st.integers(0, 2 ** 16))
-def test_gradients_equal_autodiff(name, steps, batch, masked, zero_output,
-                                  sequences, backwards, remat, unroll,
-                                  block_rows, keep_projections, seed):
+@given(
+    name=st.sampled_from(sorted(CELLS)),
+    steps=st.integers(1, 19),
+    batch=st.integers(1, 3),
+    masked=st.booleans(),
+    zero_output=st.booleans(),
+    sequences=st.booleans(),
+    backwards=st.booleans(),
+    remat=st.booleans(),
+    unroll=st.integers(1, 3),
+    block_rows=st.sampled_from([0, 8, 12, 512]),
+    keep_projections=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_gradients_equal_autodiff(
+    name,
+    steps,
+    batch,
+    masked,
+    zero_output,
+    sequences,
+    backwards,
+    remat,
+    unroll,
+    block_rows,
+    keep_projections,
+    seed,
+):
     # block_rows: one chunk per backward block (0), several blocks with a
     # partial last one (8, 12 at batch 1), or one block of every step; the
     # same with remat, whose blocks are rerun from their first carry.
     # keep_projections: the forward pass saves them (as for wide cells).
-    overrides = dict(SPLIT_STEP_BLOCK_ROWS=block_rows,
-                     SPLIT_STEP_SAVED_BLOCK_ROWS=block_rows,
-                     SPLIT_STEP_REMAT_BLOCK_ROWS=block_rows,
-                     SPLIT_STEP_REMAT_MIN_BLOCKS=1,
-                     SPLIT_STEP_REMAT_CHUNK_ROWS=1 << 30,
-                     SPLIT_STEP_KEEP_PROJECTIONS_WIDTH=(
-                         0 if keep_projections else 1 << 30))
+    overrides = dict(
+        SPLIT_STEP_BLOCK_ROWS=block_rows,
+        SPLIT_STEP_SAVED_BLOCK_ROWS=block_rows,
+        SPLIT_STEP_REMAT_BLOCK_ROWS=block_rows,
+        SPLIT_STEP_REMAT_MIN_BLOCKS=1,
+        SPLIT_STEP_REMAT_CHUNK_ROWS=1 << 30,
+        SPLIT_STEP_KEEP_PROJECTIONS_WIDTH=(0 if keep_projections else 1 << 30),
+    )
     defaults = {setting: getattr(_rnn, setting) for setting in overrides}
     for setting, value in overrides.items():
         setattr(_rnn, setting, value)
     try:
-        _check_gradients(name, steps, batch, masked, zero_output, sequences,
-                         backwards, remat, unroll, seed)
+        _check_gradients(
+            name,
+            steps,
+            batch,
+            masked,
+            zero_output,
+            sequences,
+            backwards,
+            remat,
+            unroll,
+            seed,
+        )
     finally:
         for setting, value in defaults.items():
             setattr(_rnn, setting, value)
 
 
-def _check_gradients(name, steps, batch, masked, zero_output, sequences,
-                     backwards, remat, unroll, seed):
+def _check_gradients(
+    name,
+    steps,
+    batch,
+    masked,
+    zero_output,
+    sequences,
+    backwards,
+    remat,
+    unroll,
+    seed,
+):
     cell = CELLS[name]
     keys = jax.random.split(jax.random.key(seed), 4)
     params = cell.init(keys[0], 3)
     x = jax.random.normal(keys[1], (batch, steps, 3))
     carry = jax.tree.map(
         lambda leaf: jax.random.normal(keys[2], leaf.shape),
-        cell.initial_carry((batch,)))
-    mask = (jax.random.bernoulli(keys[3], 0.6, (batch, steps)) if masked
-            else None)
-    options = dict(zero_output_for_mask=zero_output,
-                   return_sequences=sequences, go_backwards=backwards)
-    fused = _grads(cell, params, x, carry, mask, unroll, remat=remat,
-                   **options)
+        cell.initial_carry((batch,)),
+    )
+    mask = (
+        jax.random.bernoulli(keys[3], 0.6, (batch, steps)) if masked else None
+    )
+    options = dict(
+        zero_output_for_mask=zero_output,
+        return_sequences=sequences,
+        go_backwards=backwards,
+    )
+    fused = _grads(
+        cell, params, x, carry, mask, unroll, remat=remat, **options
+    )
     reference = _grads(cell, params, x, carry, mask, True, **options)
     _assert_close(fused, reference)
 
@@ -117,6 +175,7 @@ def test_saves_less_than_autodiff_and_remat_less_still(monkeypatch):
     def step(remat):
         def loss(params, x):
             return jnp.mean(jaxrnn.rnn(cell, params, x, remat=remat)[0] ** 2)
+
         return jax.jit(jax.grad(loss, (0, 1))).lower(params, x).compile()
 
     def temp(compiled):
@@ -143,6 +202,7 @@ def test_kept_projections_still_take_less_than_autodiff(name, monkeypatch):
     def temp(remat=False):
         def loss(params, x):
             return jnp.mean(jaxrnn.rnn(cell, params, x, remat=remat)[0] ** 2)
+
         compiled = jax.jit(jax.grad(loss, (0, 1))).lower(params, x).compile()
         return compiled.memory_analysis().temp_size_in_bytes
 
@@ -155,18 +215,22 @@ def test_kept_projections_still_take_less_than_autodiff(name, monkeypatch):
     assert remat < kept / 2
 
 
-@pytest.mark.parametrize("cell_type,batch,units,remat,saved,block", [
-    # 512 rows, at most 1 MB of projections: 2 chunks of 32 x 4 steps.
-    (jaxrnn.LSTMCell, 32, 256, False, "carries", 8),
-    # Saved projections: 1024 rows, at most 8 MB; a chunk is 4 MB here.
-    (jaxrnn.LSTMCell, 128, 512, False, "projections", 8),
-    (jaxrnn.LSTMCell, 32, 512, False, "projections", 32),
-    (jaxrnn.GRUCell, 128, 512, False, "projections", 8),
-    # remat: one chunk where it has 128 rows or more.
-    (jaxrnn.LSTMCell, 128, 512, True, "chunk_carries", 4),
-])
+@pytest.mark.parametrize(
+    "cell_type,batch,units,remat,saved,block",
+    [
+        # 512 rows, at most 1 MB of projections: 2 chunks of 32 x 4 steps.
+        (jaxrnn.LSTMCell, 32, 256, False, "carries", 8),
+        # Saved projections: 1024 rows, at most 8 MB; a chunk is 4 MB here.
+        (jaxrnn.LSTMCell, 128, 512, False, "projections", 8),
+        (jaxrnn.LSTMCell, 32, 512, False, "projections", 32),
+        (jaxrnn.GRUCell, 128, 512, False, "projections", 8),
+        # remat: one chunk where it has 128 rows or more.
+        (jaxrnn.LSTMCell, 128, 512, True, "chunk_carries", 4),
+    ],
+)
 def test_backward_blocks_follow_what_the_forward_saves(
-        monkeypatch, cell_type, batch, units, remat, saved, block):
+    monkeypatch, cell_type, batch, units, remat, saved, block
+):
     chosen = []
 
     def spy(cell, chunk, block, unroll, saved, *args):
@@ -177,8 +241,9 @@ def test_backward_blocks_follow_what_the_forward_saves(
     cell = cell_type(units)
     params = jax.eval_shape(lambda: cell.init(jax.random.key(0), units))
     x = jax.ShapeDtypeStruct((batch, 64, units), jnp.float32)
-    jax.eval_shape(lambda p, x: jaxrnn.rnn(cell, p, x, remat=remat)[0],
-                   params, x)
+    jax.eval_shape(
+        lambda p, x: jaxrnn.rnn(cell, p, x, remat=remat)[0], params, x
+    )
     assert chosen == [(4, block, saved)]
 
 
@@ -188,40 +253,50 @@ def _split_step_problem(cell, seed, masked):
     params = cell.init(keys[0], 3)
     xs = jax.random.normal(keys[1], (14, 2, 3))
     keep = jax.random.bernoulli(keys[2], 0.7, (14, 2)) if masked else None
-    carry = jax.tree.map(lambda leaf: jax.random.normal(keys[3], leaf.shape),
-                         cell.initial_carry((2,)))
+    carry = jax.tree.map(
+        lambda leaf: jax.random.normal(keys[3], leaf.shape),
+        cell.initial_carry((2,)),
+    )
     return params, xs, keep, carry
 
 
 def _split_step_grads(cell, saved, params, xs, keep, carry):
     """Loss and gradients through `split_step_scan` (chunks of 4, blocks of
     8) with what the forward pass `saved`."""
+
     def loss(params, xs, carry):
-        ys, final, _ = split_step_scan(cell, 4, 8, 1, saved, False, 0,
-                                       params, xs, keep, carry)
-        return (jnp.sum(jnp.sin(ys))
-                + sum(jnp.sum(leaf ** 2) for leaf in jax.tree.leaves(final)))
+        ys, final, _ = split_step_scan(
+            cell, 4, 8, 1, saved, False, 0, params, xs, keep, carry
+        )
+        return jnp.sum(jnp.sin(ys)) + sum(
+            jnp.sum(leaf**2) for leaf in jax.tree.leaves(final)
+        )
+
     return jax.value_and_grad(loss, (0, 1, 2))(params, xs, carry)
 
 
 @pytest.mark.parametrize("name", ["lstm", "gru", "simple"])
 @pytest.mark.parametrize("saved", ["projections", "chunk_carries"])
 @pytest.mark.parametrize("masked", [False, True])
-def test_what_the_forward_saves_leaves_gradients_unchanged(name, saved,
-                                                           masked):
+def test_what_the_forward_saves_leaves_gradients_unchanged(
+    name, saved, masked
+):
     # "projections": the backward pass takes the saved projections instead
     # of recomputing them; "chunk_carries" (remat): it reruns blocks of
     # several chunks from their first carry, partial last block included.
     cell = CELLS[name]
     problem = _split_step_problem(cell, 3, masked)
-    _assert_close(_split_step_grads(cell, saved, *problem),
-                  _split_step_grads(cell, "carries", *problem), tol=1e-6)
+    _assert_close(
+        _split_step_grads(cell, saved, *problem),
+        _split_step_grads(cell, "carries", *problem),
+        tol=1e-6,
+    )
 
 
-@pytest.mark.parametrize("name, summed",
-                         [("lstm", True), ("simple", True), ("gru", False)])
-def test_saved_projections_are_one_sum_where_the_gates_add_them(name,
-                                                                summed):
+@pytest.mark.parametrize(
+    "name, summed", [("lstm", True), ("simple", True), ("gru", False)]
+)
+def test_saved_projections_are_one_sum_where_the_gates_add_them(name, summed):
     # LSTM and SimpleRNN gates take x W + b + h U as one sum, so the forward
     # pass saves that sum alone: one (T, B, G*H) sequence instead of two (a
     # third less temp memory in the B=128, H=512 LSTM training step). The
@@ -233,15 +308,20 @@ def test_saved_projections_are_one_sum_where_the_gates_add_them(name,
     assert _fused.gates_add_projections(cell, carry, step, step) == summed
 
     _, residuals = _fused._split_step_fwd(
-        cell, 4, 8, 1, "projections", False, 0, params, xs, keep, carry)
+        cell, 4, 8, 1, "projections", False, 0, params, xs, keep, carry
+    )
     _, kept_projections, kept_recurrent = residuals[-1]
     assert kept_projections.shape == (14, 2, width)
     assert (kept_recurrent is None) == summed
     if summed:
         recurrent = cell.project_recurrent(
-            params, cell.recurrent_input(residuals[-1][0], None, jnp.float32))
-        _assert_close(kept_projections,
-                      cell.project_inputs(params, xs) + recurrent, tol=1e-6)
+            params, cell.recurrent_input(residuals[-1][0], None, jnp.float32)
+        )
+        _assert_close(
+            kept_projections,
+            cell.project_inputs(params, xs) + recurrent,
+            tol=1e-6,
+        )
 
 
 class _ReadsItsInputAlone(jaxrnn.SimpleRNNCell):
@@ -263,11 +343,15 @@ def test_a_step_that_reads_one_projection_alone_keeps_both(masked):
     step = jax.ShapeDtypeStruct((2, 5), jnp.float32)
     assert not _fused.gates_add_projections(cell, carry, step, step)
     _, residuals = _fused._split_step_fwd(
-        cell, 4, 8, 1, "projections", False, 0, params, xs, keep, carry)
+        cell, 4, 8, 1, "projections", False, 0, params, xs, keep, carry
+    )
     assert residuals[-1][2] is not None
     problem = (params, xs, keep, carry)
-    _assert_close(_split_step_grads(cell, "projections", *problem),
-                  _split_step_grads(cell, "carries", *problem), tol=1e-6)
+    _assert_close(
+        _split_step_grads(cell, "projections", *problem),
+        _split_step_grads(cell, "carries", *problem),
+        tol=1e-6,
+    )
 
 
 @pytest.mark.parametrize("name", ["lstm", "gru"])
@@ -281,18 +365,21 @@ def test_batch_major_sequences_match_time_major(name, saved, masked):
 
     def run(time_axis):
         def loss(params, xs, carry):
-            ys, final, last = split_step_scan(cell, 4, 8, 1, saved, False,
-                                              time_axis, params, xs, keep,
-                                              carry)
+            ys, final, last = split_step_scan(
+                cell, 4, 8, 1, saved, False, time_axis, params, xs, keep, carry
+            )
             ys = ys if time_axis == 0 else jnp.swapaxes(ys, 0, 1)
             weights = jnp.arange(ys.size, dtype=ys.dtype).reshape(ys.shape)
-            return (jnp.sum(jnp.sin(ys) * weights / ys.size)
-                    + jnp.sum(jnp.cos(last))
-                    + sum(jnp.sum(leaf ** 2)
-                          for leaf in jax.tree.leaves(final)))
+            return (
+                jnp.sum(jnp.sin(ys) * weights / ys.size)
+                + jnp.sum(jnp.cos(last))
+                + sum(jnp.sum(leaf**2) for leaf in jax.tree.leaves(final))
+            )
+
         inputs = xs if time_axis == 0 else jnp.swapaxes(xs, 0, 1)
-        value, (d_params, d_xs, d_carry) = jax.jit(jax.value_and_grad(
-            loss, (0, 1, 2)))(params, inputs, carry)
+        value, (d_params, d_xs, d_carry) = jax.jit(
+            jax.value_and_grad(loss, (0, 1, 2))
+        )(params, inputs, carry)
         if time_axis == 1:
             d_xs = jnp.swapaxes(d_xs, 0, 1)
         return value, d_params, d_xs, d_carry
@@ -313,21 +400,39 @@ def test_batch_major_pieces_are_the_time_major_ones(reverse, steps):
         def run(carry, piece, entry):
             a, b = piece
             a = a if axis == 0 else jnp.swapaxes(a, 0, 1)
-            carry = carry * 3 + jnp.sum(a * jnp.arange(1.0, 4.0)) \
-                + jnp.sum(b) + entry
+            carry = (
+                carry * 3
+                + jnp.sum(a * jnp.arange(1.0, 4.0))
+                + jnp.sum(b)
+                + entry
+            )
             out = a * carry
-            return carry, (out if axis == 0 else jnp.swapaxes(out, 0, 1),
-                           b + entry)
+            return carry, (
+                out if axis == 0 else jnp.swapaxes(out, 0, 1),
+                b + entry,
+            )
+
         return run
 
     def run(axis):
-        seq = (time_major if axis == 0 else jnp.swapaxes(time_major, 0, 1),
-               other)
-        layout = {} if axis == 0 else {"batch_major": (0,),
-                                       "batch_major_out": (0,)}
-        carry, (a, b) = jax.jit(lambda seq: _scan_pieces(
-            body(axis), jnp.float32(1), seq, 4, reverse=reverse,
-            per_piece=per_piece, **layout))(seq)
+        seq = (
+            time_major if axis == 0 else jnp.swapaxes(time_major, 0, 1),
+            other,
+        )
+        layout = (
+            {} if axis == 0 else {"batch_major": (0,), "batch_major_out": (0,)}
+        )
+        carry, (a, b) = jax.jit(
+            lambda seq: _scan_pieces(
+                body(axis),
+                jnp.float32(1),
+                seq,
+                4,
+                reverse=reverse,
+                per_piece=per_piece,
+                **layout,
+            )
+        )(seq)
         return carry, (a if axis == 0 else jnp.swapaxes(a, 0, 1)), b
 
     _assert_close(run(1), run(0), tol=0)
@@ -343,12 +448,18 @@ def test_batch_major_training_holds_no_transposed_copies():
     params = cell.init(jax.random.key(0), 128)
 
     def temp(time_major, remat):
-        x = jax.ShapeDtypeStruct((2048, 16, 128) if time_major
-                                 else (16, 2048, 128), jnp.float32)
+        x = jax.ShapeDtypeStruct(
+            (2048, 16, 128) if time_major else (16, 2048, 128), jnp.float32
+        )
 
         def loss(params, x):
-            return jnp.mean(jaxrnn.rnn(cell, params, x, time_major=time_major,
-                                       remat=remat)[0] ** 2)
+            return jnp.mean(
+                jaxrnn.rnn(
+                    cell, params, x, time_major=time_major, remat=remat
+                )[0]
+                ** 2
+            )
+
         compiled = jax.jit(jax.grad(loss, (0, 1))).lower(params, x).compile()
         return compiled.memory_analysis().temp_size_in_bytes
 
@@ -369,6 +480,7 @@ def test_backward_writes_a_shared_gradient_once(monkeypatch):
     def temp():
         def loss(params, x):
             return jnp.mean(jaxrnn.rnn(cell, params, x)[0] ** 2)
+
         compiled = jax.jit(jax.grad(loss, (0, 1))).lower(params, x).compile()
         return compiled.memory_analysis().temp_size_in_bytes
 
@@ -397,8 +509,7 @@ def _scans(jaxpr, enclosing=0):
 
 
 @pytest.mark.parametrize("masked", [False, True])
-def test_backward_steps_carry_a_last_output_gradient_only_when_masked(
-        masked):
+def test_backward_steps_carry_a_last_output_gradient_only_when_masked(masked):
     # Unmasked, the last output is the last step's and its gradient joins
     # that step's before the loops: the backward pass's step loop carries
     # the carry's gradient alone. Carried as zeros through every step it
@@ -410,21 +521,26 @@ def test_backward_steps_carry_a_last_output_gradient_only_when_masked(
     def loss(params, xs):
         # Blocks of 4 steps, 2 per chunk: a loop over blocks, each looping
         # over its steps.
-        ys, _, last = split_step_scan(cell, 2, 4, 1, "carries", False, 0,
-                                      params, xs, keep, carry)
+        ys, _, last = split_step_scan(
+            cell, 2, 4, 1, "carries", False, 0, params, xs, keep, carry
+        )
         return jnp.sum(jnp.sin(ys)) + jnp.sum(jnp.cos(last))
 
     jaxpr = jax.make_jaxpr(jax.grad(loss, (0, 1)))(params, xs).jaxpr
     carry_leaves = len(jax.tree.leaves(carry))
-    nested_carries = [eqn.params["num_carry"]
-                      for eqn, enclosing in _scans(jaxpr) if enclosing]
+    nested_carries = [
+        eqn.params["num_carry"]
+        for eqn, enclosing in _scans(jaxpr)
+        if enclosing
+    ]
     assert nested_carries == [carry_leaves + masked]
 
 
 @pytest.mark.parametrize("time_major", [False, True])
 @pytest.mark.parametrize("remat", [False, True])
 def test_split_step_loops_carry_their_index_rather_than_scan_one(
-        time_major, remat):
+    time_major, remat
+):
     # A loop's piece index rides in its carry, where XLA merges it with the
     # loop's own counter; scanned from an arange it was an array to build
     # and read every iteration (3-8 more kernels in a training step).
@@ -435,24 +551,33 @@ def test_split_step_loops_carry_their_index_rather_than_scan_one(
         x = jnp.swapaxes(x, 0, 1)
 
     def loss(params, x):
-        ys, _ = jaxrnn.rnn(cell, params, x, time_major=time_major,
-                           go_backwards=True, remat=remat)
-        return jnp.sum(ys ** 2)
+        ys, _ = jaxrnn.rnn(
+            cell,
+            params,
+            x,
+            time_major=time_major,
+            go_backwards=True,
+            remat=remat,
+        )
+        return jnp.sum(ys**2)
 
     jaxpr = jax.make_jaxpr(jax.grad(loss, (0, 1)))(params, x).jaxpr
     scans = [eqn for eqn, _ in _scans(jaxpr)]
     assert len(scans) >= 2
     for eqn in scans:
-        scanned = eqn.invars[eqn.params["num_consts"]
-                             + eqn.params["num_carry"]:]
-        assert not any(jnp.issubdtype(v.aval.dtype, jnp.integer)
-                       for v in scanned), eqn.params["jaxpr"]
+        scanned = eqn.invars[
+            eqn.params["num_consts"] + eqn.params["num_carry"] :
+        ]
+        assert not any(
+            jnp.issubdtype(v.aval.dtype, jnp.integer) for v in scanned
+        ), eqn.params["jaxpr"]
 
 
 @pytest.mark.parametrize("saved", ["carries", "projections", "chunk_carries"])
 @pytest.mark.parametrize("time_major", [False, True])
 def test_garbage_in_masked_steps_never_leaks_whatever_is_saved(
-        saved, time_major, monkeypatch):
+    saved, time_major, monkeypatch
+):
     # The split-step scan zeroes masked inputs a chunk at a time, in the
     # forward pass and in the backward pass's recomputation alike.
     if saved == "projections":
@@ -464,15 +589,20 @@ def test_garbage_in_masked_steps_never_leaks_whatever_is_saved(
     mask = jax.random.bernoulli(keys[2], 0.6, (3, 11))
     poisoned = jnp.where(mask[..., None], x, jnp.nan)
     if time_major:
-        x, poisoned, mask = (jnp.swapaxes(a, 0, 1)
-                             for a in (x, poisoned, mask))
+        x, poisoned, mask = (
+            jnp.swapaxes(a, 0, 1) for a in (x, poisoned, mask)
+        )
 
     def loss(params, x):
-        ys, carry = jaxrnn.rnn(cell, params, x, mask=mask,
-                               time_major=time_major,
-                               remat=saved == "chunk_carries")
-        return jnp.sum(ys ** 2) + sum(jnp.sum(c)
-                                      for c in jax.tree.leaves(carry))
+        ys, carry = jaxrnn.rnn(
+            cell,
+            params,
+            x,
+            mask=mask,
+            time_major=time_major,
+            remat=saved == "chunk_carries",
+        )
+        return jnp.sum(ys**2) + sum(jnp.sum(c) for c in jax.tree.leaves(carry))
 
     step = jax.jit(jax.value_and_grad(loss, (0, 1)))
     clean, poisoned_run = step(params, x), step(params, poisoned)
@@ -489,9 +619,13 @@ def test_split_step_scan_names_what_it_can_save():
         split_step_scan(cell, 4, 8, 1, "gates", False, 0, *args)
     # Differentiation runs the forward rule, not the function: also checked.
     with pytest.raises(ValueError, match="saved must be one of"):
-        jax.grad(lambda p: jnp.sum(
-            split_step_scan(cell, 4, 8, 1, "gates", False, 0, p,
-                            *args[1:])[0]))(params)
+        jax.grad(
+            lambda p: jnp.sum(
+                split_step_scan(
+                    cell, 4, 8, 1, "gates", False, 0, p, *args[1:]
+                )[0]
+            )
+        )(params)
 
 
 def test_saved_projections_replace_the_recomputing_gemms():
@@ -503,12 +637,27 @@ def test_saved_projections_replace_the_recomputing_gemms():
 
     def dots(saved):
         def loss(params, xs):
-            ys, _, _ = split_step_scan(cell, 4, 8, 1, saved, False, 0,
-                                       params, xs, None,
-                                    cell.initial_carry((2,)))
-            return jnp.sum(ys ** 2)
-        text = jax.jit(jax.grad(loss, (0, 1))).lower(params, xs).compile() \
+            ys, _, _ = split_step_scan(
+                cell,
+                4,
+                8,
+                1,
+                saved,
+                False,
+                0,
+                params,
+                xs,
+                None,
+                cell.initial_carry((2,)),
+            )
+            return jnp.sum(ys**2)
+
+        text = (
+            jax.jit(jax.grad(loss, (0, 1)))
+            .lower(params, xs)
+            .compile()
             .as_text()
+        )
         return len(re.findall(r"\bdot\(", text))
 
     assert dots("projections") < dots("carries")
@@ -528,10 +677,11 @@ def test_rnn_saves_projections_only_for_wide_cells(monkeypatch):
     for units, remat in [(4, False), (4, True), (600, False), (600, True)]:
         cell = jaxrnn.LSTMCell(units)
         params = cell.init(jax.random.key(0), 200)
-        jax.eval_shape(lambda p: jaxrnn.rnn(cell, p, jnp.ones((2, 5, 200)),
-                                            remat=remat), params)
-    assert seen == ["carries", "chunk_carries", "projections",
-                    "chunk_carries"]
+        jax.eval_shape(
+            lambda p: jaxrnn.rnn(cell, p, jnp.ones((2, 5, 200)), remat=remat),
+            params,
+        )
+    assert seen == ["carries", "chunk_carries", "projections", "chunk_carries"]
 
 
 @pytest.mark.parametrize("reverse", [False, True])
@@ -539,8 +689,10 @@ def test_rnn_saves_projections_only_for_wide_cells(monkeypatch):
 def test_handing_pieces_on_runs_the_same_pieces(reverse, steps):
     # Each piece sees the carry of the pieces before it (after, reversed),
     # so the pieces must run in order, each exactly once.
-    seq = {"a": jnp.arange(steps * 2.0).reshape(steps, 2),
-           "b": jnp.arange(steps, dtype=jnp.float32)}
+    seq = {
+        "a": jnp.arange(steps * 2.0).reshape(steps, 2),
+        "b": jnp.arange(steps, dtype=jnp.float32),
+    }
     per_piece = jnp.arange(-(-steps // 4), dtype=jnp.float32) * 100
 
     def body(carry, piece, entry):
@@ -548,9 +700,17 @@ def test_handing_pieces_on_runs_the_same_pieces(reverse, steps):
         return carry, {"a": piece["a"] * carry, "b": piece["b"] + entry}
 
     def run(hand_on):
-        return jax.jit(lambda seq: _scan_pieces(
-            body, jnp.float32(1), seq, 4, reverse=reverse,
-            per_piece=per_piece, hand_on=hand_on))(seq)
+        return jax.jit(
+            lambda seq: _scan_pieces(
+                body,
+                jnp.float32(1),
+                seq,
+                4,
+                reverse=reverse,
+                per_piece=per_piece,
+                hand_on=hand_on,
+            )
+        )(seq)
 
     _assert_close(run(True), run(False), tol=0)
 
@@ -559,48 +719,70 @@ def test_handing_pieces_on_runs_the_same_pieces(reverse, steps):
 @pytest.mark.parametrize("hand_on", [False, True])
 @pytest.mark.parametrize("reverse", [False, True])
 def test_pieces_run_in_order_over_two_dimensional_loop_buffers(
-        reverse, hand_on, size):
+    reverse, hand_on, size
+):
     # Pieces (of one step: the backward pass's step-at-a-time blocks) run
     # in order, each once, the body seeing (size, ...) pieces; the loop's
     # own buffers are rows, (pieces, rest): with a unit axis (a piece of one
     # step, a batch of one) XLA:CPU copied each buffer between layouts on
     # every call.
     steps = 6
-    seq = {"a": jnp.arange(steps * 2.0).reshape(steps, 1, 2),
-           "b": jnp.arange(steps, dtype=jnp.float32)}
+    seq = {
+        "a": jnp.arange(steps * 2.0).reshape(steps, 1, 2),
+        "b": jnp.arange(steps, dtype=jnp.float32),
+    }
     per_piece = jnp.arange(steps // size * 2.0).reshape(-1, 1, 2) * 100
 
     def body(carry, piece, entry):
         assert piece["a"].shape == (size, 1, 2)
         assert piece["b"].shape == (size,) and entry.shape == (1, 2)
-        carry = carry * 3 + jnp.sum(piece["a"]) + jnp.sum(piece["b"]) \
+        carry = (
+            carry * 3
+            + jnp.sum(piece["a"])
+            + jnp.sum(piece["b"])
             + jnp.sum(entry)
-        return carry, {"a": piece["a"] * carry + entry,
-                       "first": carry[None, None]}
+        )
+        return carry, {
+            "a": piece["a"] * carry + entry,
+            "first": carry[None, None],
+        }
 
     def run(seq):
-        return _scan_pieces(body, jnp.float32(1), seq, size, reverse=reverse,
-                            per_piece=per_piece, hand_on=hand_on)
+        return _scan_pieces(
+            body,
+            jnp.float32(1),
+            seq,
+            size,
+            reverse=reverse,
+            per_piece=per_piece,
+            hand_on=hand_on,
+        )
 
     carry, outs = jnp.float32(1), []
     starts = range(0, steps, size)
-    for start in (reversed(starts) if reverse else starts):
+    for start in reversed(starts) if reverse else starts:
         carry, out = body(
-            carry, jax.tree.map(lambda a: a[start:start + size], seq),
-            per_piece[start // size])
+            carry,
+            jax.tree.map(lambda a: a[start : start + size], seq),
+            per_piece[start // size],
+        )
         outs.append(out)
     if reverse:
         outs.reverse()
     expected = (carry, jax.tree.map(lambda *o: jnp.concatenate(o), *outs))
     _assert_close(jax.jit(run)(seq), expected, tol=0)
 
-    loops = [e for e in jax.make_jaxpr(run)(seq).jaxpr.eqns
-             if e.primitive.name == "scan"]
+    loops = [
+        e
+        for e in jax.make_jaxpr(run)(seq).jaxpr.eqns
+        if e.primitive.name == "scan"
+    ]
     assert loops
     for loop in loops:
         for var in (*loop.invars, *loop.outvars):
-            assert var.aval.ndim <= 2 and 1 not in var.aval.shape[1:], \
+            assert var.aval.ndim <= 2 and 1 not in var.aval.shape[1:], (
                 var.aval.shape
+            )
 
 
 def test_mixed_precision_gradients():
@@ -622,15 +804,20 @@ class _Minimal:
 
     def init(self, key, input_dim):
         k1, k2 = jax.random.split(key)
-        return {"w": jax.random.normal(k1, (input_dim, self.units)),
-                "u": jax.random.normal(k2, (self.units, self.units)) * 0.3}
+        return {
+            "w": jax.random.normal(k1, (input_dim, self.units)),
+            "u": jax.random.normal(k2, (self.units, self.units)) * 0.3,
+        }
 
     def initial_carry(self, batch_shape=()):
         return jnp.zeros((*batch_shape, self.units))
 
     def __call__(self, params, carry, x, *, key=None, training=False):
-        return self.apply_gates(carry, self.project_inputs(params, x),
-                                self.project_recurrent(params, carry))
+        return self.apply_gates(
+            carry,
+            self.project_inputs(params, x),
+            self.project_recurrent(params, carry),
+        )
 
     def project_inputs(self, params, xs, dropout=None):
         return xs @ params["w"]
@@ -649,8 +836,9 @@ class _Minimal:
         return None
 
     def step_projected(self, params, carry, projected, dropout=None):
-        return self.apply_gates(carry, projected,
-                                self.project_recurrent(params, carry))
+        return self.apply_gates(
+            carry, projected, self.project_recurrent(params, carry)
+        )
 
 
 def test_custom_cell_opts_in():
@@ -660,8 +848,10 @@ def test_custom_cell_opts_in():
     x = jax.random.normal(jax.random.key(1), (2, 7, 3))
     mask = jnp.array([[True] * 7, [True] * 4 + [False] * 3])
     carry = cell.initial_carry((2,))
-    _assert_close(_grads(cell, params, x, carry, mask, 1),
-                  _grads(cell, params, x, carry, mask, True))
+    _assert_close(
+        _grads(cell, params, x, carry, mask, 1),
+        _grads(cell, params, x, carry, mask, True),
+    )
 
 
 @pytest.mark.parametrize("name", ["lstm", "gru"])
@@ -672,12 +862,16 @@ def test_cells_holding_masked_steps_by_their_gates_match_a_select(name):
     selected = type("Selected", (type(cell),), {"gates_take_keep": False})(5)
     params = cell.init(jax.random.key(0), 3)
     x = jax.random.normal(jax.random.key(1), (3, 10, 3))
-    carry = jax.tree.map(lambda leaf: jax.random.normal(jax.random.key(2),
-                                                        leaf.shape),
-                         cell.initial_carry((3,)))
+    carry = jax.tree.map(
+        lambda leaf: jax.random.normal(jax.random.key(2), leaf.shape),
+        cell.initial_carry((3,)),
+    )
     mask = jax.random.bernoulli(jax.random.key(3), 0.5, (3, 10))
-    _assert_close(_grads(cell, params, x, carry, mask, 1),
-                  _grads(selected, params, x, carry, mask, 1), tol=1e-6)
+    _assert_close(
+        _grads(cell, params, x, carry, mask, 1),
+        _grads(selected, params, x, carry, mask, 1),
+        tol=1e-6,
+    )
 
 
 def test_masked_outputs_rules():
@@ -690,8 +884,9 @@ def test_masked_outputs_rules():
     zeroed, last = masked_chunk_outputs(ys, keep, zeros, zero_output=True)
     np.testing.assert_array_equal(zeroed[..., 0], [[0, 2], [3, 0], [0, 0]])
     np.testing.assert_array_equal(last[:, 0], [3, 2])
-    none, last = masked_chunk_outputs(ys, jnp.zeros((3, 2), bool), zeros,
-                                      False)
+    none, last = masked_chunk_outputs(
+        ys, jnp.zeros((3, 2), bool), zeros, False
+    )
     assert not none.any() and not last.any()
     # A chunk carries on from the last valid output of the chunk before.
     before = jnp.array([[7.0], [8.0]])
@@ -705,9 +900,11 @@ def test_training_with_dropout_uses_autodiff_and_runs():
     x = jnp.ones((2, 5, 3))
 
     def loss(params):
-        ys, _ = jaxrnn.rnn(cell, params, x, key=jax.random.key(1),
-                           training=True)
+        ys, _ = jaxrnn.rnn(
+            cell, params, x, key=jax.random.key(1), training=True
+        )
         return jnp.sum(ys)
+
     grads = jax.grad(loss)(params)
     assert all(bool(jnp.isfinite(g).all()) for g in jax.tree.leaves(grads))
 
@@ -722,7 +919,8 @@ def test_forward_mode_takes_the_plain_scan():
     x = jnp.ones((1, 4, 2))
     jac = jax.jacfwd(lambda x: jaxrnn.rnn(cell, params, x)[0])(x)
     unrolled = jax.jacfwd(
-        lambda x: jaxrnn.rnn(cell, params, x, unroll=True)[0])(x)
+        lambda x: jaxrnn.rnn(cell, params, x, unroll=True)[0]
+    )(x)
     rev = jax.jacrev(lambda x: jaxrnn.rnn(cell, params, x)[0])(x)
     np.testing.assert_allclose(jac, unrolled, atol=1e-6)
     np.testing.assert_allclose(jac, rev, atol=1e-6)

@@ -21,32 +21,48 @@ def _seeded_keras(name, seed):
     return initializer
 
 
-@pytest.mark.parametrize("name", ["glorot_uniform", "glorot_normal",
-                                  "he_uniform", "he_normal", "lecun_uniform",
-                                  "lecun_normal", "random_normal",
-                                  "random_uniform", "truncated_normal",
-                                  "zeros", "ones"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "glorot_uniform",
+        "glorot_normal",
+        "he_uniform",
+        "he_normal",
+        "lecun_uniform",
+        "lecun_normal",
+        "random_normal",
+        "random_uniform",
+        "truncated_normal",
+        "zeros",
+        "ones",
+    ],
+)
 def test_distribution_matches_keras(name):
-    ours = np.asarray(initializers.get(name)(jax.random.key(0), SHAPE,
-                                             jnp.float32))
+    ours = np.asarray(
+        initializers.get(name)(jax.random.key(0), SHAPE, jnp.float32)
+    )
     theirs = np.asarray(_seeded_keras(name, 0)(SHAPE, dtype="float32"))
     assert ours.shape == theirs.shape
     # Two independent draws' means differ by about std * sqrt(2 / n): a
     # fixed 3e-3 was 2.8 of those for he_normal and failed about one run in
     # 200. Five standard errors, and fixed seeds on both sides.
     standard_error = theirs.std() * np.sqrt(2 / theirs.size)
-    np.testing.assert_allclose(ours.mean(), theirs.mean(),
-                               atol=5 * standard_error + 1e-7)
+    np.testing.assert_allclose(
+        ours.mean(), theirs.mean(), atol=5 * standard_error + 1e-7
+    )
     np.testing.assert_allclose(ours.std(), theirs.std(), rtol=0.03, atol=1e-7)
     # Same support: uniform bounds and the truncation at two deviations
     # (an untruncated normal's maximum is not a stable statistic).
     if name != "random_normal":
-        np.testing.assert_allclose(np.abs(ours).max(), np.abs(theirs).max(),
-                                   rtol=0.1, atol=1e-7)
+        np.testing.assert_allclose(
+            np.abs(ours).max(), np.abs(theirs).max(), rtol=0.1, atol=1e-7
+        )
 
 
 def test_orthogonal_rows_are_orthonormal_like_keras(key):
-    ours = np.asarray(initializers.get("orthogonal")(key, (16, 64), jnp.float32))
+    ours = np.asarray(
+        initializers.get("orthogonal")(key, (16, 64), jnp.float32)
+    )
     theirs = np.asarray(keras.initializers.get("orthogonal")((16, 64)))
     np.testing.assert_allclose(ours @ ours.T, np.eye(16), atol=1e-5)
     np.testing.assert_allclose(theirs @ theirs.T, np.eye(16), atol=1e-5)
@@ -65,7 +81,8 @@ def test_callables_pass_through():
 
 def test_identity(key):
     np.testing.assert_array_equal(
-        initializers.get("identity")(key, (3, 3), jnp.float32), np.eye(3))
+        initializers.get("identity")(key, (3, 3), jnp.float32), np.eye(3)
+    )
 
 
 def test_unknown_name():

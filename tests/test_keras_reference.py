@@ -20,22 +20,25 @@ import os
 import pathlib
 import subprocess
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import keras
 import numpy as np
 import pytest
+from keras_helpers import assert_parity, params_from_keras
 
 import jaxrnn
 from jaxrnn import layers
-from keras_helpers import assert_parity, params_from_keras
 
 ROOT = pathlib.Path(__file__).parents[1]
 SCRIPTS = ROOT / "examples" / "keras_reference"
-REFERENCE_DIRS = [ROOT / "shared" / "reference",
-                  ROOT.parent / "shared" / "reference"]
+REFERENCE_DIRS = [
+    ROOT / "shared" / "reference",
+    ROOT.parent / "shared" / "reference",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,72 +57,169 @@ class Block:
 
 
 EXPECTED: dict[str, tuple[str, list[Block]]] = {
-    "rnn_layer.py": ("000_30a9b041faa6435a.txt", [
-        Block("single cell: RNN(LSTMCell(4))", ("(None, 4)",), ("-> (3, 4)",)),
-        Block("stacked RNN: RNN([LSTMCell(32), LSTMCell(64)])",
-              ("(None, 64)",), ("-> (3, 64)",)),
-        Block("arguments",
-              ("[batch_size, timesteps, output_size]", "[batch_size, state_size]"),
-              ("-> (3, 6, 4)", "[(3, 4), (3, 4), (3, 4)]", "-> (6, 3, 4)",
-               "reversed input: True", "two halves equal one call: True",
-               "same numbers as the scan: True", "are zeros: True")),
-        Block("masking", ("mask_zero",),
-              ("(2, 5) -> (2, 4)", "padding ignored: True")),
-    ]),
-    "rnn_api_recap.py": ("001_f17305df5fde5906.txt", [
-        Block("single cell: RNN(LSTMCell(4))", ("(None, 4)",), ("-> (2, 4)",)),
-        Block("stacked RNN: RNN([LSTMCell(32), LSTMCell(64)])",
-              ("(None, 64)",), ("-> (2, 64)",)),
-        Block("return_state=True", (),
-              ("[(None, 4), (None, 4), (None, 4)]", "[(2, 4), (2, 4), (2, 4)]")),
-        Block("return_sequences=True", ("[batch_size, timesteps, output_size]",),
-              ("(None, None, 4)", "-> (2, 7, 4)")),
-        Block("time_major=True", (), ("(7, 2, 5) -> (7, 2, 4)",)),
-    ]),
-    "rnn_cells_and_states.py": ("002_7b8868fcf1b7d639.txt", [
-        Block("cell under RNN",
-              ("[batch_size, hidden_dim]", "[batch_size, seq_length, hidden_dim]"),
-              ("[(3, 4), (3, 4)]", "-> (3, 5, 4)", "-> (3, 4)",
-               "changes the output: True")),
-        Block("LSTM(4, return_sequences=True, return_state=True)", (),
-              ("[(3, 5, 4), (3, 4), (3, 4)]", "same params: True")),
-        Block("multi-layer", (), ("-> (3, 5, 8)",)),
-        Block("LSTM + BN + LSTM + FC", (), ("-> (3, 5, 11)",)),
-        Block("Bidirectional(LSTM(2", ("outputs, f_h, f_c, b_h, b_c",),
-              ("[(3, 5, 4), (3, 2), (3, 2), (3, 2), (3, 2)]",)),
-        Block("Bidirectional(SimpleRNN(2", ("output, f_h, b_h",),
-              ("[(3, 5, 4), (3, 2), (3, 2)]",)),
-    ]),
-    "simple_rnn_time_distributed.py": ("003_df89c3a6836c12a5.txt", [
-        Block("RNNLayer", ("TimeDistributed",),
-              ("(None, None, 13) -> (None, None, 39)", "(4, 20, 13) -> (4, 20, 39)",
-               "sums to 1: True")),
-        Block("SimpleRNN(128)", ("[Batch_size, output_dim]",),
-              ("-> (4, 128)", "-> (4, 20, 128)", "((4, 128), (4, 128))",
-               "last hidden state: True")),
-        Block("many to one", (), ("-> (4, 39)",)),
-        Block("many to many, TimeDistributed", (), ("-> (4, 20, 39)",)),
-        Block("many to many, plain Dense", (),
-              ("-> (4, 20, 39)", "equals TimeDistributed(Dense) with the same "
-               "params: True")),
-    ]),
-    "keras_rnn_guide.py": ("004_be79e135d629fa26.txt", [
-        Block('Model: "sequential_4"', (
-            ("(Embedding)", "(None, None, 64)", "64000"),
-            ("(LSTM)", "(None, 128)", "98816"),
-            ("(Dense)", "(None, 10)", "1290"),
-            "Total params: 164,106", "Trainable params: 164,106",
-            "Non-trainable params: 0"),
-            ("[(2, 12, 64), (2, 128), (2, 10)]", "output (2, 10)")),
-        Block('Model: "sequential_6"', (
-            ("(Embedding)", "(None, None, 64)", "64000"),
-            ("(GRU)", "(None, None, 256)", "247296"),
-            ("(SimpleRNN)", "(None, 128)", "49280"),
-            ("(Dense)", "(None, 10)", "1290"),
-            "Total params: 361,866", "Trainable params: 361,866",
-            "Non-trainable params: 0"),
-            ("[(2, 12, 64), (2, 12, 256), (2, 128), (2, 10)]", "output (2, 10)")),
-    ]),
+    "rnn_layer.py": (
+        "000_30a9b041faa6435a.txt",
+        [
+            Block(
+                "single cell: RNN(LSTMCell(4))", ("(None, 4)",), ("-> (3, 4)",)
+            ),
+            Block(
+                "stacked RNN: RNN([LSTMCell(32), LSTMCell(64)])",
+                ("(None, 64)",),
+                ("-> (3, 64)",),
+            ),
+            Block(
+                "arguments",
+                (
+                    "[batch_size, timesteps, output_size]",
+                    "[batch_size, state_size]",
+                ),
+                (
+                    "-> (3, 6, 4)",
+                    "[(3, 4), (3, 4), (3, 4)]",
+                    "-> (6, 3, 4)",
+                    "reversed input: True",
+                    "two halves equal one call: True",
+                    "same numbers as the scan: True",
+                    "are zeros: True",
+                ),
+            ),
+            Block(
+                "masking",
+                ("mask_zero",),
+                ("(2, 5) -> (2, 4)", "padding ignored: True"),
+            ),
+        ],
+    ),
+    "rnn_api_recap.py": (
+        "001_f17305df5fde5906.txt",
+        [
+            Block(
+                "single cell: RNN(LSTMCell(4))", ("(None, 4)",), ("-> (2, 4)",)
+            ),
+            Block(
+                "stacked RNN: RNN([LSTMCell(32), LSTMCell(64)])",
+                ("(None, 64)",),
+                ("-> (2, 64)",),
+            ),
+            Block(
+                "return_state=True",
+                (),
+                (
+                    "[(None, 4), (None, 4), (None, 4)]",
+                    "[(2, 4), (2, 4), (2, 4)]",
+                ),
+            ),
+            Block(
+                "return_sequences=True",
+                ("[batch_size, timesteps, output_size]",),
+                ("(None, None, 4)", "-> (2, 7, 4)"),
+            ),
+            Block("time_major=True", (), ("(7, 2, 5) -> (7, 2, 4)",)),
+        ],
+    ),
+    "rnn_cells_and_states.py": (
+        "002_7b8868fcf1b7d639.txt",
+        [
+            Block(
+                "cell under RNN",
+                (
+                    "[batch_size, hidden_dim]",
+                    "[batch_size, seq_length, hidden_dim]",
+                ),
+                (
+                    "[(3, 4), (3, 4)]",
+                    "-> (3, 5, 4)",
+                    "-> (3, 4)",
+                    "changes the output: True",
+                ),
+            ),
+            Block(
+                "LSTM(4, return_sequences=True, return_state=True)",
+                (),
+                ("[(3, 5, 4), (3, 4), (3, 4)]", "same params: True"),
+            ),
+            Block("multi-layer", (), ("-> (3, 5, 8)",)),
+            Block("LSTM + BN + LSTM + FC", (), ("-> (3, 5, 11)",)),
+            Block(
+                "Bidirectional(LSTM(2",
+                ("outputs, f_h, f_c, b_h, b_c",),
+                ("[(3, 5, 4), (3, 2), (3, 2), (3, 2), (3, 2)]",),
+            ),
+            Block(
+                "Bidirectional(SimpleRNN(2",
+                ("output, f_h, b_h",),
+                ("[(3, 5, 4), (3, 2), (3, 2)]",),
+            ),
+        ],
+    ),
+    "simple_rnn_time_distributed.py": (
+        "003_df89c3a6836c12a5.txt",
+        [
+            Block(
+                "RNNLayer",
+                ("TimeDistributed",),
+                (
+                    "(None, None, 13) -> (None, None, 39)",
+                    "(4, 20, 13) -> (4, 20, 39)",
+                    "sums to 1: True",
+                ),
+            ),
+            Block(
+                "SimpleRNN(128)",
+                ("[Batch_size, output_dim]",),
+                (
+                    "-> (4, 128)",
+                    "-> (4, 20, 128)",
+                    "((4, 128), (4, 128))",
+                    "last hidden state: True",
+                ),
+            ),
+            Block("many to one", (), ("-> (4, 39)",)),
+            Block("many to many, TimeDistributed", (), ("-> (4, 20, 39)",)),
+            Block(
+                "many to many, plain Dense",
+                (),
+                (
+                    "-> (4, 20, 39)",
+                    "equals TimeDistributed(Dense) with the same params: True",
+                ),
+            ),
+        ],
+    ),
+    "keras_rnn_guide.py": (
+        "004_be79e135d629fa26.txt",
+        [
+            Block(
+                'Model: "sequential_4"',
+                (
+                    ("(Embedding)", "(None, None, 64)", "64000"),
+                    ("(LSTM)", "(None, 128)", "98816"),
+                    ("(Dense)", "(None, 10)", "1290"),
+                    "Total params: 164,106",
+                    "Trainable params: 164,106",
+                    "Non-trainable params: 0",
+                ),
+                ("[(2, 12, 64), (2, 128), (2, 10)]", "output (2, 10)"),
+            ),
+            Block(
+                'Model: "sequential_6"',
+                (
+                    ("(Embedding)", "(None, None, 64)", "64000"),
+                    ("(GRU)", "(None, None, 256)", "247296"),
+                    ("(SimpleRNN)", "(None, 128)", "49280"),
+                    ("(Dense)", "(None, 10)", "1290"),
+                    "Total params: 361,866",
+                    "Trainable params: 361,866",
+                    "Non-trainable params: 0",
+                ),
+                (
+                    "[(2, 12, 64), (2, 12, 256), (2, 128), (2, 10)]",
+                    "output (2, 10)",
+                ),
+            ),
+        ],
+    ),
 }
 
 
@@ -139,9 +239,12 @@ class ScriptRuns:
     def start(self, name: str) -> None:
         if name not in self.running:
             self.running[name] = subprocess.Popen(
-                [sys.executable, str(SCRIPTS / name)], stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, text=True,
-                env=dict(os.environ, PYTHONPATH=str(ROOT)))
+                [sys.executable, str(SCRIPTS / name)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=dict(os.environ, PYTHONPATH=str(ROOT)),
+            )
 
     def output(self, name: str) -> tuple[int, str, str]:
         """(returncode, stdout, stderr) of `name`, waiting for it to end."""
@@ -174,9 +277,11 @@ def script_runs(request):
     runs = ScriptRuns()
     if "PYTEST_XDIST_WORKER" not in os.environ:
         for item in request.session.items:
-            if (getattr(item, "module", None) is request.module
-                    and getattr(item, "originalname", "")
-                    == "test_script_prints_the_documents_shapes"):
+            if (
+                getattr(item, "module", None) is request.module
+                and getattr(item, "originalname", "")
+                == "test_script_prints_the_documents_shapes"
+            ):
                 runs.start(item.callspec.params["script"])
     yield runs
     runs.stop()
@@ -190,11 +295,15 @@ def fast_keras_build(monkeypatch):
     """Builds Keras weights as zeros: `_randomize` overwrites every one, and
     Keras' own random draws run eagerly, one JAX compilation per shape (an
     orthogonal QR about a second), which was most of this module's time."""
+
     def zeros(self, shape, dtype=None):
         return keras.ops.zeros(shape, dtype=dtype)
-    for initializer in (keras.initializers.Orthogonal,
-                        keras.initializers.VarianceScaling,
-                        keras.initializers.RandomUniform):
+
+    for initializer in (
+        keras.initializers.Orthogonal,
+        keras.initializers.VarianceScaling,
+        keras.initializers.RandomUniform,
+    ):
         monkeypatch.setattr(initializer, "__call__", zeros)
 
 
@@ -218,8 +327,12 @@ def _randomize(keras_obj, seed: int) -> None:
 _NAMED_WEIGHTS = {
     layers.Embedding: ("embeddings",),
     layers.Dense: ("kernel", "bias"),
-    layers.BatchNormalization: ("gamma", "beta", "moving_mean",
-                                "moving_variance"),
+    layers.BatchNormalization: (
+        "gamma",
+        "beta",
+        "moving_mean",
+        "moving_variance",
+    ),
 }
 
 
@@ -240,10 +353,14 @@ def _layer_params(layer, template, weights):
 
 def _params_from_keras(ours, keras_obj, input_shape):
     """Copies a Keras layer's or Sequential's weights into jaxrnn params."""
-    template = jax.eval_shape(lambda: ours.init(jax.random.key(0), input_shape))
+    template = jax.eval_shape(
+        lambda: ours.init(jax.random.key(0), input_shape)
+    )
     if isinstance(ours, layers.Sequential):
-        return [_layer_params(layer, t, k.get_weights()) for layer, t, k
-                in zip(ours.layers, template, keras_obj.layers)]
+        return [
+            _layer_params(layer, t, k.get_weights())
+            for layer, t, k in zip(ours.layers, template, keras_obj.layers)
+        ]
     return _layer_params(ours, template, keras_obj.get_weights())
 
 
@@ -254,8 +371,13 @@ def _count(params) -> int:
 def _shapes(value) -> list[tuple]:
     """[shape, ...] from one shape tuple, one tensor, or a list of either."""
     one_shape = isinstance(value, tuple) and all(
-        d is None or isinstance(d, int) for d in value)
-    items = value if isinstance(value, (list, tuple)) and not one_shape else [value]
+        d is None or isinstance(d, int) for d in value
+    )
+    items = (
+        value
+        if isinstance(value, (list, tuple)) and not one_shape
+        else [value]
+    )
     return [tuple(getattr(item, "shape", item)) for item in items]
 
 
@@ -284,9 +406,10 @@ def _ids(*shape, vocabulary=1000, padded=False):
     def make(rng):
         ids = rng.integers(1, vocabulary, shape).astype(np.int32)
         if padded:  # right padding of different lengths, for mask_zero
-            ids[1:, shape[1] // 2:] = 0
+            ids[1:, shape[1] // 2 :] = 0
             ids[-1, 1:] = 0
         return ids
+
     return make
 
 
@@ -297,105 +420,225 @@ L = layers
 
 CASES = [
     # 000 / 001: tf.keras.layers.RNN on Input((None, 5)).
-    Case("000-001 single cell RNN(LSTMCell(4))",
-         J.RNN(J.LSTMCell(4)), lambda: K.RNN(K.LSTMCell(4)),
-         (None, None, 5), _normal(3, 6, 5)),
-    Case("000-001 stacked RNN([LSTMCell(32), LSTMCell(64)])",
-         J.RNN([J.LSTMCell(32), J.LSTMCell(64)]),
-         lambda: K.RNN([K.LSTMCell(32), K.LSTMCell(64)]),
-         (None, None, 5), _normal(3, 6, 5)),
-    Case("000-001 output shape, return_state",
-         J.RNN(J.LSTMCell(4), return_state=True),
-         lambda: K.RNN(K.LSTMCell(4), return_state=True),
-         (None, None, 5), _normal(3, 6, 5)),
-    Case("000-001 output shape, return_sequences",
-         J.RNN(J.LSTMCell(4), return_sequences=True),
-         lambda: K.RNN(K.LSTMCell(4), return_sequences=True),
-         (None, None, 5), _normal(3, 6, 5)),
-    Case("000 go_backwards", J.RNN(J.LSTMCell(4), go_backwards=True),
-         lambda: K.RNN(K.LSTMCell(4), go_backwards=True),
-         (None, None, 5), _normal(3, 6, 5)),
-    Case("000 unroll", J.RNN(J.LSTMCell(4), unroll=True),
-         lambda: K.RNN(K.LSTMCell(4), unroll=True),  # needs a known T
-         (None, 6, 5), _normal(3, 6, 5)),
-    Case("000 zero_output_for_mask",
-         L.Sequential([L.Embedding(100, 5, mask_zero=True),
-                       J.RNN(J.LSTMCell(4), return_sequences=True,
-                             zero_output_for_mask=True)]),
-         lambda: [K.Embedding(100, 5, mask_zero=True),
-                  K.RNN(K.LSTMCell(4), return_sequences=True,
-                        zero_output_for_mask=True)],
-         (None, None), _ids(3, 6, vocabulary=100, padded=True)),
-    Case("000 masking via Embedding(mask_zero=True)",
-         L.Sequential([L.Embedding(100, 5, mask_zero=True), J.RNN(J.LSTMCell(4))]),
-         lambda: [K.Embedding(100, 5, mask_zero=True), K.RNN(K.LSTMCell(4))],
-         (None, None), _ids(3, 6, vocabulary=100, padded=True)),
+    Case(
+        "000-001 single cell RNN(LSTMCell(4))",
+        J.RNN(J.LSTMCell(4)),
+        lambda: K.RNN(K.LSTMCell(4)),
+        (None, None, 5),
+        _normal(3, 6, 5),
+    ),
+    Case(
+        "000-001 stacked RNN([LSTMCell(32), LSTMCell(64)])",
+        J.RNN([J.LSTMCell(32), J.LSTMCell(64)]),
+        lambda: K.RNN([K.LSTMCell(32), K.LSTMCell(64)]),
+        (None, None, 5),
+        _normal(3, 6, 5),
+    ),
+    Case(
+        "000-001 output shape, return_state",
+        J.RNN(J.LSTMCell(4), return_state=True),
+        lambda: K.RNN(K.LSTMCell(4), return_state=True),
+        (None, None, 5),
+        _normal(3, 6, 5),
+    ),
+    Case(
+        "000-001 output shape, return_sequences",
+        J.RNN(J.LSTMCell(4), return_sequences=True),
+        lambda: K.RNN(K.LSTMCell(4), return_sequences=True),
+        (None, None, 5),
+        _normal(3, 6, 5),
+    ),
+    Case(
+        "000 go_backwards",
+        J.RNN(J.LSTMCell(4), go_backwards=True),
+        lambda: K.RNN(K.LSTMCell(4), go_backwards=True),
+        (None, None, 5),
+        _normal(3, 6, 5),
+    ),
+    Case(
+        "000 unroll",
+        J.RNN(J.LSTMCell(4), unroll=True),
+        lambda: K.RNN(K.LSTMCell(4), unroll=True),  # needs a known T
+        (None, 6, 5),
+        _normal(3, 6, 5),
+    ),
+    Case(
+        "000 zero_output_for_mask",
+        L.Sequential(
+            [
+                L.Embedding(100, 5, mask_zero=True),
+                J.RNN(
+                    J.LSTMCell(4),
+                    return_sequences=True,
+                    zero_output_for_mask=True,
+                ),
+            ]
+        ),
+        lambda: [
+            K.Embedding(100, 5, mask_zero=True),
+            K.RNN(
+                K.LSTMCell(4), return_sequences=True, zero_output_for_mask=True
+            ),
+        ],
+        (None, None),
+        _ids(3, 6, vocabulary=100, padded=True),
+    ),
+    Case(
+        "000 masking via Embedding(mask_zero=True)",
+        L.Sequential(
+            [L.Embedding(100, 5, mask_zero=True), J.RNN(J.LSTMCell(4))]
+        ),
+        lambda: [K.Embedding(100, 5, mask_zero=True), K.RNN(K.LSTMCell(4))],
+        (None, None),
+        _ids(3, 6, vocabulary=100, padded=True),
+    ),
     # 002: batch_size = 3, seq_length = 5, input_dim = 7.
-    Case("002 RNN(LSTMCell(4), return_sequences=True) with initial_state",
-         J.RNN(J.LSTMCell(4), return_sequences=True),
-         lambda: K.RNN(K.LSTMCell(4), return_sequences=True),
-         (None, 5, 7), _normal(3, 5, 7), initial_state=True),
-    Case("002 LSTM(4, return_sequences=True, return_state=True)",
-         J.LSTM(4, return_sequences=True, return_state=True),
-         lambda: K.LSTM(4, return_sequences=True, return_state=True,
-                        name="encoder"),
-         (None, 5, 7), _normal(3, 5, 7)),
-    Case("002 multi-layer RNN([LSTMCell(4), LSTMCell(8)])",
-         J.RNN([J.LSTMCell(4), J.LSTMCell(8)], return_sequences=True),
-         lambda: K.RNN([K.LSTMCell(4), K.LSTMCell(8)], return_sequences=True),
-         (None, 5, 7), _normal(3, 5, 7)),
-    Case("002 LSTM + BN + LSTM + FC, training=True",
-         L.Sequential([J.RNN(J.LSTMCell(9), return_sequences=True),
-                       L.BatchNormalization(),
-                       J.RNN(J.LSTMCell(9), return_sequences=True), L.Dense(11)]),
-         lambda: [K.RNN(K.LSTMCell(9), return_sequences=True),
-                  K.BatchNormalization(),
-                  K.RNN(K.LSTMCell(9), return_sequences=True), K.Dense(11)],
-         (None, 5, 7), _normal(3, 5, 7), training=True),
-    Case("002 Bidirectional(LSTM(2)): outputs, f_h, f_c, b_h, b_c",
-         J.Bidirectional(J.LSTM(2, return_sequences=True, return_state=True)),
-         lambda: K.Bidirectional(K.LSTM(2, return_sequences=True,
-                                        return_state=True)),
-         (None, 5, 7), _normal(3, 5, 7)),
-    Case("002 Bidirectional(SimpleRNN(2)): output, f_h, b_h",
-         J.Bidirectional(J.SimpleRNN(2, return_sequences=True, return_state=True)),
-         lambda: K.Bidirectional(K.SimpleRNN(2, return_sequences=True,
-                                             return_state=True)),
-         (None, 5, 7), _normal(3, 5, 7)),
+    Case(
+        "002 RNN(LSTMCell(4), return_sequences=True) with initial_state",
+        J.RNN(J.LSTMCell(4), return_sequences=True),
+        lambda: K.RNN(K.LSTMCell(4), return_sequences=True),
+        (None, 5, 7),
+        _normal(3, 5, 7),
+        initial_state=True,
+    ),
+    Case(
+        "002 LSTM(4, return_sequences=True, return_state=True)",
+        J.LSTM(4, return_sequences=True, return_state=True),
+        lambda: K.LSTM(
+            4, return_sequences=True, return_state=True, name="encoder"
+        ),
+        (None, 5, 7),
+        _normal(3, 5, 7),
+    ),
+    Case(
+        "002 multi-layer RNN([LSTMCell(4), LSTMCell(8)])",
+        J.RNN([J.LSTMCell(4), J.LSTMCell(8)], return_sequences=True),
+        lambda: K.RNN([K.LSTMCell(4), K.LSTMCell(8)], return_sequences=True),
+        (None, 5, 7),
+        _normal(3, 5, 7),
+    ),
+    Case(
+        "002 LSTM + BN + LSTM + FC, training=True",
+        L.Sequential(
+            [
+                J.RNN(J.LSTMCell(9), return_sequences=True),
+                L.BatchNormalization(),
+                J.RNN(J.LSTMCell(9), return_sequences=True),
+                L.Dense(11),
+            ]
+        ),
+        lambda: [
+            K.RNN(K.LSTMCell(9), return_sequences=True),
+            K.BatchNormalization(),
+            K.RNN(K.LSTMCell(9), return_sequences=True),
+            K.Dense(11),
+        ],
+        (None, 5, 7),
+        _normal(3, 5, 7),
+        training=True,
+    ),
+    Case(
+        "002 Bidirectional(LSTM(2)): outputs, f_h, f_c, b_h, b_c",
+        J.Bidirectional(J.LSTM(2, return_sequences=True, return_state=True)),
+        lambda: K.Bidirectional(
+            K.LSTM(2, return_sequences=True, return_state=True)
+        ),
+        (None, 5, 7),
+        _normal(3, 5, 7),
+    ),
+    Case(
+        "002 Bidirectional(SimpleRNN(2)): output, f_h, b_h",
+        J.Bidirectional(
+            J.SimpleRNN(2, return_sequences=True, return_state=True)
+        ),
+        lambda: K.Bidirectional(
+            K.SimpleRNN(2, return_sequences=True, return_state=True)
+        ),
+        (None, 5, 7),
+        _normal(3, 5, 7),
+    ),
     # 003: SimpleRNN(128) and Dense(39) on 13 features (the post gives none).
-    Case("003 many to many, SimpleRNN -> TimeDistributed(Dense)",
-         L.Sequential([J.SimpleRNN(128, return_sequences=True),
-                       L.TimeDistributed(L.Dense(39, activation="softmax"))]),
-         lambda: [K.SimpleRNN(128, activation="tanh", return_sequences=True),
-                  K.TimeDistributed(K.Dense(39, activation="softmax"))],
-         (None, None, 13), _normal(4, 20, 13)),
-    Case("003 many to many, SimpleRNN -> Dense",
-         L.Sequential([J.SimpleRNN(128, return_sequences=True),
-                       L.Dense(39, activation="softmax")]),
-         lambda: [K.SimpleRNN(128, return_sequences=True),
-                  K.Dense(39, activation="softmax")],
-         (None, None, 13), _normal(4, 20, 13)),
-    Case("003 many to one, SimpleRNN -> Dense",
-         L.Sequential([J.SimpleRNN(128), L.Dense(39, activation="softmax")]),
-         lambda: [K.SimpleRNN(128), K.Dense(39, activation="softmax")],
-         (None, None, 13), _normal(4, 20, 13)),
-    Case("003 SimpleRNN(128, return_state=True): (output, hidden)",
-         J.SimpleRNN(128, return_state=True),
-         lambda: K.SimpleRNN(128, return_state=True),
-         (None, None, 13), _normal(4, 20, 13)),
+    Case(
+        "003 many to many, SimpleRNN -> TimeDistributed(Dense)",
+        L.Sequential(
+            [
+                J.SimpleRNN(128, return_sequences=True),
+                L.TimeDistributed(L.Dense(39, activation="softmax")),
+            ]
+        ),
+        lambda: [
+            K.SimpleRNN(128, activation="tanh", return_sequences=True),
+            K.TimeDistributed(K.Dense(39, activation="softmax")),
+        ],
+        (None, None, 13),
+        _normal(4, 20, 13),
+    ),
+    Case(
+        "003 many to many, SimpleRNN -> Dense",
+        L.Sequential(
+            [
+                J.SimpleRNN(128, return_sequences=True),
+                L.Dense(39, activation="softmax"),
+            ]
+        ),
+        lambda: [
+            K.SimpleRNN(128, return_sequences=True),
+            K.Dense(39, activation="softmax"),
+        ],
+        (None, None, 13),
+        _normal(4, 20, 13),
+    ),
+    Case(
+        "003 many to one, SimpleRNN -> Dense",
+        L.Sequential([J.SimpleRNN(128), L.Dense(39, activation="softmax")]),
+        lambda: [K.SimpleRNN(128), K.Dense(39, activation="softmax")],
+        (None, None, 13),
+        _normal(4, 20, 13),
+    ),
+    Case(
+        "003 SimpleRNN(128, return_state=True): (output, hidden)",
+        J.SimpleRNN(128, return_state=True),
+        lambda: K.SimpleRNN(128, return_state=True),
+        (None, None, 13),
+        _normal(4, 20, 13),
+    ),
     # 004: the two summaries of the Keras RNN guide.
-    Case("004 Embedding -> LSTM -> Dense",
-         L.Sequential([L.Embedding(1000, 64), J.LSTM(128),
-                       L.Dense(10, activation="softmax")]),
-         lambda: [K.Embedding(1000, 64), K.LSTM(128),
-                  K.Dense(10, activation="softmax")],
-         (None, None), _ids(2, 12)),
-    Case("004 Embedding -> GRU -> SimpleRNN -> Dense",
-         L.Sequential([L.Embedding(1000, 64), J.GRU(256, return_sequences=True),
-                       J.SimpleRNN(128), L.Dense(10, activation="softmax")]),
-         lambda: [K.Embedding(1000, 64), K.GRU(256, return_sequences=True),
-                  K.SimpleRNN(128), K.Dense(10, activation="softmax")],
-         (None, None), _ids(2, 12)),
+    Case(
+        "004 Embedding -> LSTM -> Dense",
+        L.Sequential(
+            [
+                L.Embedding(1000, 64),
+                J.LSTM(128),
+                L.Dense(10, activation="softmax"),
+            ]
+        ),
+        lambda: [
+            K.Embedding(1000, 64),
+            K.LSTM(128),
+            K.Dense(10, activation="softmax"),
+        ],
+        (None, None),
+        _ids(2, 12),
+    ),
+    Case(
+        "004 Embedding -> GRU -> SimpleRNN -> Dense",
+        L.Sequential(
+            [
+                L.Embedding(1000, 64),
+                J.GRU(256, return_sequences=True),
+                J.SimpleRNN(128),
+                L.Dense(10, activation="softmax"),
+            ]
+        ),
+        lambda: [
+            K.Embedding(1000, 64),
+            K.GRU(256, return_sequences=True),
+            K.SimpleRNN(128),
+            K.Dense(10, activation="softmax"),
+        ],
+        (None, None),
+        _ids(2, 12),
+    ),
 ]
 
 
@@ -418,9 +661,11 @@ def _check_shapes_and_counts(case: Case, model, keras_shapes) -> None:
     if isinstance(ours, layers.Sequential):
         assert ours.output_shapes(case.input_shape) == keras_shapes
         template = jax.eval_shape(
-            lambda: ours.init(jax.random.key(0), case.input_shape))
+            lambda: ours.init(jax.random.key(0), case.input_shape)
+        )
         assert [_count(p) for p in template] == [
-            layer.count_params() for layer in model.layers]
+            layer.count_params() for layer in model.layers
+        ]
     else:
         assert _shapes(ours.output_shape(case.input_shape)) == keras_shapes
     assert ours.param_count(case.input_shape) == model.count_params()
@@ -448,14 +693,20 @@ def test_example_matches_keras(case, request, fast_keras_build):
         for i, layer in enumerate(case.ours.layers):
             if isinstance(layer, layers.BatchNormalization):
                 keras_bn = model.layers[i]
-                assert_parity(f"{name} moving statistics",
-                              [new_params[i]["moving_mean"],
-                               new_params[i]["moving_variance"]],
-                              [keras_bn.moving_mean, keras_bn.moving_variance])
+                assert_parity(
+                    f"{name} moving statistics",
+                    [
+                        new_params[i]["moving_mean"],
+                        new_params[i]["moving_variance"],
+                    ],
+                    [keras_bn.moving_mean, keras_bn.moving_variance],
+                )
     elif case.initial_state:
         units = case.ours.cell.units
-        state = [rng.standard_normal((x.shape[0], units)).astype(np.float32)
-                 for _ in range(2)]  # [h, c], not zeros
+        state = [
+            rng.standard_normal((x.shape[0], units)).astype(np.float32)
+            for _ in range(2)
+        ]  # [h, c], not zeros
         # The post passes the state positionally: rnn(inputs, initial_state).
         theirs = model(x, state)
         ours = jax.jit(case.ours)(params, x, initial_state=state)
@@ -467,7 +718,8 @@ def test_example_matches_keras(case, request, fast_keras_build):
 
 def _load_script(name):
     spec = importlib.util.spec_from_file_location(
-        name.removesuffix(".py"), SCRIPTS / name)
+        name.removesuffix(".py"), SCRIPTS / name
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -478,8 +730,9 @@ class KerasRNNLayer(keras.Model):
 
     def __init__(self, num_hidden=128, num_class=39):
         super().__init__()
-        self.RNN1 = keras.layers.SimpleRNN(num_hidden, activation="tanh",
-                                           return_sequences=True)
+        self.RNN1 = keras.layers.SimpleRNN(
+            num_hidden, activation="tanh", return_sequences=True
+        )
         self.out = keras.layers.Dense(num_class, activation="softmax")
         self.out = keras.layers.TimeDistributed(self.out)
 
@@ -493,8 +746,11 @@ def test_subclassed_model_matches_keras(request, fast_keras_build):
     """003's ``keras.Model`` subclass against the script's `RNNLayer`."""
     script = _load_script("simple_rnn_time_distributed.py")
     ours, theirs = script.RNNLayer(), KerasRNNLayer()
-    x = np.random.default_rng(7).standard_normal(
-        (script.BATCH, script.STEPS, script.FEATURES)).astype(np.float32)
+    x = (
+        np.random.default_rng(7)
+        .standard_normal((script.BATCH, script.STEPS, script.FEATURES))
+        .astype(np.float32)
+    )
     # Built on a concrete batch, as the post uses it: Keras traces a
     # subclassed model's call on symbolic inputs, and on JAX its
     # TimeDistributed then fails for an unknown time size ("'_DimExpr' object
@@ -502,13 +758,19 @@ def test_subclassed_model_matches_keras(request, fast_keras_build):
     # the symbolic (None, None, 13) -> (None, None, 39).
     assert ours.output_shape(x.shape) == tuple(theirs(x).shape)
     input_shape = (None, None, script.FEATURES)
-    template = jax.eval_shape(lambda: ours.init(jax.random.key(0), input_shape))
+    template = jax.eval_shape(
+        lambda: ours.init(jax.random.key(0), input_shape)
+    )
     assert _count(template) == theirs.count_params()
     _randomize(theirs, 7)
-    params = {"RNN1": _layer_params(ours.RNN1, template["RNN1"],
-                                    theirs.RNN1.get_weights()),
-              "out": _layer_params(ours.out, template["out"],
-                                   theirs.out.get_weights())}
+    params = {
+        "RNN1": _layer_params(
+            ours.RNN1, template["RNN1"], theirs.RNN1.get_weights()
+        ),
+        "out": _layer_params(
+            ours.out, template["out"], theirs.out.get_weights()
+        ),
+    }
     assert_parity(request.node.name, jax.jit(ours)(params, x), theirs(x))
 
 
@@ -521,7 +783,9 @@ def _blocks(output: str, blocks: list[Block]) -> dict[str, str]:
     starts, position = [], 0
     for block in blocks:
         found = output.find(block.header, position)
-        assert found >= 0, f"{block.header!r} not printed (after char {position})"
+        assert found >= 0, (
+            f"{block.header!r} not printed (after char {position})"
+        )
         starts.append(found)
         position = found + len(block.header)
     ends = starts[1:] + [len(output)]
@@ -530,8 +794,10 @@ def _blocks(output: str, blocks: list[Block]) -> dict[str, str]:
 
 def _printed(text: str, expected: Any) -> bool:
     if isinstance(expected, tuple):
-        return any(all(part in line for part in expected)
-                   for line in text.splitlines())
+        return any(
+            all(part in line for part in expected)
+            for line in text.splitlines()
+        )
     return expected in text
 
 
@@ -549,7 +815,8 @@ def test_script_prints_the_documents_shapes(script, script_runs):
         for expected in block.from_document + block.derived:
             assert _printed(texts[block.header], expected), (
                 f"{script}: {expected!r} not printed under {block.header!r}:\n"
-                f"{texts[block.header]}")
+                f"{texts[block.header]}"
+            )
 
 
 @pytest.mark.parametrize("script", sorted(EXPECTED))

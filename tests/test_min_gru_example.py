@@ -19,7 +19,11 @@ def test_min_gru_long_tiny():
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     done = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "min_gru_long.py"), "--tiny"],
-        capture_output=True, text=True, env=env, timeout=300)
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "2 residual minGRU blocks of 16 units" in out

@@ -19,12 +19,35 @@ def test_next_frame_example_beats_copying_the_last_frame(tmp_path):
     plot = tmp_path / "frames.png"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     done = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "next_frame.py"),
-         "--size", "12", "--frames", "6", "--max-squares", "1",
-         "--train-size", "128", "--test-size", "32", "--filters", "6",
-         "--steps", "40", "--batch", "8", "--lr", "1e-2",
-         "--plot", str(plot)],
-        capture_output=True, text=True, env=env, timeout=300)
+        [
+            sys.executable,
+            str(ROOT / "examples" / "next_frame.py"),
+            "--size",
+            "12",
+            "--frames",
+            "6",
+            "--max-squares",
+            "1",
+            "--train-size",
+            "128",
+            "--test-size",
+            "32",
+            "--filters",
+            "6",
+            "--steps",
+            "40",
+            "--batch",
+            "8",
+            "--lr",
+            "1e-2",
+            "--plot",
+            str(plot),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     ratio = re.search(r"model / copy last frame: ([\d.]+)", done.stdout)
     assert ratio, done.stdout

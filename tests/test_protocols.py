@@ -9,23 +9,35 @@ import numpy as np
 import pytest
 
 import jaxrnn
-from jaxrnn.protocols import (Cell, StackableCell, has_projected_step,
-                              has_split_step, supports_parallel)
+from jaxrnn.protocols import (
+    Cell,
+    StackableCell,
+    has_projected_step,
+    has_split_step,
+    supports_parallel,
+)
 
 _BUILT_IN = {
     # cell: (projected step, split step, parallel)
     "lstm": (jaxrnn.LSTMCell(3), True, True, False),
     "gru": (jaxrnn.GRUCell(3), True, True, False),
-    "gru_reset_before": (jaxrnn.GRUCell(3, reset_after=False), True, False,
-                         False),
+    "gru_reset_before": (
+        jaxrnn.GRUCell(3, reset_after=False),
+        True,
+        False,
+        False,
+    ),
     "simple": (jaxrnn.SimpleRNNCell(3), True, True, False),
-    "conv_lstm": (jaxrnn.ConvLSTM1DCell(2, 3, padding="same"), True, False,
-                  False),
+    "conv_lstm": (
+        jaxrnn.ConvLSTM1DCell(2, 3, padding="same"),
+        True,
+        False,
+        False,
+    ),
     "min_gru": (jaxrnn.MinGRUCell(3), True, False, True),
     "min_lstm": (jaxrnn.MinLSTMCell(3), True, False, True),
     "lru": (jaxrnn.LRUCell(3), True, False, True),
-    "stacked": (jaxrnn.StackedCells([jaxrnn.LSTMCell(3)]), True, False,
-                False),
+    "stacked": (jaxrnn.StackedCells([jaxrnn.LSTMCell(3)]), True, False, False),
 }
 
 
@@ -48,15 +60,16 @@ class _Plain:
         return self.units
 
     def init(self, key, input_dim):
-        return {"kernel": jax.random.normal(key, (input_dim, self.units)),
-                "recurrent_kernel": jnp.eye(self.units) * 0.5}
+        return {
+            "kernel": jax.random.normal(key, (input_dim, self.units)),
+            "recurrent_kernel": jnp.eye(self.units) * 0.5,
+        }
 
     def initial_carry(self, batch_shape=(), dtype=None):
         return jnp.zeros((*batch_shape, self.units), dtype or jnp.float32)
 
     def __call__(self, params, carry, x, *, key=None, training=False):
-        h = jnp.tanh(x @ params["kernel"]
-                     + carry @ params["recurrent_kernel"])
+        h = jnp.tanh(x @ params["kernel"] + carry @ params["recurrent_kernel"])
         return h, h
 
 
@@ -113,14 +126,20 @@ def test_projected_step_without_dropout_masks_matches_the_plain_step():
 
 
 def test_part_of_the_projected_step_is_refused_by_name():
-    with pytest.raises(TypeError, match=r"_HalfProjected has project_inputs "
-                       r"but not step_projected: the projected step"):
+    with pytest.raises(
+        TypeError,
+        match=r"_HalfProjected has project_inputs "
+        r"but not step_projected: the projected step",
+    ):
         _run(_HalfProjected())
 
 
 def test_a_misspelt_split_step_method_is_refused_by_name():
-    with pytest.raises(TypeError, match=r"has recurrent_input, "
-                       r"project_recurrent but not apply_gates"):
+    with pytest.raises(
+        TypeError,
+        match=r"has recurrent_input, "
+        r"project_recurrent but not apply_gates",
+    ):
         _run(_MisspeltSplit())
 
 

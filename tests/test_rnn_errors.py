@@ -27,11 +27,15 @@ def _problem(name, batch=2, steps=6, features=2):
 
 # --- seq_lengths out of range -----------------------------------------------
 
+
 @pytest.mark.parametrize("lengths", [[-1, 3], [2, 7]])
 def test_concrete_seq_lengths_outside_0_to_T_are_refused(lengths):
     cell, params, x = _problem("lstm")
-    with pytest.raises(ValueError, match=r"`seq_lengths` must lie in "
-                       r"\[0, T\] = \[0, 6\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"`seq_lengths` must lie in "
+        r"\[0, T\] = \[0, 6\]",
+    ):
         rnn(cell, params, x, seq_lengths=jnp.array(lengths))
 
 
@@ -46,10 +50,11 @@ def test_traced_seq_lengths_act_clamped_as_documented():
     # above T as T (the rnn docstring).
     cell, params, x = _problem("gru")
     run = jax.jit(lambda p, x, n: rnn(cell, p, x, seq_lengths=n))
-    np.testing.assert_allclose(run(params, x, jnp.array([-2, 9]))[0],
-                               rnn(cell, params, x,
-                                   seq_lengths=jnp.array([0, 6]))[0],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        run(params, x, jnp.array([-2, 9]))[0],
+        rnn(cell, params, x, seq_lengths=jnp.array([0, 6]))[0],
+        atol=1e-6,
+    )
 
 
 def test_lengths_to_mask_refuses_concrete_lengths_out_of_range():
@@ -59,23 +64,28 @@ def test_lengths_to_mask_refuses_concrete_lengths_out_of_range():
 
 # --- Params of the wrong dtype ----------------------------------------------
 
+
 @pytest.mark.parametrize("dtype", [jnp.int32, jnp.bool_, jnp.complex64])
 def test_params_of_a_non_float_dtype_are_refused(dtype):
     cell, params, x = _problem("lstm")
-    params = dict(params, recurrent_kernel=params["recurrent_kernel"].astype(
-        dtype))
-    with pytest.raises(TypeError, match=r"LSTMCell params\['recurrent_kernel"
-                       r"'\] must have a floating dtype"):
+    params = dict(
+        params, recurrent_kernel=params["recurrent_kernel"].astype(dtype)
+    )
+    with pytest.raises(
+        TypeError,
+        match=r"LSTMCell params\['recurrent_kernel"
+        r"'\] must have a floating dtype",
+    ):
         rnn(cell, params, x)
 
 
 # --- An empty batch ---------------------------------------------------------
 
+
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("return_sequences", [True, False])
 @pytest.mark.parametrize("name", sorted(SPLIT_STEP_CELLS))
-def test_empty_batch_runs_forward_jit_and_grad(name, return_sequences,
-                                               masked):
+def test_empty_batch_runs_forward_jit_and_grad(name, return_sequences, masked):
     cell, params, x = _problem(name, batch=0)
     kwargs = {"return_sequences": return_sequences}
     if masked:
@@ -90,7 +100,8 @@ def test_empty_batch_runs_forward_jit_and_grad(name, return_sequences,
     assert all(leaf.shape == (0, 3) for leaf in jax.tree.leaves(carry))
     assert jax.jit(run)(params, x)[0].shape == want
     grads = jax.grad(lambda p, x: jnp.sum(run(p, x)[0]), argnums=(0, 1))(
-        params, x)
+        params, x
+    )
     assert grads[1].shape == x.shape
     for got, param in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(params)):
         np.testing.assert_array_equal(got, np.zeros_like(param))
@@ -98,10 +109,14 @@ def test_empty_batch_runs_forward_jit_and_grad(name, return_sequences,
 
 # --- Options that mean nothing together ---------------------------------------
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"keep_order": True}, "keep_order.*go_backwards"),
-    ({"remat": True, "unroll": True}, "remat.*unroll=True"),
-])
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"keep_order": True}, "keep_order.*go_backwards"),
+        ({"remat": True, "unroll": True}, "remat.*unroll=True"),
+    ],
+)
 def test_options_that_mean_nothing_together_are_refused(kwargs, match):
     cell, params, x = _problem("gru")
     with pytest.raises(ValueError, match=match):
@@ -114,6 +129,7 @@ def test_remat_with_an_unroll_factor_runs():
 
 
 # --- A custom cell that returns (y, carry) ----------------------------------
+
 
 @dataclasses.dataclass(frozen=True)
 class SwappedCell:
@@ -133,17 +149,22 @@ class SwappedCell:
         return h, (h, carry[1] + h)
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"unroll": True},
-                                    {"mask": jnp.ones((2, 6), bool)}])
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"unroll": True}, {"mask": jnp.ones((2, 6), bool)}]
+)
 def test_cell_returning_y_first_is_named(kwargs):
     cell = SwappedCell()
     params = cell.init(jax.random.key(0), 2)
-    with pytest.raises(ValueError, match=r"must return \(new_carry, y\).*"
-                       r"If it returns \(y, new_carry\), swap them"):
+    with pytest.raises(
+        ValueError,
+        match=r"must return \(new_carry, y\).*"
+        r"If it returns \(y, new_carry\), swap them",
+    ):
         rnn(cell, params, jnp.ones((2, 6, 2)), **kwargs)
 
 
 # --- Forward-mode differentiation -------------------------------------------
+
 
 def _assert_trees_close(a, b, atol=1e-5):
     assert jax.tree.structure(a) == jax.tree.structure(b)
@@ -163,13 +184,17 @@ def test_jvp_matches_unrolled(name, mask):
     def run(unroll):
         def f(params, x):
             return rnn(cell, params, x, unroll=unroll, **MASKS[mask])
+
         return f
 
     want = jax.jvp(run(True), (params, x), tangents)
     _assert_trees_close(jax.jvp(run(1), (params, x), tangents), want)
     _assert_trees_close(
         jax.jit(lambda *a: jax.jvp(run(1), a[:2], a[2:]))(
-            params, x, *tangents), want)
+            params, x, *tangents
+        ),
+        want,
+    )
     _assert_trees_close(jax.jvp(jax.jit(run(1)), (params, x), tangents), want)
 
 
@@ -178,16 +203,19 @@ def test_jacfwd_matches_unrolled(name):
     cell, params, x = _problem(name, steps=5)
 
     def outputs(unroll):
-        return lambda params, x: rnn(cell, params, x, unroll=unroll,
-                                     go_backwards=True)[0]
+        return lambda params, x: rnn(
+            cell, params, x, unroll=unroll, go_backwards=True
+        )[0]
 
     want = jax.jacfwd(outputs(True), argnums=(0, 1))(params, x)
-    _assert_trees_close(jax.jacfwd(outputs(1), argnums=(0, 1))(params, x),
-                        want)
+    _assert_trees_close(
+        jax.jacfwd(outputs(1), argnums=(0, 1))(params, x), want
+    )
 
 
 def test_reverse_mode_keeps_the_hand_written_backward_pass(monkeypatch):
     import jaxrnn._rnn as rnn_module
+
     calls = []
     original = rnn_module.split_step_scan
 
@@ -224,6 +252,9 @@ def test_cell_returning_one_array_is_named():
     """Unpacked, a (2, 4) array gave two rows as (carry, y): the message
     then suggested swapping them."""
     cell = _ReturnsOneArray()
-    with pytest.raises(ValueError, match=r"must return a pair \(new_carry, y\), "
-                       r"got an array of shape \(2, 4\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"must return a pair \(new_carry, y\), "
+        r"got an array of shape \(2, 4\)",
+    ):
         rnn(cell, cell.init(None, 3), jnp.ones((2, 5, 3)))

@@ -25,7 +25,11 @@ def _run(script, *args, env=None, timeout=600):
     env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
     done = subprocess.run(
         [sys.executable, str(ROOT / "examples" / script), *map(str, args)],
-        capture_output=True, text=True, env=env, timeout=timeout)
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 
@@ -42,14 +46,31 @@ def _assert_png(path):
 
 
 def _char_lm_figures(out):
-    return (_number(r"validation: loss ([\d.]+)", out),
-            _number(r"on validation ([\d.]+)", out))
+    return (
+        _number(r"validation: loss ([\d.]+)", out),
+        _number(r"on validation ([\d.]+)", out),
+    )
 
 
 def test_char_lm_falls_below_the_unigram_baseline(tmp_path):
-    out = _run("char_lm.py", "--steps", 300, "--hidden", 64, "--batch", 16,
-               "--seq-len", 32, "--lr", 1e-2, "--sample-length", 40,
-               "--no-progress", "--plot", tmp_path / "loss.png")
+    out = _run(
+        "char_lm.py",
+        "--steps",
+        300,
+        "--hidden",
+        64,
+        "--batch",
+        16,
+        "--seq-len",
+        32,
+        "--lr",
+        1e-2,
+        "--sample-length",
+        40,
+        "--no-progress",
+        "--plot",
+        tmp_path / "loss.png",
+    )
     val_loss, unigram = _char_lm_figures(out)
     # This setting reaches about 71% of the baseline (defaults: about 51%).
     assert val_loss < 0.85 * unigram, out
@@ -60,9 +81,21 @@ def test_char_lm_falls_below_the_unigram_baseline(tmp_path):
 
 
 def test_classify_sequences_learns_from_masked_strokes(tmp_path):
-    out = _run("classify_sequences.py", "--train-size", 1000, "--test-size",
-               300, "--epochs", 15, "--units", 32, "--lr", 1e-2,
-               "--plot", tmp_path / "strokes.png")
+    out = _run(
+        "classify_sequences.py",
+        "--train-size",
+        1000,
+        "--test-size",
+        300,
+        "--epochs",
+        15,
+        "--units",
+        32,
+        "--lr",
+        1e-2,
+        "--plot",
+        tmp_path / "strokes.png",
+    )
     # Chance is 1/6; this small setting reaches about 70% (defaults: 99%).
     assert _number(r"test accuracy: ([\d.]+)%", out) > 50, out
     assert "confusion (rows: truth, columns: prediction)" in out
@@ -70,8 +103,19 @@ def test_classify_sequences_learns_from_masked_strokes(tmp_path):
 
 
 def test_forecast_beats_the_naive_forecasts(tmp_path):
-    out = _run("forecast.py", "--steps", 150, "--units", 16, "--train-size",
-               512, "--test-size", 256, "--plot", tmp_path / "forecast.png")
+    out = _run(
+        "forecast.py",
+        "--steps",
+        150,
+        "--units",
+        16,
+        "--train-size",
+        512,
+        "--test-size",
+        256,
+        "--plot",
+        tmp_path / "forecast.png",
+    )
     assert _number(r"model / best naive: ([\d.]+)", out) < 0.8, out
     _assert_png(tmp_path / "forecast.png")
 
@@ -79,10 +123,18 @@ def test_forecast_beats_the_naive_forecasts(tmp_path):
 def test_per_example_gradients_match_the_batched_call():
     out = _run("per_example_grads.py", "--batch", 16, "--steps", 30)
     assert "vmapped and batched calls agree: True" in out
-    assert _number(r"outputs, vmapped vs batched: max \|difference\| (\S+)",
-                   out) < 1e-5
-    assert _number(r"mean gradient, vmapped vs batched: max \|difference\| "
-                   r"(\S+)", out) < 1e-6
+    assert (
+        _number(r"outputs, vmapped vs batched: max \|difference\| (\S+)", out)
+        < 1e-5
+    )
+    assert (
+        _number(
+            r"mean gradient, vmapped vs batched: max \|difference\| "
+            r"(\S+)",
+            out,
+        )
+        < 1e-6
+    )
     assert "gru/kernel (16, 4, 96)" in out
 
 
@@ -93,10 +145,13 @@ def test_char_lm_defaults(tmp_path):
     assert val_loss < 0.6 * unigram, out
 
 
-@pytest.mark.parametrize("script, pattern, bound", [
-    ("classify_sequences.py", r"test accuracy: ([\d.]+)%", 90),
-    ("per_example_grads.py", r"DP-SGD test accuracy after: ([\d.]+)%", 85),
-])
+@pytest.mark.parametrize(
+    "script, pattern, bound",
+    [
+        ("classify_sequences.py", r"test accuracy: ([\d.]+)%", 90),
+        ("per_example_grads.py", r"DP-SGD test accuracy after: ([\d.]+)%", 85),
+    ],
+)
 def test_accuracy_with_defaults(script, pattern, bound):
     out = _run(script)
     assert _number(pattern, out) > bound, out

@@ -19,8 +19,8 @@ import sys
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.patches import Rectangle
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))  # jaxrnn from this checkout
@@ -35,8 +35,13 @@ STEPS, LENGTH = 6, 4
 # Light fills, dark text and lines, a transparent background: the site shows
 # the figure inverted (invert(1) hue-rotate(180deg)) in its dark scheme, where
 # these turn into dark fills, light text and the page's own background.
-COLORS = {"input": "#dbe9f6", "padding": "#eeeeee", "fresh": "#9ecae1",
-          "repeat": "#cfe2f3", "zero": "none"}
+COLORS = {
+    "input": "#dbe9f6",
+    "padding": "#eeeeee",
+    "fresh": "#9ecae1",
+    "repeat": "#cfe2f3",
+    "zero": "none",
+}
 INK, MUTED = "#000000", "#444444"
 # Drawn at the site's content width (656 px = 6.83 in at 96 px/in), so a
 # font of f points shows at f * 4/3 px: 9.5 pt, the smallest, at 12.7 px.
@@ -73,22 +78,38 @@ def masking_rows():
         labels = [_label(y, refs) for y in ys]
         kinds, seen = [], set()
         for label in labels:
-            kinds.append("zero" if label == "0" else
-                         "repeat" if label in seen else "fresh")
+            kinds.append(
+                "zero"
+                if label == "0"
+                else "repeat"
+                if label in seen
+                else "fresh"
+            )
             seen.add(label)
         return list(zip(labels, kinds))
 
-    inputs = [(f"$x_{t}$", "input" if t < LENGTH else "padding")
-              for t in range(STEPS)]
+    inputs = [
+        (f"$x_{t}$", "input" if t < LENGTH else "padding")
+        for t in range(STEPS)
+    ]
     return [
         ("inputs, mask = lengths_to_mask([4], 6)", inputs, "input order"),
         ("rnn(...)", run(), "input order"),
-        ("rnn(..., zero_output_for_mask=True)",
-         run(zero_output_for_mask=True), "input order"),
-        ("rnn(..., go_backwards=True)   (Keras' order)",
-         run(go_backwards=True), "processing order"),
-        ("rnn(..., go_backwards=True, keep_order=True)",
-         run(go_backwards=True, keep_order=True), "input order"),
+        (
+            "rnn(..., zero_output_for_mask=True)",
+            run(zero_output_for_mask=True),
+            "input order",
+        ),
+        (
+            "rnn(..., go_backwards=True)   (Keras' order)",
+            run(go_backwards=True),
+            "processing order",
+        ),
+        (
+            "rnn(..., go_backwards=True, keep_order=True)",
+            run(go_backwards=True, keep_order=True),
+            "input order",
+        ),
     ]
 
 
@@ -97,8 +118,9 @@ def draw_masking(path: pathlib.Path) -> None:
     step = BOX + GAP
     box_h, title_h, row_gap, reads_h = 0.44, 0.27, 0.2, 0.26
     header_h, legend_h = 0.36, 0.72
-    height = (header_h + len(rows) * (title_h + box_h + row_gap)
-              + reads_h + legend_h)
+    height = (
+        header_h + len(rows) * (title_h + box_h + row_gap) + reads_h + legend_h
+    )
     fig = plt.figure(figsize=(WIDTH, height))
     # One data unit is one inch, from the top left corner down.
     ax = fig.add_axes((0, 0, 1, 1))
@@ -111,59 +133,122 @@ def draw_masking(path: pathlib.Path) -> None:
         # The hatch on a patch of its own, to draw it lighter than the
         # outline (hatchcolor= would need matplotlib 3.10).
         if kind == "padding":
-            ax.add_patch(Rectangle((x, y), width, height, facecolor="none",
-                                   edgecolor="#aaaaaa", hatch="//",
-                                   linewidth=0))
+            ax.add_patch(
+                Rectangle(
+                    (x, y),
+                    width,
+                    height,
+                    facecolor="none",
+                    edgecolor="#aaaaaa",
+                    hatch="//",
+                    linewidth=0,
+                )
+            )
         # Repeats are dashed too: next to the dark scheme's background their
         # fill alone is faint.
-        ax.add_patch(Rectangle((x, y), width, height,
-                               facecolor=COLORS[kind], edgecolor=MUTED,
-                               linestyle="--" if kind == "repeat" else "-",
-                               linewidth=1, zorder=0.9))
+        ax.add_patch(
+            Rectangle(
+                (x, y),
+                width,
+                height,
+                facecolor=COLORS[kind],
+                edgecolor=MUTED,
+                linestyle="--" if kind == "repeat" else "-",
+                linewidth=1,
+                zorder=0.9,
+            )
+        )
 
     y = header_h
     for t in range(STEPS):
-        ax.text(left + t * step + BOX / 2, y - 0.1, str(t), ha="center",
-                va="bottom", fontsize=SMALL, color=MUTED)
-    ax.text(note_x, y - 0.1, "time position", va="bottom", fontsize=SMALL,
-            color=MUTED)
+        ax.text(
+            left + t * step + BOX / 2,
+            y - 0.1,
+            str(t),
+            ha="center",
+            va="bottom",
+            fontsize=SMALL,
+            color=MUTED,
+        )
+    ax.text(
+        note_x,
+        y - 0.1,
+        "time position",
+        va="bottom",
+        fontsize=SMALL,
+        color=MUTED,
+    )
     for title, cells, note in rows:
-        ax.text(left, y + title_h - 0.06, title, fontsize=TITLE,
-                family="monospace", va="bottom", color=INK)
+        ax.text(
+            left,
+            y + title_h - 0.06,
+            title,
+            fontsize=TITLE,
+            family="monospace",
+            va="bottom",
+            color=INK,
+        )
         y += title_h
         for t, (label, kind) in enumerate(cells):
             box(left + t * step, y, kind)
-            ax.text(left + t * step + BOX / 2, y + box_h / 2, label,
-                    ha="center", va="center", fontsize=LABEL, color=INK)
-        ax.text(note_x, y + box_h / 2, note, fontsize=NOTE, va="center",
-                color=MUTED)
+            ax.text(
+                left + t * step + BOX / 2,
+                y + box_h / 2,
+                label,
+                ha="center",
+                va="center",
+                fontsize=LABEL,
+                color=INK,
+            )
+        ax.text(
+            note_x,
+            y + box_h / 2,
+            note,
+            fontsize=NOTE,
+            va="center",
+            color=MUTED,
+        )
         y += box_h
         if "go_backwards=True)" in title:
             for t in range(STEPS):  # the input each position was computed from
-                ax.text(left + t * step + BOX / 2, y + 0.04,
-                        f"reads $x_{STEPS - 1 - t}$", ha="center", va="top",
-                        fontsize=NOTE, color=MUTED)
+                ax.text(
+                    left + t * step + BOX / 2,
+                    y + 0.04,
+                    f"reads $x_{STEPS - 1 - t}$",
+                    ha="center",
+                    va="top",
+                    fontsize=NOTE,
+                    color=MUTED,
+                )
             y += reads_h
         y += row_gap
     # The legend names what each fill means; no colour words, as the dark
     # scheme turns the darker fill into the lighter one.
-    legend = [("fresh", "a step's own output"),
-              ("repeat", "the previous output, repeated"),
-              ("zero", "zeros"), ("padding", "padding: masked steps")]
+    legend = [
+        ("fresh", "a step's own output"),
+        ("repeat", "the previous output, repeated"),
+        ("zero", "zeros"),
+        ("padding", "padding: masked steps"),
+    ]
     for i, (kind, text) in enumerate(legend):
         x = left + (i % 2) * 3.1
         top = y + (i // 2) * 0.32
         box(x, top, kind, width=0.36, height=0.22)
-        ax.text(x + 0.48, top + 0.11, text, va="center", fontsize=NOTE,
-                color=INK)
+        ax.text(
+            x + 0.48, top + 0.11, text, va="center", fontsize=NOTE, color=INK
+        )
     fig.savefig(path, metadata={"Date": None}, transparent=True)
     plt.close(fig)
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=pathlib.Path, default=HERE,
-                        help="folder to write the figures to (default: here)")
+    parser.add_argument(
+        "--out",
+        type=pathlib.Path,
+        default=HERE,
+        help="folder to write the figures to (default: here)",
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     plt.rcParams["svg.hashsalt"] = "jaxrnn"  # stable ids: a diff-free rerun

@@ -37,11 +37,15 @@ def run_on_a_batch(model, key, label):
     layers.summary(model, TOKENS)
     params = model.init(key, TOKENS)
     ids = np.random.default_rng(0).integers(0, 1000, (2, 12))  # (B, T) ids
-    print(f"{label}: ids {ids.shape} -> layer outputs",
-          model.output_shapes(ids.shape))
+    print(
+        f"{label}: ids {ids.shape} -> layer outputs",
+        model.output_shapes(ids.shape),
+    )
     probabilities = jax.jit(model)(params, ids)  # one compilation
-    print(f"{label}: output {probabilities.shape}, softmax rows sum to",
-          np.asarray(probabilities.sum(-1)).round(4).tolist())
+    print(
+        f"{label}: output {probabilities.shape}, softmax rows sum to",
+        np.asarray(probabilities.sum(-1)).round(4).tolist(),
+    )
     print()
 
 
@@ -50,21 +54,27 @@ def main():
 
     # Embed 1000 words in 64 dimensions, read them with LSTM(128) and
     # classify in 10 classes with a softmax.
-    model = layers.Sequential([
-        layers.Embedding(input_dim=1000, output_dim=64),
-        layers.LSTM(128),
-        layers.Dense(10, activation="softmax"),
-    ], name="sequential_4")
+    model = layers.Sequential(
+        [
+            layers.Embedding(input_dim=1000, output_dim=64),
+            layers.LSTM(128),
+            layers.Dense(10, activation="softmax"),
+        ],
+        name="sequential_4",
+    )
     run_on_a_batch(model, key_lstm, "Embedding -> LSTM -> Dense")
 
     # The GRU's output is (batch_size, timesteps, 256), the SimpleRNN's
     # (batch_size, 128).
-    model = layers.Sequential([
-        layers.Embedding(input_dim=1000, output_dim=64),
-        layers.GRU(256, return_sequences=True),
-        layers.SimpleRNN(128, return_sequences=False),
-        layers.Dense(10, activation="softmax"),
-    ], name="sequential_6")
+    model = layers.Sequential(
+        [
+            layers.Embedding(input_dim=1000, output_dim=64),
+            layers.GRU(256, return_sequences=True),
+            layers.SimpleRNN(128, return_sequences=False),
+            layers.Dense(10, activation="softmax"),
+        ],
+        name="sequential_6",
+    )
     run_on_a_batch(model, key_gru, "Embedding -> GRU -> SimpleRNN -> Dense")
 
 

@@ -32,34 +32,55 @@ def show(label, layer, params, x):
 
 def main():
     keys = jax.random.split(jax.random.key(0))
-    x = np.random.default_rng(0).standard_normal((2, 7, 5), np.float32)  # (B, T, D)
+    x = np.random.default_rng(0).standard_normal(
+        (2, 7, 5), np.float32
+    )  # (B, T, D)
 
     # Example 1, single cell: the post prints (None, 4).
     cell = jaxrnn.LSTMCell(4)
     params = cell.init(keys[0], 5)  # RNN(cell)'s params are the cell's
-    show("single cell: RNN(LSTMCell(4)) on Input((None, 5))",
-         jaxrnn.RNN(cell), params, x)
+    show(
+        "single cell: RNN(LSTMCell(4)) on Input((None, 5))",
+        jaxrnn.RNN(cell),
+        params,
+        x,
+    )
 
     # Example 2, stacked RNN: the post prints (None, 64).
     stacked = jaxrnn.RNN([jaxrnn.LSTMCell(32), jaxrnn.LSTMCell(64)])
-    show("stacked RNN: RNN([LSTMCell(32), LSTMCell(64)]) on Input((None, 5))",
-         stacked, stacked.init(keys[1], SYMBOLIC), x)
+    show(
+        "stacked RNN: RNN([LSTMCell(32), LSTMCell(64)]) on Input((None, 5))",
+        stacked,
+        stacked.init(keys[1], SYMBOLIC),
+        x,
+    )
 
     # "Output shape": with return_state a list, the output then the last
     # state [batch_size, state_size] (an LSTM cell's state is [h, c]).
-    show("return_state=True: [output, h, c]",
-         jaxrnn.RNN(cell, return_state=True), params, x)
+    show(
+        "return_state=True: [output, h, c]",
+        jaxrnn.RNN(cell, return_state=True),
+        params,
+        x,
+    )
 
     # "Output shape": with return_sequences [batch_size, timesteps,
     # output_size].
-    show("return_sequences=True: [batch_size, timesteps, output_size]",
-         jaxrnn.RNN(cell, return_sequences=True), params, x)
+    show(
+        "return_sequences=True: [batch_size, timesteps, output_size]",
+        jaxrnn.RNN(cell, return_sequences=True),
+        params,
+        x,
+    )
 
     # "Input shape": [timesteps, batch_size, ...] with time_major (the
     # outputs too), else [batch_size, timesteps, ...].
-    show("time_major=True: [timesteps, batch_size, output_size]",
-         jaxrnn.RNN(cell, return_sequences=True, time_major=True), params,
-         x.swapaxes(0, 1))
+    show(
+        "time_major=True: [timesteps, batch_size, output_size]",
+        jaxrnn.RNN(cell, return_sequences=True, time_major=True),
+        params,
+        x.swapaxes(0, 1),
+    )
 
 
 if __name__ == "__main__":

@@ -43,19 +43,26 @@ def cell_and_initial_state(key, inputs):
     params = rnn.init(key, inputs.shape)
     initial_state = list(rnn_cell.initial_carry((batch_size,)))  # zeros [h, c]
     output = jax.jit(rnn)(params, inputs, initial_state=initial_state)
-    last = jax.jit(jaxrnn.RNN(rnn_cell))(params, inputs,
-                                         initial_state=initial_state)
+    last = jax.jit(jaxrnn.RNN(rnn_cell))(
+        params, inputs, initial_state=initial_state
+    )
     print("cell under RNN: RNN(LSTMCell(4), return_sequences=True)")
-    print("  initial_state [batch_size, hidden_dim] (h and c) ->",
-          [s.shape for s in initial_state])
-    print("  return_sequences=True  [batch_size, seq_length, hidden_dim] ->",
-          output.shape)
+    print(
+        "  initial_state [batch_size, hidden_dim] (h and c) ->",
+        [s.shape for s in initial_state],
+    )
+    print(
+        "  return_sequences=True  [batch_size, seq_length, hidden_dim] ->",
+        output.shape,
+    )
     print("  return_sequences=False [batch_size, hidden_dim] ->", last.shape)
     # "Other information can be put in the initial state": any (h, c).
     other = [np.ones((batch_size, hidden_dim), np.float32)] * 2
     changed = jax.jit(rnn)(params, inputs, initial_state=other)
-    print("  a non-zero initial_state changes the output:",
-          not np.allclose(changed, output))
+    print(
+        "  a non-zero initial_state changes the output:",
+        not np.allclose(changed, output),
+    )
 
 
 def lstm_layer(key, inputs):
@@ -67,10 +74,14 @@ def lstm_layer(key, inputs):
     # The post's name='encoder' has no jaxrnn counterpart.
     encoder = jaxrnn.LSTM(4, return_sequences=True, return_state=True)
     output, h, c = jax.jit(encoder)(params, inputs)  # same params as the cell
-    print("LSTM(4, return_sequences=True, return_state=True) -> [output, h, c]",
-          [output.shape, h.shape, c.shape])
-    print("  RNN(LSTMCell(4)) gives the same output with the same params:",
-          np.allclose(jax.jit(rnn)(params, inputs), output, atol=1e-6))
+    print(
+        "LSTM(4, return_sequences=True, return_state=True) -> [output, h, c]",
+        [output.shape, h.shape, c.shape],
+    )
+    print(
+        "  RNN(LSTMCell(4)) gives the same output with the same params:",
+        np.allclose(jax.jit(rnn)(params, inputs), output, atol=1e-6),
+    )
 
 
 def multi_layer(key, inputs):
@@ -79,50 +90,74 @@ def multi_layer(key, inputs):
     cells = [jaxrnn.LSTMCell(hidden_dim), jaxrnn.LSTMCell(hidden_dim * 2)]
     rnn = jaxrnn.RNN(cells, return_sequences=True)
     params = rnn.init(key, inputs.shape)
-    print("multi-layer: RNN([LSTMCell(4), LSTMCell(8)], return_sequences=True)"
-          " ->", jax.jit(rnn)(params, inputs).shape)
+    print(
+        "multi-layer: RNN([LSTMCell(4), LSTMCell(8)], return_sequences=True)"
+        " ->",
+        jax.jit(rnn)(params, inputs).shape,
+    )
 
 
 def lstm_bn_lstm_dense(key, inputs):
     """LSTM + BN + LSTM + FC, run in training mode."""
     hidden_dim = 9
     output_size = 11
-    lstm_layer1 = jaxrnn.RNN(jaxrnn.LSTMCell(hidden_dim), return_sequences=True)
-    lstm_layer2 = jaxrnn.RNN(jaxrnn.LSTMCell(hidden_dim), return_sequences=True)
-    model = layers.Sequential([lstm_layer1, layers.BatchNormalization(),
-                               lstm_layer2, layers.Dense(output_size)])
+    lstm_layer1 = jaxrnn.RNN(
+        jaxrnn.LSTMCell(hidden_dim), return_sequences=True
+    )
+    lstm_layer2 = jaxrnn.RNN(
+        jaxrnn.LSTMCell(hidden_dim), return_sequences=True
+    )
+    model = layers.Sequential(
+        [
+            lstm_layer1,
+            layers.BatchNormalization(),
+            lstm_layer2,
+            layers.Dense(output_size),
+        ]
+    )
     params = model.init(key, inputs.shape)
     train_step = jax.jit(functools.partial(model.apply, training=True))
     outputs, new_params = train_step(params, inputs)
     print("LSTM + BN + LSTM + FC, training=True ->", outputs.shape)
     print("  outputs[0, 0] =", np.asarray(outputs[0, 0]))
-    print("  BatchNormalization moving_mean after one training call:",
-          np.asarray(new_params[1]["moving_mean"]))
+    print(
+        "  BatchNormalization moving_mean after one training call:",
+        np.asarray(new_params[1]["moving_mean"]),
+    )
 
 
 def bidirectional(key, inputs):
     """Bidirectional LSTM: output, f_h, f_c, b_h, b_c (SimpleRNN: f_h, b_h)."""
     hidden_dim = 2
-    rnn = jaxrnn.Bidirectional(jaxrnn.LSTM(hidden_dim, return_sequences=True,
-                                           return_state=True))
+    rnn = jaxrnn.Bidirectional(
+        jaxrnn.LSTM(hidden_dim, return_sequences=True, return_state=True)
+    )
     params = rnn.init(key, inputs.shape)
     outputs, f_h, f_c, b_h, b_c = jax.jit(rnn)(params, inputs)
     print("Bidirectional(LSTM(2, return_sequences=True, return_state=True))")
-    print("  outputs, f_h, f_c, b_h, b_c ->",
-          [a.shape for a in (outputs, f_h, f_c, b_h, b_c)])
-    simple = jaxrnn.Bidirectional(jaxrnn.SimpleRNN(
-        hidden_dim, return_sequences=True, return_state=True))
+    print(
+        "  outputs, f_h, f_c, b_h, b_c ->",
+        [a.shape for a in (outputs, f_h, f_c, b_h, b_c)],
+    )
+    simple = jaxrnn.Bidirectional(
+        jaxrnn.SimpleRNN(hidden_dim, return_sequences=True, return_state=True)
+    )
     outputs, f_h, b_h = jax.jit(simple)(simple.init(key, inputs.shape), inputs)
-    print("Bidirectional(SimpleRNN(2, return_sequences=True, return_state=True))")
-    print("  SimpleRNN: output, f_h, b_h ->",
-          [a.shape for a in (outputs, f_h, b_h)])
+    print(
+        "Bidirectional(SimpleRNN(2, return_sequences=True, return_state=True))"
+    )
+    print(
+        "  SimpleRNN: output, f_h, b_h ->",
+        [a.shape for a in (outputs, f_h, b_h)],
+    )
 
 
 def main():
     np.set_printoptions(precision=4, suppress=True)
     # Stands for embedded data, as in the post.
     inputs = np.random.default_rng(0).standard_normal(
-        (batch_size, seq_length, input_dim), np.float32)
+        (batch_size, seq_length, input_dim), np.float32
+    )
     keys = jax.random.split(jax.random.key(0), 5)
     cell_and_initial_state(keys[0], inputs)
     lstm_layer(keys[1], inputs)

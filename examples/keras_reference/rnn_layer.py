@@ -58,43 +58,62 @@ def arguments(cell, params, x):
         return np.allclose(a, b, atol=1e-6)
 
     default = jaxrnn.RNN(cell)
-    print("arguments (defaults as the post's signature: "
-          f"return_sequences={default.return_sequences}, "
-          f"return_state={default.return_state}, "
-          f"go_backwards={default.go_backwards}, stateful={default.stateful}, "
-          f"unroll={default.unroll}, time_major={default.time_major})")
+    print(
+        "arguments (defaults as the post's signature: "
+        f"return_sequences={default.return_sequences}, "
+        f"return_state={default.return_state}, "
+        f"go_backwards={default.go_backwards}, stateful={default.stateful}, "
+        f"unroll={default.unroll}, time_major={default.time_major})"
+    )
     last = run(x)
 
-    print("  return_sequences=True  [batch_size, timesteps, output_size] ->",
-          run(x, return_sequences=True).shape)
+    print(
+        "  return_sequences=True  [batch_size, timesteps, output_size] ->",
+        run(x, return_sequences=True).shape,
+    )
     print("  return_sequences=False [batch_size, output_size] ->", last.shape)
 
     output, h, c = run(x, return_state=True)
-    print("  return_state=True      [output, h, c] ->",
-          [output.shape, h.shape, c.shape],
-          "(LSTM's state is [h, c], each [batch_size, state_size])")
+    print(
+        "  return_state=True      [output, h, c] ->",
+        [output.shape, h.shape, c.shape],
+        "(LSTM's state is [h, c], each [batch_size, state_size])",
+    )
 
-    print("  go_backwards=True      equals reading the reversed input:",
-          same(run(x, go_backwards=True), run(x[:, ::-1])))
+    print(
+        "  go_backwards=True      equals reading the reversed input:",
+        same(run(x, go_backwards=True), run(x[:, ::-1])),
+    )
 
     # Keras' stateful layer carries its last state into the next batch; here
     # the caller does it, and two halves give the same result as one call.
     half = x.shape[1] // 2
     _, *state = run(x[:, :half], stateful=True)
     second, *_ = run(x[:, half:], initial_state=state, stateful=True)
-    print("  stateful=True          two halves equal one call:", same(second, last))
+    print(
+        "  stateful=True          two halves equal one call:",
+        same(second, last),
+    )
 
-    print("  unroll=True            same numbers as the scan:",
-          same(run(x, unroll=True), last))
+    print(
+        "  unroll=True            same numbers as the scan:",
+        same(run(x, unroll=True), last),
+    )
 
-    print("  time_major=True        (timesteps, batch, ...) ->",
-          run(x.swapaxes(0, 1), return_sequences=True, time_major=True).shape)
+    print(
+        "  time_major=True        (timesteps, batch, ...) ->",
+        run(x.swapaxes(0, 1), return_sequences=True, time_major=True).shape,
+    )
 
     lengths = np.array([x.shape[1], 2] + [x.shape[1]] * (x.shape[0] - 2))
     mask = np.arange(x.shape[1]) < lengths[:, None]  # (B, T), row 1 padded
-    zeroed = run(x, mask=mask, return_sequences=True, zero_output_for_mask=True)
-    print("  zero_output_for_mask   masked steps of row 1 are zeros:",
-          bool(np.all(zeroed[1, 2:] == 0)))
+    zeroed = run(
+        x, mask=mask, return_sequences=True, zero_output_for_mask=True
+    )
+    print(
+        "  zero_output_for_mask   masked steps of row 1 are zeros:",
+        bool(np.all(zeroed[1, 2:] == 0)),
+    )
 
 
 def masking(key, cell, params):
@@ -107,12 +126,16 @@ def masking(key, cell, params):
     padded = run(model_params, ids)
     unpadded = run(model_params, ids[:1, :3])
     print("masking: Embedding(100, 5, mask_zero=True) -> RNN(LSTMCell(4))")
-    print(f"  ids {ids.shape} -> {padded.shape}; padding ignored:",
-          np.allclose(padded[0], unpadded[0], atol=1e-6))
+    print(
+        f"  ids {ids.shape} -> {padded.shape}; padding ignored:",
+        np.allclose(padded[0], unpadded[0], atol=1e-6),
+    )
 
 
 def main():
-    x = np.random.default_rng(0).standard_normal((3, 6, 5), np.float32)  # (B, T, D)
+    x = np.random.default_rng(0).standard_normal(
+        (3, 6, 5), np.float32
+    )  # (B, T, D)
     keys = jax.random.split(jax.random.key(0), 3)
     cell = jaxrnn.LSTMCell(4)
     params = cell.init(keys[0], 5)  # RNN(cell)'s params: shared below

@@ -40,15 +40,18 @@ class RNNLayer:
     """The post's model: SimpleRNN over the sequence, then a softmax per step."""
 
     def __init__(self, num_hidden=128, num_class=39):
-        self.RNN1 = jaxrnn.SimpleRNN(num_hidden, activation="tanh",
-                                     return_sequences=True)
+        self.RNN1 = jaxrnn.SimpleRNN(
+            num_hidden, activation="tanh", return_sequences=True
+        )
         self.out = layers.Dense(num_class, activation="softmax")
         self.out = layers.TimeDistributed(self.out)
 
     def init(self, key, input_shape):
         rnn_key, out_key = jax.random.split(key)
-        return {"RNN1": self.RNN1.init(rnn_key, input_shape),
-                "out": self.out.init(out_key, self.RNN1.output_shape(input_shape))}
+        return {
+            "RNN1": self.RNN1.init(rnn_key, input_shape),
+            "out": self.out.init(out_key, self.RNN1.output_shape(input_shape)),
+        }
 
     def output_shape(self, input_shape):
         return self.out.output_shape(self.RNN1.output_shape(input_shape))
@@ -64,26 +67,40 @@ def subclassed_model(key, x):
     model = RNNLayer()
     params = model.init(key, x.shape)
     out = jax.jit(model)(params, x)
-    print("RNNLayer: SimpleRNN(128, return_sequences=True) -> "
-          "TimeDistributed(Dense(39, softmax))")
-    print(f"  symbolic {(None, None, FEATURES)} ->",
-          model.output_shape((None, None, FEATURES)))
+    print(
+        "RNNLayer: SimpleRNN(128, return_sequences=True) -> "
+        "TimeDistributed(Dense(39, softmax))"
+    )
+    print(
+        f"  symbolic {(None, None, FEATURES)} ->",
+        model.output_shape((None, None, FEATURES)),
+    )
     print(f"  concrete {x.shape} ->", out.shape)
-    print("  softmax: each step sums to 1:",
-          np.allclose(out.sum(-1), 1, atol=1e-5))
+    print(
+        "  softmax: each step sums to 1:",
+        np.allclose(out.sum(-1), 1, atol=1e-5),
+    )
 
 
 def simple_rnn_outputs(key, x):
     """return_sequences and return_state, on the same params."""
     # The post's signature with its defaults, less the regularizers and
     # constraints (see the module docstring).
-    layer = jaxrnn.SimpleRNN(128, activation="tanh", use_bias=True,
-                             kernel_initializer="glorot_uniform",
-                             recurrent_initializer="orthogonal",
-                             bias_initializer="zeros", dropout=0.0,
-                             recurrent_dropout=0.0, return_sequences=False,
-                             return_state=False, go_backwards=False,
-                             stateful=False, unroll=False)
+    layer = jaxrnn.SimpleRNN(
+        128,
+        activation="tanh",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+    )
     params = layer.init(key, x.shape)
 
     def run(**options):
@@ -91,13 +108,18 @@ def simple_rnn_outputs(key, x):
 
     print("SimpleRNN(128)")
     print("  return_sequences=False [Batch_size, output_dim] ->", run().shape)
-    print("  return_sequences=True  [Batch_size, time, output_dim] ->",
-          run(return_sequences=True).shape)
+    print(
+        "  return_sequences=True  [Batch_size, time, output_dim] ->",
+        run(return_sequences=True).shape,
+    )
     output, hidden = run(return_state=True)
-    print("  return_state=True      (output, hidden) ->",
-          (output.shape, hidden.shape))
-    print("  the output is the last hidden state:",
-          np.allclose(output, hidden))
+    print(
+        "  return_state=True      (output, hidden) ->",
+        (output.shape, hidden.shape),
+    )
+    print(
+        "  the output is the last hidden state:", np.allclose(output, hidden)
+    )
 
 
 def many_to_one_and_many_to_many(key, x):
@@ -114,18 +136,27 @@ def many_to_one_and_many_to_many(key, x):
     many_to_one = jax.jit(dense)(dense_params, last)
     print("many to one:  SimpleRNN(128) -> Dense(39) ->", many_to_one.shape)
     per_step = jax.jit(layers.TimeDistributed(dense))(dense_params, sequence)
-    print("many to many, TimeDistributed: SimpleRNN(128, return_sequences=True)"
-          " -> TimeDistributed(Dense(39)) ->", per_step.shape)
+    print(
+        "many to many, TimeDistributed: SimpleRNN(128, return_sequences=True)"
+        " -> TimeDistributed(Dense(39)) ->",
+        per_step.shape,
+    )
     broadcast = jax.jit(dense)(dense_params, sequence)
-    print("many to many, plain Dense: SimpleRNN(128, return_sequences=True)"
-          " -> Dense(39) ->", broadcast.shape)
-    print("  Dense alone equals TimeDistributed(Dense) with the same params:",
-          np.allclose(broadcast, per_step, atol=1e-6))
+    print(
+        "many to many, plain Dense: SimpleRNN(128, return_sequences=True)"
+        " -> Dense(39) ->",
+        broadcast.shape,
+    )
+    print(
+        "  Dense alone equals TimeDistributed(Dense) with the same params:",
+        np.allclose(broadcast, per_step, atol=1e-6),
+    )
 
 
 def main():
-    x = np.random.default_rng(0).standard_normal((BATCH, STEPS, FEATURES),
-                                                 np.float32)
+    x = np.random.default_rng(0).standard_normal(
+        (BATCH, STEPS, FEATURES), np.float32
+    )
     keys = jax.random.split(jax.random.key(0), 3)
     subclassed_model(keys[0], x)
     simple_rnn_outputs(keys[1], x)

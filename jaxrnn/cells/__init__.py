@@ -1,8 +1,12 @@
 """Recurrent cells: pure steps over explicit params."""
 
 from jaxrnn.cells._base import DropoutMasks
-from jaxrnn.cells.conv_lstm import (ConvLSTM1DCell, ConvLSTM2DCell,
-                                    ConvLSTM3DCell, ConvLSTMCell)
+from jaxrnn.cells.conv_lstm import (
+    ConvLSTM1DCell,
+    ConvLSTM2DCell,
+    ConvLSTM3DCell,
+    ConvLSTMCell,
+)
 from jaxrnn.cells.gru import GRUCell
 from jaxrnn.cells.lru import LRUCell
 from jaxrnn.cells.lstm import LSTMCell
@@ -10,7 +14,17 @@ from jaxrnn.cells.min_rnn import MinGRUCell, MinLSTMCell
 from jaxrnn.cells.simple import SimpleRNNCell
 from jaxrnn.cells.stacked import StackedCells
 
-__all__ = ["ConvLSTM1DCell", "ConvLSTM2DCell", "ConvLSTM3DCell", "ConvLSTMCell",
-           "DropoutMasks", "GRUCell", "LRUCell", "LSTMCell", "MinGRUCell",
-           "MinLSTMCell", "SimpleRNNCell",
-           "StackedCells"]
+__all__ = [
+    "ConvLSTM1DCell",
+    "ConvLSTM2DCell",
+    "ConvLSTM3DCell",
+    "ConvLSTMCell",
+    "DropoutMasks",
+    "GRUCell",
+    "LRUCell",
+    "LSTMCell",
+    "MinGRUCell",
+    "MinLSTMCell",
+    "SimpleRNNCell",
+    "StackedCells",
+]

@@ -22,9 +22,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrnn import activations, initializers
+from jaxrnn._validation import (
+    batch_shape_of,
+    check_floating,
+    check_params,
+    check_positive_int,
+    check_prng_key,
+    check_rate,
+)
 from jaxrnn.initializers import InitializerLike
-from jaxrnn._validation import (batch_shape_of, check_floating, check_params,
-                                check_positive_int, check_prng_key, check_rate)
 
 
 def wider_float(a: Any, b: Any) -> jnp.dtype:
@@ -74,11 +80,13 @@ def check_call_arguments(cell: Any, params: Any, carry: Any, x: Any) -> None:
             f"{name} takes (params, carry, x), got {3 - len(missing)} of "
             f"them; missing {missing}. Call it as cell(params, carry, x) "
             f"with params = cell.init(key, input_dim) and carry = "
-            f"cell.initial_carry(batch_shape).")
+            f"cell.initial_carry(batch_shape)."
+        )
 
 
-def check_step_input(cell: Any, params: Any, carry: Any, x: jax.Array,
-                     features: str = "D") -> None:
+def check_step_input(
+    cell: Any, params: Any, carry: Any, x: jax.Array, features: str = "D"
+) -> None:
     """Checks one step's input `x`, (..., `features`), `params` against
     its feature size, and `carry` against the cell's initial carry for x's
     leading (batch) axes."""
@@ -86,15 +94,18 @@ def check_step_input(cell: Any, params: Any, carry: Any, x: jax.Array,
         raise TypeError(
             f"`x` must be one array (..., {features}), got "
             f"{type(x).__name__}: a {type(cell).__name__} is called as "
-            "cell(params, carry, x), the carry before the input.")
+            "cell(params, carry, x), the carry before the input."
+        )
     check_floating("x", x)
     if x.ndim < 1:
         raise ValueError(
-            f"`x` must have shape (..., {features}), got {x.shape}.")
+            f"`x` must have shape (..., {features}), got {x.shape}."
+        )
     cell.check_params(params, x.shape[-1])
     batch_shape = x.shape[:-1]
-    check_step_carry(cell, carry, x, batch_shape,
-                     initial_carry_shapes(cell, batch_shape))
+    check_step_carry(
+        cell, carry, x, batch_shape, initial_carry_shapes(cell, batch_shape)
+    )
 
 
 def initial_carry_shapes(cell: Any, batch_shape: tuple[int, ...]) -> Any:
@@ -112,8 +123,13 @@ def _cached_carry_shapes(cell: Any, batch_shape: tuple[int, ...]) -> Any:
     return jax.eval_shape(lambda: cell.initial_carry(batch_shape))
 
 
-def check_step_carry(cell: Any, carry: Any, x: jax.Array,
-                     batch_shape: tuple[int, ...], expected: Any) -> None:
+def check_step_carry(
+    cell: Any,
+    carry: Any,
+    x: jax.Array,
+    batch_shape: tuple[int, ...],
+    expected: Any,
+) -> None:
     """Checks a step's `carry` has the structure and leaf shapes of
     `expected` (the cell's initial carry for x's batch axes) and floating
     leaves: a carry of the wrong structure would be unpacked into the wrong
@@ -125,16 +141,19 @@ def check_step_carry(cell: Any, carry: Any, x: jax.Array,
         raise ValueError(
             f"{name} `carry` must have the structure of "
             f"{name}.initial_carry(), {want_def} ({want_def.num_leaves} "
-            f"array(s)), got {got_def} ({got_def.num_leaves} array(s)).")
-    for i, (got, want) in enumerate(zip(jax.tree.leaves(carry),
-                                        jax.tree.leaves(expected))):
+            f"array(s)), got {got_def} ({got_def.num_leaves} array(s))."
+        )
+    for i, (got, want) in enumerate(
+        zip(jax.tree.leaves(carry), jax.tree.leaves(expected))
+    ):
         if tuple(np.shape(got)) != want.shape:
             raise ValueError(
                 f"{name} `carry` leaf {i} must have shape {want.shape} for "
                 f"`x` of shape {x.shape}, got {tuple(np.shape(got))}: the "
                 f"carry's leading axes are x's batch axes {batch_shape}. "
                 "Give x and the carry the same batch axes (one step's x is "
-                "(..., features), with no time axis).")
+                "(..., features), with no time axis)."
+            )
         check_floating("carry", got)
 
 
@@ -179,14 +198,18 @@ class KerasCell:
         for name in ("activation", "recurrent_activation"):
             if hasattr(self, name):
                 activations.get(getattr(self, name))
-        for name in ("kernel_initializer", "recurrent_initializer",
-                     "bias_initializer"):
+        for name in (
+            "kernel_initializer",
+            "recurrent_initializer",
+            "bias_initializer",
+        ):
             initializers.get(getattr(self, name))
         for name in ("dtype", "param_dtype"):
             value = getattr(self, name)
             if value is not None and not jnp.issubdtype(value, jnp.floating):
-                raise TypeError(f"`{name}` must be a floating dtype, got "
-                                f"{value!r}.")
+                raise TypeError(
+                    f"`{name}` must be a floating dtype, got {value!r}."
+                )
 
     @property
     def state_size(self) -> Any:
@@ -198,8 +221,9 @@ class KerasCell:
         """Keras' cell protocol: the size of the output, H."""
         return self.units
 
-    def initial_carry(self, batch_shape: int | tuple[int, ...] = (),
-                      dtype: Any = None) -> Any:
+    def initial_carry(
+        self, batch_shape: int | tuple[int, ...] = (), dtype: Any = None
+    ) -> Any:
         """Zeros of shape `(*batch_shape, H)` (an int B means (B,)); dtype
         defaults to the cell's dtype (float32 when the cell's dtype is
         None)."""
@@ -211,15 +235,19 @@ class KerasCell:
         """Raises if `params` lacks an array or has one of the wrong shape."""
         kernel = params.get("kernel") if isinstance(params, dict) else None
         expected = self.param_shapes(input_dim)["kernel"]
-        if (kernel is not None and np.ndim(kernel) == 2
-                and np.shape(kernel)[1:] == expected[1:]
-                and np.shape(kernel)[0] != input_dim):
+        if (
+            kernel is not None
+            and np.ndim(kernel) == 2
+            and np.shape(kernel)[1:] == expected[1:]
+            and np.shape(kernel)[0] != input_dim
+        ):
             raise ValueError(
                 f"{type(self).__name__} params['kernel'] must have shape "
                 f"{tuple(expected)}, got {tuple(np.shape(kernel))}: the "
                 f"inputs have {input_dim} features, but the params were "
                 f"made for {np.shape(kernel)[0]}. Check the inputs' last "
-                f"axis, or init the params with input_dim={input_dim}.")
+                f"axis, or init the params with input_dim={input_dim}."
+            )
         check_params(type(self).__name__, params, self.param_shapes(input_dim))
 
     def compute_dtype(self, params: Any, x: jax.Array) -> Any:
@@ -232,9 +260,15 @@ class KerasCell:
     def _matmul(self, a: jax.Array, w: jax.Array) -> jax.Array:
         return jnp.matmul(a, w.astype(a.dtype), precision=self.precision)
 
-    def dropout_masks(self, key: jax.Array | None, batch_shape: tuple[int, ...],
-                      input_dim: int, *, training: bool,
-                      dtype: Any = jnp.float32) -> DropoutMasks | None:
+    def dropout_masks(
+        self,
+        key: jax.Array | None,
+        batch_shape: tuple[int, ...],
+        input_dim: int,
+        *,
+        training: bool,
+        dtype: Any = jnp.float32,
+    ) -> DropoutMasks | None:
         """Draws the masks one sequence shares at every step (Keras' rule).
 
         Returns None outside training or when both rates are zero.
@@ -248,19 +282,29 @@ class KerasCell:
             raise ValueError(
                 f"{type(self).__name__} has dropout={self.dropout}, "
                 f"recurrent_dropout={self.recurrent_dropout} and training=True, "
-                "so it needs a PRNG `key`; got key=None.")
+                "so it needs a PRNG `key`; got key=None."
+            )
         input_key, recurrent_key = jax.random.split(key)
         inputs = recurrent = None
         if self.dropout > 0:
-            inputs = _keep_mask(input_key, self.dropout,
-                                (*batch_shape, input_dim), dtype)
+            inputs = _keep_mask(
+                input_key, self.dropout, (*batch_shape, input_dim), dtype
+            )
         if self.recurrent_dropout > 0:
-            recurrent = _keep_mask(recurrent_key, self.recurrent_dropout,
-                                   (*batch_shape, self.units), dtype)
+            recurrent = _keep_mask(
+                recurrent_key,
+                self.recurrent_dropout,
+                (*batch_shape, self.units),
+                dtype,
+            )
         return DropoutMasks(inputs, recurrent)
 
-    def project_inputs(self, params: dict[str, jax.Array], xs: jax.Array,
-                       dropout: DropoutMasks | None = None) -> jax.Array:
+    def project_inputs(
+        self,
+        params: dict[str, jax.Array],
+        xs: jax.Array,
+        dropout: DropoutMasks | None = None,
+    ) -> jax.Array:
         """Input half of the step for any number of leading axes.
 
         Args:
@@ -282,7 +326,9 @@ class KerasCell:
             projected = projected + bias.astype(dtype)
         return projected
 
-    def _recurrent_input(self, carry_h: jax.Array, dropout, dtype) -> jax.Array:
+    def _recurrent_input(
+        self, carry_h: jax.Array, dropout, dtype
+    ) -> jax.Array:
         h = carry_h.astype(dtype)
         if dropout is not None and dropout.recurrent is not None:
             h = h * dropout.recurrent.astype(dtype)
@@ -295,8 +341,9 @@ class KerasCell:
     # sequence with one large GEMM per weight after the backward loop.
     split_step = True
 
-    def recurrent_input(self, carry: Any, dropout: DropoutMasks | None,
-                        dtype: Any) -> jax.Array:
+    def recurrent_input(
+        self, carry: Any, dropout: DropoutMasks | None, dtype: Any
+    ) -> jax.Array:
         """The (..., H) vector the recurrent kernel multiplies: the carry's
         h in `dtype`, times the recurrent dropout mask if any."""
         return self._recurrent_input(self._carry_h(carry), dropout, dtype)
@@ -304,15 +351,20 @@ class KerasCell:
     def _carry_h(self, carry: Any) -> jax.Array:
         return carry
 
-    def project_recurrent(self, params: dict[str, jax.Array],
-                          h_in: jax.Array) -> jax.Array:
+    def project_recurrent(
+        self, params: dict[str, jax.Array], h_in: jax.Array
+    ) -> jax.Array:
         """(..., H) -> `(..., G*H)`: ``h_in @ recurrent_kernel`` (plus a
         recurrent bias where the cell has one)."""
         return self._matmul(h_in, params["recurrent_kernel"])
 
-    def step_projected(self, params: dict[str, jax.Array], carry: Any,
-                       projected: jax.Array,
-                       dropout: DropoutMasks | None = None) -> tuple[Any, jax.Array]:
+    def step_projected(
+        self,
+        params: dict[str, jax.Array],
+        carry: Any,
+        projected: jax.Array,
+        dropout: DropoutMasks | None = None,
+    ) -> tuple[Any, jax.Array]:
         """Recurrent half of a step; `projected` is ``x @ kernel + input bias``.
 
         Args:
@@ -325,13 +377,19 @@ class KerasCell:
           (new_carry, y), y (..., H); the carry keeps its dtype.
         """
         h_in = self.recurrent_input(carry, dropout, projected.dtype)
-        return self.apply_gates(carry, projected,
-                                self.project_recurrent(params, h_in))
+        return self.apply_gates(
+            carry, projected, self.project_recurrent(params, h_in)
+        )
 
-    def __call__(self, params: dict[str, jax.Array] = REQUIRED,
-                 carry: Any = REQUIRED, x: jax.Array = REQUIRED,
-                 *, key: jax.Array | None = None,
-                 training: bool = False) -> tuple[Any, jax.Array]:
+    def __call__(
+        self,
+        params: dict[str, jax.Array] = REQUIRED,
+        carry: Any = REQUIRED,
+        x: jax.Array = REQUIRED,
+        *,
+        key: jax.Array | None = None,
+        training: bool = False,
+    ) -> tuple[Any, jax.Array]:
         """Advances one time step.
 
         Args:
@@ -354,16 +412,24 @@ class KerasCell:
         with jax.named_scope(f"jaxrnn.{type(self).__name__}"):
             check_call_arguments(self, params, carry, x)
             check_step_input(self, params, carry, x)
-            dropout = self.dropout_masks(key, x.shape[:-1], x.shape[-1],
-                                       training=training,
-                                       dtype=self.compute_dtype(params, x))
+            dropout = self.dropout_masks(
+                key,
+                x.shape[:-1],
+                x.shape[-1],
+                training=training,
+                dtype=self.compute_dtype(params, x),
+            )
             projected = self.project_inputs(params, x, dropout)
             return self.step_projected(params, carry, projected, dropout)
 
 
-def init_common(cell, key: jax.Array, input_dim: int,
-                bias_shape: tuple[int, ...] | None,
-                bias_init=None) -> dict[str, jax.Array]:
+def init_common(
+    cell,
+    key: jax.Array,
+    input_dim: int,
+    bias_shape: tuple[int, ...] | None,
+    bias_init=None,
+) -> dict[str, jax.Array]:
     """Builds {'kernel', 'recurrent_kernel', 'bias'} with the cell's
     initializers, in Keras' shapes."""
     check_prng_key("key", key)
@@ -371,16 +437,24 @@ def init_common(cell, key: jax.Array, input_dim: int,
     gh = cell.gates * cell.units
     k_kernel, k_recurrent, k_bias = jax.random.split(key, 3)
     params = {
-        "kernel": initializers.initialize(cell.kernel_initializer, k_kernel,
-                                          (input_dim, gh), cell.param_dtype),
+        "kernel": initializers.initialize(
+            cell.kernel_initializer,
+            k_kernel,
+            (input_dim, gh),
+            cell.param_dtype,
+        ),
         "recurrent_kernel": initializers.initialize(
-            cell.recurrent_initializer, k_recurrent, (cell.units, gh),
-            cell.param_dtype),
+            cell.recurrent_initializer,
+            k_recurrent,
+            (cell.units, gh),
+            cell.param_dtype,
+        ),
     }
     if bias_shape is not None:
         if bias_init is None:
             params["bias"] = initializers.initialize(
-                cell.bias_initializer, k_bias, bias_shape, cell.param_dtype)
+                cell.bias_initializer, k_bias, bias_shape, cell.param_dtype
+            )
         else:
             params["bias"] = bias_init(k_bias, bias_shape, cell.param_dtype)
     return params

@@ -13,7 +13,8 @@ import dataclasses
 import functools
 import math
 import numbers
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -22,12 +23,23 @@ from jax import lax
 from jax.custom_derivatives import SymbolicZero
 
 from jaxrnn import activations, initializers
+from jaxrnn._validation import (
+    batch_shape_of,
+    check_floating,
+    check_one_of,
+    check_params,
+    check_positive_int,
+    check_prng_key,
+)
 from jaxrnn.activations import ActivationLike
-from jaxrnn._validation import (batch_shape_of, check_floating, check_one_of,
-                                check_params, check_positive_int,
-                                check_prng_key)
-from jaxrnn.cells._base import (REQUIRED, DropoutMasks, KerasCell, _keep_mask,
-                                check_call_arguments, check_step_carry)
+from jaxrnn.cells._base import (
+    REQUIRED,
+    DropoutMasks,
+    KerasCell,
+    _keep_mask,
+    check_call_arguments,
+    check_step_carry,
+)
 
 PADDINGS = ("valid", "same")
 DATA_FORMATS = ("channels_last", "channels_first")
@@ -46,37 +58,50 @@ def _dimension_numbers(rank: int) -> tuple[str, str, str]:
     return "N" + letters + "C", letters + "IO", "N" + letters + "C"
 
 
-def _conv_general(frames, kernel, *, strides, padding, dilation, groups,
-                  precision):
+def _conv_general(
+    frames, kernel, *, strides, padding, dilation, groups, precision
+):
     """`(N, *S, G*C)` frames, `(*k, C, O)` kernel -> `(N, *S', O)`."""
     return lax.conv_general_dilated(
-        frames, kernel, window_strides=strides, padding=padding,
+        frames,
+        kernel,
+        window_strides=strides,
+        padding=padding,
         rhs_dilation=dilation,
         dimension_numbers=_dimension_numbers(kernel.ndim - 2),
-        feature_group_count=groups, precision=precision)
+        feature_group_count=groups,
+        precision=precision,
+    )
 
 
-def _conv_as_matmul(frames, kernel, *, strides, padding, dilation, groups,
-                    precision):
+def _conv_as_matmul(
+    frames, kernel, *, strides, padding, dilation, groups, precision
+):
     """The same convolution as `_conv_general`, as patches @ kernel."""
     window, out = kernel.shape[:-2], kernel.shape[-1]
     # Extracting patches is a convolution with a 0/1 kernel: exact only at
     # the highest precision.
     patches = lax.conv_general_dilated_patches(
-        frames, window, strides, padding, rhs_dilation=dilation,
+        frames,
+        window,
+        strides,
+        padding,
+        rhs_dilation=dilation,
         dimension_numbers=_dimension_numbers(len(window)),
-        precision=lax.Precision.HIGHEST)
+        precision=lax.Precision.HIGHEST,
+    )
     # Patch features run (input channel, *window), the channel slowest; a
     # group g sees input channels [g*C, (g+1)*C) and makes outputs
     # [g*O/G, (g+1)*O/G) (lax's feature_group_count).
     patches = patches.reshape(*patches.shape[:-1], groups, -1)
     matrix = jnp.moveaxis(kernel, -2, 0).reshape(-1, groups, out // groups)
-    out_frames = jnp.einsum("...gk,kgo->...go", patches, matrix,
-                            precision=precision)
+    out_frames = jnp.einsum(
+        "...gk,kgo->...go", patches, matrix, precision=precision
+    )
     return out_frames.reshape(*out_frames.shape[:-2], out)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _conv_with_matmul_gradient(**config):
     """`_conv_general` whose kernel tangent is patches @ d_kernel.
 
@@ -89,6 +114,7 @@ def _conv_with_matmul_gradient(**config):
     accelerators the native convolution's gradient is kept: it needs no
     patch copies.
     """
+
     @jax.custom_jvp
     def conv(frames, kernel):
         return _conv_general(frames, kernel, **config)
@@ -112,12 +138,21 @@ def _int_tuple(name: str, value: Any, rank: int) -> tuple[int, ...]:
     """Keras' ``standardize_tuple``: an int or `rank` positive ints."""
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         value = (value,) * rank
-    if (isinstance(value, (str, bytes)) or not isinstance(value, Sequence)
-            or len(value) != rank or any(
-                isinstance(v, bool) or not isinstance(v, numbers.Integral)
-                or v <= 0 for v in value)):
-        raise ValueError(f"`{name}` must be a positive int or a tuple of "
-                         f"{rank} positive ints, got {value!r}.")
+    if (
+        isinstance(value, (str, bytes))
+        or not isinstance(value, Sequence)
+        or len(value) != rank
+        or any(
+            isinstance(v, bool)
+            or not isinstance(v, numbers.Integral)
+            or v <= 0
+            for v in value
+        )
+    ):
+        raise ValueError(
+            f"`{name}` must be a positive int or a tuple of "
+            f"{rank} positive ints, got {value!r}."
+        )
     return tuple(int(v) for v in value)
 
 
@@ -193,7 +228,8 @@ class ConvLSTMCell(KerasCell):
     recurrent_activation: ActivationLike = "sigmoid"
     unit_forget_bias: bool = dataclasses.field(default=True, kw_only=True)
     spatial_shape: tuple[int, ...] | None = dataclasses.field(
-        default=None, kw_only=True)
+        default=None, kw_only=True
+    )
 
     gates = 4
     # The base class's recurrent_input/project_recurrent are for vectors;
@@ -204,17 +240,24 @@ class ConvLSTMCell(KerasCell):
         if self.rank not in (1, 2, 3):
             raise ValueError(f"`rank` must be 1, 2 or 3, got {self.rank!r}.")
         normalised = {
-            "kernel_size": _int_tuple("kernel_size", self.kernel_size, self.rank),
+            "kernel_size": _int_tuple(
+                "kernel_size", self.kernel_size, self.rank
+            ),
             "strides": _int_tuple("strides", self.strides, self.rank),
-            "dilation_rate": _int_tuple("dilation_rate", self.dilation_rate,
-                                        self.rank),
-            "padding": (self.padding.lower() if isinstance(self.padding, str)
-                        else self.padding),
+            "dilation_rate": _int_tuple(
+                "dilation_rate", self.dilation_rate, self.rank
+            ),
+            "padding": (
+                self.padding.lower()
+                if isinstance(self.padding, str)
+                else self.padding
+            ),
             "data_format": self.data_format or "channels_last",
         }
         if self.spatial_shape is not None:
             normalised["spatial_shape"] = _int_tuple(
-                "spatial_shape", self.spatial_shape, self.rank)
+                "spatial_shape", self.spatial_shape, self.rank
+            )
         for name, value in normalised.items():
             object.__setattr__(self, name, value)
         self._check_hyperparameters()
@@ -228,10 +271,13 @@ class ConvLSTMCell(KerasCell):
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
             raise ValueError(
                 "`strides` > 1 and `dilation_rate` > 1 exclude each other, got "
-                f"strides={self.strides}, dilation_rate={self.dilation_rate}.")
+                f"strides={self.strides}, dilation_rate={self.dilation_rate}."
+            )
         if not isinstance(self.unit_forget_bias, bool):
-            raise TypeError("`unit_forget_bias` must be a bool, got "
-                            f"{self.unit_forget_bias!r}.")
+            raise TypeError(
+                "`unit_forget_bias` must be a bool, got "
+                f"{self.unit_forget_bias!r}."
+            )
         self._check_common_fields()
 
     # --- Shapes ------------------------------------------------------------
@@ -255,20 +301,26 @@ class ConvLSTMCell(KerasCell):
     def _channel_axis(self) -> int:
         return -1 if self.data_format == "channels_last" else -(self.rank + 1)
 
-    def _frame(self, spatial: tuple[Any, ...], channels: Any) -> tuple[Any, ...]:
+    def _frame(
+        self, spatial: tuple[Any, ...], channels: Any
+    ) -> tuple[Any, ...]:
         if self.data_format == "channels_last":
             return (*spatial, channels)
         return (channels, *spatial)
 
     def _describe_frame(self) -> str:
-        letters = ("*S", "C") if self.data_format == "channels_last" else (
-            "C", "*S")
+        letters = (
+            ("*S", "C") if self.data_format == "channels_last" else ("C", "*S")
+        )
         return f"({', '.join(letters)})"
 
-    def _split_frame(self, input_dim: Any) -> tuple[tuple[int, ...] | None, int]:
+    def _split_frame(
+        self, input_dim: Any
+    ) -> tuple[tuple[int, ...] | None, int]:
         """(spatial size or None, channels) from C or a frame shape."""
         if isinstance(input_dim, numbers.Integral) and not isinstance(
-                input_dim, bool):
+            input_dim, bool
+        ):
             check_positive_int("input_dim", input_dim)
             return self.spatial_shape, int(input_dim)
         frame = tuple(input_dim) if isinstance(input_dim, Sequence) else None
@@ -276,7 +328,8 @@ class ConvLSTMCell(KerasCell):
             raise ValueError(
                 f"{type(self).__name__} takes frames of shape "
                 f"{self._describe_frame()} with {self.rank} spatial axes "
-                f"({self.rank + 1} axes in all), got {input_dim!r}.")
+                f"({self.rank + 1} axes in all), got {input_dim!r}."
+            )
         if self.data_format == "channels_last":
             spatial, channels = frame[:-1], frame[-1]
         else:
@@ -286,12 +339,14 @@ class ConvLSTMCell(KerasCell):
         if self.spatial_shape is not None and spatial != self.spatial_shape:
             raise ValueError(
                 f"{type(self).__name__} was built with spatial_shape="
-                f"{self.spatial_shape}, got frames of spatial size {spatial}.")
+                f"{self.spatial_shape}, got frames of spatial size {spatial}."
+            )
         self.output_spatial_shape(spatial)  # rejects frames too small
         return spatial, int(channels)
 
-    def output_spatial_shape(self, spatial_shape: Sequence[int | None]
-                             ) -> tuple[int | None, ...]:
+    def output_spatial_shape(
+        self, spatial_shape: Sequence[int | None]
+    ) -> tuple[int | None, ...]:
         """S', the state's spatial size for frames of spatial size S.
 
         Keras' ``compute_conv_output_shape``: ``ceil(S / strides)`` with
@@ -307,11 +362,14 @@ class ConvLSTMCell(KerasCell):
           (4, 3)
         """
         if len(spatial_shape) != self.rank:
-            raise ValueError(f"`spatial_shape` must have {self.rank} sizes, "
-                             f"got {tuple(spatial_shape)}.")
+            raise ValueError(
+                f"`spatial_shape` must have {self.rank} sizes, "
+                f"got {tuple(spatial_shape)}."
+            )
         out = []
-        for size, k, s, d in zip(spatial_shape, self.kernel_size,
-                                 self.strides, self.dilation_rate):
+        for size, k, s, d in zip(
+            spatial_shape, self.kernel_size, self.strides, self.dilation_rate
+        ):
             if size is None:
                 out.append(None)
             elif self.padding == "same":
@@ -323,15 +381,18 @@ class ConvLSTMCell(KerasCell):
                 f"Frames of spatial size {tuple(spatial_shape)} are too small "
                 f"for kernel_size={self.kernel_size}, dilation_rate="
                 f"{self.dilation_rate}, strides={self.strides} with "
-                f"padding='valid': the output size would be {tuple(out)}.")
+                f"padding='valid': the output size would be {tuple(out)}."
+            )
         return tuple(out)
 
-    def state_shape(self, spatial_shape: Sequence[int | None]
-                    ) -> tuple[int | None, ...]:
+    def state_shape(
+        self, spatial_shape: Sequence[int | None]
+    ) -> tuple[int | None, ...]:
         """The shape of h (and c) for one example with frames of spatial
         size S: `(*S', F)`, channels_first `(F, *S')`; None stays None."""
-        return self._frame(self.output_spatial_shape(spatial_shape),
-                           self.filters)
+        return self._frame(
+            self.output_spatial_shape(spatial_shape), self.filters
+        )
 
     def param_shapes(self, input_dim: Any) -> dict[str, tuple[int, ...]]:
         """Keras' shapes: kernel `(*kernel_size, C, 4F)`, recurrent_kernel
@@ -339,8 +400,10 @@ class ConvLSTMCell(KerasCell):
         shape."""
         _, channels = self._split_frame(input_dim)
         gf = 4 * self.filters
-        shapes = {"kernel": (*self.kernel_size, channels, gf),
-                  "recurrent_kernel": (*self.kernel_size, self.filters, gf)}
+        shapes = {
+            "kernel": (*self.kernel_size, channels, gf),
+            "recurrent_kernel": (*self.kernel_size, self.filters, gf),
+        }
         if self.use_bias:
             shapes["bias"] = (gf,)
         return shapes
@@ -350,14 +413,20 @@ class ConvLSTMCell(KerasCell):
         (a kernel for another channel count included), or if frames of
         shape `input_dim` do not fit the cell."""
         expected = self.param_shapes(input_dim)
-        kernel = np.shape(params.get("kernel")) if isinstance(
-            params, Mapping) else ()
-        if (len(kernel) == self.rank + 2
-                and kernel[-2] != expected["kernel"][-2]):
+        kernel = (
+            np.shape(params.get("kernel"))
+            if isinstance(params, Mapping)
+            else ()
+        )
+        if (
+            len(kernel) == self.rank + 2
+            and kernel[-2] != expected["kernel"][-2]
+        ):
             raise ValueError(
                 f"{type(self).__name__} params['kernel'] {kernel} is for "
                 f"frames with {kernel[-2]} input channels, got frames with "
-                f"{expected['kernel'][-2]}.")
+                f"{expected['kernel'][-2]}."
+            )
         check_params(type(self).__name__, params, expected)
 
     # --- Params and carry --------------------------------------------------
@@ -380,11 +449,17 @@ class ConvLSTMCell(KerasCell):
         k_kernel, k_recurrent, k_bias = jax.random.split(key, 3)
         params = {
             "kernel": initializers.initialize(
-                self.kernel_initializer, k_kernel, shapes["kernel"],
-                self.param_dtype),
+                self.kernel_initializer,
+                k_kernel,
+                shapes["kernel"],
+                self.param_dtype,
+            ),
             "recurrent_kernel": initializers.initialize(
-                self.recurrent_initializer, k_recurrent,
-                shapes["recurrent_kernel"], self.param_dtype),
+                self.recurrent_initializer,
+                k_recurrent,
+                shapes["recurrent_kernel"],
+                self.param_dtype,
+            ),
         }
         if self.use_bias:
             params["bias"] = self._init_bias(k_bias)
@@ -395,14 +470,17 @@ class ConvLSTMCell(KerasCell):
         if not self.unit_forget_bias:
             return initializers.initialize(base, key, (4 * f,), dtype)
         k_input, k_rest = jax.random.split(key)
-        return jnp.concatenate([
-            initializers.initialize(base, k_input, (f,), dtype),
-            jnp.ones((f,), dtype),
-            initializers.initialize(base, k_rest, (2 * f,), dtype),
-        ])
+        return jnp.concatenate(
+            [
+                initializers.initialize(base, k_input, (f,), dtype),
+                jnp.ones((f,), dtype),
+                initializers.initialize(base, k_rest, (2 * f,), dtype),
+            ]
+        )
 
-    def initial_carry(self, batch_shape: int | tuple[int, ...] = (),
-                      dtype: Any = None) -> tuple[jax.Array, jax.Array]:
+    def initial_carry(
+        self, batch_shape: int | tuple[int, ...] = (), dtype: Any = None
+    ) -> tuple[jax.Array, jax.Array]:
         """``(h, c)``, zeros of shape `(*batch_shape, *S', F)` each
         (channels_first: `(*batch_shape, F, *S')`); an int B means (B,).
 
@@ -416,32 +494,53 @@ class ConvLSTMCell(KerasCell):
                 f"{type(self).__name__}.initial_carry needs the frames' "
                 "spatial size: build the cell with spatial_shape=S, e.g. "
                 f"dataclasses.replace(cell, spatial_shape={(8,) * self.rank})"
-                " (the ConvLSTM layers do it from their inputs).")
+                " (the ConvLSTM layers do it from their inputs)."
+            )
         if dtype is None:
             dtype = jnp.float32 if self.dtype is None else self.dtype
-        h = jnp.zeros((*batch_shape_of(batch_shape),
-                       *self.state_shape(self.spatial_shape)), dtype)
+        h = jnp.zeros(
+            (
+                *batch_shape_of(batch_shape),
+                *self.state_shape(self.spatial_shape),
+            ),
+            dtype,
+        )
         return h, jnp.zeros_like(h)
 
     # --- The step ----------------------------------------------------------
 
-    def _conv(self, x: jax.Array, kernel: jax.Array, *, strides, padding,
-              dilation, groups: int) -> jax.Array:
+    def _conv(
+        self,
+        x: jax.Array,
+        kernel: jax.Array,
+        *,
+        strides,
+        padding,
+        dilation,
+        groups: int,
+    ) -> jax.Array:
         """Convolves the frames of x (..., frame) with any leading axes."""
-        lead = x.shape[:x.ndim - self.rank - 1]
-        frames = x.reshape((math.prod(lead),) + x.shape[len(lead):])
+        lead = x.shape[: x.ndim - self.rank - 1]
+        frames = x.reshape((math.prod(lead),) + x.shape[len(lead) :])
         channels_first = self.data_format == "channels_first"
         if channels_first:
             frames = jnp.moveaxis(frames, 1, -1)
-        out = _convolve(frames, kernel.astype(x.dtype), strides=tuple(strides),
-                        padding=padding.upper(), dilation=tuple(dilation),
-                        groups=groups, precision=self.precision)
+        out = _convolve(
+            frames,
+            kernel.astype(x.dtype),
+            strides=tuple(strides),
+            padding=padding.upper(),
+            dilation=tuple(dilation),
+            groups=groups,
+            precision=self.precision,
+        )
         if channels_first:
             out = jnp.moveaxis(out, -1, 1)
         return out.reshape(lead + out.shape[1:])
 
-    def _per_gate(self, x: jax.Array,
-                  mask: jax.Array | None) -> tuple[jax.Array, int]:
+    def _per_gate(
+        self, x: jax.Array, mask: jax.Array | None
+    ) -> tuple[jax.Array, int]:
         """x, or four masked copies side by side along the channels and the
         group count that keeps each copy to its gate's quarter of a kernel."""
         if mask is None:
@@ -449,9 +548,15 @@ class ConvLSTMCell(KerasCell):
         tiled = jnp.concatenate([x] * 4, axis=self._channel_axis)
         return tiled * mask.astype(x.dtype), 4
 
-    def dropout_masks(self, key: jax.Array | None, batch_shape: tuple[int, ...],
-                      input_dim: Any, *, training: bool,
-                      dtype: Any = jnp.float32) -> DropoutMasks | None:
+    def dropout_masks(
+        self,
+        key: jax.Array | None,
+        batch_shape: tuple[int, ...],
+        input_dim: Any,
+        *,
+        training: bool,
+        dtype: Any = jnp.float32,
+    ) -> DropoutMasks | None:
         """Draws the masks one sequence shares at every step (Keras' rule:
         four masks, one per gate, each of the frame's full shape).
 
@@ -479,26 +584,42 @@ class ConvLSTMCell(KerasCell):
             raise ValueError(
                 f"{type(self).__name__} has dropout={self.dropout}, "
                 f"recurrent_dropout={self.recurrent_dropout} and training=True, "
-                "so it needs a PRNG `key`; got key=None.")
+                "so it needs a PRNG `key`; got key=None."
+            )
         spatial, channels = self._split_frame(input_dim)
         if spatial is None:
-            raise ValueError(f"{type(self).__name__}.dropout_masks needs the "
-                             "frame shape (*S, C) or a cell with "
-                             "`spatial_shape`; got C alone.")
+            raise ValueError(
+                f"{type(self).__name__}.dropout_masks needs the "
+                "frame shape (*S, C) or a cell with "
+                "`spatial_shape`; got C alone."
+            )
         input_key, recurrent_key = jax.random.split(key)
         inputs = recurrent = None
         if self.dropout > 0:
-            inputs = _keep_mask(input_key, self.dropout, (
-                *batch_shape, *self._frame(spatial, 4 * channels)), dtype)
+            inputs = _keep_mask(
+                input_key,
+                self.dropout,
+                (*batch_shape, *self._frame(spatial, 4 * channels)),
+                dtype,
+            )
         if self.recurrent_dropout > 0:
-            state = self._frame(self.output_spatial_shape(spatial),
-                                4 * self.filters)  # the 4 gates' masks
-            recurrent = _keep_mask(recurrent_key, self.recurrent_dropout,
-                                   (*batch_shape, *state), dtype)
+            state = self._frame(
+                self.output_spatial_shape(spatial), 4 * self.filters
+            )  # the 4 gates' masks
+            recurrent = _keep_mask(
+                recurrent_key,
+                self.recurrent_dropout,
+                (*batch_shape, *state),
+                dtype,
+            )
         return DropoutMasks(inputs, recurrent)
 
-    def project_inputs(self, params: dict[str, jax.Array], xs: jax.Array,
-                       dropout: DropoutMasks | None = None) -> jax.Array:
+    def project_inputs(
+        self,
+        params: dict[str, jax.Array],
+        xs: jax.Array,
+        dropout: DropoutMasks | None = None,
+    ) -> jax.Array:
         """Input half of the step: one convolution for any leading axes
         (`jaxrnn.rnn` folds a chunk of time steps into the batch).
 
@@ -514,10 +635,16 @@ class ConvLSTMCell(KerasCell):
         """
         dtype = self.compute_dtype(params, xs)
         xs, groups = self._per_gate(
-            xs.astype(dtype), None if dropout is None else dropout.inputs)
-        projected = self._conv(xs, params["kernel"], strides=self.strides,
-                               padding=self.padding,
-                               dilation=self.dilation_rate, groups=groups)
+            xs.astype(dtype), None if dropout is None else dropout.inputs
+        )
+        projected = self._conv(
+            xs,
+            params["kernel"],
+            strides=self.strides,
+            padding=self.padding,
+            dilation=self.dilation_rate,
+            groups=groups,
+        )
         if "bias" in params:
             bias = params["bias"].astype(dtype)
             if self.data_format == "channels_first":
@@ -525,10 +652,13 @@ class ConvLSTMCell(KerasCell):
             projected = projected + bias
         return projected
 
-    def step_projected(self, params: dict[str, jax.Array],
-                       carry: tuple[jax.Array, jax.Array], projected: jax.Array,
-                       dropout: DropoutMasks | None = None
-                       ) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
+    def step_projected(
+        self,
+        params: dict[str, jax.Array],
+        carry: tuple[jax.Array, jax.Array],
+        projected: jax.Array,
+        dropout: DropoutMasks | None = None,
+    ) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
         """Recurrent half of a step; `projected` is ``conv(x, kernel) + bias``.
 
         Args:
@@ -545,21 +675,31 @@ class ConvLSTMCell(KerasCell):
         h, c = carry
         dtype = projected.dtype
         h_in, groups = self._per_gate(
-            h.astype(dtype), None if dropout is None else dropout.recurrent)
+            h.astype(dtype), None if dropout is None else dropout.recurrent
+        )
         ones = (1,) * self.rank
-        z = projected + self._conv(h_in, params["recurrent_kernel"],
-                                   strides=ones, padding="same",
-                                   dilation=ones, groups=groups)
+        z = projected + self._conv(
+            h_in,
+            params["recurrent_kernel"],
+            strides=ones,
+            padding="same",
+            dilation=ones,
+            groups=groups,
+        )
         z_i, z_f, z_c, z_o = jnp.split(z, 4, axis=self._channel_axis)
         new_c = gate(z_f) * c.astype(dtype) + gate(z_i) * act(z_c)
         new_h = gate(z_o) * act(new_c)
         return (new_h.astype(h.dtype), new_c.astype(c.dtype)), new_h
 
-    def __call__(self, params: dict[str, jax.Array] = REQUIRED,
-                 carry: tuple[jax.Array, jax.Array] = REQUIRED,
-                 x: jax.Array = REQUIRED, *,
-                 key: jax.Array | None = None,
-                 training: bool = False) -> tuple[Any, jax.Array]:
+    def __call__(
+        self,
+        params: dict[str, jax.Array] = REQUIRED,
+        carry: tuple[jax.Array, jax.Array] = REQUIRED,
+        x: jax.Array = REQUIRED,
+        *,
+        key: jax.Array | None = None,
+        training: bool = False,
+    ) -> tuple[Any, jax.Array]:
         """Advances one time step.
 
         Args:
@@ -581,17 +721,22 @@ class ConvLSTMCell(KerasCell):
             if x.ndim < n:
                 raise ValueError(
                     f"`x` must have shape (..., {self._describe_frame()[1:-1]})"
-                    f" with {self.rank} spatial axes, got {x.shape}.")
+                    f" with {self.rank} spatial axes, got {x.shape}."
+                )
             batch_shape, frame = x.shape[:-n], x.shape[-n:]
             self.check_params(params, frame)
             spatial, _ = self._split_frame(frame)
             expected = jax.ShapeDtypeStruct(
-                (*batch_shape, *self.state_shape(spatial)), x.dtype)
-            check_step_carry(self, carry, x, batch_shape,
-                             (expected, expected))
-            dropout = self.dropout_masks(key, batch_shape, frame,
-                                       training=training,
-                                       dtype=self.compute_dtype(params, x))
+                (*batch_shape, *self.state_shape(spatial)), x.dtype
+            )
+            check_step_carry(self, carry, x, batch_shape, (expected, expected))
+            dropout = self.dropout_masks(
+                key,
+                batch_shape,
+                frame,
+                training=training,
+                dtype=self.compute_dtype(params, x),
+            )
             projected = self.project_inputs(params, x, dropout)
             return self.step_projected(params, carry, projected, dropout)
 

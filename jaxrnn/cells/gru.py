@@ -59,8 +59,10 @@ class GRUCell(KerasCell):
 
     def param_shapes(self, input_dim: int) -> dict[str, tuple[int, ...]]:
         """Keras' shapes: kernel (D, 3H), recurrent_kernel (H, 3H), bias."""
-        shapes = {"kernel": (input_dim, 3 * self.units),
-                  "recurrent_kernel": (self.units, 3 * self.units)}
+        shapes = {
+            "kernel": (input_dim, 3 * self.units),
+            "recurrent_kernel": (self.units, 3 * self.units),
+        }
         if self.use_bias:
             shapes["bias"] = self._bias_shape()
         return shapes
@@ -68,8 +70,9 @@ class GRUCell(KerasCell):
     def init(self, key: jax.Array, input_dim: int) -> dict[str, jax.Array]:
         """Returns {"kernel": (D, 3H), "recurrent_kernel": (H, 3H),
         "bias": (2, 3H) or (3H,)}."""
-        return init_common(self, key, input_dim,
-                           self._bias_shape() if self.use_bias else None)
+        return init_common(
+            self, key, input_dim, self._bias_shape() if self.use_bias else None
+        )
 
     def _input_bias(self, params):
         if "bias" not in params:
@@ -83,13 +86,16 @@ class GRUCell(KerasCell):
         candidate's matmul)."""
         return self.reset_after
 
-    def project_recurrent(self, params: dict[str, jax.Array],
-                          h_in: jax.Array) -> jax.Array:
+    def project_recurrent(
+        self, params: dict[str, jax.Array], h_in: jax.Array
+    ) -> jax.Array:
         """(..., H) -> (..., 3H): ``h_in @ recurrent_kernel`` plus the
         recurrent bias (``bias[1]``); `reset_after` cells only."""
         if not self.reset_after:
-            raise TypeError("GRUCell(reset_after=False) has no split step: "
-                            "its candidate multiplies r * h by the kernel.")
+            raise TypeError(
+                "GRUCell(reset_after=False) has no split step: "
+                "its candidate multiplies r * h by the kernel."
+            )
         inner = self._matmul(h_in, params["recurrent_kernel"])
         if "bias" in params:
             inner = inner + params["bias"][1].astype(inner.dtype)
@@ -99,9 +105,13 @@ class GRUCell(KerasCell):
     # update gate (as LSTMCell does, jaxrnn/_fused.py).
     gates_take_keep = True
 
-    def apply_gates(self, carry: jax.Array, projected: jax.Array,
-                    recurrent: jax.Array, keep: jax.Array | None = None
-                    ) -> tuple[jax.Array, jax.Array]:
+    def apply_gates(
+        self,
+        carry: jax.Array,
+        projected: jax.Array,
+        recurrent: jax.Array,
+        keep: jax.Array | None = None,
+    ) -> tuple[jax.Array, jax.Array]:
         """The elementwise rest of a `reset_after` step.
 
         Args:
@@ -136,10 +146,13 @@ class GRUCell(KerasCell):
             new_h = keep_where(keep, new_h, carry)
         return new_h, y
 
-    def step_projected(self, params: dict[str, jax.Array], carry: jax.Array,
-                       projected: jax.Array,
-                       dropout: DropoutMasks | None = None
-                       ) -> tuple[jax.Array, jax.Array]:
+    def step_projected(
+        self,
+        params: dict[str, jax.Array],
+        carry: jax.Array,
+        projected: jax.Array,
+        dropout: DropoutMasks | None = None,
+    ) -> tuple[jax.Array, jax.Array]:
         """Recurrent half of a step; `projected` is ``x @ kernel + input bias``.
 
         Args:
@@ -151,17 +164,18 @@ class GRUCell(KerasCell):
         dtype = projected.dtype
         h_in = self.recurrent_input(carry, dropout, dtype)
         if self.reset_after:
-            return self.apply_gates(carry, projected,
-                                    self.project_recurrent(params, h_in))
+            return self.apply_gates(
+                carry, projected, self.project_recurrent(params, h_in)
+            )
         act = activations.get(self.activation)
         gate = activations.get(self.recurrent_activation)
         kernel = params["recurrent_kernel"]
         units = self.units
         x_z, x_r, x_h = jnp.split(projected, 3, axis=-1)
-        inner = self._matmul(h_in, kernel[:, :2 * units])
+        inner = self._matmul(h_in, kernel[:, : 2 * units])
         r_z, r_r = jnp.split(inner, 2, axis=-1)
         z = gate(x_z + r_z)
         r = gate(x_r + r_r)
-        candidate = act(x_h + self._matmul(r * h_in, kernel[:, 2 * units:]))
+        candidate = act(x_h + self._matmul(r * h_in, kernel[:, 2 * units :]))
         new_h = z * carry.astype(dtype) + (1 - z) * candidate
         return new_h.astype(carry.dtype), new_h

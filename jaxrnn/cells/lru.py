@@ -23,10 +23,18 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxrnn._validation import (batch_shape_of, check_params,
-                                check_positive_int, check_prng_key)
-from jaxrnn.cells._base import (REQUIRED, check_call_arguments,
-                                check_step_input, wider_float)
+from jaxrnn._validation import (
+    batch_shape_of,
+    check_params,
+    check_positive_int,
+    check_prng_key,
+)
+from jaxrnn.cells._base import (
+    REQUIRED,
+    check_call_arguments,
+    check_step_input,
+    wider_float,
+)
 
 
 def _check_real(name: str, value: Any) -> None:
@@ -96,13 +104,17 @@ class LRUCell:
         for name in ("r_min", "r_max", "max_phase"):
             _check_real(name, getattr(self, name))
         if not 0.0 <= self.r_min < self.r_max <= 1.0:
-            raise ValueError("LRUCell needs 0 <= r_min < r_max <= 1, got "
-                             f"r_min={self.r_min}, r_max={self.r_max}.")
+            raise ValueError(
+                "LRUCell needs 0 <= r_min < r_max <= 1, got "
+                f"r_min={self.r_min}, r_max={self.r_max}."
+            )
         if not self.max_phase > 0:
             raise ValueError(f"`max_phase` must be > 0, got {self.max_phase}.")
         if not jnp.issubdtype(self.param_dtype, jnp.floating):
-            raise TypeError("`param_dtype` must be a floating dtype, got "
-                            f"{self.param_dtype!r}.")
+            raise TypeError(
+                "`param_dtype` must be a floating dtype, got "
+                f"{self.param_dtype!r}."
+            )
 
     @property
     def _n(self) -> int:
@@ -121,16 +133,24 @@ class LRUCell:
     def param_shapes(self, input_dim: int) -> dict[str, tuple[int, ...]]:
         """The shapes `init` creates (input_dim must equal `units`)."""
         h, n = input_dim, self._n
-        return {"nu_log": (n,), "theta_log": (n,), "gamma_log": (n,),
-                "B_re": (h, n), "B_im": (h, n), "C_re": (n, self.units),
-                "C_im": (n, self.units), "D": (self.units,)}
+        return {
+            "nu_log": (n,),
+            "theta_log": (n,),
+            "gamma_log": (n,),
+            "B_re": (h, n),
+            "B_im": (h, n),
+            "C_re": (n, self.units),
+            "C_im": (n, self.units),
+            "D": (self.units,),
+        }
 
     def _check_input_dim(self, input_dim: int) -> None:
         if input_dim != self.units:
             raise ValueError(
                 f"LRUCell(units={self.units}) needs inputs with {self.units} "
                 f"features (the skip D * x is elementwise), got {input_dim}; "
-                "project the inputs to `units` features first.")
+                "project the inputs to `units` features first."
+            )
 
     def init(self, key: jax.Array, input_dim: int) -> dict[str, jax.Array]:
         """The paper's initialisation (see the class docstring).
@@ -149,8 +169,9 @@ class LRUCell:
         u1 = jax.random.uniform(keys[0], (n,), jnp.float32, minval=tiny)
         u2 = jax.random.uniform(keys[1], (n,), jnp.float32, minval=tiny)
         modulus_sq = jnp.minimum(
-            u1 * (self.r_max ** 2 - self.r_min ** 2) + self.r_min ** 2,
-            1.0 - 2.0 ** -21)
+            u1 * (self.r_max**2 - self.r_min**2) + self.r_min**2,
+            1.0 - 2.0**-21,
+        )
         nu_log = jnp.log(-0.5 * jnp.log(modulus_sq))
         theta_log = jnp.log(self.max_phase * u2)
         gamma_log = 0.5 * jnp.log1p(-modulus_sq)  # log sqrt(1 - |lambda|^2)
@@ -158,15 +179,20 @@ class LRUCell:
         b_init = normal(1.0 / math.sqrt(2 * h))
         c_init = normal(1.0 / math.sqrt(n))
         params = {
-            "nu_log": nu_log, "theta_log": theta_log, "gamma_log": gamma_log,
-            "B_re": b_init(keys[2], (h, n)), "B_im": b_init(keys[3], (h, n)),
-            "C_re": c_init(keys[4], (n, h)), "C_im": c_init(keys[5], (n, h)),
+            "nu_log": nu_log,
+            "theta_log": theta_log,
+            "gamma_log": gamma_log,
+            "B_re": b_init(keys[2], (h, n)),
+            "B_im": b_init(keys[3], (h, n)),
+            "C_re": c_init(keys[4], (n, h)),
+            "C_im": c_init(keys[5], (n, h)),
             "D": normal(1.0)(keys[6], (h,)),
         }
         return {k: v.astype(dtype) for k, v in params.items()}
 
-    def initial_carry(self, batch_shape: int | tuple[int, ...] = (),
-                      dtype: Any = jnp.float32) -> tuple[jax.Array, jax.Array]:
+    def initial_carry(
+        self, batch_shape: int | tuple[int, ...] = (), dtype: Any = jnp.float32
+    ) -> tuple[jax.Array, jax.Array]:
         """``(h_re, h_im)``, zeros of shape `(*batch_shape, N)` each (an int B
         means (B,))."""
         zeros = jnp.zeros((*batch_shape_of(batch_shape), self._n), dtype)
@@ -190,8 +216,9 @@ class LRUCell:
 
     # The projected step (jaxrnn.protocols.ProjectedCell); no dropout, so
     # no `dropout_masks`.
-    def project_inputs(self, params: dict[str, jax.Array], xs: jax.Array,
-                       dropout: None = None) -> jax.Array:
+    def project_inputs(
+        self, params: dict[str, jax.Array], xs: jax.Array, dropout: None = None
+    ) -> jax.Array:
         """(..., H) -> (..., 2N + H): ``[gamma * Re(x B), gamma * Im(x B), x]``
         (x rides along for the skip ``D * x``)."""
         del dropout  # always None: no dropout
@@ -202,20 +229,27 @@ class LRUCell:
         dtype = wider_float(xs.dtype, params["B_re"].dtype)
         xs = xs.astype(dtype)
         gamma = jnp.exp(params["gamma_log"].astype(dtype))
-        return ((xs @ params["B_re"].astype(dtype)) * gamma,
-                (xs @ params["B_im"].astype(dtype)) * gamma)
+        return (
+            (xs @ params["B_re"].astype(dtype)) * gamma,
+            (xs @ params["B_im"].astype(dtype)) * gamma,
+        )
 
     def _output(self, params, h_re, h_im, x):
         # Re((C_re + i C_im)^T h) = h_re @ C_re - h_im @ C_im.
         dtype = h_re.dtype
-        return (h_re @ params["C_re"].astype(dtype)
-                - h_im @ params["C_im"].astype(dtype)
-                + params["D"].astype(dtype) * x.astype(dtype))
+        return (
+            h_re @ params["C_re"].astype(dtype)
+            - h_im @ params["C_im"].astype(dtype)
+            + params["D"].astype(dtype) * x.astype(dtype)
+        )
 
-    def step_projected(self, params: dict[str, jax.Array],
-                       carry: tuple[jax.Array, jax.Array],
-                       projected: jax.Array, dropout: None = None
-                       ) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
+    def step_projected(
+        self,
+        params: dict[str, jax.Array],
+        carry: tuple[jax.Array, jax.Array],
+        projected: jax.Array,
+        dropout: None = None,
+    ) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
         """One step from ``project_inputs``' (..., 2N + H).
 
         Returns:
@@ -223,22 +257,31 @@ class LRUCell:
         """
         del dropout
         n = self._n
-        bu_re, bu_im, x = (projected[..., :n], projected[..., n:2 * n],
-                           projected[..., 2 * n:])
+        bu_re, bu_im, x = (
+            projected[..., :n],
+            projected[..., n : 2 * n],
+            projected[..., 2 * n :],
+        )
         dtype = projected.dtype
         lam_re, lam_im = self._lambda(params, dtype)
         h_re, h_im = carry[0].astype(dtype), carry[1].astype(dtype)
         new_re = lam_re * h_re - lam_im * h_im + bu_re
         new_im = lam_re * h_im + lam_im * h_re + bu_im
         y = self._output(params, new_re, new_im, x)
-        return (new_re.astype(carry[0].dtype),
-                new_im.astype(carry[1].dtype)), y
+        return (
+            new_re.astype(carry[0].dtype),
+            new_im.astype(carry[1].dtype),
+        ), y
 
-    def __call__(self, params: dict[str, jax.Array] = REQUIRED,
-                 carry: tuple[jax.Array, jax.Array] = REQUIRED,
-                 x: jax.Array = REQUIRED, *,
-                 key: jax.Array | None = None, training: bool = False
-                 ) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
+    def __call__(
+        self,
+        params: dict[str, jax.Array] = REQUIRED,
+        carry: tuple[jax.Array, jax.Array] = REQUIRED,
+        x: jax.Array = REQUIRED,
+        *,
+        key: jax.Array | None = None,
+        training: bool = False,
+    ) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
         """Advances one time step.
 
         Args:
@@ -255,15 +298,20 @@ class LRUCell:
         with jax.named_scope("jaxrnn.LRUCell"):
             check_call_arguments(self, params, carry, x)
             check_step_input(self, params, carry, x, "H")
-            return self.step_projected(params, carry,
-                                       self.project_inputs(params, x))
+            return self.step_projected(
+                params, carry, self.project_inputs(params, x)
+            )
 
     # The parallel protocol of `rnn(..., parallel=True)` (jaxrnn/_parallel.py):
     # the scan runs on the complex state.
-    def parallel_coefficients(self, params: dict[str, jax.Array],
-                              xs: jax.Array, *, key: jax.Array | None = None,
-                              training: bool = False
-                              ) -> tuple[jax.Array, jax.Array]:
+    def parallel_coefficients(
+        self,
+        params: dict[str, jax.Array],
+        xs: jax.Array,
+        *,
+        key: jax.Array | None = None,
+        training: bool = False,
+    ) -> tuple[jax.Array, jax.Array]:
         """(lambda (N,), b (..., N)), complex, with ``h_t = lambda * h_{t-1} +
         b_t``; lambda broadcasts against b."""
         del key, training
@@ -279,7 +327,8 @@ class LRUCell:
         """The complex state -> ``(h_re, h_im)``."""
         return jnp.real(state), jnp.imag(state)
 
-    def parallel_outputs(self, params: dict[str, jax.Array], states: jax.Array,
-                         xs: jax.Array) -> jax.Array:
+    def parallel_outputs(
+        self, params: dict[str, jax.Array], states: jax.Array, xs: jax.Array
+    ) -> jax.Array:
         """``Re(h @ C) + D * x`` for states (..., N) and inputs (..., H)."""
         return self._output(params, jnp.real(states), jnp.imag(states), xs)

@@ -63,16 +63,19 @@ class LSTMCell(KerasCell):
         """Keras' cell protocol: [H, H] for (h, c)."""
         return [self.units, self.units]
 
-    def initial_carry(self, batch_shape: tuple[int, ...] = (),
-                      dtype: Any = None) -> tuple[jax.Array, jax.Array]:
+    def initial_carry(
+        self, batch_shape: tuple[int, ...] = (), dtype: Any = None
+    ) -> tuple[jax.Array, jax.Array]:
         """``(h, c)``, zeros of shape `(*batch_shape, H)` each."""
         h = super().initial_carry(batch_shape, dtype)
         return h, jnp.zeros_like(h)
 
     def param_shapes(self, input_dim: int) -> dict[str, tuple[int, ...]]:
         """Keras' shapes: kernel (D, 4H), recurrent_kernel (H, 4H), bias (4H,)."""
-        shapes = {"kernel": (input_dim, 4 * self.units),
-                  "recurrent_kernel": (self.units, 4 * self.units)}
+        shapes = {
+            "kernel": (input_dim, 4 * self.units),
+            "recurrent_kernel": (self.units, 4 * self.units),
+        }
         if self.use_bias:
             shapes["bias"] = (4 * self.units,)
         return shapes
@@ -81,18 +84,25 @@ class LSTMCell(KerasCell):
         """Returns {"kernel": (D, 4H), "recurrent_kernel": (H, 4H),
         "bias": (4H,)}; with unit_forget_bias the f slice of bias is ones."""
         if not (self.use_bias and self.unit_forget_bias):
-            return init_common(self, key, input_dim,
-                               (4 * self.units,) if self.use_bias else None)
+            return init_common(
+                self,
+                key,
+                input_dim,
+                (4 * self.units,) if self.use_bias else None,
+            )
         base, units = self.bias_initializer, self.units
 
         def bias_init(key, shape, dtype):
             del shape
             k_input, k_rest = jax.random.split(key)
-            return jnp.concatenate([
-                initializers.initialize(base, k_input, (units,), dtype),
-                jnp.ones((units,), dtype),
-                initializers.initialize(base, k_rest, (2 * units,), dtype),
-            ])
+            return jnp.concatenate(
+                [
+                    initializers.initialize(base, k_input, (units,), dtype),
+                    jnp.ones((units,), dtype),
+                    initializers.initialize(base, k_rest, (2 * units,), dtype),
+                ]
+            )
+
         return init_common(self, key, input_dim, (4 * self.units,), bias_init)
 
     def _input_bias(self, params):
@@ -105,10 +115,13 @@ class LSTMCell(KerasCell):
     # gates (jaxrnn/_fused.py).
     gates_take_keep = True
 
-    def apply_gates(self, carry: tuple[jax.Array, jax.Array],
-                    projected: jax.Array, recurrent: jax.Array,
-                    keep: jax.Array | None = None
-                    ) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
+    def apply_gates(
+        self,
+        carry: tuple[jax.Array, jax.Array],
+        projected: jax.Array,
+        recurrent: jax.Array,
+        keep: jax.Array | None = None,
+    ) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
         """The elementwise rest of a step.
 
         Args:

@@ -21,10 +21,19 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn import initializers
-from jaxrnn._validation import (batch_shape_of, check_bool, check_params,
-                                check_positive_int, check_prng_key)
-from jaxrnn.cells._base import (REQUIRED, check_call_arguments,
-                                check_step_input, wider_float)
+from jaxrnn._validation import (
+    batch_shape_of,
+    check_bool,
+    check_params,
+    check_positive_int,
+    check_prng_key,
+)
+from jaxrnn.cells._base import (
+    REQUIRED,
+    check_call_arguments,
+    check_step_input,
+    wider_float,
+)
 from jaxrnn.initializers import InitializerLike
 
 
@@ -51,8 +60,9 @@ def log_g(x: jax.Array) -> jax.Array:
       True
     """
     # relu keeps the unused branch finite, so its gradient through where is 0.
-    return jnp.where(x >= 0, jnp.log(jax.nn.relu(x) + 0.5),
-                     -jax.nn.softplus(-x))
+    return jnp.where(
+        x >= 0, jnp.log(jax.nn.relu(x) + 0.5), -jax.nn.softplus(-x)
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,8 +87,10 @@ class _MinCell:
         initializers.get(self.kernel_initializer)
         initializers.get(self.bias_initializer)
         if not jnp.issubdtype(self.param_dtype, jnp.floating):
-            raise TypeError("`param_dtype` must be a floating dtype, got "
-                            f"{self.param_dtype!r}.")
+            raise TypeError(
+                "`param_dtype` must be a floating dtype, got "
+                f"{self.param_dtype!r}."
+            )
 
     @property
     def state_size(self) -> int:
@@ -104,16 +116,23 @@ class _MinCell:
         check_positive_int("input_dim", input_dim)
         k_kernel, k_bias = jax.random.split(key)
         width = self.gates * self.units
-        params = {"kernel": initializers.initialize(
-            self.kernel_initializer, k_kernel, (input_dim, width),
-            self.param_dtype)}
+        params = {
+            "kernel": initializers.initialize(
+                self.kernel_initializer,
+                k_kernel,
+                (input_dim, width),
+                self.param_dtype,
+            )
+        }
         if self.use_bias:
             params["bias"] = initializers.initialize(
-                self.bias_initializer, k_bias, (width,), self.param_dtype)
+                self.bias_initializer, k_bias, (width,), self.param_dtype
+            )
         return params
 
-    def initial_carry(self, batch_shape: int | tuple[int, ...] = (),
-                      dtype: Any = jnp.float32) -> jax.Array:
+    def initial_carry(
+        self, batch_shape: int | tuple[int, ...] = (), dtype: Any = jnp.float32
+    ) -> jax.Array:
         """Zeros of shape `(*batch_shape, H)` (an int B means (B,))."""
         return jnp.zeros((*batch_shape_of(batch_shape), self.units), dtype)
 
@@ -124,8 +143,9 @@ class _MinCell:
     # The projected step (jaxrnn.protocols.ProjectedCell): the whole input
     # dependence is one GEMM, the step is elementwise. No dropout, so no
     # `dropout_masks`.
-    def project_inputs(self, params: dict[str, jax.Array], xs: jax.Array,
-                       dropout: None = None) -> jax.Array:
+    def project_inputs(
+        self, params: dict[str, jax.Array], xs: jax.Array, dropout: None = None
+    ) -> jax.Array:
         """(..., D) -> `(..., G*H)`: ``xs @ kernel + bias``, any leading
         axes."""
         del dropout  # always None: no dropout
@@ -135,9 +155,13 @@ class _MinCell:
             projected = projected + params["bias"].astype(dtype)
         return projected
 
-    def step_projected(self, params: dict[str, jax.Array], carry: jax.Array,
-                       projected: jax.Array, dropout: None = None
-                       ) -> tuple[jax.Array, jax.Array]:
+    def step_projected(
+        self,
+        params: dict[str, jax.Array],
+        carry: jax.Array,
+        projected: jax.Array,
+        dropout: None = None,
+    ) -> tuple[jax.Array, jax.Array]:
         """``h' = a * h + b`` from the projected input `(..., G*H)`.
 
         Returns:
@@ -148,10 +172,15 @@ class _MinCell:
         h = a * carry.astype(a.dtype) + b
         return h.astype(carry.dtype), h
 
-    def __call__(self, params: dict[str, jax.Array] = REQUIRED,
-                 carry: jax.Array = REQUIRED, x: jax.Array = REQUIRED, *,
-                 key: jax.Array | None = None,
-                 training: bool = False) -> tuple[jax.Array, jax.Array]:
+    def __call__(
+        self,
+        params: dict[str, jax.Array] = REQUIRED,
+        carry: jax.Array = REQUIRED,
+        x: jax.Array = REQUIRED,
+        *,
+        key: jax.Array | None = None,
+        training: bool = False,
+    ) -> tuple[jax.Array, jax.Array]:
         """Advances one time step.
 
         Args:
@@ -168,14 +197,19 @@ class _MinCell:
         with jax.named_scope(f"jaxrnn.{type(self).__name__}"):
             check_call_arguments(self, params, carry, x)
             check_step_input(self, params, carry, x)
-            return self.step_projected(params, carry,
-                                       self.project_inputs(params, x))
+            return self.step_projected(
+                params, carry, self.project_inputs(params, x)
+            )
 
     # The parallel protocol of `rnn(..., parallel=True)` (jaxrnn/_parallel.py).
-    def parallel_coefficients(self, params: dict[str, jax.Array],
-                              xs: jax.Array, *, key: jax.Array | None = None,
-                              training: bool = False
-                              ) -> tuple[jax.Array, jax.Array]:
+    def parallel_coefficients(
+        self,
+        params: dict[str, jax.Array],
+        xs: jax.Array,
+        *,
+        key: jax.Array | None = None,
+        training: bool = False,
+    ) -> tuple[jax.Array, jax.Array]:
         """(a, b), each (..., H), with ``h_t = a_t * h_{t-1} + b_t``.
 
         Args:
@@ -187,19 +221,24 @@ class _MinCell:
         del key, training
         return self._coefficients(self.project_inputs(params, xs))
 
-    def parallel_log_coefficients(self, params: dict[str, jax.Array],
-                                  xs: jax.Array, *,
-                                  key: jax.Array | None = None,
-                                  training: bool = False
-                                  ) -> tuple[jax.Array, jax.Array]:
+    def parallel_log_coefficients(
+        self,
+        params: dict[str, jax.Array],
+        xs: jax.Array,
+        *,
+        key: jax.Array | None = None,
+        training: bool = False,
+    ) -> tuple[jax.Array, jax.Array]:
         """(log a, log b), each (..., H), for the log-space scan; b > 0 needs
         the positive candidate `g`, so only with ``log_space=True``."""
         del key, training
         if not self.log_space:
-            raise ValueError(f"{type(self).__name__}(log_space=False) has a "
-                             "linear candidate that can be negative; its "
-                             "coefficients have no logarithm. Build the cell "
-                             "with log_space=True.")
+            raise ValueError(
+                f"{type(self).__name__}(log_space=False) has a "
+                "linear candidate that can be negative; its "
+                "coefficients have no logarithm. Build the cell "
+                "with log_space=True."
+            )
         return self._log_coefficients(self.project_inputs(params, xs))
 
     def _candidate(self, k_h: jax.Array) -> jax.Array:

@@ -47,22 +47,26 @@ class SimpleRNNCell(KerasCell):
 
     def param_shapes(self, input_dim: int) -> dict[str, tuple[int, ...]]:
         """Keras' shapes: kernel (D, H), recurrent_kernel (H, H), bias (H,)."""
-        shapes = {"kernel": (input_dim, self.units),
-                  "recurrent_kernel": (self.units, self.units)}
+        shapes = {
+            "kernel": (input_dim, self.units),
+            "recurrent_kernel": (self.units, self.units),
+        }
         if self.use_bias:
             shapes["bias"] = (self.units,)
         return shapes
 
     def init(self, key: jax.Array, input_dim: int) -> dict[str, jax.Array]:
         """Returns {"kernel": (D, H), "recurrent_kernel": (H, H), "bias": (H,)}."""
-        return init_common(self, key, input_dim,
-                           (self.units,) if self.use_bias else None)
+        return init_common(
+            self, key, input_dim, (self.units,) if self.use_bias else None
+        )
 
     def _input_bias(self, params):
         return params.get("bias")
 
-    def apply_gates(self, carry: jax.Array, projected: jax.Array,
-                    recurrent: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def apply_gates(
+        self, carry: jax.Array, projected: jax.Array, recurrent: jax.Array
+    ) -> tuple[jax.Array, jax.Array]:
         """The elementwise rest of a step: ``activation(projected +
         recurrent)``, all (..., H).
 

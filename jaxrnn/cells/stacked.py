@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 
-from jaxrnn._validation import (batch_shape_of, check_floating, check_prng_key,
-                                describe)
+from jaxrnn._validation import (
+    batch_shape_of,
+    check_floating,
+    check_prng_key,
+    describe,
+)
 from jaxrnn.cells._base import REQUIRED, check_call_arguments
 from jaxrnn.protocols import draw_dropout, has_projected_step
 
@@ -16,8 +21,10 @@ from jaxrnn.protocols import draw_dropout, has_projected_step
 def _output_size(cell: Any) -> int:
     size = getattr(cell, "output_size", None)
     if size is None:
-        raise TypeError(f"{type(cell).__name__} needs an `output_size` to be "
-                        "stacked under another cell.")
+        raise TypeError(
+            f"{type(cell).__name__} needs an `output_size` to be "
+            "stacked under another cell."
+        )
     return size
 
 
@@ -47,16 +54,21 @@ class StackedCells:
 
     def __init__(self, cells: Sequence[Any]):
         if isinstance(cells, (str, bytes)) or not isinstance(cells, Sequence):
-            raise TypeError("`cells` must be a list of cells, got "
-                            f"{type(cells).__name__}.")
+            raise TypeError(
+                f"`cells` must be a list of cells, got {type(cells).__name__}."
+            )
         if len(cells) == 0:
             raise ValueError("`cells` must hold at least one cell, got [].")
         for i, cell in enumerate(cells):
-            missing = [m for m in ("init", "initial_carry") if not hasattr(cell, m)]
+            missing = [
+                m for m in ("init", "initial_carry") if not hasattr(cell, m)
+            ]
             if missing or not callable(cell):
-                raise TypeError(f"cells[{i}] ({type(cell).__name__}) is not a "
-                                "cell: it needs init, initial_carry and "
-                                "__call__.")
+                raise TypeError(
+                    f"cells[{i}] ({type(cell).__name__}) is not a "
+                    "cell: it needs init, initial_carry and "
+                    "__call__."
+                )
         for cell in cells[:-1]:
             _output_size(cell)
         object.__setattr__(self, "cells", tuple(cells))
@@ -78,25 +90,37 @@ class StackedCells:
         """Returns a list with each cell's params, in order."""
         check_prng_key("key", key)
         keys = jax.random.split(key, len(self.cells))
-        return [cell.init(k, d) for cell, k, d in
-                zip(self.cells, keys, self._input_dims(input_dim))]
+        return [
+            cell.init(k, d)
+            for cell, k, d in zip(
+                self.cells, keys, self._input_dims(input_dim)
+            )
+        ]
 
-    def initial_carry(self, batch_shape: int | tuple[int, ...] = (),
-                      dtype: Any = None) -> tuple[Any, ...]:
+    def initial_carry(
+        self, batch_shape: int | tuple[int, ...] = (), dtype: Any = None
+    ) -> tuple[Any, ...]:
         """A tuple with each cell's initial carry (an int B means (B,))."""
         batch_shape = batch_shape_of(batch_shape)
         # A custom cell's initial_carry may take batch_shape alone, as
         # `rnn` calls it; the dtype goes only where one was asked for.
-        return tuple(c.initial_carry(batch_shape) if dtype is None
-                     else c.initial_carry(batch_shape, dtype)
-                     for c in self.cells)
+        return tuple(
+            c.initial_carry(batch_shape)
+            if dtype is None
+            else c.initial_carry(batch_shape, dtype)
+            for c in self.cells
+        )
 
     def _check_params(self, params: Any) -> None:
-        if not isinstance(params, (list, tuple)) or len(params) != len(self.cells):
-            raise ValueError(f"StackedCells params must be a list of "
-                             f"{len(self.cells)} entries (one per cell), got "
-                             f"{type(params).__name__} of length "
-                             f"{len(params) if hasattr(params, '__len__') else '?'}.")
+        if not isinstance(params, (list, tuple)) or len(params) != len(
+            self.cells
+        ):
+            raise ValueError(
+                f"StackedCells params must be a list of "
+                f"{len(self.cells)} entries (one per cell), got "
+                f"{type(params).__name__} of length "
+                f"{len(params) if hasattr(params, '__len__') else '?'}."
+            )
 
     def check_params(self, params: Any, input_dim: int) -> None:
         """Raises if the list has the wrong length or any cell's params are off."""
@@ -105,10 +129,15 @@ class StackedCells:
             if hasattr(cell, "check_params"):
                 cell.check_params(p, d)
 
-    def __call__(self, params: Sequence[Any] = REQUIRED,
-                 carry: tuple[Any, ...] = REQUIRED, x: jax.Array = REQUIRED,
-                 *, key: jax.Array | None = None,
-                 training: bool = False) -> tuple[tuple[Any, ...], jax.Array]:
+    def __call__(
+        self,
+        params: Sequence[Any] = REQUIRED,
+        carry: tuple[Any, ...] = REQUIRED,
+        x: jax.Array = REQUIRED,
+        *,
+        key: jax.Array | None = None,
+        training: bool = False,
+    ) -> tuple[tuple[Any, ...], jax.Array]:
         """Advances every cell by one step.
 
         Args:
@@ -131,11 +160,13 @@ class StackedCells:
             check_floating("x", x)
             self._check_params(params)
             if not isinstance(carry, (tuple, list)) or len(carry) != len(
-                    self.cells):
+                self.cells
+            ):
                 raise ValueError(
                     f"StackedCells `carry` must be a tuple of "
                     f"{len(self.cells)} entries (one per cell, as "
-                    f"initial_carry returns), got {describe(carry)}.")
+                    f"initial_carry returns), got {describe(carry)}."
+                )
             keys = self._keys(key)
             new_carry = []
             for cell, p, c, k in zip(self.cells, params, carry, keys):
@@ -150,21 +181,27 @@ class StackedCells:
 
     # The projected step (jaxrnn.protocols): the first cell's input
     # projection is hoisted; every other cell steps on the output below it.
-    def dropout_masks(self, key, batch_shape, input_dim, *, training, dtype=None):
+    def dropout_masks(
+        self, key, batch_shape, input_dim, *, training, dtype=None
+    ):
         """Per cell: its dropout masks (projected-step cells) or
         (key, training) for a plain cell to draw its own."""
         dropout = []
-        for cell, k, d in zip(self.cells, self._keys(key),
-                              self._input_dims(input_dim)):
+        for cell, k, d in zip(
+            self.cells, self._keys(key), self._input_dims(input_dim)
+        ):
             if not has_projected_step(cell):
                 dropout.append((k, training))
             elif dtype is not None and hasattr(cell, "dropout_masks"):
-                dropout.append(cell.dropout_masks(k, batch_shape, d,
-                                                  training=training,
-                                                  dtype=dtype))
+                dropout.append(
+                    cell.dropout_masks(
+                        k, batch_shape, d, training=training, dtype=dtype
+                    )
+                )
             else:
-                dropout.append(draw_dropout(cell, k, batch_shape, d,
-                                            training=training))
+                dropout.append(
+                    draw_dropout(cell, k, batch_shape, d, training=training)
+                )
         return tuple(dropout)
 
     def project_inputs(self, params, xs, dropout=None):
@@ -179,8 +216,9 @@ class StackedCells:
         per_cell = dropout or (None,) * len(self.cells)
         new_carry = []
         x = projected
-        for i, (cell, p, c, m) in enumerate(zip(self.cells, params, carry,
-                                                per_cell)):
+        for i, (cell, p, c, m) in enumerate(
+            zip(self.cells, params, carry, per_cell)
+        ):
             if not has_projected_step(cell):
                 key, training = m if m is not None else (None, False)
                 c, x = cell(p, c, x, key=key, training=training)

@@ -7,11 +7,15 @@ from jaxrnn.interop.flax_linen import from_linen, to_linen
 from jaxrnn.interop.flax_nnx import from_nnx, to_nnx
 from jaxrnn.interop.haiku_params import from_haiku, to_haiku
 from jaxrnn.interop.keras_h5 import load_keras_weights, save_keras_weights
-from jaxrnn.interop.keras_model import load_keras_model, save_keras_model
 from jaxrnn.interop.keras_layers import from_keras, layer_from_keras, to_keras
-from jaxrnn.interop.torch_state import (TorchStack, call_like_torch,
-                                        from_torch, layer_from_torch,
-                                        to_torch)
+from jaxrnn.interop.keras_model import load_keras_model, save_keras_model
+from jaxrnn.interop.torch_state import (
+    TorchStack,
+    call_like_torch,
+    from_torch,
+    layer_from_torch,
+    to_torch,
+)
 
 __all__ = [
     "TorchStack",

@@ -13,7 +13,7 @@ import contextlib
 import os
 import secrets
 import stat
-from typing import Iterator
+from collections.abc import Iterator
 
 
 def _fsync(path: str, flags: int = os.O_RDONLY) -> None:

@@ -54,8 +54,9 @@ class GateOrder:
     def names_in_keras_order(self) -> tuple[str, ...]:
         """The framework's letters rearranged into Keras' order of gates:
         ``('z', 'r', 'n')`` for torch's GRU."""
-        return tuple(self.names[self.gates.index(g)]
-                     for g in KERAS_GATES[self.kind])
+        return tuple(
+            self.names[self.gates.index(g)] for g in KERAS_GATES[self.kind]
+        )
 
 
 _LSTM_IFCO = ("i", "f", "c", "o")
@@ -63,73 +64,121 @@ _GRU_RZH = ("r", "z", "h")
 
 TABLE: dict[str, dict[str, GateOrder]] = {
     "keras": {
-        "lstm": GateOrder("lstm", _LSTM_IFCO, ("i", "f", "c", "o"),
-                          "keras/src/layers/rnn/lstm.py, LSTMCell.call: "
-                          "k_i, k_f, k_c, k_o = ops.split(self.kernel, 4)"),
-        "gru": GateOrder("gru", ("z", "r", "h"), ("z", "r", "h"),
-                         "keras/src/layers/rnn/gru.py, GRUCell.call: x_z = "
-                         "inputs @ kernel[:, :H], then x_r, then x_h"),
+        "lstm": GateOrder(
+            "lstm",
+            _LSTM_IFCO,
+            ("i", "f", "c", "o"),
+            "keras/src/layers/rnn/lstm.py, LSTMCell.call: "
+            "k_i, k_f, k_c, k_o = ops.split(self.kernel, 4)",
+        ),
+        "gru": GateOrder(
+            "gru",
+            ("z", "r", "h"),
+            ("z", "r", "h"),
+            "keras/src/layers/rnn/gru.py, GRUCell.call: x_z = "
+            "inputs @ kernel[:, :H], then x_r, then x_h",
+        ),
     },
     "torch": {
-        "lstm": GateOrder("lstm", _LSTM_IFCO, ("i", "f", "g", "o"),
-                          "torch.nn.LSTM docs: weight_ih_l[k] is "
-                          "(W_ii|W_if|W_ig|W_io)",
-                          note="two biases, bias_ih and bias_hh, summed"),
-        "gru": GateOrder("gru", _GRU_RZH, ("r", "z", "n"),
-                         "torch.nn.GRU docs: weight_ih_l[k] is "
-                         "(W_ir|W_iz|W_in)",
-                         note="Keras reset_after=True; bias rows 0 and 1 "
-                         "are bias_ih and bias_hh"),
+        "lstm": GateOrder(
+            "lstm",
+            _LSTM_IFCO,
+            ("i", "f", "g", "o"),
+            "torch.nn.LSTM docs: weight_ih_l[k] is (W_ii|W_if|W_ig|W_io)",
+            note="two biases, bias_ih and bias_hh, summed",
+        ),
+        "gru": GateOrder(
+            "gru",
+            _GRU_RZH,
+            ("r", "z", "n"),
+            "torch.nn.GRU docs: weight_ih_l[k] is (W_ir|W_iz|W_in)",
+            note="Keras reset_after=True; bias rows 0 and 1 "
+            "are bias_ih and bias_hh",
+        ),
     },
     "flax_linen": {
-        "lstm": GateOrder("lstm", _LSTM_IFCO, ("i", "f", "g", "o"),
-                          "flax/linen/recurrent.py, LSTMCell.__call__: "
-                          "Denses ii, if, ig, io and hi, hf, hg, ho "
-                          "(OptimizedLSTMCell: the same, concatenated)",
-                          note="the bias sits on the h* Denses only"),
-        "gru": GateOrder("gru", _GRU_RZH, ("r", "z", "n"),
-                         "flax/linen/recurrent.py, GRUCell.__call__: Denses "
-                         "ir, iz, in and hr, hz, hn",
-                         note="biases on ir, iz, in and hn only"),
+        "lstm": GateOrder(
+            "lstm",
+            _LSTM_IFCO,
+            ("i", "f", "g", "o"),
+            "flax/linen/recurrent.py, LSTMCell.__call__: "
+            "Denses ii, if, ig, io and hi, hf, hg, ho "
+            "(OptimizedLSTMCell: the same, concatenated)",
+            note="the bias sits on the h* Denses only",
+        ),
+        "gru": GateOrder(
+            "gru",
+            _GRU_RZH,
+            ("r", "z", "n"),
+            "flax/linen/recurrent.py, GRUCell.__call__: Denses "
+            "ir, iz, in and hr, hz, hn",
+            note="biases on ir, iz, in and hn only",
+        ),
     },
     "flax_nnx": {
-        "lstm": GateOrder("lstm", _LSTM_IFCO, ("i", "f", "g", "o"),
-                          "flax/nnx/nn/recurrent.py: LSTMCell's ii, if_, ig, "
-                          "io ('if' is a keyword); OptimizedLSTMCell.__call__"
-                          ": i, f, g, o = jnp.split(y, 4)"),
-        "gru": GateOrder("gru", _GRU_RZH, ("r", "z", "n"),
-                         "flax/nnx/nn/recurrent.py, GRUCell.__call__: xi_r, "
-                         "xi_z, xi_n = jnp.split(x_transformed, 3)",
-                         note="no recurrent bias: b_hn must be zero"),
+        "lstm": GateOrder(
+            "lstm",
+            _LSTM_IFCO,
+            ("i", "f", "g", "o"),
+            "flax/nnx/nn/recurrent.py: LSTMCell's ii, if_, ig, "
+            "io ('if' is a keyword); OptimizedLSTMCell.__call__"
+            ": i, f, g, o = jnp.split(y, 4)",
+        ),
+        "gru": GateOrder(
+            "gru",
+            _GRU_RZH,
+            ("r", "z", "n"),
+            "flax/nnx/nn/recurrent.py, GRUCell.__call__: xi_r, "
+            "xi_z, xi_n = jnp.split(x_transformed, 3)",
+            note="no recurrent bias: b_hn must be zero",
+        ),
     },
     "equinox": {
-        "lstm": GateOrder("lstm", _LSTM_IFCO, ("i", "f", "g", "o"),
-                          "equinox/nn/_rnn.py, LSTMCell.__call__: i, f, g, "
-                          "o = jnp.split(lin, 4)"),
-        "gru": GateOrder("gru", _GRU_RZH, ("r", "z", "n"),
-                         "equinox/nn/_rnn.py, GRUCell.__call__: igates[0] "
-                         "is reset, [1] update (inp), [2] new",
-                         note="one bias (3H,) plus bias_n inside r * (...)"),
+        "lstm": GateOrder(
+            "lstm",
+            _LSTM_IFCO,
+            ("i", "f", "g", "o"),
+            "equinox/nn/_rnn.py, LSTMCell.__call__: i, f, g, "
+            "o = jnp.split(lin, 4)",
+        ),
+        "gru": GateOrder(
+            "gru",
+            _GRU_RZH,
+            ("r", "z", "n"),
+            "equinox/nn/_rnn.py, GRUCell.__call__: igates[0] "
+            "is reset, [1] update (inp), [2] new",
+            note="one bias (3H,) plus bias_n inside r * (...)",
+        ),
     },
     "haiku": {
-        "lstm": GateOrder("lstm", ("i", "c", "f", "o"),
-                          ("i", "g", "f", "o"),
-                          "haiku/_src/recurrent.py, LSTM.__call__: i, g, f, "
-                          "o = jnp.split(gated, 4)",
-                          note="f = sigmoid(z_f + 1): Keras' forget bias is "
-                          "Haiku's + 1"),
-        "gru": GateOrder("gru", ("z", "r", "h"), ("z", "r", "a"),
-                         "haiku/_src/recurrent.py, GRU.__call__: zr_x, a_x "
-                         "= jnp.split(x @ w_i, [2H]); z, r = jnp.split(zr, "
-                         "2)",
-                         note="h' = (1 - z) h + z a: Haiku's update gate is "
-                         "Keras' negated; Keras reset_after=False"),
+        "lstm": GateOrder(
+            "lstm",
+            ("i", "c", "f", "o"),
+            ("i", "g", "f", "o"),
+            "haiku/_src/recurrent.py, LSTM.__call__: i, g, f, "
+            "o = jnp.split(gated, 4)",
+            note="f = sigmoid(z_f + 1): Keras' forget bias is Haiku's + 1",
+        ),
+        "gru": GateOrder(
+            "gru",
+            ("z", "r", "h"),
+            ("z", "r", "a"),
+            "haiku/_src/recurrent.py, GRU.__call__: zr_x, a_x "
+            "= jnp.split(x @ w_i, [2H]); z, r = jnp.split(zr, "
+            "2)",
+            note="h' = (1 - z) h + z a: Haiku's update gate is "
+            "Keras' negated; Keras reset_after=False",
+        ),
     },
     "cudnn": {
-        "lstm": GateOrder("lstm", _LSTM_IFCO, ("i", "f", "g", "o"),
-                          "jax/experimental/rnn.py, lstm_ref: W_ii, W_if, "
-                          "W_ig, W_io = jnp.split(W_ih, 4) (cuDNN's flat "
-                          "layout, torch's shapes)"),
+        "lstm": GateOrder(
+            "lstm",
+            _LSTM_IFCO,
+            ("i", "f", "g", "o"),
+            "jax/experimental/rnn.py, lstm_ref: W_ii, W_if, "
+            "W_ig, W_io = jnp.split(W_ih, 4) (cuDNN's flat "
+            "layout, torch's shapes)",
+        ),
     },
 }
 
@@ -145,12 +194,16 @@ def gate_order(framework: str, kind: str) -> GateOrder:
         message names the known ones.
     """
     if framework not in TABLE:
-        raise ValueError(f"Unknown framework {framework!r} for gate orders; "
-                         f"known: {list(FRAMEWORKS)}.")
+        raise ValueError(
+            f"Unknown framework {framework!r} for gate orders; "
+            f"known: {list(FRAMEWORKS)}."
+        )
     kinds = TABLE[framework]
     if kind not in kinds:
-        raise ValueError(f"No {kind!r} gate order for {framework!r}; its "
-                         f"kinds: {sorted(kinds)}.")
+        raise ValueError(
+            f"No {kind!r} gate order for {framework!r}; its "
+            f"kinds: {sorted(kinds)}."
+        )
     return kinds[kind]
 
 
@@ -183,8 +236,9 @@ def reorder(array: Any, src: str, dst: str, kind: str, axis: int = -1) -> Any:
     return xp.concatenate([blocks[k] for k in order], axis=axis)
 
 
-def split(array: Any, framework: str, kind: str,
-          axis: int = -1) -> dict[str, Any]:
+def split(
+    array: Any, framework: str, kind: str, axis: int = -1
+) -> dict[str, Any]:
     """`array`'s gate blocks along `axis`, keyed by Keras' letter.
 
     Example:
@@ -200,6 +254,8 @@ def split(array: Any, framework: str, kind: str,
 def _split(xp: Any, array: Any, gates: int, axis: int) -> list[Any]:
     size = np.shape(array)[axis]
     if size % gates:
-        raise ValueError(f"A gate axis of size {size} does not split into "
-                         f"{gates} gates of equal size.")
+        raise ValueError(
+            f"A gate axis of size {size} does not split into "
+            f"{gates} gates of equal size."
+        )
     return xp.split(array, gates, axis=axis)

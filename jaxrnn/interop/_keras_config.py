@@ -11,7 +11,8 @@ writing half emits what Keras' own ``get_config`` would, so that
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -28,12 +29,27 @@ from jaxrnn.layers.sequential import Sequential, keras_snake_case
 CONFIG = "config.json"
 
 # Keras class name -> the jaxrnn class built from its configuration.
-_LAYER_CLASSES = ("SimpleRNN", "LSTM", "GRU", "RNN", "Bidirectional",
-                  "TimeDistributed", "Embedding", "Dense", "Dropout",
-                  "BatchNormalization", "LayerNormalization", "ConvLSTM1D",
-                  "ConvLSTM2D", "ConvLSTM3D", "Masking",
-                  "GlobalAveragePooling1D", "GlobalMaxPooling1D", "Conv1D",
-                  "MaxPooling1D")
+_LAYER_CLASSES = (
+    "SimpleRNN",
+    "LSTM",
+    "GRU",
+    "RNN",
+    "Bidirectional",
+    "TimeDistributed",
+    "Embedding",
+    "Dense",
+    "Dropout",
+    "BatchNormalization",
+    "LayerNormalization",
+    "ConvLSTM1D",
+    "ConvLSTM2D",
+    "ConvLSTM3D",
+    "Masking",
+    "GlobalAveragePooling1D",
+    "GlobalMaxPooling1D",
+    "Conv1D",
+    "MaxPooling1D",
+)
 _CELL_CLASSES = ("SimpleRNNCell", "LSTMCell", "GRUCell")
 
 
@@ -46,36 +62,52 @@ def _jaxrnn_class(class_name: str) -> Any:
 
 
 def _supported() -> list[str]:
-    return sorted(n for n in (*_LAYER_CLASSES, *_CELL_CLASSES)
-                  if _jaxrnn_class(n) is not None) + ["StackedRNNCells"]
+    return sorted(
+        n
+        for n in (*_LAYER_CLASSES, *_CELL_CLASSES)
+        if _jaxrnn_class(n) is not None
+    ) + ["StackedRNNCells"]
 
 
 # Keras arguments that cannot change what a loaded model computes: names,
 # training-only settings (regularizers, constraints, dropout seeds).
-_IGNORED_KEYS = frozenset({"name", "trainable", "dtype", "seed",
-                           "activity_regularizer"})
+_IGNORED_KEYS = frozenset(
+    {"name", "trainable", "dtype", "seed", "activity_regularizer"}
+)
 _IGNORED_SUFFIXES = ("_regularizer", "_constraint")
 # Keras arguments jaxrnn has no counterpart for, accepted at these values.
-_ACCEPTED_DEFAULTS = {"quantization_config": None, "lora_rank": None,
-                      "lora_alpha": None, "synchronized": False,
-                      "sparse": False, "ragged": False, "optional": False,
-                      "renorm": False, "renorm_clipping": None,
-                      "renorm_momentum": 0.99, "rms_scaling": False}
+_ACCEPTED_DEFAULTS = {
+    "quantization_config": None,
+    "lora_rank": None,
+    "lora_alpha": None,
+    "synchronized": False,
+    "sparse": False,
+    "ragged": False,
+    "optional": False,
+    "renorm": False,
+    "renorm_clipping": None,
+    "renorm_momentum": 0.99,
+    "rms_scaling": False,
+}
 # jaxrnn fields with no Keras argument: how each is written into a file.
 _JAXRNN_ONLY = ("time_major", "remat", "precision", "dtype", "param_dtype")
 _NESTED = ("cell", "cells", "layer", "backward_layer")
 _DTYPE_POLICIES = {  # Keras policy name -> (compute dtype, variable dtype).
-    "float32": (None, "float32"), "float64": (None, "float64"),
-    "float16": (None, "float16"), "bfloat16": (None, "bfloat16"),
+    "float32": (None, "float32"),
+    "float64": (None, "float64"),
+    "float16": (None, "float16"),
+    "bfloat16": (None, "bfloat16"),
     "mixed_float16": ("float16", "float32"),
-    "mixed_bfloat16": ("bfloat16", "float32")}
+    "mixed_bfloat16": ("bfloat16", "float32"),
+}
 
 
 # Reading a configuration.
 def _expect_dict(name: str, value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise refuse(name, f"{where} must be a JSON object, got "
-                           f"{type(value).__name__}.")
+        raise refuse(
+            name, f"{where} must be a JSON object, got {type(value).__name__}."
+        )
     return value
 
 
@@ -85,53 +117,78 @@ def _object(name: str, entry: Any, where: str) -> tuple[str, dict[str, Any]]:
     entry = _expect_dict(name, entry, where)
     class_name = entry.get("class_name")
     if not isinstance(class_name, str):
-        raise refuse(name, f"{where} has no class_name string: got "
-                           f"{class_name!r}.")
+        raise refuse(
+            name, f"{where} has no class_name string: got {class_name!r}."
+        )
     label = f"{where} ({class_name})"
     registered = entry.get("registered_name")
     module = entry.get("module")
     if class_name == "Lambda":
-        raise refuse(name, f"{label} is a Lambda layer, whose Python code is "
-                           "stored in the file: it is never run (Keras' "
-                           "safe_mode refuses it too); rebuild the model "
-                           "without it.")
+        raise refuse(
+            name,
+            f"{label} is a Lambda layer, whose Python code is "
+            "stored in the file: it is never run (Keras' "
+            "safe_mode refuses it too); rebuild the model "
+            "without it.",
+        )
     if registered not in (None, class_name) or not (
-            module is None or module == "keras"
-            or (isinstance(module, str) and module.startswith("keras."))):
-        raise refuse(name, f"{label} is a custom object (module {module!r}, "
-                           f"registered_name {registered!r}); only Keras' "
-                           "built-in layers are rebuilt, no code from the "
-                           "file or elsewhere is imported.")
+        module is None
+        or module == "keras"
+        or (isinstance(module, str) and module.startswith("keras."))
+    ):
+        raise refuse(
+            name,
+            f"{label} is a custom object (module {module!r}, "
+            f"registered_name {registered!r}); only Keras' "
+            "built-in layers are rebuilt, no code from the "
+            "file or elsewhere is imported.",
+        )
     config = _expect_dict(name, entry.get("config", {}), f"{label}'s config")
     return class_name, config
 
 
-def sequential_from_config(name: str, config: Any
-                            ) -> tuple[Sequential, tuple | None]:
+def sequential_from_config(
+    name: str, config: Any
+) -> tuple[Sequential, tuple | None]:
     class_name, body = _object(name, config, CONFIG)
     if class_name != "Sequential":
-        raise refuse(name, f"it holds a Keras {class_name}; only Sequential "
-                           "models are rebuilt (functional and subclassed "
-                           "models are code, not configuration).")
+        raise refuse(
+            name,
+            f"it holds a Keras {class_name}; only Sequential "
+            "models are rebuilt (functional and subclassed "
+            "models are code, not configuration).",
+        )
     entries = body.get("layers")
     if not isinstance(entries, list):
-        raise refuse(name, f"the Sequential's config has no list of layers: "
-                           f"got {type(entries).__name__}.")
-    input_shape = _shape(name, _expect_dict(
-        name, config.get("build_config") or {}, "build_config"
-    ).get("input_shape"), "build_config's input_shape")
+        raise refuse(
+            name,
+            f"the Sequential's config has no list of layers: "
+            f"got {type(entries).__name__}.",
+        )
+    input_shape = _shape(
+        name,
+        _expect_dict(
+            name, config.get("build_config") or {}, "build_config"
+        ).get("input_shape"),
+        "build_config's input_shape",
+    )
     layers = []
     for i, entry in enumerate(entries):
         where = f"layers[{i}]"
         class_name, layer_config = _object(name, entry, where)
         if class_name == "InputLayer":
-            shape = layer_config.get("batch_shape",
-                                     layer_config.get("batch_input_shape"))
-            input_shape = _shape(name, shape, f"{where} (InputLayer)'s "
-                                              "batch_shape")
+            shape = layer_config.get(
+                "batch_shape", layer_config.get("batch_input_shape")
+            )
+            input_shape = _shape(
+                name, shape, f"{where} (InputLayer)'s batch_shape"
+            )
             continue
-        layers.append(_layer_from_config(name, class_name, layer_config,
-                                         f"{where} ({class_name})"))
+        layers.append(
+            _layer_from_config(
+                name, class_name, layer_config, f"{where} ({class_name})"
+            )
+        )
     if not layers:
         raise refuse(name, "the Sequential holds no layers.")
     try:
@@ -139,8 +196,9 @@ def sequential_from_config(name: str, config: Any
         if input_shape is not None:
             model.output_shape(input_shape)  # layers that do not fit refuse
     except (TypeError, ValueError) as error:
-        raise refuse(name, f"its layers do not make a jaxrnn Sequential: "
-                           f"{error}") from error
+        raise refuse(
+            name, f"its layers do not make a jaxrnn Sequential: {error}"
+        ) from error
     return model, input_shape
 
 
@@ -148,24 +206,36 @@ def _shape(name: str, shape: Any, where: str) -> tuple | None:
     if shape is None:
         return None
     if not isinstance(shape, list) or not all(
-            d is None or (isinstance(d, int) and not isinstance(d, bool)
-                          and d >= 0) for d in shape):
-        raise refuse(name, f"{where} must be a list of sizes or nulls, got "
-                           f"{shape!r}.")
+        d is None
+        or (isinstance(d, int) and not isinstance(d, bool) and d >= 0)
+        for d in shape
+    ):
+        raise refuse(
+            name, f"{where} must be a list of sizes or nulls, got {shape!r}."
+        )
     return tuple(shape)
 
 
-def _layer_from_config(name: str, class_name: str, config: dict[str, Any],
-                       label: str) -> Any:
+def _layer_from_config(
+    name: str, class_name: str, config: dict[str, Any], label: str
+) -> Any:
     cls = _jaxrnn_class(class_name)
-    if class_name not in (*_LAYER_CLASSES, *_CELL_CLASSES,
-                          "StackedRNNCells") or cls is None:
-        raise refuse(name, f"{label}: jaxrnn has no Keras {class_name}; "
-                           f"the layers it rebuilds are {_supported()}.")
+    if (
+        class_name not in (*_LAYER_CLASSES, *_CELL_CLASSES, "StackedRNNCells")
+        or cls is None
+    ):
+        raise refuse(
+            name,
+            f"{label}: jaxrnn has no Keras {class_name}; "
+            f"the layers it rebuilds are {_supported()}.",
+        )
     if class_name == "BatchNormalization" and not config.get("renorm"):
         # Keras keeps both unused without renorm; jaxrnn refuses them there.
-        config = {k: v for k, v in config.items()
-                  if k not in ("renorm_clipping", "renorm_momentum")}
+        config = {
+            k: v
+            for k, v in config.items()
+            if k not in ("renorm_clipping", "renorm_momentum")
+        }
     fields = {f.name for f in dataclasses.fields(cls)}
     defaults = {f.name: f.default for f in dataclasses.fields(cls)}
     kwargs: dict[str, Any] = {}
@@ -182,16 +252,19 @@ def _layer_from_config(name: str, class_name: str, config: dict[str, Any],
             kwargs[key] = _value(name, key, value, label)
             if kwargs[key] == "linear" and defaults.get(key, "") is None:
                 kwargs[key] = None  # Keras writes Dense's None as 'linear'.
-        elif key in _ACCEPTED_DEFAULTS and value == _ACCEPTED_DEFAULTS[key]:
-            continue
-        elif key == "axis" and value in (-1, [-1]):  # the last, as jaxrnn's
+        elif (
+            key in _ACCEPTED_DEFAULTS and value == _ACCEPTED_DEFAULTS[key]
+        ) or (key == "axis" and value in (-1, [-1])):
             continue
         else:
             unknown.append(f"{key}={value!r}")
     if unknown:
-        raise refuse(name, f"{label}: the arguments {unknown} have no jaxrnn "
-                           "counterpart; rebuilding without them could change "
-                           "the outputs.")
+        raise refuse(
+            name,
+            f"{label}: the arguments {unknown} have no jaxrnn "
+            "counterpart; rebuilding without them could change "
+            "the outputs.",
+        )
     kwargs.update(_dtype_kwargs(name, config.get("dtype"), fields, label))
     kwargs = {k: v for k, v in kwargs.items() if v is not _DEFAULT}
     try:
@@ -203,7 +276,9 @@ def _layer_from_config(name: str, class_name: str, config: dict[str, Any],
     return layer
 
 
-_DEFAULT = object()  # An initializer jaxrnn lacks: the field keeps its default.
+_DEFAULT = (
+    object()
+)  # An initializer jaxrnn lacks: the field keeps its default.
 
 
 def _nested(name: str, key: str, value: Any, label: str) -> Any:
@@ -212,11 +287,14 @@ def _nested(name: str, key: str, value: Any, label: str) -> Any:
     if key == "cells":
         if not isinstance(value, list):
             raise refuse(name, f"{label}: cells must be a list.")
-        return [_nested(name, "cell", v, f"{label}.cells[{i}]")
-                for i, v in enumerate(value)]
+        return [
+            _nested(name, "cell", v, f"{label}.cells[{i}]")
+            for i, v in enumerate(value)
+        ]
     class_name, config = _object(name, value, f"{label}.{key}")
-    built = _layer_from_config(name, class_name, config,
-                               f"{label}.{key} ({class_name})")
+    built = _layer_from_config(
+        name, class_name, config, f"{label}.{key} ({class_name})"
+    )
     return built.cells if isinstance(built, StackedCells) else built
 
 
@@ -227,19 +305,26 @@ def _value(name: str, key: str, value: Any, label: str) -> Any:
         if value is None:
             return "linear"
         if not isinstance(value, str) or value not in activations.names():
-            raise refuse(name, f"{label}: {key} {value!r} is not an "
-                               "activation jaxrnn knows by name; expected one "
-                               f"of {activations.names()}.")
+            raise refuse(
+                name,
+                f"{label}: {key} {value!r} is not an "
+                "activation jaxrnn knows by name; expected one "
+                f"of {activations.names()}.",
+            )
         return value
     if key == "axis" and isinstance(value, list) and len(value) == 1:
         return value[0]  # Keras writes LayerNormalization's -1 as [-1].
     if isinstance(value, list):
         return tuple(value)
     if isinstance(value, dict):  # e.g. renorm_clipping: plain numbers only.
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                   for v in value.values()):
-            raise refuse(name, f"{label}: {key} must map names to numbers, "
-                               f"got {value!r}.")
+        if not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool)
+            for v in value.values()
+        ):
+            raise refuse(
+                name,
+                f"{label}: {key} must map names to numbers, got {value!r}.",
+            )
         return dict(value)
     return value
 
@@ -259,25 +344,35 @@ def _initializer_name(name: str, value: Any, where: str) -> Any:
     return snake if snake in initializers.names() else _DEFAULT
 
 
-def _dtype_kwargs(name: str, policy: Any, fields: set[str],
-                  label: str) -> dict[str, Any]:
+def _dtype_kwargs(
+    name: str, policy: Any, fields: set[str], label: str
+) -> dict[str, Any]:
     if policy is None or not {"dtype", "param_dtype"} & fields:
         return {}
     if isinstance(policy, dict):
         class_name, config = _object(name, policy, f"{label}'s dtype")
         if class_name != "DTypePolicy":
-            raise refuse(name, f"{label}: the dtype policy {class_name} (e.g. "
-                               "quantization) has no jaxrnn counterpart.")
+            raise refuse(
+                name,
+                f"{label}: the dtype policy {class_name} (e.g. "
+                "quantization) has no jaxrnn counterpart.",
+            )
         policy = config.get("name")
     if policy not in _DTYPE_POLICIES:
-        raise refuse(name, f"{label}: the dtype policy {policy!r} is not one "
-                           f"of {sorted(_DTYPE_POLICIES)}.")
+        raise refuse(
+            name,
+            f"{label}: the dtype policy {policy!r} is not one "
+            f"of {sorted(_DTYPE_POLICIES)}.",
+        )
     compute, variable = _DTYPE_POLICIES[policy]
     kwargs: dict[str, Any] = {"param_dtype": variable}
     if compute is not None:
         if "dtype" not in fields:
-            raise refuse(name, f"{label}: jaxrnn's {label.split()[-1]} has no "
-                               f"compute dtype for the policy {policy!r}.")
+            raise refuse(
+                name,
+                f"{label}: jaxrnn's {label.split()[-1]} has no "
+                f"compute dtype for the policy {policy!r}.",
+            )
         kwargs["dtype"] = compute
     return kwargs
 
@@ -292,45 +387,71 @@ def _normalised_bidirectional(layer: Bidirectional) -> Bidirectional:
         backward = dataclasses.replace(backward, zero_output_for_mask=False)
         if backward == dataclasses.replace(forward, go_backwards=True):
             backward = None
-    return Bidirectional(forward, merge_mode=layer.merge_mode,
-                         backward_layer=backward)
+    return Bidirectional(
+        forward, merge_mode=layer.merge_mode, backward_layer=backward
+    )
 
 
 # Writing a configuration.
 def _policy(layer: Any) -> dict[str, Any]:
     compute = getattr(layer, "dtype", None)
     variable = getattr(layer, "param_dtype", None) or "float32"
-    compute, variable = (None if compute is None else np.dtype(compute).name,
-                         np.dtype(variable).name)
+    compute, variable = (
+        None if compute is None else np.dtype(compute).name,
+        np.dtype(variable).name,
+    )
     for policy, dtypes in _DTYPE_POLICIES.items():
         if dtypes == (compute, variable) or (
-                dtypes == (None, variable) and compute == variable):
-            return {"module": "keras", "class_name": "DTypePolicy",
-                    "config": {"name": policy}, "registered_name": None}
-    raise ValueError(f"{type(layer).__name__}: compute dtype {compute} with "
-                     f"parameters in {variable} has no Keras dtype policy.")
+            dtypes == (None, variable) and compute == variable
+        ):
+            return {
+                "module": "keras",
+                "class_name": "DTypePolicy",
+                "config": {"name": policy},
+                "registered_name": None,
+            }
+    raise ValueError(
+        f"{type(layer).__name__}: compute dtype {compute} with "
+        f"parameters in {variable} has no Keras dtype policy."
+    )
 
 
 def sequential_config(model: Sequential, input_shape: tuple) -> dict:
     shapes = [input_shape, *model.output_shapes(input_shape)]
     names = _unique_names(model.layers)
     first = model.layers[0]
-    entries = [{"module": "keras.layers", "class_name": "InputLayer",
-                "config": {"batch_shape": list(input_shape),
-                           "dtype": ("int32" if _class_name(first) == "Embedding"
-                                     else "float32"),
-                           "sparse": False, "ragged": False,
-                           "name": "input_layer"},
-                "registered_name": None}]
+    entries = [
+        {
+            "module": "keras.layers",
+            "class_name": "InputLayer",
+            "config": {
+                "batch_shape": list(input_shape),
+                "dtype": (
+                    "int32" if _class_name(first) == "Embedding" else "float32"
+                ),
+                "sparse": False,
+                "ragged": False,
+                "name": "input_layer",
+            },
+            "registered_name": None,
+        }
+    ]
     for layer, layer_name, shape in zip(model.layers, names, shapes):
         entry = layer_config(layer, layer_name, f"layers[{len(entries) - 1}]")
         entry["build_config"] = {"input_shape": _json_shape(shape)}
         entries.append(entry)
-    return {"module": "keras", "class_name": "Sequential",
-            "config": {"name": model.name, "trainable": True,
-                       "dtype": _policy(first), "layers": entries},
-            "registered_name": None,
-            "build_config": {"input_shape": list(input_shape)}}
+    return {
+        "module": "keras",
+        "class_name": "Sequential",
+        "config": {
+            "name": model.name,
+            "trainable": True,
+            "dtype": _policy(first),
+            "layers": entries,
+        },
+        "registered_name": None,
+        "build_config": {"input_shape": list(input_shape)},
+    }
 
 
 def _json_shape(shape: Any) -> Any:
@@ -346,16 +467,23 @@ def layer_config(layer: Any, layer_name: str, where: str) -> dict[str, Any]:
     elif isinstance(layer, RNN) and type(layer).__name__ == "RNN":
         class_name = "RNN"
     if _jaxrnn_class(class_name) is None or class_name not in (
-            *_LAYER_CLASSES, *_CELL_CLASSES, "StackedRNNCells"):
-        raise TypeError(f"{where}: jaxrnn's {type(layer).__name__} has no "
-                        f"Keras counterpart; the layers a .keras file can "
-                        f"hold are {_supported()}.")
+        *_LAYER_CLASSES,
+        *_CELL_CLASSES,
+        "StackedRNNCells",
+    ):
+        raise TypeError(
+            f"{where}: jaxrnn's {type(layer).__name__} has no "
+            f"Keras counterpart; the layers a .keras file can "
+            f"hold are {_supported()}."
+        )
     label = f"{where} ({type(layer).__name__})"
     if getattr(layer, "time_major", False):
-        raise ValueError(f"{label}: time_major=True has no Keras counterpart "
-                         "(Keras 3 layers are batch-major); save "
-                         "dataclasses.replace(layer, time_major=False) and "
-                         "feed it (B, T, ...) inputs.")
+        raise ValueError(
+            f"{label}: time_major=True has no Keras counterpart "
+            "(Keras 3 layers are batch-major); save "
+            "dataclasses.replace(layer, time_major=False) and "
+            "feed it (B, T, ...) inputs."
+        )
     config: dict[str, Any] = {"name": layer_name, "trainable": True}
     if {"dtype", "param_dtype"} & {f.name for f in dataclasses.fields(layer)}:
         config["dtype"] = _policy(layer)
@@ -363,19 +491,27 @@ def layer_config(layer: Any, layer_name: str, where: str) -> dict[str, Any]:
         if field.name in _JAXRNN_ONLY or not field.init:
             continue
         value = getattr(layer, field.name)
-        config[field.name] = _config_value(layer, field.name, value,
-                                           layer_name, where)
+        config[field.name] = _config_value(
+            layer, field.name, value, layer_name, where
+        )
     if isinstance(layer, Bidirectional):
         backward = layer.backward_layer
         config["backward_layer"] = layer_config(
-            backward, f"backward_{keras_snake_case(_class_name(backward))}",
-            f"{where}.backward_layer")
-    return {"module": "keras.layers", "class_name": class_name,
-            "config": config, "registered_name": None}
+            backward,
+            f"backward_{keras_snake_case(_class_name(backward))}",
+            f"{where}.backward_layer",
+        )
+    return {
+        "module": "keras.layers",
+        "class_name": class_name,
+        "config": config,
+        "registered_name": None,
+    }
 
 
-def _config_value(layer: Any, key: str, value: Any, layer_name: str,
-                  where: str) -> Any:
+def _config_value(
+    layer: Any, key: str, value: Any, layer_name: str, where: str
+) -> Any:
     if key in ("cell", "layer"):
         if key == "layer" and isinstance(layer, Bidirectional):
             value = layer.forward_layer
@@ -388,9 +524,12 @@ def _config_value(layer: Any, key: str, value: Any, layer_name: str,
                 inner_name = "stacked_rnn_cells"
         return layer_config(value, inner_name, f"{where}.{key}")
     if key == "cells":
-        return [layer_config(cell, cell_name, f"{where}.cells[{i}]")
-                for i, (cell, cell_name) in enumerate(
-                    zip(value, _unique_names(value)))]
+        return [
+            layer_config(cell, cell_name, f"{where}.cells[{i}]")
+            for i, (cell, cell_name) in enumerate(
+                zip(value, _unique_names(value))
+            )
+        ]
     if key == "backward_layer":
         return None  # written from the layer's resolved backward_layer
     if key == "activation" and value is None:
@@ -400,8 +539,8 @@ def _config_value(layer: Any, key: str, value: Any, layer_name: str,
     if isinstance(value, (np.integer, np.floating, np.bool_)):
         return value.item()
     if isinstance(value, Mapping):  # e.g. renorm_clipping
-        return {str(k): _config_value(layer, key, v, layer_name, where)
-                for k, v in value.items()}
+        return {
+            str(k): _config_value(layer, key, v, layer_name, where)
+            for k, v in value.items()
+        }
     return value
-
-

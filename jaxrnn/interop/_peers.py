@@ -9,7 +9,8 @@ nothing here imports a peer.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -54,15 +55,19 @@ def cell_label(cell: Any) -> str:
     return f"{type(cell).__name__}(units={getattr(cell, 'units', '?')})"
 
 
-def check_cell_type(cell: Any, peer: str,
-                    counterparts: Mapping[type, str]) -> None:
+def check_cell_type(
+    cell: Any, peer: str, counterparts: Mapping[type, str]
+) -> None:
     """Raises TypeError unless `cell` is exactly one of `counterparts`' types
     (subclasses may change the maths)."""
     if type(cell) not in counterparts:
-        pairs = ", ".join(f"{t.__name__} ({name})"
-                          for t, name in counterparts.items())
-        raise TypeError(f"`cell` must be a jaxrnn cell with a {peer} "
-                        f"counterpart: {pairs}; got {type(cell).__name__}.")
+        pairs = ", ".join(
+            f"{t.__name__} ({name})" for t, name in counterparts.items()
+        )
+        raise TypeError(
+            f"`cell` must be a jaxrnn cell with a {peer} "
+            f"counterpart: {pairs}; got {type(cell).__name__}."
+        )
 
 
 def check_expressible(cell: Any, peer_cell: str) -> None:
@@ -71,11 +76,16 @@ def check_expressible(cell: Any, peer_cell: str) -> None:
         raise ValueError(
             f"{peer_cell} has no matmul precision setting; {cell_label(cell)} "
             f"has precision={cell.precision!r}, which would change its "
-            "numbers. Convert a cell with precision=None.")
+            "numbers. Convert a cell with precision=None."
+        )
 
 
-def check_fixed_activations(cell: Any, peer_cell: str, activation: str,
-                            recurrent_activation: str | None) -> None:
+def check_fixed_activations(
+    cell: Any,
+    peer_cell: str,
+    activation: str,
+    recurrent_activation: str | None,
+) -> None:
     """For peers whose activations are fixed: the cell must use those very
     functions."""
     wanted = [("activation", activation)]
@@ -87,11 +97,13 @@ def check_fixed_activations(cell: Any, peer_cell: str, activation: str,
             raise ValueError(
                 f"{peer_cell} always uses {attribute} {name!r}; "
                 f"{cell_label(cell)} has {attribute}="
-                f"{describe_activation(value)}, which it cannot express.")
+                f"{describe_activation(value)}, which it cannot express."
+            )
 
 
-def check_template(cell: Any, module: Any,
-                   pairs: Sequence[tuple[str, str, Any]]) -> None:
+def check_template(
+    cell: Any, module: Any, pairs: Sequence[tuple[str, str, Any]]
+) -> None:
     """Checks a peer module given as a template agrees with `cell` on what
     decides the maths: `pairs` holds (peer attribute, cell attribute or
     description, wanted value), activations compared as functions."""
@@ -108,16 +120,19 @@ def check_template(cell: Any, module: Any,
             raise ValueError(
                 f"`module` ({type(module).__name__}) has {peer_attribute}="
                 f"{shown_got}, but {cell_label(cell)} needs {shown_wanted} "
-                f"({cell_attribute}).")
+                f"({cell_attribute})."
+            )
 
 
-def check_reset_after(cell: Any, peer_cell: str, reset_after: bool,
-                      why: str) -> None:
+def check_reset_after(
+    cell: Any, peer_cell: str, reset_after: bool, why: str
+) -> None:
     if cell.reset_after != reset_after:
         raise ValueError(
             f"{peer_cell} {why}, so only GRUCell(reset_after={reset_after}) "
             f"has an exact counterpart; got {cell_label(cell)} with "
-            f"reset_after={cell.reset_after}.")
+            f"reset_after={cell.reset_after}."
+        )
 
 
 def check_cell_params(cell: Any, params: Any) -> int:
@@ -125,9 +140,11 @@ def check_cell_params(cell: Any, params: Any) -> int:
     if isinstance(params, Mapping) and "kernel" in params:
         shape = np.shape(params["kernel"])
         if len(shape) != 2:
-            raise ValueError(f"{type(cell).__name__} params['kernel'] must "
-                             f"have shape (D, {cell.gates * cell.units}), got "
-                             f"{shape}.")
+            raise ValueError(
+                f"{type(cell).__name__} params['kernel'] must "
+                f"have shape (D, {cell.gates * cell.units}), got "
+                f"{shape}."
+            )
         input_dim = shape[0]
     else:
         input_dim = 0  # check_params below names what is missing
@@ -135,13 +152,16 @@ def check_cell_params(cell: Any, params: Any) -> int:
     for name, value in params.items():
         dtype = jnp.result_type(value)
         if not jnp.issubdtype(dtype, jnp.floating):
-            raise TypeError(f"{type(cell).__name__} params[{name!r}] must "
-                            f"have a floating dtype, got {dtype}.")
+            raise TypeError(
+                f"{type(cell).__name__} params[{name!r}] must "
+                f"have a floating dtype, got {dtype}."
+            )
     return input_dim
 
 
-def check_compute_dtype(cell: Any, params: Mapping[str, Any],
-                        peer_cell: str) -> None:
+def check_compute_dtype(
+    cell: Any, params: Mapping[str, Any], peer_cell: str
+) -> None:
     """Peers without a compute dtype compute in their weights' dtype."""
     if cell.dtype is None:
         return
@@ -150,44 +170,56 @@ def check_compute_dtype(cell: Any, params: Mapping[str, Any],
         raise ValueError(
             f"{peer_cell} computes in its weights' dtype ({weights}); "
             f"{cell_label(cell)} has dtype={dtype_name(cell.dtype)!r}. Convert "
-            "a cell with dtype=None or params of that dtype.")
+            "a cell with dtype=None or params of that dtype."
+        )
 
 
 def unwrap_mapping(name: str, value: Any, what: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
-        raise TypeError(f"`{name}` must be a dict ({what}), got "
-                        f"{type(value).__name__}.")
+        raise TypeError(
+            f"`{name}` must be a dict ({what}), got {type(value).__name__}."
+        )
     return value
 
 
-def check_layout(owner: str, params: Any, layout: Layout,
-                 hint: str = "") -> dict[str, dict[str, jax.Array]]:
+def check_layout(
+    owner: str, params: Any, layout: Layout, hint: str = ""
+) -> dict[str, dict[str, jax.Array]]:
     """Checks a nested dict against `layout` (None in a shape: any size).
 
     Returns the arrays as JAX arrays.
     """
     if not isinstance(params, Mapping):
-        raise TypeError(f"{owner} params must be a dict with keys "
-                        f"{sorted(layout)}, got {type(params).__name__}.")
+        raise TypeError(
+            f"{owner} params must be a dict with keys "
+            f"{sorted(layout)}, got {type(params).__name__}."
+        )
     missing = sorted(set(layout) - set(params))
     unexpected = sorted(set(params) - set(layout), key=str)
     if missing or unexpected:
-        raise ValueError(f"{owner} params do not fit: missing {missing}, "
-                         f"unexpected {unexpected}; expected keys "
-                         f"{sorted(layout)}.{hint}")
+        raise ValueError(
+            f"{owner} params do not fit: missing {missing}, "
+            f"unexpected {unexpected}; expected keys "
+            f"{sorted(layout)}.{hint}"
+        )
     arrays = {}
     for module, leaves in layout.items():
         where = f"{owner} params[{module!r}]"
         got = params[module]
         if not isinstance(got, Mapping) or set(got) != set(leaves):
-            names = sorted(got) if isinstance(got, Mapping) else (
-                type(got).__name__)
-            raise ValueError(f"{where} must hold {sorted(leaves)}, got "
-                             f"{names}.")
+            names = (
+                sorted(got)
+                if isinstance(got, Mapping)
+                else (type(got).__name__)
+            )
+            raise ValueError(
+                f"{where} must hold {sorted(leaves)}, got {names}."
+            )
         arrays[module] = {}
         for leaf, shape in leaves.items():
-            arrays[module][leaf] = as_float_array(f"{where}[{leaf!r}]",
-                                                  got[leaf], shape)
+            arrays[module][leaf] = as_float_array(
+                f"{where}[{leaf!r}]", got[leaf], shape
+            )
     return arrays
 
 
@@ -202,24 +234,26 @@ def rows_of(params: Any, module: str, leaf: str = "kernel") -> int | None:
     return shape[0] if len(shape) == 2 else None
 
 
-def as_float_array(where: str, value: Any,
-                   shape: Sequence[int | None]) -> jax.Array:
+def as_float_array(
+    where: str, value: Any, shape: Sequence[int | None]
+) -> jax.Array:
     """`value` as a JAX array after checking its dtype and shape."""
     dtype = jnp.result_type(value)
     if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(f"{where} must have a floating dtype, got {dtype}.")
     got = tuple(np.shape(value))
     if len(got) != len(shape) or any(
-            want is not None and want != have
-            for want, have in zip(shape, got)):
+        want is not None and want != have for want, have in zip(shape, got)
+    ):
         want = ", ".join("*" if size is None else str(size) for size in shape)
         want = f"({want},)" if len(shape) == 1 else f"({want})"
         raise ValueError(f"{where} must have shape {want}, got {got}.")
     return jnp.asarray(value)
 
 
-def split_gru_bias(cell: GRUCell, params: Mapping[str, Any],
-                   dtype: Any) -> tuple[jax.Array, jax.Array]:
+def split_gru_bias(
+    cell: GRUCell, params: Mapping[str, Any], dtype: Any
+) -> tuple[jax.Array, jax.Array]:
     """A reset_after GRU's bias rows (input, recurrent), zeros without one."""
     if "bias" not in params:
         zeros = jnp.zeros((3 * cell.units,), dtype)
@@ -228,30 +262,34 @@ def split_gru_bias(cell: GRUCell, params: Mapping[str, Any],
     return bias[0], bias[1]
 
 
-def fold_gru_gate_biases(input_bias: jax.Array, recurrent_bias: jax.Array,
-                         units: int) -> jax.Array:
+def fold_gru_gate_biases(
+    input_bias: jax.Array, recurrent_bias: jax.Array, units: int
+) -> jax.Array:
     """Keras-order (z, r, h) input bias with the recurrent z and r biases
     added: both enter the gates as plain sums; only the candidate's recurrent
     bias sits inside ``r * (...)``."""
-    gates = input_bias[:2 * units] + recurrent_bias[:2 * units]
-    return jnp.concatenate([gates, input_bias[2 * units:]])
+    gates = input_bias[: 2 * units] + recurrent_bias[: 2 * units]
+    return jnp.concatenate([gates, input_bias[2 * units :]])
 
 
 def is_concrete(value: Any) -> bool:
     return not isinstance(value, jax.core.Tracer)
 
 
-def check_zero_slice(cell: Any, value: jax.Array, where: str, peer_cell: str,
-                     why: str) -> None:
+def check_zero_slice(
+    cell: Any, value: jax.Array, where: str, peer_cell: str, why: str
+) -> None:
     """Raises unless `value` is all zeros (it has no place in the peer)."""
     if not is_concrete(value):
-        raise ValueError(f"Converting {cell_label(cell)} to {peer_cell} "
-                         f"checks that {where} is zero, which needs concrete "
-                         "params, not traced ones; convert outside jit.")
+        raise ValueError(
+            f"Converting {cell_label(cell)} to {peer_cell} "
+            f"checks that {where} is zero, which needs concrete "
+            "params, not traced ones; convert outside jit."
+        )
     largest = float(jnp.max(jnp.abs(value))) if value.size else 0.0
     if largest != 0.0:
         raise ValueError(
             f"{peer_cell} {why}, so {where} must be zero for an exact "
             f"conversion; got max |value| = {largest:.3g} in "
-            f"{cell_label(cell)}'s params. No exact counterpart exists.")
-
+            f"{cell_label(cell)}'s params. No exact counterpart exists."
+        )

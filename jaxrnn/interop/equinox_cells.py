@@ -41,6 +41,7 @@ _COUNTERPARTS = {LSTMCell: "eqx.nn.LSTMCell", GRUCell: "eqx.nn.GRUCell"}
 
 def _eqx():
     import equinox as eqx  # Lazy: Equinox is an optional dependency.
+
     return eqx
 
 
@@ -78,35 +79,51 @@ def from_equinox(module: Any) -> tuple[Any, dict[str, jax.Array]]:
     """
     kinds = _kinds()
     if type(module) not in kinds:
-        got = ("the class itself, not an instance" if isinstance(module, type)
-               else type(module).__name__)
-        raise TypeError("`module` must be an eqx.nn.LSTMCell or "
-                        f"eqx.nn.GRUCell instance, got {got}.")
+        got = (
+            "the class itself, not an instance"
+            if isinstance(module, type)
+            else type(module).__name__
+        )
+        raise TypeError(
+            "`module` must be an eqx.nn.LSTMCell or "
+            f"eqx.nn.GRUCell instance, got {got}."
+        )
     kind = kinds[type(module)]
     units, input_dim = module.hidden_size, module.input_size
     rows = kind.gates * units
-    owner = (f"eqx.nn.{type(module).__name__}(input_size={input_dim}, "
-             f"hidden_size={units}, use_bias={module.use_bias})")
-    w_ih = _peers.as_float_array(f"{owner}.weight_ih", module.weight_ih,
-                                 (rows, input_dim))
-    w_hh = _peers.as_float_array(f"{owner}.weight_hh", module.weight_hh,
-                                 (rows, units))
-    cell = kind(units, use_bias=module.use_bias,
-                param_dtype=_peers.dtype_name(w_ih.dtype),
-                **({"reset_after": True} if kind is GRUCell else {}))
+    owner = (
+        f"eqx.nn.{type(module).__name__}(input_size={input_dim}, "
+        f"hidden_size={units}, use_bias={module.use_bias})"
+    )
+    w_ih = _peers.as_float_array(
+        f"{owner}.weight_ih", module.weight_ih, (rows, input_dim)
+    )
+    w_hh = _peers.as_float_array(
+        f"{owner}.weight_hh", module.weight_hh, (rows, units)
+    )
+    cell = kind(
+        units,
+        use_bias=module.use_bias,
+        param_dtype=_peers.dtype_name(w_ih.dtype),
+        **({"reset_after": True} if kind is GRUCell else {}),
+    )
     params = {"kernel": w_ih.T, "recurrent_kernel": w_hh.T}
     if module.use_bias:
         bias = _peers.as_float_array(f"{owner}.bias", module.bias, (rows,))
         if kind is GRUCell:
-            bias_n = _peers.as_float_array(f"{owner}.bias_n", module.bias_n,
-                                           (units,))
+            bias_n = _peers.as_float_array(
+                f"{owner}.bias_n", module.bias_n, (units,)
+            )
             recurrent = jnp.concatenate(  # (r, z, n), reordered below
-                [jnp.zeros((2 * units,), bias_n.dtype), bias_n])
+                [jnp.zeros((2 * units,), bias_n.dtype), bias_n]
+            )
             bias = jnp.stack([bias, recurrent])
         params["bias"] = bias
     kind_name = "gru" if kind is GRUCell else "lstm"
-    return cell, {k: _gates.reorder(v, "equinox", "keras", kind_name)
-                  for k, v in params.items()}
+    return cell, {
+        k: _gates.reorder(v, "equinox", "keras", kind_name)
+        for k, v in params.items()
+    }
 
 
 def to_equinox(cell: Any, params: dict[str, Any], module: Any = None) -> Any:
@@ -152,13 +169,20 @@ def to_equinox(cell: Any, params: dict[str, Any], module: Any = None) -> Any:
     _peers.check_compute_dtype(cell, params, peer)
     if isinstance(cell, GRUCell):
         _peers.check_reset_after(
-            cell, peer, True, "applies the reset gate after the recurrent "
-            "matmul, n = tanh(W_in x + b_in + r * (W_hn h + bias_n))")
+            cell,
+            peer,
+            True,
+            "applies the reset gate after the recurrent "
+            "matmul, n = tanh(W_in x + b_in + r * (W_hn h + bias_n))",
+        )
     arrays = _to_arrays(cell, params)
     module = _target_module(cell, module, input_dim, arrays["weight_ih"].dtype)
     names = list(arrays)
-    return eqx.tree_at(lambda m: [getattr(m, n) for n in names], module,
-                       [arrays[n] for n in names])
+    return eqx.tree_at(
+        lambda m: [getattr(m, n) for n in names],
+        module,
+        [arrays[n] for n in names],
+    )
 
 
 def _to_arrays(cell: Any, params: dict[str, Any]) -> dict[str, jax.Array]:
@@ -169,19 +193,23 @@ def _to_arrays(cell: Any, params: dict[str, Any]) -> dict[str, jax.Array]:
         return _gates.reorder(array, "keras", "equinox", kind)
 
     kernel = jnp.asarray(params["kernel"])
-    arrays = {"weight_ih": to_equinox_order(kernel).T,
-              "weight_hh": to_equinox_order(
-                  jnp.asarray(params["recurrent_kernel"])).T}
+    arrays = {
+        "weight_ih": to_equinox_order(kernel).T,
+        "weight_hh": to_equinox_order(
+            jnp.asarray(params["recurrent_kernel"])
+        ).T,
+    }
     if not cell.use_bias:
         return arrays
     if isinstance(cell, LSTMCell):
         arrays["bias"] = to_equinox_order(jnp.asarray(params["bias"]))
         return arrays
-    input_bias, recurrent_bias = _peers.split_gru_bias(cell, params,
-                                                       kernel.dtype)
+    input_bias, recurrent_bias = _peers.split_gru_bias(
+        cell, params, kernel.dtype
+    )
     folded = _peers.fold_gru_gate_biases(input_bias, recurrent_bias, units)
     arrays["bias"] = to_equinox_order(folded)
-    arrays["bias_n"] = recurrent_bias[2 * units:]
+    arrays["bias_n"] = recurrent_bias[2 * units :]
     return arrays
 
 
@@ -190,16 +218,31 @@ def _target_module(cell: Any, module: Any, input_dim: int, dtype: Any) -> Any:
     cls = {LSTMCell: eqx.nn.LSTMCell, GRUCell: eqx.nn.GRUCell}[type(cell)]
     if module is None:
         # Shapes only: every array is replaced, so skip the initializers.
-        return eqx.filter_eval_shape(cls, input_dim, cell.units,
-                                     use_bias=cell.use_bias, dtype=dtype,
-                                     key=jax.random.key(0))
+        return eqx.filter_eval_shape(
+            cls,
+            input_dim,
+            cell.units,
+            use_bias=cell.use_bias,
+            dtype=dtype,
+            key=jax.random.key(0),
+        )
     if type(module) is not cls:
-        got = ("the class itself, not an instance" if isinstance(module, type)
-               else type(module).__name__)
-        raise TypeError(f"`module` must be an eqx.nn.{cls.__name__} instance "
-                        f"for {_peers.cell_label(cell)}, got {got}.")
-    _peers.check_template(cell, module, [
-        ("input_size", "params['kernel'] rows", input_dim),
-        ("hidden_size", "units", cell.units),
-        ("use_bias", "use_bias", cell.use_bias)])
+        got = (
+            "the class itself, not an instance"
+            if isinstance(module, type)
+            else type(module).__name__
+        )
+        raise TypeError(
+            f"`module` must be an eqx.nn.{cls.__name__} instance "
+            f"for {_peers.cell_label(cell)}, got {got}."
+        )
+    _peers.check_template(
+        cell,
+        module,
+        [
+            ("input_size", "params['kernel'] rows", input_dim),
+            ("hidden_size", "units", cell.units),
+            ("use_bias", "use_bias", cell.use_bias),
+        ],
+    )
     return module

@@ -35,7 +35,8 @@ Flax is imported only when a function here is called.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -50,28 +51,40 @@ from jaxrnn.interop import _gates, _peers
 # Keras' order of gates: i, f, g, o for the LSTM, z, r, n for the GRU.
 _LSTM_GATES = _gates.gate_order("flax_linen", "lstm").names_in_keras_order
 _GRU_GATES = _gates.gate_order("flax_linen", "gru").names_in_keras_order
-_LSTM_DENSES = ([f"i{g}" for g in _LSTM_GATES],
-                [f"h{g}" for g in _LSTM_GATES])
-_COUNTERPARTS = {LSTMCell: "nn.LSTMCell or nn.OptimizedLSTMCell",
-                 GRUCell: "nn.GRUCell", SimpleRNNCell: "nn.SimpleCell"}
+_LSTM_DENSES = ([f"i{g}" for g in _LSTM_GATES], [f"h{g}" for g in _LSTM_GATES])
+_COUNTERPARTS = {
+    LSTMCell: "nn.LSTMCell or nn.OptimizedLSTMCell",
+    GRUCell: "nn.GRUCell",
+    SimpleRNNCell: "nn.SimpleCell",
+}
 _FIRST_INPUT = {LSTMCell: "ii", GRUCell: "ir", SimpleRNNCell: "i"}
-_PEERS = {LSTMCell: "flax.linen.LSTMCell", GRUCell: "flax.linen.GRUCell",
-          SimpleRNNCell: "flax.linen.SimpleCell"}
+_PEERS = {
+    LSTMCell: "flax.linen.LSTMCell",
+    GRUCell: "flax.linen.GRUCell",
+    SimpleRNNCell: "flax.linen.SimpleCell",
+}
 
 
 def _linen():
     import flax.linen as nn  # Lazy: Flax is an optional dependency.
+
     return nn
 
 
 def _kinds() -> dict[type, type]:
     """linen cell class -> the jaxrnn cell type that computes the same."""
     nn = _linen()
-    return {nn.LSTMCell: LSTMCell, nn.OptimizedLSTMCell: LSTMCell,
-            nn.GRUCell: GRUCell, nn.SimpleCell: SimpleRNNCell}
+    return {
+        nn.LSTMCell: LSTMCell,
+        nn.OptimizedLSTMCell: LSTMCell,
+        nn.GRUCell: GRUCell,
+        nn.SimpleCell: SimpleRNNCell,
+    }
 
 
-def from_linen(module: Any, variables: Any) -> tuple[Any, dict[str, jax.Array]]:
+def from_linen(
+    module: Any, variables: Any
+) -> tuple[Any, dict[str, jax.Array]]:
     """Converts a Flax linen cell and its variables into a jaxrnn cell and
     params.
 
@@ -110,20 +123,22 @@ def from_linen(module: Any, variables: Any) -> tuple[Any, dict[str, jax.Array]]:
     owner = f"flax.linen {type(module).__name__}(features={units})"
     params = _inner_params(variables)
     input_dim = _peers.rows_of(params, _FIRST_INPUT[kind])
-    arrays = _peers.check_layout(owner, params,
-                                 _layout(kind, units, input_dim),
-                                 _hint(variables))
+    arrays = _peers.check_layout(
+        owner, params, _layout(kind, units, input_dim), _hint(variables)
+    )
     cell = cell_from_flax(module, kind, units)
     if kind is LSTMCell:
         return cell, lstm_from_gates(arrays, *_LSTM_DENSES)
     if kind is GRUCell:
         return cell, _gru_from_linen(arrays)
-    return cell, simple_from_dense(arrays["i"], arrays["h"]["kernel"],
-                                   module.residual)
+    return cell, simple_from_dense(
+        arrays["i"], arrays["h"]["kernel"], module.residual
+    )
 
 
-def to_linen(cell: Any, params: dict[str, Any],
-             module: Any = None) -> tuple[Any, dict[str, Any]]:
+def to_linen(
+    cell: Any, params: dict[str, Any], module: Any = None
+) -> tuple[Any, dict[str, Any]]:
     """Converts a jaxrnn cell and params into a Flax linen cell and variables.
 
     Args:
@@ -168,8 +183,12 @@ def to_linen(cell: Any, params: dict[str, Any],
     _peers.check_cell_params(cell, params)
     if isinstance(cell, GRUCell):
         _peers.check_reset_after(
-            cell, peer, True, "applies the reset gate after the recurrent "
-            "matmul, n = tanh(W_in x + b_in + r * (W_hn h + b_hn))")
+            cell,
+            peer,
+            True,
+            "applies the reset gate after the recurrent "
+            "matmul, n = tanh(W_in x + b_in + r * (W_hn h + b_hn))",
+        )
     module = _target_module(cell, module)
     if isinstance(cell, LSTMCell):
         linen = lstm_to_gates(cell, params, *_LSTM_DENSES)
@@ -182,18 +201,27 @@ def to_linen(cell: Any, params: dict[str, Any],
 
 # Which linen cell; its variables' names and shapes.
 
+
 def _kind(module: Any) -> type:
     kinds = _kinds()
     if type(module) in kinds:
         return kinds[type(module)]
     origin = type(module).__module__.split(".")
-    hint = (" (a Flax NNX cell: use from_nnx)"
-            if origin[:2] == ["flax", "nnx"] else "")
-    got = ("the class itself, not an instance" if isinstance(module, type)
-           else type(module).__name__ + hint)
-    raise TypeError("`module` must be a flax.linen LSTMCell, "
-                    "OptimizedLSTMCell, GRUCell or SimpleCell instance, got "
-                    f"{got}.")
+    hint = (
+        " (a Flax NNX cell: use from_nnx)"
+        if origin[:2] == ["flax", "nnx"]
+        else ""
+    )
+    got = (
+        "the class itself, not an instance"
+        if isinstance(module, type)
+        else type(module).__name__ + hint
+    )
+    raise TypeError(
+        "`module` must be a flax.linen LSTMCell, "
+        "OptimizedLSTMCell, GRUCell or SimpleCell instance, got "
+        f"{got}."
+    )
 
 
 def _inner_params(variables: Any) -> Any:
@@ -201,9 +229,11 @@ def _inner_params(variables: Any) -> Any:
     if isinstance(variables, Mapping) and "params" in variables:
         others = sorted(set(variables) - {"params"})
         if others:
-            raise ValueError("`variables` must hold only the 'params' "
-                             "collection (linen cells have no other), got "
-                             f"{sorted(variables)}.")
+            raise ValueError(
+                "`variables` must hold only the 'params' "
+                "collection (linen cells have no other), got "
+                f"{sorted(variables)}."
+            )
         return variables["params"]
     return variables
 
@@ -211,8 +241,10 @@ def _inner_params(variables: Any) -> Any:
 def _hint(variables: Any) -> str:
     inner = _inner_params(variables)
     if isinstance(inner, Mapping) and set(inner) == {"cell"}:
-        return (" These look like nn.RNN's params: pass "
-                "variables['params']['cell'].")
+        return (
+            " These look like nn.RNN's params: pass "
+            "variables['params']['cell']."
+        )
     return ""
 
 
@@ -222,15 +254,19 @@ def _layout(kind: type, units: int, input_dim: int | None) -> _peers.Layout:
     square = (units, units)
     if kind is LSTMCell:
         inputs, hiddens = _LSTM_DENSES
-        return {**{name: {"kernel": into} for name in inputs},
-                **{name: {"kernel": square, "bias": (units,)}
-                   for name in hiddens}}
+        return {
+            **{name: {"kernel": into} for name in inputs},
+            **{name: {"kernel": square, "bias": (units,)} for name in hiddens},
+        }
     if kind is GRUCell:
-        return {"ir": {"kernel": into, "bias": (units,)},
-                "iz": {"kernel": into, "bias": (units,)},
-                "in": {"kernel": into, "bias": (units,)},
-                "hr": {"kernel": square}, "hz": {"kernel": square},
-                "hn": {"kernel": square, "bias": (units,)}}
+        return {
+            "ir": {"kernel": into, "bias": (units,)},
+            "iz": {"kernel": into, "bias": (units,)},
+            "in": {"kernel": into, "bias": (units,)},
+            "hr": {"kernel": square},
+            "hz": {"kernel": square},
+            "hn": {"kernel": square, "bias": (units,)},
+        }
     return {"i": {"kernel": into, "bias": (units,)}, "h": {"kernel": square}}
 
 
@@ -240,24 +276,30 @@ def _target_module(cell: Any, module: Any) -> Any:
     if module is None or isinstance(module, type):
         cls = allowed[0] if module is None else module
         if cls not in allowed:
-            raise TypeError(f"`module` must be one of "
-                            f"{[c.__name__ for c in allowed]} for "
-                            f"{_peers.cell_label(cell)}, got {cls.__name__}.")
+            raise TypeError(
+                f"`module` must be one of "
+                f"{[c.__name__ for c in allowed]} for "
+                f"{_peers.cell_label(cell)}, got {cls.__name__}."
+            )
         return cls(features=cell.units, **flax_settings(cell))
     if type(module) not in allowed:
-        raise TypeError(f"`module` must be an instance of one of "
-                        f"{[c.__name__ for c in allowed]} for "
-                        f"{_peers.cell_label(cell)}, got "
-                        f"{type(module).__name__}.")
+        raise TypeError(
+            f"`module` must be an instance of one of "
+            f"{[c.__name__ for c in allowed]} for "
+            f"{_peers.cell_label(cell)}, got "
+            f"{type(module).__name__}."
+        )
     _peers.check_template(cell, module, template_pairs(cell, "features"))
     return module
 
 
 def cell_from_flax(module: Any, kind: type, units: int) -> Any:
     """The jaxrnn cell for a linen or NNX cell (they share these settings)."""
-    settings = {"activation": _peers.activation_name(module.activation_fn),
-                "dtype": _peers.dtype_name(module.dtype),
-                "param_dtype": _peers.dtype_name(module.param_dtype)}
+    settings = {
+        "activation": _peers.activation_name(module.activation_fn),
+        "dtype": _peers.dtype_name(module.dtype),
+        "param_dtype": _peers.dtype_name(module.param_dtype),
+    }
     if kind is SimpleRNNCell:
         return SimpleRNNCell(units, **settings)
     settings["recurrent_activation"] = _peers.activation_name(module.gate_fn)
@@ -268,50 +310,75 @@ def cell_from_flax(module: Any, kind: type, units: int) -> Any:
 
 def flax_settings(cell: Any) -> dict[str, Any]:
     """A linen or NNX cell's constructor arguments for `cell`'s settings."""
-    settings = {"activation_fn": activations.get(cell.activation),
-                "dtype": None if cell.dtype is None else jnp.dtype(cell.dtype),
-                "param_dtype": jnp.dtype(cell.param_dtype)}
+    settings = {
+        "activation_fn": activations.get(cell.activation),
+        "dtype": None if cell.dtype is None else jnp.dtype(cell.dtype),
+        "param_dtype": jnp.dtype(cell.param_dtype),
+    }
     if not isinstance(cell, SimpleRNNCell):
         settings["gate_fn"] = activations.get(cell.recurrent_activation)
     return settings
 
 
-def template_pairs(cell: Any,
-                   units_attribute: str) -> list[tuple[str, str, Any]]:
+def template_pairs(
+    cell: Any, units_attribute: str
+) -> list[tuple[str, str, Any]]:
     """What a Flax template must agree on: (its attribute, where the value
     comes from, the value)."""
-    pairs = [(units_attribute, "units", cell.units),
-             ("activation_fn", "activation", cell.activation)]
+    pairs = [
+        (units_attribute, "units", cell.units),
+        ("activation_fn", "activation", cell.activation),
+    ]
     if isinstance(cell, SimpleRNNCell):
-        pairs.append(("residual", "to_linen and to_nnx write plain "
-                      "recurrent kernels", False))
+        pairs.append(
+            (
+                "residual",
+                "to_linen and to_nnx write plain recurrent kernels",
+                False,
+            )
+        )
     else:
-        pairs.append(("gate_fn", "recurrent_activation",
-                      cell.recurrent_activation))
+        pairs.append(
+            ("gate_fn", "recurrent_activation", cell.recurrent_activation)
+        )
     return pairs
 
 
 # Arrays, shared with the NNX converter (same per-gate layouts).
 
-def lstm_from_gates(arrays: Mapping[str, Mapping[str, jax.Array]],
-                    inputs: list[str],
-                    hiddens: list[str]) -> dict[str, jax.Array]:
+
+def lstm_from_gates(
+    arrays: Mapping[str, Mapping[str, jax.Array]],
+    inputs: list[str],
+    hiddens: list[str],
+) -> dict[str, jax.Array]:
     """Per-gate Denses (i, f, g, o) -> Keras' LSTM params."""
-    return {"kernel": jnp.concatenate([arrays[n]["kernel"] for n in inputs],
-                                      axis=-1),  # (D, 4H)
-            "recurrent_kernel": jnp.concatenate(
-                [arrays[n]["kernel"] for n in hiddens], axis=-1),  # (H, 4H)
-            "bias": jnp.concatenate([arrays[n]["bias"] for n in hiddens])}
+    return {
+        "kernel": jnp.concatenate(
+            [arrays[n]["kernel"] for n in inputs], axis=-1
+        ),  # (D, 4H)
+        "recurrent_kernel": jnp.concatenate(
+            [arrays[n]["kernel"] for n in hiddens], axis=-1
+        ),  # (H, 4H)
+        "bias": jnp.concatenate([arrays[n]["bias"] for n in hiddens]),
+    }
 
 
-def lstm_to_gates(cell: LSTMCell, params: Mapping[str, Any], inputs: list[str],
-                  hiddens: list[str]) -> dict[str, dict[str, jax.Array]]:
+def lstm_to_gates(
+    cell: LSTMCell,
+    params: Mapping[str, Any],
+    inputs: list[str],
+    hiddens: list[str],
+) -> dict[str, dict[str, jax.Array]]:
     """Keras' LSTM params -> per-gate Denses; the bias goes on the recurrent
     ones (zeros without a bias)."""
     kernel = jnp.asarray(params["kernel"])
     recurrent = jnp.asarray(params["recurrent_kernel"])
-    bias = jnp.asarray(params["bias"]) if "bias" in params else jnp.zeros(
-        (4 * cell.units,), kernel.dtype)
+    bias = (
+        jnp.asarray(params["bias"])
+        if "bias" in params
+        else jnp.zeros((4 * cell.units,), kernel.dtype)
+    )
     out = {}
     for k, (i_name, h_name) in enumerate(zip(inputs, hiddens)):
         gate = slice(k * cell.units, (k + 1) * cell.units)
@@ -320,51 +387,74 @@ def lstm_to_gates(cell: LSTMCell, params: Mapping[str, Any], inputs: list[str],
     return out
 
 
-def simple_from_dense(dense_i: Mapping[str, jax.Array], recurrent: jax.Array,
-                      residual: bool) -> dict[str, jax.Array]:
+def simple_from_dense(
+    dense_i: Mapping[str, jax.Array], recurrent: jax.Array, residual: bool
+) -> dict[str, jax.Array]:
     """The Elman cell: input Dense with bias, recurrent Dense without."""
     if residual:  # tanh(x W_i + b + h W_h + h) = tanh(x W_i + b + h (W_h + I))
-        recurrent = recurrent + jnp.eye(recurrent.shape[0],
-                                        dtype=recurrent.dtype)
-    return {"kernel": dense_i["kernel"], "recurrent_kernel": recurrent,
-            "bias": dense_i["bias"]}
+        recurrent = recurrent + jnp.eye(
+            recurrent.shape[0], dtype=recurrent.dtype
+        )
+    return {
+        "kernel": dense_i["kernel"],
+        "recurrent_kernel": recurrent,
+        "bias": dense_i["bias"],
+    }
 
 
-def simple_to_dense(cell: SimpleRNNCell, params: Mapping[str, Any],
-                    input_name: str, hidden_name: str) -> dict[str, Any]:
+def simple_to_dense(
+    cell: SimpleRNNCell,
+    params: Mapping[str, Any],
+    input_name: str,
+    hidden_name: str,
+) -> dict[str, Any]:
     kernel = jnp.asarray(params["kernel"])
-    bias = jnp.asarray(params["bias"]) if "bias" in params else jnp.zeros(
-        (cell.units,), kernel.dtype)
-    return {input_name: {"kernel": kernel, "bias": bias},
-            hidden_name: {"kernel": jnp.asarray(params["recurrent_kernel"])}}
+    bias = (
+        jnp.asarray(params["bias"])
+        if "bias" in params
+        else jnp.zeros((cell.units,), kernel.dtype)
+    )
+    return {
+        input_name: {"kernel": kernel, "bias": bias},
+        hidden_name: {"kernel": jnp.asarray(params["recurrent_kernel"])},
+    }
 
 
-def _gru_from_linen(arrays: Mapping[str, Mapping[str, jax.Array]]
-                    ) -> dict[str, jax.Array]:
+def _gru_from_linen(
+    arrays: Mapping[str, Mapping[str, jax.Array]],
+) -> dict[str, jax.Array]:
     """linen's six Denses (r, z, n) -> Keras' reset_after GRU (z, r, h)."""
+
     def side(prefix, leaf):
         return jnp.concatenate(
-            [arrays[prefix + g][leaf] for g in _GRU_GATES], axis=-1)
+            [arrays[prefix + g][leaf] for g in _GRU_GATES], axis=-1
+        )
+
     hn_bias = arrays["hn"]["bias"]
     zeros = jnp.zeros((2 * hn_bias.shape[0],), hn_bias.dtype)
-    return {"kernel": side("i", "kernel"),  # (D, 3H)
-            "recurrent_kernel": side("h", "kernel"),  # (H, 3H)
-            "bias": jnp.stack([side("i", "bias"),
-                               jnp.concatenate([zeros, hn_bias])])}
+    return {
+        "kernel": side("i", "kernel"),  # (D, 3H)
+        "recurrent_kernel": side("h", "kernel"),  # (H, 3H)
+        "bias": jnp.stack(
+            [side("i", "bias"), jnp.concatenate([zeros, hn_bias])]
+        ),
+    }
 
 
-def _gru_to_linen(cell: GRUCell, params: Mapping[str, Any]
-                  ) -> dict[str, dict[str, jax.Array]]:
+def _gru_to_linen(
+    cell: GRUCell, params: Mapping[str, Any]
+) -> dict[str, dict[str, jax.Array]]:
     units = cell.units
     kernel = jnp.asarray(params["kernel"])
     recurrent = jnp.asarray(params["recurrent_kernel"])
-    input_bias, recurrent_bias = _peers.split_gru_bias(cell, params,
-                                                       kernel.dtype)
+    input_bias, recurrent_bias = _peers.split_gru_bias(
+        cell, params, kernel.dtype
+    )
     folded = _peers.fold_gru_gate_biases(input_bias, recurrent_bias, units)
     out = {}
     for k, gate in enumerate(_GRU_GATES):
         part = slice(k * units, (k + 1) * units)
         out["i" + gate] = {"kernel": kernel[:, part], "bias": folded[part]}
         out["h" + gate] = {"kernel": recurrent[:, part]}
-    out["hn"]["bias"] = recurrent_bias[2 * units:]
+    out["hn"]["bias"] = recurrent_bias[2 * units :]
     return out

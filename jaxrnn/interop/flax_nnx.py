@@ -41,7 +41,8 @@ called.
 from __future__ import annotations
 
 import keyword
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -50,32 +51,50 @@ from jaxrnn.cells.gru import GRUCell
 from jaxrnn.cells.lstm import LSTMCell
 from jaxrnn.cells.simple import SimpleRNNCell
 from jaxrnn.interop import _gates, _peers
-from jaxrnn.interop.flax_linen import (cell_from_flax, flax_settings,
-                                       lstm_from_gates, lstm_to_gates,
-                                       simple_from_dense, simple_to_dense,
-                                       template_pairs)
+from jaxrnn.interop.flax_linen import (
+    cell_from_flax,
+    flax_settings,
+    lstm_from_gates,
+    lstm_to_gates,
+    simple_from_dense,
+    simple_to_dense,
+    template_pairs,
+)
 
 # nnx.LSTMCell's per-gate Linears in Keras' order of gates: ii, if_, ig, io
 # (an attribute cannot be the keyword ``if``) and hi, hf, hg, ho.
 _LSTM_GATES = _gates.gate_order("flax_nnx", "lstm").names_in_keras_order
-_GATE_NAMES = ([f"i{g}_" if keyword.iskeyword(f"i{g}") else f"i{g}"
-                for g in _LSTM_GATES], [f"h{g}" for g in _LSTM_GATES])
-_COUNTERPARTS = {LSTMCell: "nnx.LSTMCell or nnx.OptimizedLSTMCell",
-                 GRUCell: "nnx.GRUCell", SimpleRNNCell: "nnx.SimpleCell"}
-_PEERS = {LSTMCell: "flax.nnx.LSTMCell", GRUCell: "flax.nnx.GRUCell",
-          SimpleRNNCell: "flax.nnx.SimpleCell"}
+_GATE_NAMES = (
+    [f"i{g}_" if keyword.iskeyword(f"i{g}") else f"i{g}" for g in _LSTM_GATES],
+    [f"h{g}" for g in _LSTM_GATES],
+)
+_COUNTERPARTS = {
+    LSTMCell: "nnx.LSTMCell or nnx.OptimizedLSTMCell",
+    GRUCell: "nnx.GRUCell",
+    SimpleRNNCell: "nnx.SimpleCell",
+}
+_PEERS = {
+    LSTMCell: "flax.nnx.LSTMCell",
+    GRUCell: "flax.nnx.GRUCell",
+    SimpleRNNCell: "flax.nnx.SimpleCell",
+}
 
 
 def _nnx():
     from flax import nnx  # Lazy: Flax is an optional dependency.
+
     return nnx
 
 
 def _kinds() -> dict[type, type]:
     """NNX cell class -> the jaxrnn cell type that computes the same."""
     nnx = _nnx()
-    return {nnx.LSTMCell: LSTMCell, nnx.OptimizedLSTMCell: LSTMCell,
-            nnx.GRUCell: GRUCell, nnx.SimpleCell: SimpleRNNCell}
+    return {
+        nnx.LSTMCell: LSTMCell,
+        nnx.OptimizedLSTMCell: LSTMCell,
+        nnx.GRUCell: GRUCell,
+        nnx.SimpleCell: SimpleRNNCell,
+    }
 
 
 def from_nnx(module: Any) -> tuple[Any, dict[str, jax.Array]]:
@@ -110,25 +129,30 @@ def from_nnx(module: Any) -> tuple[Any, dict[str, jax.Array]]:
     kind = _kind(module)
     _check_promote_dtype(module)
     units, input_dim = module.hidden_features, module.in_features
-    owner = (f"flax.nnx {type(module).__name__}(in_features={input_dim}, "
-             f"hidden_features={units})")
+    owner = (
+        f"flax.nnx {type(module).__name__}(in_features={input_dim}, "
+        f"hidden_features={units})"
+    )
     pure = nnx.to_pure_dict(nnx.state(module, nnx.Param))
-    arrays = _peers.check_layout(owner, pure,
-                                 _layout(type(module), input_dim, units))
+    arrays = _peers.check_layout(
+        owner, pure, _layout(type(module), input_dim, units)
+    )
     cell = cell_from_flax(module, kind, units)
     if type(module) is nnx.LSTMCell:
         return cell, lstm_from_gates(arrays, *_GATE_NAMES)
     if kind is LSTMCell:  # OptimizedLSTMCell: Keras' layout, fused
         return cell, {
             "kernel": _from_nnx_order(arrays["dense_i"]["kernel"], "lstm"),
-            "recurrent_kernel": _from_nnx_order(arrays["dense_h"]["kernel"],
-                                                "lstm"),
-            "bias": _from_nnx_order(arrays["dense_h"]["bias"], "lstm")}
+            "recurrent_kernel": _from_nnx_order(
+                arrays["dense_h"]["kernel"], "lstm"
+            ),
+            "bias": _from_nnx_order(arrays["dense_h"]["bias"], "lstm"),
+        }
     if kind is GRUCell:
         return cell, _gru_from_nnx(arrays)
-    return cell, simple_from_dense(arrays["dense_i"],
-                                   arrays["dense_h"]["kernel"],
-                                   module.residual)
+    return cell, simple_from_dense(
+        arrays["dense_i"], arrays["dense_h"]["kernel"], module.residual
+    )
 
 
 def to_nnx(cell: Any, params: dict[str, Any], module: Any = None) -> Any:
@@ -176,8 +200,12 @@ def to_nnx(cell: Any, params: dict[str, Any], module: Any = None) -> Any:
     input_dim = _peers.check_cell_params(cell, params)
     if isinstance(cell, GRUCell):
         _peers.check_reset_after(
-            cell, peer, True, "applies the reset gate after the recurrent "
-            "matmul, n = tanh(W_in x + b_in + r * (W_hn h))")
+            cell,
+            peer,
+            True,
+            "applies the reset gate after the recurrent "
+            "matmul, n = tanh(W_in x + b_in + r * (W_hn h))",
+        )
     module = _target_module(cell, module, input_dim)
     pure = _pure_dict(type(module), cell, params)
     graphdef, state, rest = nnx.split(module, nnx.Param, ...)
@@ -187,27 +215,38 @@ def to_nnx(cell: Any, params: dict[str, Any], module: Any = None) -> Any:
 
 # Which NNX cell; its arrays' names and shapes.
 
+
 def _kind(module: Any) -> type:
     kinds = _kinds()
     if type(module) in kinds:
         return kinds[type(module)]
     origin = type(module).__module__.split(".")
-    hint = (" (a Flax linen cell: use from_linen)"
-            if origin[:2] == ["flax", "linen"] else "")
-    got = ("the class itself, not an instance" if isinstance(module, type)
-           else type(module).__name__ + hint)
-    raise TypeError("`module` must be a flax.nnx LSTMCell, OptimizedLSTMCell, "
-                    f"GRUCell or SimpleCell instance, got {got}.")
+    hint = (
+        " (a Flax linen cell: use from_linen)"
+        if origin[:2] == ["flax", "linen"]
+        else ""
+    )
+    got = (
+        "the class itself, not an instance"
+        if isinstance(module, type)
+        else type(module).__name__ + hint
+    )
+    raise TypeError(
+        "`module` must be a flax.nnx LSTMCell, OptimizedLSTMCell, "
+        f"GRUCell or SimpleCell instance, got {got}."
+    )
 
 
 def _check_promote_dtype(module: Any) -> None:
     from flax.nnx.nn import dtypes
+
     if module.promote_dtype is not dtypes.promote_dtype:
         raise ValueError(
             f"`module` ({type(module).__name__}) has a custom promote_dtype "
             f"({getattr(module.promote_dtype, '__name__', '?')}); jaxrnn "
             "cells promote as Flax's default does (to `dtype`, else the "
-            "inputs' and weights' common type) and cannot express another.")
+            "inputs' and weights' common type) and cannot express another."
+        )
 
 
 def _layout(cls: type, input_dim: int, units: int) -> _peers.Layout:
@@ -215,8 +254,10 @@ def _layout(cls: type, input_dim: int, units: int) -> _peers.Layout:
     into, square = (input_dim, units), (units, units)
     if cls is nnx.LSTMCell:
         inputs, hiddens = _GATE_NAMES
-        return {**{n: {"kernel": into} for n in inputs},
-                **{n: {"kernel": square, "bias": (units,)} for n in hiddens}}
+        return {
+            **{n: {"kernel": into} for n in inputs},
+            **{n: {"kernel": square, "bias": (units,)} for n in hiddens},
+        }
     gates = {nnx.OptimizedLSTMCell: 4, nnx.GRUCell: 3, nnx.SimpleCell: 1}[cls]
     wide = gates * units
     dense_i = {"kernel": (input_dim, wide)}
@@ -234,26 +275,41 @@ def _target_module(cell: Any, module: Any, input_dim: int) -> Any:
     if module is None or isinstance(module, type):
         cls = allowed[0] if module is None else module
         if cls not in allowed:
-            raise TypeError(f"`module` must be one of "
-                            f"{[c.__name__ for c in allowed]} for "
-                            f"{_peers.cell_label(cell)}, got {cls.__name__}.")
+            raise TypeError(
+                f"`module` must be one of "
+                f"{[c.__name__ for c in allowed]} for "
+                f"{_peers.cell_label(cell)}, got {cls.__name__}."
+            )
         # Shapes only: the arrays are replaced, so skip the initializers.
-        return nnx.eval_shape(lambda: cls(
-            in_features=input_dim, hidden_features=cell.units,
-            **flax_settings(cell), rngs=nnx.Rngs(0)))
+        return nnx.eval_shape(
+            lambda: cls(
+                in_features=input_dim,
+                hidden_features=cell.units,
+                **flax_settings(cell),
+                rngs=nnx.Rngs(0),
+            )
+        )
     if type(module) not in allowed:
-        raise TypeError(f"`module` must be an instance of one of "
-                        f"{[c.__name__ for c in allowed]} for "
-                        f"{_peers.cell_label(cell)}, got "
-                        f"{type(module).__name__}.")
+        raise TypeError(
+            f"`module` must be an instance of one of "
+            f"{[c.__name__ for c in allowed]} for "
+            f"{_peers.cell_label(cell)}, got "
+            f"{type(module).__name__}."
+        )
     _check_promote_dtype(module)
-    _peers.check_template(cell, module, [
-        ("in_features", "params['kernel'] rows", input_dim),
-        *template_pairs(cell, "hidden_features")])
+    _peers.check_template(
+        cell,
+        module,
+        [
+            ("in_features", "params['kernel'] rows", input_dim),
+            *template_pairs(cell, "hidden_features"),
+        ],
+    )
     return module
 
 
 # Arrays.
+
 
 def _pure_dict(cls: type, cell: Any, params: Mapping[str, Any]) -> dict:
     nnx = _nnx()
@@ -261,12 +317,19 @@ def _pure_dict(cls: type, cell: Any, params: Mapping[str, Any]) -> dict:
         return lstm_to_gates(cell, params, *_GATE_NAMES)
     if cls is nnx.OptimizedLSTMCell:
         kernel = jnp.asarray(params["kernel"])
-        bias = jnp.asarray(params["bias"]) if "bias" in params else (
-            jnp.zeros((4 * cell.units,), kernel.dtype))
+        bias = (
+            jnp.asarray(params["bias"])
+            if "bias" in params
+            else (jnp.zeros((4 * cell.units,), kernel.dtype))
+        )
         recurrent = jnp.asarray(params["recurrent_kernel"])
-        return {"dense_i": {"kernel": _to_nnx_order(kernel, "lstm")},
-                "dense_h": {"kernel": _to_nnx_order(recurrent, "lstm"),
-                            "bias": _to_nnx_order(bias, "lstm")}}
+        return {
+            "dense_i": {"kernel": _to_nnx_order(kernel, "lstm")},
+            "dense_h": {
+                "kernel": _to_nnx_order(recurrent, "lstm"),
+                "bias": _to_nnx_order(bias, "lstm"),
+            },
+        }
     if cls is nnx.GRUCell:
         return _gru_to_nnx(cell, params)
     return simple_to_dense(cell, params, "dense_i", "dense_h")
@@ -280,28 +343,40 @@ def _to_nnx_order(array: jax.Array, kind: str) -> jax.Array:
     return _gates.reorder(array, "keras", "flax_nnx", kind)
 
 
-def _gru_from_nnx(arrays: Mapping[str, Mapping[str, jax.Array]]
-                  ) -> dict[str, jax.Array]:
+def _gru_from_nnx(
+    arrays: Mapping[str, Mapping[str, jax.Array]],
+) -> dict[str, jax.Array]:
     """NNX's (r, z, n) -> Keras' (z, r, h); no recurrent bias at all."""
     bias = _from_nnx_order(arrays["dense_i"]["bias"], "gru")
-    return {"kernel": _from_nnx_order(arrays["dense_i"]["kernel"], "gru"),
-            "recurrent_kernel": _from_nnx_order(arrays["dense_h"]["kernel"],
-                                                "gru"),
-            "bias": jnp.stack([bias, jnp.zeros_like(bias)])}
+    return {
+        "kernel": _from_nnx_order(arrays["dense_i"]["kernel"], "gru"),
+        "recurrent_kernel": _from_nnx_order(
+            arrays["dense_h"]["kernel"], "gru"
+        ),
+        "bias": jnp.stack([bias, jnp.zeros_like(bias)]),
+    }
 
 
 def _gru_to_nnx(cell: GRUCell, params: Mapping[str, Any]) -> dict:
     units = cell.units
     kernel = jnp.asarray(params["kernel"])
-    input_bias, recurrent_bias = _peers.split_gru_bias(cell, params,
-                                                       kernel.dtype)
+    input_bias, recurrent_bias = _peers.split_gru_bias(
+        cell, params, kernel.dtype
+    )
     _peers.check_zero_slice(
-        cell, recurrent_bias[2 * units:], "params['bias'][1, 2H:] (the "
-        "candidate's recurrent bias)", "flax.nnx.GRUCell",
+        cell,
+        recurrent_bias[2 * units :],
+        "params['bias'][1, 2H:] (the candidate's recurrent bias)",
+        "flax.nnx.GRUCell",
         "has no recurrent bias inside the reset gate (n = tanh(W_in x + "
-        "b_in + r * (W_hn h))), and r * b_hn cannot move anywhere else")
+        "b_in + r * (W_hn h))), and r * b_hn cannot move anywhere else",
+    )
     folded = _peers.fold_gru_gate_biases(input_bias, recurrent_bias, units)
     recurrent = jnp.asarray(params["recurrent_kernel"])
-    return {"dense_i": {"kernel": _to_nnx_order(kernel, "gru"),
-                        "bias": _to_nnx_order(folded, "gru")},
-            "dense_h": {"kernel": _to_nnx_order(recurrent, "gru")}}
+    return {
+        "dense_i": {
+            "kernel": _to_nnx_order(kernel, "gru"),
+            "bias": _to_nnx_order(folded, "gru"),
+        },
+        "dense_h": {"kernel": _to_nnx_order(recurrent, "gru")},
+    }

@@ -43,7 +43,8 @@ imported here at all: params are plain nested dicts.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -53,20 +54,29 @@ from jaxrnn.cells.lstm import LSTMCell
 from jaxrnn.cells.simple import SimpleRNNCell
 from jaxrnn.interop import _gates, _peers
 
-_COUNTERPARTS = {LSTMCell: "hk.LSTM", GRUCell: "hk.GRU",
-                 SimpleRNNCell: "hk.VanillaRNN"}
-_DEFAULT_NAMES = {LSTMCell: "lstm", GRUCell: "gru",
-                  SimpleRNNCell: "vanilla_rnn"}
+_COUNTERPARTS = {
+    LSTMCell: "hk.LSTM",
+    GRUCell: "hk.GRU",
+    SimpleRNNCell: "hk.VanillaRNN",
+}
+_DEFAULT_NAMES = {
+    LSTMCell: "lstm",
+    GRUCell: "gru",
+    SimpleRNNCell: "vanilla_rnn",
+}
 _FORGET = _gates.gate_order("keras", "lstm").gates.index("f")  # its block
 _UPDATE = _gates.gate_order("keras", "gru").gates.index("z")  # its block
-_EXPECTED = ("one core's params: {'lstm/linear': {'w', 'b'}} (hk.LSTM), "
-             "{'gru': {'w_i', 'w_h', 'b'}} (hk.GRU) or "
-             "{'vanilla_rnn/linear': {'w', 'b'}, 'vanilla_rnn/linear_1': "
-             "{'w'[, 'b']}} (hk.VanillaRNN), under any module name")
+_EXPECTED = (
+    "one core's params: {'lstm/linear': {'w', 'b'}} (hk.LSTM), "
+    "{'gru': {'w_i', 'w_h', 'b'}} (hk.GRU) or "
+    "{'vanilla_rnn/linear': {'w', 'b'}, 'vanilla_rnn/linear_1': "
+    "{'w'[, 'b']}} (hk.VanillaRNN), under any module name"
+)
 
 
-def from_haiku(params: Mapping[str, Any],
-               name: str | None = None) -> tuple[Any, dict[str, jax.Array]]:
+def from_haiku(
+    params: Mapping[str, Any], name: str | None = None
+) -> tuple[Any, dict[str, jax.Array]]:
     """Converts an hk.LSTM, hk.GRU or hk.VanillaRNN's params into a jaxrnn
     cell and params.
 
@@ -103,31 +113,46 @@ def from_haiku(params: Mapping[str, Any],
     """
     _peers.unwrap_mapping("params", params, "Haiku params")
     if name is not None and not isinstance(name, str):
-        raise TypeError(f"`name` must be a module name (str) or None, got "
-                        f"{type(name).__name__}.")
-    entries = {key: value for key, value in params.items()
-               if name is None or key == name
-               or str(key).startswith(name + "/")}
+        raise TypeError(
+            f"`name` must be a module name (str) or None, got "
+            f"{type(name).__name__}."
+        )
+    entries = {
+        key: value
+        for key, value in params.items()
+        if name is None or key == name or str(key).startswith(name + "/")
+    }
     if not entries:
-        raise ValueError(f"`params` has no module named {name!r} or under it; "
-                         f"its modules are {sorted(params, key=str)}.")
+        raise ValueError(
+            f"`params` has no module named {name!r} or under it; "
+            f"its modules are {sorted(params, key=str)}."
+        )
     keys = sorted(entries, key=str)
-    if len(keys) == 1 and isinstance(entries[keys[0]], Mapping) and (
-            set(entries[keys[0]]) == {"w_i", "w_h", "b"}):
+    if (
+        len(keys) == 1
+        and isinstance(entries[keys[0]], Mapping)
+        and (set(entries[keys[0]]) == {"w_i", "w_h", "b"})
+    ):
         return _gru_from_haiku(keys[0], entries[keys[0]])
     if len(keys) == 1 and str(keys[0]).endswith("/linear"):
         return _lstm_from_haiku(keys[0], entries[keys[0]])
-    if len(keys) == 2 and str(keys[0]).endswith("/linear") and (
-            keys[1] == keys[0] + "_1"):
-        return _vanilla_from_haiku(keys[0][:-len("/linear")], entries)
+    if (
+        len(keys) == 2
+        and str(keys[0]).endswith("/linear")
+        and (keys[1] == keys[0] + "_1")
+    ):
+        return _vanilla_from_haiku(keys[0][: -len("/linear")], entries)
     where = "" if name is None else f" under {name!r}"
-    raise ValueError(f"`params` must hold {_EXPECTED}; got modules {keys}"
-                     f"{where}. Pass `name` to pick one core out of a "
-                     "larger model.")
+    raise ValueError(
+        f"`params` must hold {_EXPECTED}; got modules {keys}"
+        f"{where}. Pass `name` to pick one core out of a "
+        "larger model."
+    )
 
 
-def to_haiku(cell: Any, params: dict[str, Any],
-             name: str | None = None) -> dict[str, dict[str, jax.Array]]:
+def to_haiku(
+    cell: Any, params: dict[str, Any], name: str | None = None
+) -> dict[str, dict[str, jax.Array]]:
     """Converts a jaxrnn cell and params into Haiku params for hk.LSTM,
     hk.GRU or hk.VanillaRNN.
 
@@ -172,8 +197,10 @@ def to_haiku(cell: Any, params: dict[str, Any],
     if name is None:
         name = _DEFAULT_NAMES[type(cell)]
     elif not isinstance(name, str) or not name:
-        raise TypeError(f"`name` must be a non-empty module name (str) or "
-                        f"None, got {name!r}.")
+        raise TypeError(
+            f"`name` must be a non-empty module name (str) or "
+            f"None, got {name!r}."
+        )
     if isinstance(cell, SimpleRNNCell):
         _peers.check_fixed_activations(cell, peer, "relu", None)
         return _vanilla_to_haiku(cell, params, name)
@@ -181,12 +208,17 @@ def to_haiku(cell: Any, params: dict[str, Any],
     if isinstance(cell, LSTMCell):
         return _lstm_to_haiku(cell, params, name)
     _peers.check_reset_after(
-        cell, peer, False, "applies the reset gate before the recurrent "
-        "matmul, a = tanh(W_ia x + W_ha (r * h) + b_a)")
+        cell,
+        peer,
+        False,
+        "applies the reset gate before the recurrent "
+        "matmul, a = tanh(W_ia x + W_ha (r * h) + b_a)",
+    )
     return _gru_to_haiku(cell, params, name)
 
 
 # One function per core and direction.
+
 
 def _dtype(array: jax.Array) -> str:
     return _peers.dtype_name(array.dtype)
@@ -194,35 +226,47 @@ def _dtype(array: jax.Array) -> str:
 
 def _lstm_from_haiku(key: str, entry: Any) -> tuple[LSTMCell, dict]:
     owner = f"hk.LSTM ({key!r})"
-    arrays = _peers.check_layout(owner, {key: entry},
-                                 {key: {"w": (None, None), "b": (None,)}})[key]
+    arrays = _peers.check_layout(
+        owner, {key: entry}, {key: {"w": (None, None), "b": (None,)}}
+    )[key]
     w, b = arrays["w"], arrays["b"]
     rows, columns = w.shape
     units = columns // 4
     if columns % 4 or rows <= units:
-        raise ValueError(f"{owner} params[{key!r}]['w'] must have shape "
-                         f"(D + H, 4H) with D >= 1, got {w.shape}.")
+        raise ValueError(
+            f"{owner} params[{key!r}]['w'] must have shape "
+            f"(D + H, 4H) with D >= 1, got {w.shape}."
+        )
     _peers.as_float_array(f"{owner} params[{key!r}]['b']", b, (4 * units,))
     input_dim = rows - units
     w = _gates.reorder(w, "haiku", "keras", "lstm")
     bias = _gates.reorder(b, "haiku", "keras", "lstm")
-    bias = bias.at[_FORGET * units:(_FORGET + 1) * units].add(1)
+    bias = bias.at[_FORGET * units : (_FORGET + 1) * units].add(1)
     return LSTMCell(units, param_dtype=_dtype(w)), {
-        "kernel": w[:input_dim], "recurrent_kernel": w[input_dim:],
-        "bias": bias}
+        "kernel": w[:input_dim],
+        "recurrent_kernel": w[input_dim:],
+        "bias": bias,
+    }
 
 
-def _lstm_to_haiku(cell: LSTMCell, params: Mapping[str, Any],
-                   name: str) -> dict:
+def _lstm_to_haiku(
+    cell: LSTMCell, params: Mapping[str, Any], name: str
+) -> dict:
     units = cell.units
     kernel = jnp.asarray(params["kernel"])
-    bias = jnp.asarray(params["bias"]) if "bias" in params else jnp.zeros(
-        (4 * units,), kernel.dtype)
-    bias = bias.at[_FORGET * units:(_FORGET + 1) * units].add(-1)
+    bias = (
+        jnp.asarray(params["bias"])
+        if "bias" in params
+        else jnp.zeros((4 * units,), kernel.dtype)
+    )
+    bias = bias.at[_FORGET * units : (_FORGET + 1) * units].add(-1)
     w = jnp.concatenate([kernel, jnp.asarray(params["recurrent_kernel"])])
-    return {f"{name}/linear": {
-        "w": _gates.reorder(w, "keras", "haiku", "lstm"),
-        "b": _gates.reorder(bias, "keras", "haiku", "lstm")}}
+    return {
+        f"{name}/linear": {
+            "w": _gates.reorder(w, "keras", "haiku", "lstm"),
+            "b": _gates.reorder(bias, "keras", "haiku", "lstm"),
+        }
+    }
 
 
 def _negate_update_gate(a: jax.Array, units: int) -> jax.Array:
@@ -233,74 +277,113 @@ def _negate_update_gate(a: jax.Array, units: int) -> jax.Array:
 
 
 def _gru_keras_from_haiku(a: jax.Array, units: int) -> jax.Array:
-    return _negate_update_gate(_gates.reorder(a, "haiku", "keras", "gru"),
-                               units)
+    return _negate_update_gate(
+        _gates.reorder(a, "haiku", "keras", "gru"), units
+    )
 
 
 def _gru_haiku_from_keras(a: jax.Array, units: int) -> jax.Array:
-    return _gates.reorder(_negate_update_gate(a, units), "keras", "haiku",
-                          "gru")
+    return _gates.reorder(
+        _negate_update_gate(a, units), "keras", "haiku", "gru"
+    )
 
 
 def _gru_from_haiku(key: str, entry: Any) -> tuple[GRUCell, dict]:
     owner = f"hk.GRU ({key!r})"
     w_h = entry["w_h"]
-    units = _peers.as_float_array(f"{owner} params[{key!r}]['w_h']", w_h,
-                                  (None, None)).shape[0]
-    arrays = _peers.check_layout(owner, {key: entry}, {key: {
-        "w_i": (None, 3 * units), "w_h": (units, 3 * units),
-        "b": (3 * units,)}})[key]
-    params = {"kernel": arrays["w_i"], "recurrent_kernel": arrays["w_h"],
-              "bias": arrays["b"]}
-    return GRUCell(units, reset_after=False,
-                   param_dtype=_dtype(arrays["w_i"])), {
-        k: _gru_keras_from_haiku(v, units) for k, v in params.items()}
+    units = _peers.as_float_array(
+        f"{owner} params[{key!r}]['w_h']", w_h, (None, None)
+    ).shape[0]
+    arrays = _peers.check_layout(
+        owner,
+        {key: entry},
+        {
+            key: {
+                "w_i": (None, 3 * units),
+                "w_h": (units, 3 * units),
+                "b": (3 * units,),
+            }
+        },
+    )[key]
+    params = {
+        "kernel": arrays["w_i"],
+        "recurrent_kernel": arrays["w_h"],
+        "bias": arrays["b"],
+    }
+    return GRUCell(
+        units, reset_after=False, param_dtype=_dtype(arrays["w_i"])
+    ), {k: _gru_keras_from_haiku(v, units) for k, v in params.items()}
 
 
 def _gru_to_haiku(cell: GRUCell, params: Mapping[str, Any], name: str) -> dict:
     units = cell.units
     kernel = jnp.asarray(params["kernel"])
-    bias = jnp.asarray(params["bias"]) if "bias" in params else jnp.zeros(
-        (3 * units,), kernel.dtype)
-    return {name: {
-        "w_i": _gru_haiku_from_keras(kernel, units),
-        "w_h": _gru_haiku_from_keras(jnp.asarray(params["recurrent_kernel"]),
-                                     units),
-        "b": _gru_haiku_from_keras(bias, units)}}
+    bias = (
+        jnp.asarray(params["bias"])
+        if "bias" in params
+        else jnp.zeros((3 * units,), kernel.dtype)
+    )
+    return {
+        name: {
+            "w_i": _gru_haiku_from_keras(kernel, units),
+            "w_h": _gru_haiku_from_keras(
+                jnp.asarray(params["recurrent_kernel"]), units
+            ),
+            "b": _gru_haiku_from_keras(bias, units),
+        }
+    }
 
 
-def _vanilla_from_haiku(prefix: str, entries: Mapping[str, Any]
-                        ) -> tuple[SimpleRNNCell, dict]:
+def _vanilla_from_haiku(
+    prefix: str, entries: Mapping[str, Any]
+) -> tuple[SimpleRNNCell, dict]:
     owner = f"hk.VanillaRNN ({prefix!r})"
     hidden_key = prefix + "/linear_1"
     hidden = entries[hidden_key]
-    if not isinstance(hidden, Mapping) or set(hidden) not in ({"w"},
-                                                             {"w", "b"}):
-        got = sorted(hidden) if isinstance(hidden, Mapping) else (
-            type(hidden).__name__)
-        raise ValueError(f"{owner} params[{hidden_key!r}] must hold ['w'] "
-                         f"or ['b', 'w'], got {got}.")
-    units = _peers.as_float_array(f"{owner} params[{hidden_key!r}]['w']",
-                                  hidden["w"], (None, None)).shape[0]
+    if not isinstance(hidden, Mapping) or set(hidden) not in (
+        {"w"},
+        {"w", "b"},
+    ):
+        got = (
+            sorted(hidden)
+            if isinstance(hidden, Mapping)
+            else (type(hidden).__name__)
+        )
+        raise ValueError(
+            f"{owner} params[{hidden_key!r}] must hold ['w'] "
+            f"or ['b', 'w'], got {got}."
+        )
+    units = _peers.as_float_array(
+        f"{owner} params[{hidden_key!r}]['w']", hidden["w"], (None, None)
+    ).shape[0]
     hidden_layout = {"w": (units, units)}
     if "b" in hidden:  # double_bias=True
         hidden_layout["b"] = (units,)
-    arrays = _peers.check_layout(owner, entries, {
-        prefix + "/linear": {"w": (None, units), "b": (units,)},
-        hidden_key: hidden_layout})
+    arrays = _peers.check_layout(
+        owner,
+        entries,
+        {
+            prefix + "/linear": {"w": (None, units), "b": (units,)},
+            hidden_key: hidden_layout,
+        },
+    )
     dense_i, dense_h = arrays[prefix + "/linear"], arrays[hidden_key]
     bias = dense_i["b"] + dense_h["b"] if "b" in dense_h else dense_i["b"]
-    return SimpleRNNCell(units, activation="relu",
-                         param_dtype=_dtype(dense_i["w"])), {
-        "kernel": dense_i["w"], "recurrent_kernel": dense_h["w"],
-        "bias": bias}
+    return SimpleRNNCell(
+        units, activation="relu", param_dtype=_dtype(dense_i["w"])
+    ), {"kernel": dense_i["w"], "recurrent_kernel": dense_h["w"], "bias": bias}
 
 
-def _vanilla_to_haiku(cell: SimpleRNNCell, params: Mapping[str, Any],
-                      name: str) -> dict:
+def _vanilla_to_haiku(
+    cell: SimpleRNNCell, params: Mapping[str, Any], name: str
+) -> dict:
     kernel = jnp.asarray(params["kernel"])
     zeros = jnp.zeros((cell.units,), kernel.dtype)
     bias = jnp.asarray(params["bias"]) if "bias" in params else zeros
-    return {f"{name}/linear": {"w": kernel, "b": bias},
-            f"{name}/linear_1": {"w": jnp.asarray(params["recurrent_kernel"]),
-                                 "b": zeros}}
+    return {
+        f"{name}/linear": {"w": kernel, "b": bias},
+        f"{name}/linear_1": {
+            "w": jnp.asarray(params["recurrent_kernel"]),
+            "b": zeros,
+        },
+    }

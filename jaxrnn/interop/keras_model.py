@@ -35,19 +35,34 @@ import json
 import os
 import tempfile
 import zipfile
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from jaxrnn.interop._atomic import atomic_path
-from jaxrnn.interop._keras_config import (CONFIG, layer_config,
-                                          sequential_config,
-                                          sequential_from_config)
-from jaxrnn.interop._untrusted_h5 import (ARCHIVE_WEIGHTS, FileRefused,
-                                          h5py_module,
-                                          open_weights, read_archive_member,
-                                          refuse)
-from jaxrnn.interop.keras_h5 import (_check_max_bytes, _check_shapes,
-                                     _check_structure, _input_shape, _load,
-                                     _model_layout, _unique_names, _write)
+from jaxrnn.interop._keras_config import (
+    CONFIG,
+    layer_config,
+    sequential_config,
+    sequential_from_config,
+)
+from jaxrnn.interop._untrusted_h5 import (
+    ARCHIVE_WEIGHTS,
+    FileRefused,
+    h5py_module,
+    open_weights,
+    read_archive_member,
+    refuse,
+)
+from jaxrnn.interop.keras_h5 import (
+    _check_max_bytes,
+    _check_shapes,
+    _check_structure,
+    _input_shape,
+    _load,
+    _model_layout,
+    _unique_names,
+    _write,
+)
 from jaxrnn.layers.conv_lstm import ConvLSTMLayer
 from jaxrnn.layers.sequential import Sequential
 
@@ -58,8 +73,9 @@ _KERAS_VERSION = "3.15.1"  # The Keras the written files were tested with.
 
 
 # Reading a .keras archive.
-def load_keras_model(path: str | os.PathLike, *,
-                     max_bytes: int = 4 << 30) -> tuple[Sequential, list[Any]]:
+def load_keras_model(
+    path: str | os.PathLike, *, max_bytes: int = 4 << 30
+) -> tuple[Sequential, list[Any]]:
     """Rebuilds a Keras 3 ``Sequential`` saved with ``model.save(path)``.
 
     Args:
@@ -97,12 +113,15 @@ def load_keras_model(path: str | os.PathLike, *,
     _check_max_bytes(max_bytes)
     name = os.fsdecode(path)
     if not name.endswith(".keras"):
-        raise ValueError("`path` must name a Keras 3 .keras archive, got "
-                         f"{name!r} (for a .weights.h5 file, build the model "
-                         "and use load_keras_weights).")
+        raise ValueError(
+            "`path` must name a Keras 3 .keras archive, got "
+            f"{name!r} (for a .weights.h5 file, build the model "
+            "and use load_keras_weights)."
+        )
     h5py_module()  # Say first that h5py is missing.
-    config = _parse_json(name, read_archive_member(name, CONFIG,
-                                                   _MAX_CONFIG_BYTES))
+    config = _parse_json(
+        name, read_archive_member(name, CONFIG, _MAX_CONFIG_BYTES)
+    )
     model, input_shape = sequential_from_config(name, config)
     skeleton, groups = _model_layout(model, single_layer_root=False)
     with open_weights(name, max_bytes) as (f, display):
@@ -112,30 +131,40 @@ def load_keras_model(path: str | os.PathLike, *,
 
 def _parse_json(name: str, data: bytes) -> Any:
     if len(data) > _MAX_CONFIG_BYTES:
-        raise refuse(name, f"its {CONFIG} is longer than "
-                           f"{_MAX_CONFIG_BYTES} bytes.")
+        raise refuse(
+            name, f"its {CONFIG} is longer than {_MAX_CONFIG_BYTES} bytes."
+        )
 
     def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         keys = [k for k, _ in pairs]
         repeated = sorted({k for k in keys if keys.count(k) > 1})
         if repeated:  # json keeps the last silently; which is meant?
-            raise refuse(name, f"its {CONFIG} repeats the keys {repeated} "
-                               "in one object.")
+            raise refuse(
+                name,
+                f"its {CONFIG} repeats the keys {repeated} in one object.",
+            )
         return dict(pairs)
+
     try:
         return json.loads(data.decode("utf-8"), object_pairs_hook=unique_keys)
     except (UnicodeDecodeError, ValueError) as error:
         if isinstance(error, FileRefused):
             raise
-        raise refuse(name, f"its {CONFIG} is not valid JSON ({error})."
-                     ) from error
+        raise refuse(
+            name, f"its {CONFIG} is not valid JSON ({error})."
+        ) from error
     except RecursionError as error:
-        raise refuse(name, f"its {CONFIG} is nested too deeply."
-                     ) from error
+        raise refuse(name, f"its {CONFIG} is nested too deeply.") from error
+
 
 # Writing a .keras archive.
-def save_keras_model(params: Any, model: Any, path: str | os.PathLike, *,
-                     input_shape: Sequence[Any] | None = None) -> None:
+def save_keras_model(
+    params: Any,
+    model: Any,
+    path: str | os.PathLike,
+    *,
+    input_shape: Sequence[Any] | None = None,
+) -> None:
     """Writes a jaxrnn model and its params as a Keras 3 ``.keras`` archive.
 
     ``keras.saving.load_model(path)`` opens it as the Keras ``Sequential``
@@ -171,52 +200,69 @@ def save_keras_model(params: Any, model: Any, path: str | os.PathLike, *,
     """
     name = os.fsdecode(path)
     if not name.endswith(".keras"):
-        raise ValueError("`path` must end in '.keras' (Keras' suffix for "
-                         f"model archives), got {name!r}.")
+        raise ValueError(
+            "`path` must end in '.keras' (Keras' suffix for "
+            f"model archives), got {name!r}."
+        )
     if not isinstance(model, Sequential):
         model, params = Sequential([model]), [params]
-    for i, (layer, layer_name) in enumerate(zip(model.layers,
-                                                _unique_names(model.layers))):
+    for i, (layer, layer_name) in enumerate(
+        zip(model.layers, _unique_names(model.layers))
+    ):
         layer_config(layer, layer_name, f"layers[{i}]")  # refuses, by index,
         # a layer Keras has no counterpart for, before anything is written
     skeleton, groups = _model_layout(model, single_layer_root=False)
     _check_structure(skeleton, params, ())
     if input_shape is None:
-        convolutional = [type(layer).__name__ for layer in model.layers
-                         if isinstance(getattr(layer, "forward_layer", layer),
-                                       ConvLSTMLayer)]
+        convolutional = [
+            type(layer).__name__
+            for layer in model.layers
+            if isinstance(
+                getattr(layer, "forward_layer", layer), ConvLSTMLayer
+            )
+        ]
         if convolutional:
-            raise ValueError(f"`input_shape` is needed: Keras' "
-                             f"{convolutional[0]} builds only for frames of a "
-                             "fixed size, e.g. input_shape=(None, None, 64, "
-                             "64, 1) for (B, T, H, W, C).")
+            raise ValueError(
+                f"`input_shape` is needed: Keras' "
+                f"{convolutional[0]} builds only for frames of a "
+                "fixed size, e.g. input_shape=(None, None, 64, "
+                "64, 1) for (B, T, H, W, C)."
+            )
         input_shape = _input_shape(model, params)
         if input_shape is None:
-            raise ValueError("`input_shape` is needed: the model's params do "
-                             "not tell its input's feature size.")
+            raise ValueError(
+                "`input_shape` is needed: the model's params do "
+                "not tell its input's feature size."
+            )
     input_shape = tuple(None if d is None else int(d) for d in input_shape)
     if model.stateful and (not input_shape or input_shape[0] is None):
-        raise ValueError(f"`input_shape` needs the batch size for a model "
-                         f"with stateful layers, as Keras' batch_shape does, "
-                         f"e.g. {(32, *input_shape[1:])}; got {input_shape}.")
+        raise ValueError(
+            f"`input_shape` needs the batch size for a model "
+            f"with stateful layers, as Keras' batch_shape does, "
+            f"e.g. {(32, *input_shape[1:])}; got {input_shape}."
+        )
     _check_shapes(model, params, groups, input_shape)
     config = sequential_config(model, input_shape)
-    metadata = {"keras_version": _KERAS_VERSION,
-                "date_saved": datetime.datetime.now().strftime(
-                    "%Y-%m-%d@%H:%M:%S")}
+    metadata = {
+        "keras_version": _KERAS_VERSION,
+        "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
+    }
     h5py = h5py_module()
     try:
         with tempfile.TemporaryDirectory(prefix="jaxrnn-keras-") as directory:
             weights = os.path.join(directory, ARCHIVE_WEIGHTS)
             with h5py.File(weights, "w") as f:
                 _write(f, params, groups)
-            with atomic_path(name) as tmp, zipfile.ZipFile(
-                    tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+            with (
+                atomic_path(name) as tmp,
+                zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive,
+            ):
                 archive.writestr(METADATA, json.dumps(metadata))
                 archive.writestr(CONFIG, json.dumps(config))
                 # Keras stores its weights uncompressed (read in place).
                 archive.write(weights, ARCHIVE_WEIGHTS, zipfile.ZIP_STORED)
     except (OSError, RuntimeError) as error:  # h5py's, e.g. a full disk.
-        raise OSError(f"{name}: writing the model failed ({error}); any "
-                      "previous file there is unchanged.") from error
-
+        raise OSError(
+            f"{name}: writing the model failed ({error}); any "
+            "previous file there is unchanged."
+        ) from error

@@ -6,8 +6,11 @@ from jaxrnn.layers.convolutional import Conv1D
 from jaxrnn.layers.core import Dense, Dropout, Embedding, TimeDistributed
 from jaxrnn.layers.masking import Masking
 from jaxrnn.layers.normalization import BatchNormalization, LayerNormalization
-from jaxrnn.layers.pooling import (GlobalAveragePooling1D, GlobalMaxPooling1D,
-                                   MaxPooling1D)
+from jaxrnn.layers.pooling import (
+    GlobalAveragePooling1D,
+    GlobalMaxPooling1D,
+    MaxPooling1D,
+)
 from jaxrnn.layers.recurrent import GRU, LSTM, RNN, SimpleRNN, count_params
 from jaxrnn.layers.sequential import Sequential, summary
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import inspect
 import sys
-from typing import Iterable
+from collections.abc import Iterable
 
 # The `RNN` flags every recurrent layer takes, as Google-style Args entries.
 RECURRENT_FLAGS = """\
@@ -66,28 +66,42 @@ def with_recurrent_flags(doc: str | None) -> str | None:
     Args entries, at that line's indentation (None under ``python -OO``)."""
     if doc is None or sys.flags.optimize >= 2:
         return None
-    line = next(text for text in doc.splitlines()
-                if text.strip() == "{RECURRENT_FLAGS}")
-    prefix = line[:len(line) - len(line.lstrip())]
+    line = next(
+        text
+        for text in doc.splitlines()
+        if text.strip() == "{RECURRENT_FLAGS}"
+    )
+    prefix = line[: len(line) - len(line.lstrip())]
     return doc.replace(line, _indent(RECURRENT_FLAGS, prefix))
 
 
 def _indent(text: str, prefix: str) -> str:
-    return "\n".join(prefix + line if line else line
-                     for line in text.splitlines())
+    return "\n".join(
+        prefix + line if line else line for line in text.splitlines()
+    )
 
 
-def cell_layer_doc(summary: str, cell_type: type, details: str,
-                   example: str, skip: tuple[str, ...] = ()) -> str | None:
+def cell_layer_doc(
+    summary: str,
+    cell_type: type,
+    details: str,
+    example: str,
+    skip: tuple[str, ...] = (),
+) -> str | None:
     """A layer's docstring: `summary`, then ``Args:`` with `cell_type`'s
     arguments (minus `skip`) and the recurrent flags, then `details` and
     `example` (each dedented text, `example` without its title); None
     when docstrings are stripped (``python -OO``)."""
     if sys.flags.optimize >= 2:
         return None  # dataclasses fill a stripped __doc__ with a signature
-    entries = (args_entries(cell_type.__doc__, skip)
-               + _entries(RECURRENT_FLAGS.splitlines()))
+    entries = args_entries(cell_type.__doc__, skip) + _entries(
+        RECURRENT_FLAGS.splitlines()
+    )
     args = "Args:\n" + "\n".join(_indent(e, "  ") for e in entries)
-    parts = [inspect.cleandoc(summary), args, inspect.cleandoc(details),
-             "Example:\n" + _indent(inspect.cleandoc(example), "  ")]
+    parts = [
+        inspect.cleandoc(summary),
+        args,
+        inspect.cleandoc(details),
+        "Example:\n" + _indent(inspect.cleandoc(example), "  "),
+    ]
     return "\n\n".join(p for p in parts if p.strip())

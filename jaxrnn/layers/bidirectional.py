@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -66,46 +67,67 @@ class Bidirectional:
 
     def __post_init__(self):
         check_one_of("merge_mode", self.merge_mode, MERGE_MODES)
-        for name in ("go_backwards", "return_sequences", "return_state",
-                     "stateful", "zero_output_for_mask", "time_major"):
+        for name in (
+            "go_backwards",
+            "return_sequences",
+            "return_state",
+            "stateful",
+            "zero_output_for_mask",
+            "time_major",
+        ):
             if not hasattr(self.layer, name):
-                raise TypeError(f"`layer` must be a recurrent layer, got "
-                                f"{type(self.layer).__name__} (no `{name}`).")
+                raise TypeError(
+                    f"`layer` must be a recurrent layer, got "
+                    f"{type(self.layer).__name__} (no `{name}`)."
+                )
         backward = self.backward_layer
         if backward is None:
             backward = dataclasses.replace(self.layer, go_backwards=True)
         # Keras forces zero outputs at masked steps on both directions.
         backward = dataclasses.replace(
-            backward, zero_output_for_mask=backward.return_sequences)
+            backward, zero_output_for_mask=backward.return_sequences
+        )
         object.__setattr__(self, "backward_layer", backward)
         forward = self.forward_layer
         if forward.go_backwards == backward.go_backwards:
-            raise ValueError("The forward and backward layers must have "
-                             "different `go_backwards`, got "
-                             f"{forward.go_backwards} for both.")
-        for name in ("stateful", "return_sequences", "return_state",
-                     "time_major"):
+            raise ValueError(
+                "The forward and backward layers must have "
+                "different `go_backwards`, got "
+                f"{forward.go_backwards} for both."
+            )
+        for name in (
+            "stateful",
+            "return_sequences",
+            "return_state",
+            "time_major",
+        ):
             if getattr(forward, name) != getattr(backward, name):
                 raise ValueError(
                     f"The forward and backward layers must agree on `{name}`, "
                     f"got {getattr(forward, name)} and "
-                    f"{getattr(backward, name)}.")
+                    f"{getattr(backward, name)}."
+                )
         sizes = (_output_size(forward), _output_size(backward))
-        if self.merge_mode in ("sum", "mul", "ave") and None not in sizes \
-                and sizes[0] != sizes[1]:
+        if (
+            self.merge_mode in ("sum", "mul", "ave")
+            and None not in sizes
+            and sizes[0] != sizes[1]
+        ):
             # Keras builds this and fails in the merge, mid-call.
             raise ValueError(
                 f"merge_mode={self.merge_mode!r} adds or multiplies the two "
                 f"directions, so the forward and backward layers must have "
                 f"the same output size, got {sizes[0]} and {sizes[1]}; give "
                 f"`backward_layer` {sizes[0]} units or use "
-                f"merge_mode='concat' or None.")
+                f"merge_mode='concat' or None."
+            )
 
     @functools.cached_property
     def forward_layer(self) -> Any:
         """The forward layer (zero outputs at masked steps for sequences)."""
         return dataclasses.replace(
-            self.layer, zero_output_for_mask=self.layer.return_sequences)
+            self.layer, zero_output_for_mask=self.layer.return_sequences
+        )
 
     @property
     def return_sequences(self) -> bool:
@@ -140,12 +162,21 @@ class Bidirectional:
           layer's params.
         """
         forward_key, backward_key = jax.random.split(key)
-        return {"forward": self.forward_layer.init(forward_key, input_shape),
-                "backward": self.backward_layer.init(backward_key, input_shape)}
+        return {
+            "forward": self.forward_layer.init(forward_key, input_shape),
+            "backward": self.backward_layer.init(backward_key, input_shape),
+        }
 
-    def __call__(self, params: dict[str, Any], inputs: jax.Array = REQUIRED, *,
-                 mask: jax.Array | None = None, initial_state: Any = None,
-                 key: jax.Array | None = None, training: bool = False) -> Any:
+    def __call__(
+        self,
+        params: dict[str, Any],
+        inputs: jax.Array = REQUIRED,
+        *,
+        mask: jax.Array | None = None,
+        initial_state: Any = None,
+        key: jax.Array | None = None,
+        training: bool = False,
+    ) -> Any:
         """Runs both directions and merges them.
 
         Args:
@@ -163,28 +194,45 @@ class Bidirectional:
           states with ``return_state`` or ``stateful``.
         """
         check_layer_call(self, inputs)
-        if not isinstance(params, dict) or set(params) != {"forward", "backward"}:
-            raise ValueError("Bidirectional params must be a dict with keys "
-                             "['backward', 'forward'], got "
-                             f"{sorted(params) if isinstance(params, dict) else type(params).__name__}.")
+        if not isinstance(params, dict) or set(params) != {
+            "forward",
+            "backward",
+        }:
+            raise ValueError(
+                "Bidirectional params must be a dict with keys "
+                "['backward', 'forward'], got "
+                f"{sorted(params) if isinstance(params, dict) else type(params).__name__}."
+            )
         forward_state = backward_state = None
         if initial_state is not None:
             states = jax.tree.leaves(initial_state)
             if len(states) % 2:
-                raise ValueError("`initial_state` must hold the forward then "
-                                 "the backward states (an even count), got "
-                                 f"{len(states)} arrays.")
+                raise ValueError(
+                    "`initial_state` must hold the forward then "
+                    "the backward states (an even count), got "
+                    f"{len(states)} arrays."
+                )
             half = len(states) // 2
             forward_state, backward_state = states[:half], states[half:]
         forward_key = backward_key = None
         if key is not None:
             forward_key, backward_key = jax.random.split(key)
-        y = self.forward_layer(params["forward"], inputs, mask=mask,
-                               initial_state=forward_state, key=forward_key,
-                               training=training)
-        y_rev = self.backward_layer(params["backward"], inputs, mask=mask,
-                                     initial_state=backward_state,
-                                     key=backward_key, training=training)
+        y = self.forward_layer(
+            params["forward"],
+            inputs,
+            mask=mask,
+            initial_state=forward_state,
+            key=forward_key,
+            training=training,
+        )
+        y_rev = self.backward_layer(
+            params["backward"],
+            inputs,
+            mask=mask,
+            initial_state=backward_state,
+            key=backward_key,
+            training=training,
+        )
         states = []
         if self.return_state or self.stateful:
             states = y[1:] + y_rev[1:]
@@ -214,8 +262,9 @@ class Bidirectional:
         backward = self.backward_layer.output_shape(input_shape)
         with_states = isinstance(shapes, list)
         out, states = (shapes[0], shapes[1:]) if with_states else (shapes, [])
-        out_rev, states_rev = ((backward[0], backward[1:]) if with_states
-                               else (backward, []))
+        out_rev, states_rev = (
+            (backward[0], backward[1:]) if with_states else (backward, [])
+        )
         # The sizes of both directions: Keras doubles the forward one, which
         # misreports a backward_layer with other units.
         if self.merge_mode == "concat":

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -13,8 +14,13 @@ import numpy as np
 from jax import lax
 
 from jaxrnn import activations, initializers
-from jaxrnn._validation import (check_bool, check_floating, check_one_of,
-                                check_params, check_positive_int)
+from jaxrnn._validation import (
+    check_bool,
+    check_floating,
+    check_one_of,
+    check_params,
+    check_positive_int,
+)
 from jaxrnn.activations import ActivationLike
 from jaxrnn.cells._base import REQUIRED
 from jaxrnn.cells.conv_lstm import DATA_FORMATS, _int_tuple
@@ -29,13 +35,16 @@ def _standardize_data_format(data_format: Any) -> str:
     ``'channels_last'``."""
     if data_format is None:
         return "channels_last"
-    value = data_format.lower() if isinstance(data_format, str) else data_format
+    value = (
+        data_format.lower() if isinstance(data_format, str) else data_format
+    )
     check_one_of("data_format", value, DATA_FORMATS)
     return value
 
 
-def _sequence_layout(owner: str, input_shape: Shape, data_format: str,
-                    name: str = "input_shape") -> tuple[tuple, Any, Any]:
+def _sequence_layout(
+    owner: str, input_shape: Shape, data_format: str, name: str = "input_shape"
+) -> tuple[tuple, Any, Any]:
     """Checks a sequence shape: (B, T, C), or unbatched (T, C); channels_first
     (B, C, T) or (C, T).
 
@@ -43,27 +52,45 @@ def _sequence_layout(owner: str, input_shape: Shape, data_format: str,
       (batch, T, C): batch is () unbatched or (B,); T and C may be None.
     """
     shape = _shape_tuple(input_shape, "(None, T, C)", "(None, None, {})")
-    layout = "(B, T, C) or unbatched (T, C)" if data_format == "channels_last" \
+    layout = (
+        "(B, T, C) or unbatched (T, C)"
+        if data_format == "channels_last"
         else "(B, C, T) or unbatched (C, T)"
+    )
     if len(shape) not in (2, 3):
-        raise ValueError(f"{owner} expects `{name}` {layout} ({data_format}), "
-                         f"got {shape} (rank {len(shape)}).")
-    steps, channels = shape[-2:] if data_format == "channels_last" \
-        else shape[-1:-3:-1]
+        raise ValueError(
+            f"{owner} expects `{name}` {layout} ({data_format}), "
+            f"got {shape} (rank {len(shape)})."
+        )
+    steps, channels = (
+        shape[-2:] if data_format == "channels_last" else shape[-1:-3:-1]
+    )
     return shape[:-2], steps, channels
 
 
 def _known_channels(owner: str, shape: tuple, channels: Any) -> int:
     """C as an int; raises unless it is known and positive."""
-    if isinstance(channels, bool) or not isinstance(
-            channels, (numbers.Integral, np.integer)) or channels <= 0:
-        raise ValueError(f"{owner} needs a known channel count C, got input "
-                         f"shape {shape}.")
+    if (
+        isinstance(channels, bool)
+        or not isinstance(channels, (numbers.Integral, np.integer))
+        or channels <= 0
+    ):
+        raise ValueError(
+            f"{owner} needs a known channel count C, got input shape {shape}."
+        )
     return int(channels)
 
 
-def _output_steps(owner: str, steps: Any, *, window: int, stride: int,
-                 dilation: int, padding: str, input_shape: tuple) -> Any:
+def _output_steps(
+    owner: str,
+    steps: Any,
+    *,
+    window: int,
+    stride: int,
+    dilation: int,
+    padding: str,
+    input_shape: tuple,
+) -> Any:
     """Keras' output length: ``floor((T - dilation * (window - 1) - 1) /
     stride) + 1`` with 'valid', ``floor((T - 1) / stride) + 1`` with 'same'
     or 'causal'; None stays None.
@@ -81,13 +108,15 @@ def _output_steps(owner: str, steps: Any, *, window: int, stride: int,
                 f"{owner} inputs {tuple(input_shape)} have {steps} steps, "
                 f"fewer than the window of {dilation * (window - 1) + 1} "
                 f"(size {window}, dilation {dilation}) with padding='valid': "
-                f"the output would have {out} steps.")
+                f"the output would have {out} steps."
+            )
         return out
     return (steps - 1) // stride + 1
 
 
-def _with_steps(batch: tuple, steps: Any, channels: Any, data_format: str
-               ) -> tuple[Any, ...]:
+def _with_steps(
+    batch: tuple, steps: Any, channels: Any, data_format: str
+) -> tuple[Any, ...]:
     """`(*batch, T, C)`, or `(*batch, C, T)` channels_first."""
     if data_format == "channels_last":
         return (*batch, steps, channels)
@@ -151,16 +180,23 @@ class Conv1D(DropsMask):
         check_positive_int("filters", self.filters)
         check_positive_int("groups", self.groups)
         if self.filters % self.groups:
-            raise ValueError(f"`filters` must be divisible by `groups`, got "
-                             f"filters={self.filters}, groups={self.groups}.")
+            raise ValueError(
+                f"`filters` must be divisible by `groups`, got "
+                f"filters={self.filters}, groups={self.groups}."
+            )
         # Keras' spellings normalised (3 is (3,), 'SAME' is 'same'), so
         # equal layers compare and hash equal.
         normalised = {
             "kernel_size": _int_tuple("kernel_size", self.kernel_size, 1),
             "strides": _int_tuple("strides", self.strides, 1),
-            "dilation_rate": _int_tuple("dilation_rate", self.dilation_rate, 1),
-            "padding": (self.padding.lower() if isinstance(self.padding, str)
-                        else self.padding),
+            "dilation_rate": _int_tuple(
+                "dilation_rate", self.dilation_rate, 1
+            ),
+            "padding": (
+                self.padding.lower()
+                if isinstance(self.padding, str)
+                else self.padding
+            ),
             "data_format": _standardize_data_format(self.data_format),
         }
         for name, value in normalised.items():
@@ -170,33 +206,47 @@ class Conv1D(DropsMask):
             raise ValueError(
                 "`strides` > 1 and `dilation_rate` > 1 exclude each other (as "
                 f"in Keras), got strides={self.strides}, dilation_rate="
-                f"{self.dilation_rate}.")
+                f"{self.dilation_rate}."
+            )
         check_bool("use_bias", self.use_bias)
         activations.get(self.activation)
         initializers.get(self.kernel_initializer)
         initializers.get(self.bias_initializer)
 
-    def _layout(self, input_shape: Shape, name: str = "input_shape"
-                ) -> tuple[tuple, Any, int, Any]:
+    def _layout(
+        self, input_shape: Shape, name: str = "input_shape"
+    ) -> tuple[tuple, Any, int, Any]:
         """(batch, T, C, T') for a checked input shape."""
-        batch, steps, channels = _sequence_layout("Conv1D", input_shape,
-                                                 self.data_format, name)
+        batch, steps, channels = _sequence_layout(
+            "Conv1D", input_shape, self.data_format, name
+        )
         shape = tuple(input_shape)
         channels = _known_channels("Conv1D", shape, channels)
         if channels % self.groups:
             raise ValueError(
                 f"Conv1D with groups={self.groups} needs input channels "
                 f"divisible by {self.groups}, got {channels} channels in "
-                f"{name} {shape}.")
-        out = _output_steps("Conv1D", steps, window=self.kernel_size[0],
-                           stride=self.strides[0],
-                           dilation=self.dilation_rate[0],
-                           padding=self.padding, input_shape=shape)
+                f"{name} {shape}."
+            )
+        out = _output_steps(
+            "Conv1D",
+            steps,
+            window=self.kernel_size[0],
+            stride=self.strides[0],
+            dilation=self.dilation_rate[0],
+            padding=self.padding,
+            input_shape=shape,
+        )
         return batch, steps, channels, out
 
     def _param_shapes(self, channels: int) -> dict[str, tuple[int, ...]]:
-        shapes = {"kernel": (self.kernel_size[0], channels // self.groups,
-                             self.filters)}
+        shapes = {
+            "kernel": (
+                self.kernel_size[0],
+                channels // self.groups,
+                self.filters,
+            )
+        }
         if self.use_bias:
             shapes["bias"] = (self.filters,)
         return shapes
@@ -216,30 +266,45 @@ class Conv1D(DropsMask):
         channels = self._layout(input_shape)[2]
         shapes = self._param_shapes(channels)
         k_kernel, k_bias = jax.random.split(key)
-        params = {"kernel": initializers.initialize(
-            self.kernel_initializer, k_kernel, shapes["kernel"],
-            self.param_dtype)}
+        params = {
+            "kernel": initializers.initialize(
+                self.kernel_initializer,
+                k_kernel,
+                shapes["kernel"],
+                self.param_dtype,
+            )
+        }
         if self.use_bias:
             params["bias"] = initializers.initialize(
-                self.bias_initializer, k_bias, shapes["bias"], self.param_dtype)
+                self.bias_initializer, k_bias, shapes["bias"], self.param_dtype
+            )
         return params
 
     def _check_params(self, params: Any, channels: int, shape: tuple) -> None:
         kernel = params.get("kernel") if isinstance(params, Mapping) else None
         kernel_shape = tuple(np.shape(kernel))
         expected = self._param_shapes(channels)
-        if (len(kernel_shape) == 3
-                and kernel_shape[::2] == expected["kernel"][::2]
-                and kernel_shape[1] != expected["kernel"][1]):
+        if (
+            len(kernel_shape) == 3
+            and kernel_shape[::2] == expected["kernel"][::2]
+            and kernel_shape[1] != expected["kernel"][1]
+        ):
             raise ValueError(
                 f"Conv1D expects inputs with {kernel_shape[1] * self.groups} "
                 f"channels for its kernel {kernel_shape} (groups="
-                f"{self.groups}), got inputs of shape {shape}.")
+                f"{self.groups}), got inputs of shape {shape}."
+            )
         check_params("Conv1D", params, expected)
 
-    def __call__(self, params: dict[str, jax.Array],
-                 x: jax.Array = REQUIRED, *, mask=None, key=None,
-                 training=False) -> jax.Array:
+    def __call__(
+        self,
+        params: dict[str, jax.Array],
+        x: jax.Array = REQUIRED,
+        *,
+        mask=None,
+        key=None,
+        training=False,
+    ) -> jax.Array:
         """Convolves over time.
 
         Args:
@@ -269,19 +334,26 @@ class Conv1D(DropsMask):
         batched = x if x.ndim == 3 else x[None]
         window, dilation = self.kernel_size[0], self.dilation_rate[0]
         # Causal: pad the start only, so step t sees inputs up to t (Keras).
-        padding = ([(dilation * (window - 1), 0)] if self.padding == "causal"
-                   else self.padding.upper())
+        padding = (
+            [(dilation * (window - 1), 0)]
+            if self.padding == "causal"
+            else self.padding.upper()
+        )
         spec = "NWC" if self.data_format == "channels_last" else "NCW"
         y = lax.conv_general_dilated(
-            batched, params["kernel"].astype(x.dtype),
-            window_strides=self.strides, padding=padding,
+            batched,
+            params["kernel"].astype(x.dtype),
+            window_strides=self.strides,
+            padding=padding,
             rhs_dilation=self.dilation_rate,
             dimension_numbers=(spec, "WIO", spec),
-            feature_group_count=self.groups)
+            feature_group_count=self.groups,
+        )
         if self.use_bias:
             bias = params["bias"].astype(x.dtype)
-            y = y + (bias if self.data_format == "channels_last"
-                     else bias[:, None])
+            y = y + (
+                bias if self.data_format == "channels_last" else bias[:, None]
+            )
         y = activations.get(self.activation)(y)
         return y if x.ndim == 3 else y[0]
 

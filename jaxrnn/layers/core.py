@@ -14,8 +14,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrnn import activations, initializers
-from jaxrnn._validation import (check_floating, check_positive_int, check_rate,
-                                describe)
+from jaxrnn._validation import (
+    check_floating,
+    check_positive_int,
+    check_rate,
+    describe,
+)
 from jaxrnn.activations import ActivationLike
 from jaxrnn.initializers import InitializerLike
 from jaxrnn.layers.recurrent import _shape_tuple, count_params
@@ -25,16 +29,19 @@ from jaxrnn.typing import Shape
 def _last_dim(name: str, input_shape: Shape) -> int:
     shape = _shape_tuple(input_shape, "(None, D)", "(None, {})")
     if not shape or not isinstance(shape[-1], (int, np.integer)):
-        raise ValueError(f"{name} needs `input_shape` ending with a known "
-                         f"feature size, got {shape}.")
+        raise ValueError(
+            f"{name} needs `input_shape` ending with a known "
+            f"feature size, got {shape}."
+        )
     return int(shape[-1])
 
 
 class PassMask:
     """Keras' ``supports_masking``: the mask goes through unchanged."""
 
-    def compute_mask(self, inputs: jax.Array, mask: jax.Array | None
-                     ) -> jax.Array | None:
+    def compute_mask(
+        self, inputs: jax.Array, mask: jax.Array | None
+    ) -> jax.Array | None:
         """The mask for the next layer: `mask` unchanged.
 
         Args:
@@ -85,7 +92,9 @@ class Embedding(PassMask):
         check_positive_int("output_dim", self.output_dim)
         initializers.get(self.embeddings_initializer)
 
-    def init(self, key: jax.Array, input_shape: Shape = ()) -> dict[str, jax.Array]:
+    def init(
+        self, key: jax.Array, input_shape: Shape = ()
+    ) -> dict[str, jax.Array]:
         """Creates the table.
 
         Args:
@@ -95,12 +104,18 @@ class Embedding(PassMask):
         Returns:
           ``{'embeddings': (V, E)}``.
         """
-        return {"embeddings": initializers.initialize(
-            self.embeddings_initializer, key, (self.input_dim, self.output_dim),
-            self.param_dtype)}
+        return {
+            "embeddings": initializers.initialize(
+                self.embeddings_initializer,
+                key,
+                (self.input_dim, self.output_dim),
+                self.param_dtype,
+            )
+        }
 
-    def __call__(self, params, ids: jax.Array, *, mask=None, key=None,
-                 training=False) -> jax.Array:
+    def __call__(
+        self, params, ids: jax.Array, *, mask=None, key=None, training=False
+    ) -> jax.Array:
         """Looks up `ids`.
 
         Args:
@@ -122,22 +137,29 @@ class Embedding(PassMask):
         """
         ids = jnp.asarray(ids)
         if ids.dtype not in (jnp.int32, jnp.int64):
-            if not (jnp.issubdtype(ids.dtype, jnp.integer)
-                    or jnp.issubdtype(ids.dtype, jnp.floating)
-                    or ids.dtype == jnp.bool_):
-                raise TypeError("Embedding expects integer ids (or floats, "
-                                f"cast to int32 as Keras does), got {ids.dtype}.")
+            if not (
+                jnp.issubdtype(ids.dtype, jnp.integer)
+                or jnp.issubdtype(ids.dtype, jnp.floating)
+                or ids.dtype == jnp.bool_
+            ):
+                raise TypeError(
+                    "Embedding expects integer ids (or floats, "
+                    f"cast to int32 as Keras does), got {ids.dtype}."
+                )
             # keras/src/layers/core/embedding.py casts any other dtype to int32.
             ids = ids.astype(jnp.int32)
         table = params["embeddings"]
         if table.shape != (self.input_dim, self.output_dim):
-            raise ValueError(f"Embedding params['embeddings'] must have shape "
-                             f"{(self.input_dim, self.output_dim)}, got "
-                             f"{table.shape}.")
+            raise ValueError(
+                f"Embedding params['embeddings'] must have shape "
+                f"{(self.input_dim, self.output_dim)}, got "
+                f"{table.shape}."
+            )
         return jnp.take(table, ids, axis=0)
 
-    def compute_mask(self, inputs: jax.Array, mask: jax.Array | None
-                     ) -> jax.Array | None:
+    def compute_mask(
+        self, inputs: jax.Array, mask: jax.Array | None
+    ) -> jax.Array | None:
         """The mask for the next layer.
 
         Args:
@@ -203,16 +225,23 @@ class Dense(PassMask):
         """
         features = _last_dim("Dense", input_shape)
         k_kernel, k_bias = jax.random.split(key)
-        params = {"kernel": initializers.initialize(
-            self.kernel_initializer, k_kernel, (features, self.units),
-            self.param_dtype)}
+        params = {
+            "kernel": initializers.initialize(
+                self.kernel_initializer,
+                k_kernel,
+                (features, self.units),
+                self.param_dtype,
+            )
+        }
         if self.use_bias:
             params["bias"] = initializers.initialize(
-                self.bias_initializer, k_bias, (self.units,), self.param_dtype)
+                self.bias_initializer, k_bias, (self.units,), self.param_dtype
+            )
         return params
 
-    def __call__(self, params, x: jax.Array, *, mask=None, key=None,
-                 training=False) -> jax.Array:
+    def __call__(
+        self, params, x: jax.Array, *, mask=None, key=None, training=False
+    ) -> jax.Array:
         """Applies ``activation(x @ kernel + bias)`` on the last axis.
 
         Args:
@@ -228,8 +257,10 @@ class Dense(PassMask):
         check_floating("inputs", x)
         kernel = params["kernel"]
         if x.shape[-1:] != kernel.shape[:1]:
-            raise ValueError(f"Dense expects inputs (..., {kernel.shape[0]}) "
-                             f"for its kernel {kernel.shape}, got {x.shape}.")
+            raise ValueError(
+                f"Dense expects inputs (..., {kernel.shape[0]}) "
+                f"for its kernel {kernel.shape}, got {x.shape}."
+            )
         y = x @ kernel.astype(x.dtype)
         if self.use_bias:
             y = y + params["bias"].astype(x.dtype)
@@ -244,6 +275,7 @@ def _takes_mask(layer: Any) -> bool:
     """Whether ``layer(...)`` names a `mask` parameter (Keras'
     ``_call_has_mask_arg``: a mere ``**kwargs`` does not count)."""
     from jaxrnn.layers.masking import DropsMask  # imports this module
+
     if isinstance(layer, DropsMask):  # Keras' Conv1D, pooling: no mask arg
         return False
     try:
@@ -257,13 +289,15 @@ def _check_step_mask(mask: Any, shape: tuple[int, ...]) -> jax.Array:
     """`mask` as an array whose leading axes are the inputs' (B, T)."""
     mask = jnp.asarray(mask)
     if mask.dtype != jnp.bool_:
-        raise TypeError(f"TimeDistributed `mask` must be a bool array, got "
-                        f"{mask.dtype}.")
+        raise TypeError(
+            f"TimeDistributed `mask` must be a bool array, got {mask.dtype}."
+        )
     if mask.ndim < 2 or mask.shape[:2] != shape[:2]:
         raise ValueError(
             f"TimeDistributed `mask` must have shape (B, T) or (B, T, ...) "
             f"with the inputs' (B, T) = {shape[:2]}, got {mask.shape} for "
-            f"inputs {shape}.")
+            f"inputs {shape}."
+        )
     return mask
 
 
@@ -304,12 +338,15 @@ class TimeDistributed(PassMask):
         """
         shape = _shape_tuple(input_shape, "(None, T, D)")
         if len(shape) < 3:
-            raise ValueError("TimeDistributed needs inputs (B, T, ...), got "
-                             f"input_shape {shape}.")
+            raise ValueError(
+                "TimeDistributed needs inputs (B, T, ...), got "
+                f"input_shape {shape}."
+            )
         return self.layer.init(key, (shape[0],) + shape[2:])
 
-    def __call__(self, params, x: jax.Array, *, mask=None, key=None,
-                 training=False) -> jax.Array:
+    def __call__(
+        self, params, x: jax.Array, *, mask=None, key=None, training=False
+    ) -> jax.Array:
         """Applies the inner layer at every time step.
 
         Args:
@@ -330,8 +367,10 @@ class TimeDistributed(PassMask):
             x's (B, T) (Keras' check, keras/src/layers/rnn/time_distributed.py).
         """
         if x.ndim < 3:
-            raise ValueError("TimeDistributed needs inputs (B, T, ...), got "
-                             f"shape {x.shape}.")
+            raise ValueError(
+                "TimeDistributed needs inputs (B, T, ...), got "
+                f"shape {x.shape}."
+            )
         if mask is not None:
             mask = _check_step_mask(mask, x.shape)
             if not _takes_mask(self.layer):
@@ -353,8 +392,10 @@ class TimeDistributed(PassMask):
         """(B, T, ...) with the inner layer's output shape per step."""
         shape = _shape_tuple(input_shape, "(None, T, D)")
         if len(shape) < 3:
-            raise ValueError("TimeDistributed needs inputs (B, T, ...), got "
-                             f"input_shape {shape}.")
+            raise ValueError(
+                "TimeDistributed needs inputs (B, T, ...), got "
+                f"input_shape {shape}."
+            )
         inner = self.layer.output_shape((shape[0],) + shape[2:])
         return (inner[0], shape[1]) + tuple(inner[1:])
 
@@ -388,15 +429,17 @@ class Dropout(PassMask):
         check_rate("rate", self.rate)
         if self.noise_shape is not None:
             # A tuple, as Keras stores it, and hashable for jax.jit.
-            object.__setattr__(self, "noise_shape",
-                               _checked_noise_shape(self.noise_shape))
+            object.__setattr__(
+                self, "noise_shape", _checked_noise_shape(self.noise_shape)
+            )
 
     def init(self, key: jax.Array, input_shape: Shape = ()) -> dict:
         """Returns ``{}``: dropout has no params."""
         return {}
 
-    def __call__(self, params, x: jax.Array, *, mask=None, key=None,
-                 training=False) -> jax.Array:
+    def __call__(
+        self, params, x: jax.Array, *, mask=None, key=None, training=False
+    ) -> jax.Array:
         """Drops inputs in training.
 
         Args:
@@ -416,28 +459,38 @@ class Dropout(PassMask):
         if not training or self.rate == 0:
             return x
         if key is None:
-            raise ValueError(f"Dropout(rate={self.rate}) in training needs a "
-                             "PRNG `key`; got key=None.")
+            raise ValueError(
+                f"Dropout(rate={self.rate}) in training needs a "
+                "PRNG `key`; got key=None."
+            )
         shape = x.shape
         if self.noise_shape is not None:
             shape = self._noise_shape_for(x.shape)
         keep = jax.random.bernoulli(key, 1.0 - self.rate, shape)
-        return jnp.where(keep, x / jnp.asarray(1.0 - self.rate, x.dtype),
-                         jnp.zeros((), x.dtype))
+        return jnp.where(
+            keep,
+            x / jnp.asarray(1.0 - self.rate, x.dtype),
+            jnp.zeros((), x.dtype),
+        )
 
     def _noise_shape_for(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         """`noise_shape` with x's sizes for None; each size must be x's or 1
         (a mask shared along that axis)."""
         if len(self.noise_shape) != len(shape):
-            raise ValueError(f"Dropout `noise_shape` {self.noise_shape} must "
-                             f"have the inputs' rank {len(shape)}, got inputs "
-                             f"of shape {shape}.")
-        noise = tuple(n if d is None else d
-                      for n, d in zip(shape, self.noise_shape))
+            raise ValueError(
+                f"Dropout `noise_shape` {self.noise_shape} must "
+                f"have the inputs' rank {len(shape)}, got inputs "
+                f"of shape {shape}."
+            )
+        noise = tuple(
+            n if d is None else d for n, d in zip(shape, self.noise_shape)
+        )
         if any(d not in (1, n) for n, d in zip(shape, noise)):
-            raise ValueError(f"Dropout `noise_shape` {self.noise_shape} must "
-                             f"broadcast to the inputs' shape {shape}: each "
-                             "size None, 1 or the inputs' own.")
+            raise ValueError(
+                f"Dropout `noise_shape` {self.noise_shape} must "
+                f"broadcast to the inputs' shape {shape}: each "
+                "size None, 1 or the inputs' own."
+            )
         return noise
 
     def output_shape(self, input_shape: Shape) -> tuple[Any, ...]:
@@ -448,17 +501,25 @@ class Dropout(PassMask):
 def _checked_noise_shape(noise_shape: Any) -> tuple[int | None, ...]:
     """`noise_shape` as a tuple of positive ints and None (Keras' rules,
     keras/src/layers/regularization/dropout.py)."""
-    if isinstance(noise_shape, (str, bytes)) or not hasattr(noise_shape,
-                                                            "__iter__"):
-        raise TypeError("Dropout `noise_shape` must be a tuple or list of "
-                        f"ints and None, got {describe(noise_shape)}.")
+    if isinstance(noise_shape, (str, bytes)) or not hasattr(
+        noise_shape, "__iter__"
+    ):
+        raise TypeError(
+            "Dropout `noise_shape` must be a tuple or list of "
+            f"ints and None, got {describe(noise_shape)}."
+        )
     noise_shape = tuple(noise_shape)
     for d in noise_shape:
-        if d is not None and (isinstance(d, bool)
-                              or not isinstance(d, numbers.Integral)):
-            raise TypeError("Dropout `noise_shape` must hold ints and None, "
-                            f"got {noise_shape}.")
+        if d is not None and (
+            isinstance(d, bool) or not isinstance(d, numbers.Integral)
+        ):
+            raise TypeError(
+                "Dropout `noise_shape` must hold ints and None, "
+                f"got {noise_shape}."
+            )
         if d is not None and d <= 0:
-            raise ValueError("Dropout `noise_shape` sizes must be positive "
-                             f"ints or None, got {noise_shape}.")
+            raise ValueError(
+                "Dropout `noise_shape` sizes must be positive "
+                f"ints or None, got {noise_shape}."
+            )
     return tuple(None if d is None else int(d) for d in noise_shape)

@@ -30,7 +30,9 @@ class DropsMask(PassMask):
             warnings.warn(
                 f"{type(self).__name__} was passed a mask, but it does not "
                 "support masking (as in Keras): it computes over every step "
-                "and the mask does not reach later layers.", stacklevel=3)
+                "and the mask does not reach later layers.",
+                stacklevel=3,
+            )
 
     def compute_mask(self, inputs: jax.Array, mask: jax.Array | None) -> None:
         """The mask for the next layer: None, whatever came in (Keras drops
@@ -72,9 +74,12 @@ class Masking(PassMask):
 
     def __post_init__(self):
         if isinstance(self.mask_value, bool) or not isinstance(
-                self.mask_value, numbers.Real):
-            raise TypeError("`mask_value` must be a real number such as 0.0, "
-                            f"got {describe(self.mask_value)}.")
+            self.mask_value, numbers.Real
+        ):
+            raise TypeError(
+                "`mask_value` must be a real number such as 0.0, "
+                f"got {describe(self.mask_value)}."
+            )
 
     def init(self, key: jax.Array, input_shape: Shape = ()) -> dict:
         """Returns ``{}``: masking has no params."""
@@ -84,23 +89,40 @@ class Masking(PassMask):
         """(...,) True where a step has a feature other than `mask_value`."""
         # Integer inputs compare as floats, as Keras' not_equal promotes
         # them; floating inputs compare in their own dtype.
-        dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32
-        return jnp.any(x.astype(dtype) != np.asarray(self.mask_value, dtype),
-                       axis=-1)
+        dtype = (
+            x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32
+        )
+        return jnp.any(
+            x.astype(dtype) != np.asarray(self.mask_value, dtype), axis=-1
+        )
 
     def _check_inputs(self, x: Any) -> jax.Array:
         x = jnp.asarray(x)
         if x.ndim < 1:
-            raise ValueError("Masking expects inputs (..., D) such as "
-                             f"(B, T, D), got {describe(x)}.")
-        if not (jnp.issubdtype(x.dtype, jnp.integer) or x.dtype == jnp.bool_
-                or jnp.issubdtype(x.dtype, jnp.floating)):
-            raise TypeError("Masking expects real (float, int or bool) inputs, "
-                            f"got {x.dtype}.")
+            raise ValueError(
+                "Masking expects inputs (..., D) such as "
+                f"(B, T, D), got {describe(x)}."
+            )
+        if not (
+            jnp.issubdtype(x.dtype, jnp.integer)
+            or x.dtype == jnp.bool_
+            or jnp.issubdtype(x.dtype, jnp.floating)
+        ):
+            raise TypeError(
+                "Masking expects real (float, int or bool) inputs, "
+                f"got {x.dtype}."
+            )
         return x
 
-    def __call__(self, params, x: jax.Array = REQUIRED, *, mask=None,
-                 key=None, training=False) -> jax.Array:
+    def __call__(
+        self,
+        params,
+        x: jax.Array = REQUIRED,
+        *,
+        mask=None,
+        key=None,
+        training=False,
+    ) -> jax.Array:
         """Zeroes the masked steps.
 
         Args:
@@ -119,8 +141,9 @@ class Masking(PassMask):
         keep = self._keep(x)[..., None]
         return jnp.where(keep, x, jnp.zeros((), x.dtype))
 
-    def compute_mask(self, inputs: jax.Array, mask: jax.Array | None
-                     ) -> jax.Array:
+    def compute_mask(
+        self, inputs: jax.Array, mask: jax.Array | None
+    ) -> jax.Array:
         """The mask for the next layer.
 
         Args:

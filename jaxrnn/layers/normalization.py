@@ -7,7 +7,8 @@ from __future__ import annotations
 import dataclasses
 import numbers
 import types
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -27,8 +28,9 @@ _CLIPPING_KEYS = ("rmax", "rmin", "dmax")
 
 def _check_epsilon(epsilon: Any) -> None:
     if isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real):
-        raise TypeError(f"`epsilon` must be a float >= 0, got "
-                        f"{describe(epsilon)}.")
+        raise TypeError(
+            f"`epsilon` must be a float >= 0, got {describe(epsilon)}."
+        )
     if not epsilon >= 0:
         raise ValueError(f"`epsilon` must be a float >= 0, got {epsilon}.")
 
@@ -37,26 +39,32 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _resolve_axes(owner: str, axis: int | tuple[int, ...],
-                  ndim: int) -> tuple[int, ...]:
+def _resolve_axes(
+    owner: str, axis: int | tuple[int, ...], ndim: int
+) -> tuple[int, ...]:
     """`axis` as sorted non-negative axes of a rank-`ndim` input."""
     axes = (axis,) if _is_int(axis) else tuple(axis)
     for a in axes:
         if not -ndim <= a < ndim:
-            raise ValueError(f"{owner} `axis` {axis} is out of range for "
-                             f"inputs of rank {ndim}.")
+            raise ValueError(
+                f"{owner} `axis` {axis} is out of range for "
+                f"inputs of rank {ndim}."
+            )
     # Keras sorts the axes as written and lays gamma out in that order;
     # mixed signs sort differently from the axes' positions, so refuse them.
     resolved = [a % ndim for a in sorted(axes)]
     if len(set(resolved)) != len(resolved):
-        raise ValueError(f"{owner} `axis` {axis} names an axis twice for "
-                         f"inputs of rank {ndim}.")
+        raise ValueError(
+            f"{owner} `axis` {axis} names an axis twice for "
+            f"inputs of rank {ndim}."
+        )
     if resolved != sorted(resolved):
         raise ValueError(
             f"{owner} `axis` {axis} mixes negative and non-negative axes: "
             f"Keras lays the weights out in the sorted order {sorted(axes)}, "
             f"not the axes' order {sorted(resolved)}; write all of them "
-            f"non-negative, e.g. {tuple(sorted(resolved))}.")
+            f"non-negative, e.g. {tuple(sorted(resolved))}."
+        )
     return tuple(resolved)
 
 
@@ -65,22 +73,31 @@ def _axis_sizes(owner: str, input_shape: Shape, axis: Any) -> tuple[int, ...]:
     shape = _shape_tuple(input_shape, "(None, D)", "(None, {})")
     sizes = tuple(shape[a] for a in _resolve_axes(owner, axis, len(shape)))
     if not all(_is_int(s) for s in sizes):
-        raise ValueError(f"{owner} needs `input_shape` with known sizes at "
-                         f"axis {axis}, got {shape}.")
+        raise ValueError(
+            f"{owner} needs `input_shape` with known sizes at "
+            f"axis {axis}, got {shape}."
+        )
     return tuple(int(s) for s in sizes)
 
 
-def _check_params(owner: str, params: Any, names: Sequence[str],
-                  shape: tuple[int, ...]) -> None:
+def _check_params(
+    owner: str, params: Any, names: Sequence[str], shape: tuple[int, ...]
+) -> None:
     if not isinstance(params, Mapping) or set(params) != set(names):
-        got = sorted(params) if isinstance(params, Mapping) else describe(params)
-        raise ValueError(f"{owner} params must have keys {sorted(names)} (as "
-                         f"its `init` makes them), got {got}.")
+        got = (
+            sorted(params) if isinstance(params, Mapping) else describe(params)
+        )
+        raise ValueError(
+            f"{owner} params must have keys {sorted(names)} (as "
+            f"its `init` makes them), got {got}."
+        )
     for name in names:
         if tuple(np.shape(params[name])) != shape:
-            raise ValueError(f"{owner} params[{name!r}] must have shape "
-                             f"{shape} for these inputs, got "
-                             f"{tuple(np.shape(params[name]))}.")
+            raise ValueError(
+                f"{owner} params[{name!r}] must have shape "
+                f"{shape} for these inputs, got "
+                f"{tuple(np.shape(params[name]))}."
+            )
 
 
 def _compute_dtype(x: jax.Array) -> jax.Array:
@@ -105,26 +122,37 @@ def _checked_clipping(clipping: Any) -> Mapping[str, float]:
     layer stays hashable for `jax.jit`)."""
     clipping = {} if clipping is None else clipping
     if not isinstance(clipping, Mapping):
-        raise TypeError("`renorm_clipping` must be a dict with keys among "
-                        f"{list(_CLIPPING_KEYS)}, got {describe(clipping)}.")
+        raise TypeError(
+            "`renorm_clipping` must be a dict with keys among "
+            f"{list(_CLIPPING_KEYS)}, got {describe(clipping)}."
+        )
     unknown = sorted(set(clipping) - set(_CLIPPING_KEYS))
     if unknown:
-        raise ValueError(f"`renorm_clipping` has invalid keys {unknown}; "
-                         f"supported keys: {list(_CLIPPING_KEYS)}.")
+        raise ValueError(
+            f"`renorm_clipping` has invalid keys {unknown}; "
+            f"supported keys: {list(_CLIPPING_KEYS)}."
+        )
     for name, value in clipping.items():
-        if value is not None and (isinstance(value, bool)
-                                  or not isinstance(value, numbers.Real)):
-            raise TypeError(f"`renorm_clipping[{name!r}]` must be a float, "
-                            f"got {describe(value)}.")
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, numbers.Real)
+        ):
+            raise TypeError(
+                f"`renorm_clipping[{name!r}]` must be a float, "
+                f"got {describe(value)}."
+            )
     rmax, rmin, dmax = (clipping.get(k) for k in ("rmax", "rmin", "dmax"))
     if rmax is not None and rmin is not None and rmax < rmin:
-        raise ValueError("`renorm_clipping`: rmax must be >= rmin, got "
-                         f"rmax={rmax}, rmin={rmin}.")
+        raise ValueError(
+            "`renorm_clipping`: rmax must be >= rmin, got "
+            f"rmax={rmax}, rmin={rmin}."
+        )
     if dmax is not None and dmax < 0:
-        raise ValueError(f"`renorm_clipping`: dmax must be >= 0, got "
-                         f"dmax={dmax}.")
+        raise ValueError(
+            f"`renorm_clipping`: dmax must be >= 0, got dmax={dmax}."
+        )
     return types.MappingProxyType(
-        {k: None if v is None else float(v) for k, v in clipping.items()})
+        {k: None if v is None else float(v) for k, v in clipping.items()}
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,18 +217,26 @@ class BatchNormalization(PassMask):
     renorm: bool = False
     # Compared but not hashed: a mapping is unhashable.
     renorm_clipping: Mapping[str, float] | None = dataclasses.field(
-        default=None, hash=False)
+        default=None, hash=False
+    )
     renorm_momentum: float = 0.99
     param_dtype: Any = "float32"
 
-    non_trainable = ("moving_mean", "moving_variance", "moving_stddev",
-                     "renorm_mean", "renorm_stddev")
+    non_trainable = (
+        "moving_mean",
+        "moving_variance",
+        "moving_stddev",
+        "renorm_mean",
+        "renorm_stddev",
+    )
 
     def __post_init__(self):
         if not _is_int(self.axis):
-            raise TypeError("BatchNormalization normalises one axis, as Keras "
-                            "3 does: `axis` must be an int, got "
-                            f"{describe(self.axis)}.")
+            raise TypeError(
+                "BatchNormalization normalises one axis, as Keras "
+                "3 does: `axis` must be an int, got "
+                f"{describe(self.axis)}."
+            )
         check_rate("momentum", self.momentum)
         check_rate("renorm_momentum", self.renorm_momentum)
         _check_epsilon(self.epsilon)
@@ -209,19 +245,26 @@ class BatchNormalization(PassMask):
         for name in ("beta", "gamma", "moving_mean", "moving_variance"):
             initializers.get(getattr(self, f"{name}_initializer"))
         if self.renorm:
-            object.__setattr__(self, "renorm_clipping",
-                               _checked_clipping(self.renorm_clipping))
+            object.__setattr__(
+                self,
+                "renorm_clipping",
+                _checked_clipping(self.renorm_clipping),
+            )
             return
         # Keras keeps these silently without renorm; here they would be
         # accepted only to be ignored.
         if self.renorm_clipping:
-            raise ValueError("`renorm_clipping` applies with renorm=True "
-                             f"only, got {dict(self.renorm_clipping)} with "
-                             "renorm=False.")
+            raise ValueError(
+                "`renorm_clipping` applies with renorm=True "
+                f"only, got {dict(self.renorm_clipping)} with "
+                "renorm=False."
+            )
         if self.renorm_momentum != 0.99:
-            raise ValueError("`renorm_momentum` applies with renorm=True "
-                             f"only, got {self.renorm_momentum} with "
-                             "renorm=False.")
+            raise ValueError(
+                "`renorm_momentum` applies with renorm=True "
+                f"only, got {self.renorm_momentum} with "
+                "renorm=False."
+            )
         object.__setattr__(self, "renorm_clipping", None)
 
     def _param_names(self) -> list[str]:
@@ -247,20 +290,29 @@ class BatchNormalization(PassMask):
           the square root of the moving variance initializer's values.
         """
         shape = _axis_sizes("BatchNormalization", input_shape, self.axis)
-        keys = dict(zip(self._param_names(),
-                        jax.random.split(key, len(self._param_names()))))
-        sources = {"gamma": self.gamma_initializer,
-                   "beta": self.beta_initializer,
-                   "moving_mean": self.moving_mean_initializer,
-                   "moving_variance": self.moving_variance_initializer,
-                   "renorm_mean": self.moving_mean_initializer,
-                   "moving_stddev": self.moving_variance_initializer,
-                   "renorm_stddev": self.moving_variance_initializer}
+        keys = dict(
+            zip(
+                self._param_names(),
+                jax.random.split(key, len(self._param_names())),
+            )
+        )
+        sources = {
+            "gamma": self.gamma_initializer,
+            "beta": self.beta_initializer,
+            "moving_mean": self.moving_mean_initializer,
+            "moving_variance": self.moving_variance_initializer,
+            "renorm_mean": self.moving_mean_initializer,
+            "moving_stddev": self.moving_variance_initializer,
+            "renorm_stddev": self.moving_variance_initializer,
+        }
         params = {}
         for name, k in keys.items():
-            value = initializers.initialize(sources[name], k, shape,
-                                            self.param_dtype)
-            params[name] = jnp.sqrt(value) if name.endswith("stddev") else value
+            value = initializers.initialize(
+                sources[name], k, shape, self.param_dtype
+            )
+            params[name] = (
+                jnp.sqrt(value) if name.endswith("stddev") else value
+            )
         return params
 
     def _checked_mask(self, mask: Any, shape: tuple[int, ...]) -> jax.Array:
@@ -268,20 +320,26 @@ class BatchNormalization(PassMask):
         over the last axis."""
         mask = jnp.asarray(mask)
         if jnp.issubdtype(mask.dtype, jnp.complexfloating):
-            raise TypeError(f"BatchNormalization `mask` must be bool (or "
-                            f"numbers, nonzero for valid), got {mask.dtype}.")
+            raise TypeError(
+                f"BatchNormalization `mask` must be bool (or "
+                f"numbers, nonzero for valid), got {mask.dtype}."
+            )
         if mask.ndim != len(shape) - 1:
-            raise ValueError(f"BatchNormalization `mask` must have one axis "
-                             f"fewer than the inputs {shape}, got "
-                             f"{mask.shape}.")
+            raise ValueError(
+                f"BatchNormalization `mask` must have one axis "
+                f"fewer than the inputs {shape}, got "
+                f"{mask.shape}."
+            )
         try:
             fits = np.broadcast_shapes(mask.shape, shape[:-1]) == shape[:-1]
         except ValueError:
             fits = False
         if not fits:
-            raise ValueError(f"BatchNormalization `mask` must broadcast to "
-                             f"the inputs' leading shape {shape[:-1]}, got "
-                             f"{mask.shape}.")
+            raise ValueError(
+                f"BatchNormalization `mask` must broadcast to "
+                f"the inputs' leading shape {shape[:-1]}, got "
+                f"{mask.shape}."
+            )
         return mask.astype(jnp.bool_)
 
     def _moments(self, x, axis, mask):
@@ -290,11 +348,17 @@ class BatchNormalization(PassMask):
             return jnp.mean(x, axes), jnp.var(x, axes)
         # Keras spreads the mask over the last axis, whichever is `axis`.
         valid = jnp.broadcast_to(mask[..., None], x.shape)
-        count = jnp.sum(valid.astype(x.dtype), axes, keepdims=True) \
+        count = (
+            jnp.sum(valid.astype(x.dtype), axes, keepdims=True)
             + _COUNT_EPSILON
+        )
         mean = jnp.sum(jnp.where(valid, x, 0), axes, keepdims=True) / count
-        variance = jnp.sum(jnp.square(jnp.where(valid, x - mean, 0)), axes,
-                           keepdims=True) / count
+        variance = (
+            jnp.sum(
+                jnp.square(jnp.where(valid, x - mean, 0)), axes, keepdims=True
+            )
+            / count
+        )
         return mean.reshape(-1), variance.reshape(-1)
 
     def _renormalized(self, params, mean, variance, gamma, beta):
@@ -304,8 +368,10 @@ class BatchNormalization(PassMask):
         stddev = jnp.sqrt(variance + self.epsilon)
         renorm_mean = params["renorm_mean"].astype(dtype)
         # Keras floors the running stddev at sqrt(epsilon) early in training.
-        renorm_stddev = jnp.maximum(params["renorm_stddev"].astype(dtype),
-                                    jnp.sqrt(jnp.asarray(self.epsilon, dtype)))
+        renorm_stddev = jnp.maximum(
+            params["renorm_stddev"].astype(dtype),
+            jnp.sqrt(jnp.asarray(self.epsilon, dtype)),
+        )
         r = stddev / renorm_stddev
         d = (mean - renorm_mean) / renorm_stddev
         clip = self.renorm_clipping
@@ -316,14 +382,17 @@ class BatchNormalization(PassMask):
         if clip.get("dmax") is not None:
             d = jnp.clip(d, -clip["dmax"], clip["dmax"])
         r, d = jax.lax.stop_gradient(r), jax.lax.stop_gradient(d)
-        new_gamma, new_beta = (r, d) if gamma is None else (r * gamma,
-                                                            d * gamma)
+        new_gamma, new_beta = (
+            (r, d) if gamma is None else (r * gamma, d * gamma)
+        )
         return new_gamma, new_beta if beta is None else new_beta + beta
 
     def _moved(self, params, mean, variance) -> dict:
         """`params` with the statistics moved towards the batch's."""
-        mean, variance = (jax.lax.stop_gradient(mean),
-                          jax.lax.stop_gradient(variance))
+        mean, variance = (
+            jax.lax.stop_gradient(mean),
+            jax.lax.stop_gradient(variance),
+        )
 
         def towards(name, batch, momentum):
             old = params[name].astype(batch.dtype)
@@ -332,26 +401,32 @@ class BatchNormalization(PassMask):
         moved = dict(params)
         new = {"moving_mean": towards("moving_mean", mean, self.momentum)}
         if not self.renorm:
-            new["moving_variance"] = towards("moving_variance", variance,
-                                             self.momentum)
+            new["moving_variance"] = towards(
+                "moving_variance", variance, self.momentum
+            )
         else:
             stddev = jnp.sqrt(variance + self.epsilon)
-            new["renorm_mean"] = towards("renorm_mean", mean,
-                                         self.renorm_momentum)
-            new["renorm_stddev"] = towards("renorm_stddev", stddev,
-                                           self.renorm_momentum)
-            new["moving_stddev"] = towards("moving_stddev", stddev,
-                                           self.momentum)
+            new["renorm_mean"] = towards(
+                "renorm_mean", mean, self.renorm_momentum
+            )
+            new["renorm_stddev"] = towards(
+                "renorm_stddev", stddev, self.renorm_momentum
+            )
+            new["moving_stddev"] = towards(
+                "moving_stddev", stddev, self.momentum
+            )
             # Keras derives the variance from the stddev, floored at 0
             # against rounding.
             new["moving_variance"] = jax.nn.relu(
-                jnp.square(new["moving_stddev"]) - self.epsilon)
+                jnp.square(new["moving_stddev"]) - self.epsilon
+            )
         for name, value in new.items():
             moved[name] = value.astype(params[name].dtype)
         return moved
 
-    def apply(self, params, x: jax.Array, *, mask=None, key=None,
-              training=False) -> tuple[jax.Array, dict]:
+    def apply(
+        self, params, x: jax.Array, *, mask=None, key=None, training=False
+    ) -> tuple[jax.Array, dict]:
         """Normalises and returns the moved statistics.
 
         Args:
@@ -377,19 +452,22 @@ class BatchNormalization(PassMask):
         check_floating("inputs", x)
         x = jnp.asarray(x)
         axis = _resolve_axes("BatchNormalization", self.axis, x.ndim)[0]
-        _check_params("BatchNormalization", params, self._param_names(),
-                      (x.shape[axis],))
+        _check_params(
+            "BatchNormalization", params, self._param_names(), (x.shape[axis],)
+        )
         if mask is not None:
             mask = self._checked_mask(mask, x.shape)
         compute = _compute_dtype(x)
-        gamma, beta = (None if name not in params else
-                       params[name].astype(compute.dtype)
-                       for name in ("gamma", "beta"))
+        gamma, beta = (
+            None if name not in params else params[name].astype(compute.dtype)
+            for name in ("gamma", "beta")
+        )
         if training:
             mean, variance = self._moments(compute, axis, mask)
             if self.renorm:
-                gamma, beta = self._renormalized(params, mean, variance,
-                                                 gamma, beta)
+                gamma, beta = self._renormalized(
+                    params, mean, variance, gamma, beta
+                )
             moved = self._moved(params, mean, variance)
         else:
             mean = params["moving_mean"].astype(compute.dtype)
@@ -397,13 +475,23 @@ class BatchNormalization(PassMask):
             moved = params
         shape = [1] * x.ndim
         shape[axis] = x.shape[axis]
-        spread = lambda v: None if v is None else jnp.reshape(v, shape)
-        y = _normalize(compute, spread(mean), spread(variance), spread(gamma),
-                       spread(beta), self.epsilon)
+
+        def spread(v):
+            return None if v is None else jnp.reshape(v, shape)
+
+        y = _normalize(
+            compute,
+            spread(mean),
+            spread(variance),
+            spread(gamma),
+            spread(beta),
+            self.epsilon,
+        )
         return y.astype(x.dtype), moved
 
-    def __call__(self, params, x: jax.Array, *, mask=None, key=None,
-                 training=False) -> jax.Array:
+    def __call__(
+        self, params, x: jax.Array, *, mask=None, key=None, training=False
+    ) -> jax.Array:
         """Normalises x with batch statistics in training, the moving ones
         in inference; returns x's shape. See `apply` for the arguments and
         for the moved statistics."""
@@ -461,12 +549,18 @@ class LayerNormalization(PassMask):
 
     def __post_init__(self):
         axis = self.axis
-        if isinstance(axis, (list, tuple)) and axis and all(map(_is_int, axis)):
+        if (
+            isinstance(axis, (list, tuple))
+            and axis
+            and all(map(_is_int, axis))
+        ):
             object.__setattr__(self, "axis", tuple(int(a) for a in axis))
         elif not _is_int(axis):
-            raise TypeError("LayerNormalization `axis` must be an int or a "
-                            f"non-empty list/tuple of ints, got "
-                            f"{describe(axis)}.")
+            raise TypeError(
+                "LayerNormalization `axis` must be an int or a "
+                f"non-empty list/tuple of ints, got "
+                f"{describe(axis)}."
+            )
         _check_epsilon(self.epsilon)
         for name in ("center", "scale", "rms_scaling"):
             check_bool(name, getattr(self, name))
@@ -475,23 +569,30 @@ class LayerNormalization(PassMask):
 
     def _param_names(self) -> list[str]:
         names = ["gamma"] if self.scale or self.rms_scaling else []
-        return names + (["beta"] if self.center and not self.rms_scaling
-                        else [])
+        return names + (
+            ["beta"] if self.center and not self.rms_scaling else []
+        )
 
     def init(self, key: jax.Array, input_shape: Shape) -> dict[str, jax.Array]:
         """Returns ``{'gamma': ones, 'beta': zeros}`` (with the default
         initializers; as `center`, `scale` and `rms_scaling` ask), each
         shaped as `input_shape` at `axis`, e.g. (D,) for (..., D)."""
         shape = _axis_sizes("LayerNormalization", input_shape, self.axis)
-        sources = {"gamma": self.gamma_initializer,
-                   "beta": self.beta_initializer}
+        sources = {
+            "gamma": self.gamma_initializer,
+            "beta": self.beta_initializer,
+        }
         names = self._param_names()
-        return {name: initializers.initialize(sources[name], k, shape,
-                                              self.param_dtype)
-                for name, k in zip(names, jax.random.split(key, 2))}
+        return {
+            name: initializers.initialize(
+                sources[name], k, shape, self.param_dtype
+            )
+            for name, k in zip(names, jax.random.split(key, 2))
+        }
 
-    def __call__(self, params, x: jax.Array, *, mask=None, key=None,
-                 training=False) -> jax.Array:
+    def __call__(
+        self, params, x: jax.Array, *, mask=None, key=None, training=False
+    ) -> jax.Array:
         """Normalises over `axis`.
 
         Args:
@@ -517,13 +618,17 @@ class LayerNormalization(PassMask):
         shape = [1] * x.ndim
         for a in axes:
             shape[a] = x.shape[a]
-        gamma, beta = (None if name not in params else jnp.reshape(
-            params[name].astype(compute.dtype), shape)
-            for name in ("gamma", "beta"))
+        gamma, beta = (
+            None
+            if name not in params
+            else jnp.reshape(params[name].astype(compute.dtype), shape)
+            for name in ("gamma", "beta")
+        )
         variance = jnp.var(compute, axes, keepdims=True)
         if self.rms_scaling:
             y = compute * jax.lax.rsqrt(
-                variance + jnp.asarray(self.epsilon, compute.dtype))
+                variance + jnp.asarray(self.epsilon, compute.dtype)
+            )
             y = y if gamma is None else y * gamma
         else:
             mean = jnp.mean(compute, axes, keepdims=True)

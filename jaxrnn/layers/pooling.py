@@ -14,8 +14,12 @@ from jax import lax
 from jaxrnn._validation import check_bool, check_floating, check_one_of
 from jaxrnn.cells._base import REQUIRED
 from jaxrnn.cells.conv_lstm import _int_tuple
-from jaxrnn.layers.convolutional import (_output_steps, _sequence_layout,
-                                         _standardize_data_format, _with_steps)
+from jaxrnn.layers.convolutional import (
+    _output_steps,
+    _sequence_layout,
+    _standardize_data_format,
+    _with_steps,
+)
 from jaxrnn.layers.core import PassMask
 from jaxrnn.layers.masking import DropsMask
 from jaxrnn.layers.recurrent import check_layer_call
@@ -70,16 +74,25 @@ class MaxPooling1D(DropsMask):
 
     def __post_init__(self):
         pool_size = _int_tuple("pool_size", self.pool_size, 1)
-        strides = pool_size if self.strides is None else _int_tuple(
-            "strides", self.strides, 1)
-        padding = (self.padding.lower() if isinstance(self.padding, str)
-                   else self.padding)
+        strides = (
+            pool_size
+            if self.strides is None
+            else _int_tuple("strides", self.strides, 1)
+        )
+        padding = (
+            self.padding.lower()
+            if isinstance(self.padding, str)
+            else self.padding
+        )
         check_one_of("padding", padding, ("valid", "same"))
         # Keras' spellings normalised (2 is (2,), strides=None is
         # pool_size), so equal layers compare and hash equal.
-        for name, value in (("pool_size", pool_size), ("strides", strides),
-                            ("padding", padding), ("data_format",
-                             _standardize_data_format(self.data_format))):
+        for name, value in (
+            ("pool_size", pool_size),
+            ("strides", strides),
+            ("padding", padding),
+            ("data_format", _standardize_data_format(self.data_format)),
+        ):
             object.__setattr__(self, name, value)
 
     def init(self, key: jax.Array, input_shape: Shape = ()) -> dict:
@@ -87,15 +100,29 @@ class MaxPooling1D(DropsMask):
         return {}
 
     def _steps(self, input_shape: Shape, name: str) -> tuple[tuple, Any, Any]:
-        batch, steps, channels = _sequence_layout("MaxPooling1D", input_shape,
-                                                 self.data_format, name)
-        out = _output_steps("MaxPooling1D", steps, window=self.pool_size[0],
-                           stride=self.strides[0], dilation=1,
-                           padding=self.padding, input_shape=input_shape)
+        batch, steps, channels = _sequence_layout(
+            "MaxPooling1D", input_shape, self.data_format, name
+        )
+        out = _output_steps(
+            "MaxPooling1D",
+            steps,
+            window=self.pool_size[0],
+            stride=self.strides[0],
+            dilation=1,
+            padding=self.padding,
+            input_shape=input_shape,
+        )
         return batch, out, channels
 
-    def __call__(self, params, x: jax.Array = REQUIRED, *, mask=None,
-                 key=None, training=False) -> jax.Array:
+    def __call__(
+        self,
+        params,
+        x: jax.Array = REQUIRED,
+        *,
+        mask=None,
+        key=None,
+        training=False,
+    ) -> jax.Array:
         """Pools over time.
 
         Args:
@@ -120,8 +147,14 @@ class MaxPooling1D(DropsMask):
         window[axis], strides[axis] = self.pool_size[0], self.strides[0]
         # A concrete -inf start value: JAX then uses its max-pool primitive,
         # which has a gradient (the generic reduce_window has none).
-        return lax.reduce_window(x, np.array(-np.inf, x.dtype), lax.max,
-                                 window, strides, self.padding.upper())
+        return lax.reduce_window(
+            x,
+            np.array(-np.inf, x.dtype),
+            lax.max,
+            window,
+            strides,
+            self.padding.upper(),
+        )
 
     def output_shape(self, input_shape: Shape) -> tuple[Any, ...]:
         """Keras' ``compute_output_shape``: (B, T', C) for (B, T, C)
@@ -139,8 +172,9 @@ class _GlobalPooling1D:
     """The fields' checks and shapes shared by the global poolings."""
 
     def __post_init__(self):
-        object.__setattr__(self, "data_format",
-                           _standardize_data_format(self.data_format))
+        object.__setattr__(
+            self, "data_format", _standardize_data_format(self.data_format)
+        )
         check_bool("keepdims", self.keepdims)
 
     def init(self, key: jax.Array, input_shape: Shape = ()) -> dict:
@@ -151,8 +185,9 @@ class _GlobalPooling1D:
         """Keras' ``compute_output_shape``: (B, C) for (B, T, C) or
         (B, C, T); with ``keepdims`` (B, 1, C), channels_first (B, C, 1).
         Unbatched inputs lose the B."""
-        batch, _, channels = _sequence_layout(type(self).__name__, input_shape,
-                                             self.data_format)
+        batch, _, channels = _sequence_layout(
+            type(self).__name__, input_shape, self.data_format
+        )
         if self.keepdims:
             return _with_steps(batch, 1, channels, self.data_format)
         return (*batch, channels)
@@ -183,8 +218,15 @@ class GlobalAveragePooling1D(_GlobalPooling1D, PassMask):
     data_format: str | None = "channels_last"
     keepdims: bool = False
 
-    def __call__(self, params, x: jax.Array = REQUIRED, *, mask=None,
-                 key=None, training=False) -> jax.Array:
+    def __call__(
+        self,
+        params,
+        x: jax.Array = REQUIRED,
+        *,
+        mask=None,
+        key=None,
+        training=False,
+    ) -> jax.Array:
         """Averages over time.
 
         Args:
@@ -208,23 +250,33 @@ class GlobalAveragePooling1D(_GlobalPooling1D, PassMask):
         if mask is None:
             return jnp.mean(x, axis=axis, keepdims=self.keepdims)
         keep = self._checked_mask(mask, x)
-        total = jnp.sum(jnp.where(keep, x, jnp.zeros((), x.dtype)), axis=axis,
-                        keepdims=self.keepdims)
-        return total / jnp.sum(keep.astype(x.dtype), axis=axis,
-                               keepdims=self.keepdims)
+        total = jnp.sum(
+            jnp.where(keep, x, jnp.zeros((), x.dtype)),
+            axis=axis,
+            keepdims=self.keepdims,
+        )
+        return total / jnp.sum(
+            keep.astype(x.dtype), axis=axis, keepdims=self.keepdims
+        )
 
     def _checked_mask(self, mask: Any, x: jax.Array) -> jax.Array:
         """The bool mask with a size-1 channel axis, to broadcast on `x`."""
         mask = jnp.asarray(mask)
         if mask.dtype != jnp.bool_:
-            raise TypeError(f"`mask` must be a bool array, got {mask.dtype} "
-                            "(use mask.astype(bool)).")
-        channel_axis = x.ndim - (1 if self.data_format == "channels_last" else 2)
-        want = x.shape[:channel_axis] + x.shape[channel_axis + 1:]
+            raise TypeError(
+                f"`mask` must be a bool array, got {mask.dtype} "
+                "(use mask.astype(bool))."
+            )
+        channel_axis = x.ndim - (
+            1 if self.data_format == "channels_last" else 2
+        )
+        want = x.shape[:channel_axis] + x.shape[channel_axis + 1 :]
         if mask.shape != want:
-            raise ValueError(f"`mask` must have shape {want} for inputs "
-                             f"{x.shape} ({self.data_format}), got "
-                             f"{mask.shape}.")
+            raise ValueError(
+                f"`mask` must have shape {want} for inputs "
+                f"{x.shape} ({self.data_format}), got "
+                f"{mask.shape}."
+            )
         return jnp.expand_dims(mask, channel_axis)
 
     def compute_mask(self, inputs: jax.Array, mask: jax.Array | None) -> None:
@@ -255,8 +307,15 @@ class GlobalMaxPooling1D(_GlobalPooling1D, DropsMask):
     data_format: str | None = "channels_last"
     keepdims: bool = False
 
-    def __call__(self, params, x: jax.Array = REQUIRED, *, mask=None,
-                 key=None, training=False) -> jax.Array:
+    def __call__(
+        self,
+        params,
+        x: jax.Array = REQUIRED,
+        *,
+        mask=None,
+        key=None,
+        training=False,
+    ) -> jax.Array:
         """Takes the maximum over time.
 
         Args:
@@ -273,5 +332,6 @@ class GlobalMaxPooling1D(_GlobalPooling1D, DropsMask):
         check_layer_call(self, x, "x")
         self._drop_mask(mask)
         x = _checked_inputs("GlobalMaxPooling1D", x, self.data_format)
-        return jnp.max(x, axis=_steps_axis(self.data_format),
-                       keepdims=self.keepdims)
+        return jnp.max(
+            x, axis=_steps_axis(self.data_format), keepdims=self.keepdims
+        )

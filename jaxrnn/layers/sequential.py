@@ -6,7 +6,8 @@ import dataclasses
 import functools
 import math
 import re
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -16,10 +17,17 @@ from jaxrnn.cells._base import REQUIRED
 from jaxrnn.layers.bidirectional import Bidirectional
 from jaxrnn.layers.convolutional import Conv1D
 from jaxrnn.layers.core import TimeDistributed
-from jaxrnn.layers.pooling import (GlobalAveragePooling1D, GlobalMaxPooling1D,
-                                   MaxPooling1D)
-from jaxrnn.layers.recurrent import (RecurrentLayer, _shape_tuple,
-                                     check_layer_call, count_params)
+from jaxrnn.layers.pooling import (
+    GlobalAveragePooling1D,
+    GlobalMaxPooling1D,
+    MaxPooling1D,
+)
+from jaxrnn.layers.recurrent import (
+    RecurrentLayer,
+    _shape_tuple,
+    check_layer_call,
+    count_params,
+)
 from jaxrnn.typing import Shape
 
 
@@ -47,7 +55,11 @@ def _is_stateful(layer: Any) -> bool:
 
 def _outputs_count(layer: Any) -> int:
     # Bidirectional without a merge returns [y, y_rev] before its states.
-    return 2 if isinstance(layer, Bidirectional) and layer.merge_mode is None else 1
+    return (
+        2
+        if isinstance(layer, Bidirectional) and layer.merge_mode is None
+        else 1
+    )
 
 
 def _layer_state_structs(layer: Any, i: int, shape: tuple) -> list:
@@ -59,15 +71,20 @@ def _layer_state_structs(layer: Any, i: int, shape: tuple) -> list:
             f"layers[{i}] ({type(layer).__name__}) is stateful, and its "
             f"states {[tuple(w) for w in wanted]} need known sizes, got "
             f"inputs {tuple(shape)}: pass a shape with a fixed batch size "
-            "(Keras' keras.Input(batch_shape=(B, ...))), e.g. x.shape.")
+            "(Keras' keras.Input(batch_shape=(B, ...))), e.g. x.shape."
+        )
     # The time size does not reach the states; the batch size was checked.
     concrete = tuple(1 if d is None else d for d in shape)
-    result = jax.eval_shape(lambda: layer(
-        layer.init(jax.random.key(0), shape), jnp.zeros(concrete, jnp.float32)))
+    result = jax.eval_shape(
+        lambda: layer(
+            layer.init(jax.random.key(0), shape),
+            jnp.zeros(concrete, jnp.float32),
+        )
+    )
     return list(result[n:])
 
 
-def _state_structs(model: "Sequential", shape: tuple) -> list:
+def _state_structs(model: Sequential, shape: tuple) -> list:
     """Per layer: None, or the states' ShapeDtypeStructs (a nested
     Sequential: its own list)."""
     shapes = model._walk(shape, "input_shape")
@@ -85,14 +102,22 @@ def _state_structs(model: "Sequential", shape: tuple) -> list:
 _cached_state_structs = functools.lru_cache(maxsize=64)(_state_structs)
 
 
-def _run_layer(layer: Any, params: Any, x: Any, mask: Any, state: Any,
-               key: Any, training: bool) -> tuple:
+def _run_layer(
+    layer: Any,
+    params: Any,
+    x: Any,
+    mask: Any,
+    state: Any,
+    key: Any,
+    training: bool,
+) -> tuple:
     """One layer's step: (output, new_params, mask for the next layer,
     new_state or None)."""
     if isinstance(layer, Sequential):
         # Its own output mask and states, not the mask it was given.
-        y, params, mask, state = layer._run(params, x, mask, state, key,
-                                            training)
+        y, params, mask, state = layer._run(
+            params, x, mask, state, key, training
+        )
         return y, params, mask, state if layer.stateful else None
     stateful = _is_stateful(layer)
     kwargs = {"mask": mask, "key": key, "training": training}
@@ -120,16 +145,22 @@ def _unbatched_rank(layer: Any) -> int | None:
     inner = layer.layer if isinstance(layer, Bidirectional) else layer
     if isinstance(inner, RecurrentLayer):
         return 1 + getattr(inner.cell, "input_ndim", 1)
-    if isinstance(inner, (Conv1D, MaxPooling1D, GlobalAveragePooling1D,
-                          GlobalMaxPooling1D)):
+    if isinstance(
+        inner,
+        (Conv1D, MaxPooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D),
+    ):
         return 2  # (T, C): Keras' "expected ndim=3" with the batch
     return None
 
 
 def _leaf_paths(tree: Any) -> tuple[str, ...]:
     # Paths, not treedefs: a list where init gives a tuple is no error.
-    return tuple(sorted(jax.tree_util.keystr(path) for path, _ in
-                        jax.tree_util.tree_flatten_with_path(tree)[0]))
+    return tuple(
+        sorted(
+            jax.tree_util.keystr(path)
+            for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]
+        )
+    )
 
 
 def _describe(params: Any) -> str:
@@ -141,15 +172,21 @@ def _describe(params: Any) -> str:
 
 
 def _leaf_shapes(tree: Any) -> tuple:
-    return tuple(sorted((jax.tree_util.keystr(path), tuple(np.shape(leaf)))
-                        for path, leaf in
-                        jax.tree_util.tree_flatten_with_path(tree)[0]))
+    return tuple(
+        sorted(
+            (jax.tree_util.keystr(path), tuple(np.shape(leaf)))
+            for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]
+        )
+    )
 
 
-def _init_params_paths(model: "Sequential", shape: tuple) -> tuple:
+def _init_params_paths(model: Sequential, shape: tuple) -> tuple:
     shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), shape))
-    return (tuple(map(_leaf_paths, shapes)), tuple(map(_describe, shapes)),
-            tuple(map(_leaf_shapes, shapes)))
+    return (
+        tuple(map(_leaf_paths, shapes)),
+        tuple(map(_describe, shapes)),
+        tuple(map(_leaf_shapes, shapes)),
+    )
 
 
 _cached_params_paths = functools.lru_cache(maxsize=64)(_init_params_paths)
@@ -210,20 +247,28 @@ class Sequential:
     name: str = "sequential"
 
     def __init__(self, layers: Sequence[Any], name: str = "sequential"):
-        if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence):
-            raise TypeError("`layers` must be a list of layers, got "
-                            f"{type(layers).__name__}.")
+        if isinstance(layers, (str, bytes)) or not isinstance(
+            layers, Sequence
+        ):
+            raise TypeError(
+                "`layers` must be a list of layers, got "
+                f"{type(layers).__name__}."
+            )
         for i, layer in enumerate(layers):
-            if not all(hasattr(layer, m) for m in ("init", "output_shape")) \
-                    or not callable(layer):
-                raise TypeError(f"layers[{i}] ({type(layer).__name__}) is not a "
-                                "layer: it needs init, output_shape and __call__.")
+            if not all(
+                hasattr(layer, m) for m in ("init", "output_shape")
+            ) or not callable(layer):
+                raise TypeError(
+                    f"layers[{i}] ({type(layer).__name__}) is not a "
+                    "layer: it needs init, output_shape and __call__."
+                )
             if getattr(layer, "return_state", False):
                 raise ValueError(
                     f"layers[{i}] ({type(layer).__name__}) has "
                     "return_state=True, which returns its states; a "
                     "Sequential layer must return a single output (for "
-                    "states threaded between calls use stateful=True).")
+                    "states threaded between calls use stateful=True)."
+                )
         object.__setattr__(self, "layers", tuple(layers))
         object.__setattr__(self, "name", name)
 
@@ -262,55 +307,98 @@ class Sequential:
             shapes.append(shape)
         return shapes
 
-    def _check_rank(self, i: int, shape: tuple, batched: bool | None,
-                    model_shape: tuple, name: str) -> bool | None:
+    def _check_rank(
+        self,
+        i: int,
+        shape: tuple,
+        batched: bool | None,
+        model_shape: tuple,
+        name: str,
+    ) -> bool | None:
         """Whether the model is batched, as the first recurrent layer's
         input says; later ones must agree."""
         layer, rank = self.layers[i], _unbatched_rank(self.layers[i])
         if rank is None:
-            if batched and isinstance(layer, TimeDistributed) and len(shape) < 3:
-                self._rank_error(i, shape, "rank 3 or more, (B, T, ...),",
-                                 batched, model_shape, name)
+            if (
+                batched
+                and isinstance(layer, TimeDistributed)
+                and len(shape) < 3
+            ):
+                self._rank_error(
+                    i,
+                    shape,
+                    "rank 3 or more, (B, T, ...),",
+                    batched,
+                    model_shape,
+                    name,
+                )
             return batched
         if batched is None:
             # Wrong ranks here are the layer's own error to raise.
-            return len(shape) == rank + 1 if len(shape) - rank in (0, 1) else None
+            return (
+                len(shape) == rank + 1 if len(shape) - rank in (0, 1) else None
+            )
         if len(shape) != rank + batched:
             layout = ("(B, T, " if batched else "(T, ") + (
-                "D)" if rank == 2 else f"*S, C) with {rank - 2} spatial axes")
-            self._rank_error(i, shape, f"rank {rank + batched}, {layout},",
-                             batched, model_shape, name)
+                "D)" if rank == 2 else f"*S, C) with {rank - 2} spatial axes"
+            )
+            self._rank_error(
+                i,
+                shape,
+                f"rank {rank + batched}, {layout},",
+                batched,
+                model_shape,
+                name,
+            )
         return batched
 
-    def _rank_error(self, i: int, shape: tuple, want: str, batched: bool,
-                    model_shape: tuple, name: str) -> None:
-        message = (f"layers[{i}] ({type(self.layers[i]).__name__}) needs "
-                   f"inputs of {want} as the model's `{name}` "
-                   f"{tuple(model_shape)} is "
-                   f"{'batched' if batched else 'unbatched'}, got "
-                   f"{tuple(shape)}")
+    def _rank_error(
+        self,
+        i: int,
+        shape: tuple,
+        want: str,
+        batched: bool,
+        model_shape: tuple,
+        name: str,
+    ) -> None:
+        message = (
+            f"layers[{i}] ({type(self.layers[i]).__name__}) needs "
+            f"inputs of {want} as the model's `{name}` "
+            f"{tuple(model_shape)} is "
+            f"{'batched' if batched else 'unbatched'}, got "
+            f"{tuple(shape)}"
+        )
         previous = [j for j in range(i) if _unbatched_rank(self.layers[j])]
-        if previous and not getattr(self.layers[previous[-1]],
-                                    "return_sequences", True):
+        if previous and not getattr(
+            self.layers[previous[-1]], "return_sequences", True
+        ):
             j = previous[-1]
-            message += (f" from layers[{j}] "
-                        f"({type(self.layers[j]).__name__}), which returns "
-                        f"only its last output: set return_sequences=True "
-                        f"on layers[{j}].")
+            message += (
+                f" from layers[{j}] "
+                f"({type(self.layers[j]).__name__}), which returns "
+                f"only its last output: set return_sequences=True "
+                f"on layers[{j}]."
+            )
         else:
             message += "."
         raise ValueError(message)
 
     def output_shape(self, input_shape: Shape) -> tuple[Any, ...]:
         """The model's output shape."""
-        return self.output_shapes(input_shape)[-1] if self.layers else tuple(input_shape)
+        return (
+            self.output_shapes(input_shape)[-1]
+            if self.layers
+            else tuple(input_shape)
+        )
 
     def init(self, key: jax.Array, input_shape: Shape) -> list[Any]:
         """Returns a list with each layer's params, in order."""
         shapes = self._walk(input_shape, "input_shape")
         keys = jax.random.split(key, max(len(self.layers), 1))
-        return [layer.init(k, shape)
-                for layer, k, shape in zip(self.layers, keys, shapes)]
+        return [
+            layer.init(k, shape)
+            for layer, k, shape in zip(self.layers, keys, shapes)
+        ]
 
     @property
     def stateful(self) -> bool:
@@ -356,14 +444,22 @@ class Sequential:
             return _state_structs(self, tuple(shape))
 
     def _no_state_message(self, what: str) -> str:
-        return (f"`{what}` is for a model with stateful layers, and no layer "
-                f"of this Sequential has stateful=True (layers: "
-                f"{[type(layer).__name__ for layer in self.layers]}).")
+        return (
+            f"`{what}` is for a model with stateful layers, and no layer "
+            f"of this Sequential has stateful=True (layers: "
+            f"{[type(layer).__name__ for layer in self.layers]})."
+        )
 
-    def apply(self, params: Sequence[Any], x: jax.Array, *,
-              mask: jax.Array | None = None, states: Sequence[Any] | None = None,
-              key: jax.Array | None = None,
-              training: bool = False) -> tuple[Any, list[Any]]:
+    def apply(
+        self,
+        params: Sequence[Any],
+        x: jax.Array,
+        *,
+        mask: jax.Array | None = None,
+        states: Sequence[Any] | None = None,
+        key: jax.Array | None = None,
+        training: bool = False,
+    ) -> tuple[Any, list[Any]]:
         """Runs the layers; returns ``(output, new_params)``, or
         ``((output, new_states), new_params)`` for a `stateful` model.
 
@@ -383,32 +479,48 @@ class Sequential:
           unchanged otherwise).
         """
         self._check_call(params, x, states)
-        y, new_params, _, new_states = self._run(params, x, mask, states, key,
-                                                 training)
+        y, new_params, _, new_states = self._run(
+            params, x, mask, states, key, training
+        )
         return ((y, new_states) if self.stateful else y), new_params
 
     def _check_call(self, params: Any, x: Any, states: Any) -> None:
-        if not isinstance(params, (list, tuple)) or len(params) != len(self.layers):
-            raise ValueError(f"Sequential params must be a list of "
-                             f"{len(self.layers)} entries (one per layer), got "
-                             f"{type(params).__name__} of length "
-                             f"{len(params) if hasattr(params, '__len__') else '?'}.")
+        if not isinstance(params, (list, tuple)) or len(params) != len(
+            self.layers
+        ):
+            raise ValueError(
+                f"Sequential params must be a list of "
+                f"{len(self.layers)} entries (one per layer), got "
+                f"{type(params).__name__} of length "
+                f"{len(params) if hasattr(params, '__len__') else '?'}."
+            )
         shapes = self._walk(np.shape(x), "inputs")
         self._check_params(params, np.shape(x))
         if states is not None:
             self._check_states(states, shapes)
 
-    def _run(self, params: Sequence[Any], x: Any, mask: Any, states: Any,
-             key: Any, training: bool) -> tuple:
+    def _run(
+        self,
+        params: Sequence[Any],
+        x: Any,
+        mask: Any,
+        states: Any,
+        key: Any,
+        training: bool,
+    ) -> tuple:
         """(output, new_params, output mask, new_states), unchecked."""
         count = len(self.layers)
-        keys = ([None] * count if key is None
-                else list(jax.random.split(key, count)))
+        keys = (
+            [None] * count
+            if key is None
+            else list(jax.random.split(key, count))
+        )
         states = [None] * count if states is None else states
         new_params, new_states = [], []
         for layer, p, state, k in zip(self.layers, params, states, keys):
-            x, p, mask, state = _run_layer(layer, p, x, mask, state, k,
-                                           training)
+            x, p, mask, state = _run_layer(
+                layer, p, x, mask, state, k, training
+            )
             new_params.append(p)
             new_states.append(state)
         return x, new_params, mask, new_states
@@ -418,20 +530,26 @@ class Sequential:
         wrong batch size or a stateless layer's entry fails here, by index."""
         if not self.stateful:
             raise ValueError(self._no_state_message("states"))
-        if not isinstance(states, (list, tuple)) or len(states) != len(self.layers):
+        if not isinstance(states, (list, tuple)) or len(states) != len(
+            self.layers
+        ):
             raise ValueError(
                 f"`states` must be a list of {len(self.layers)} entries (one "
                 "per layer, None for a stateless layer), as `initial_states` "
-                f"returns, got {_describe(states)}.")
+                f"returns, got {_describe(states)}."
+            )
         expected = self._state_structs(shapes[0])
-        for i, (layer, want, have) in enumerate(zip(self.layers, expected,
-                                                     states)):
+        for i, (layer, want, have) in enumerate(
+            zip(self.layers, expected, states)
+        ):
             name = f"layers[{i}] ({type(layer).__name__})"
             if have is None:
                 continue
             if want is None:
-                raise ValueError(f"`states[{i}]` must be None as {name} is "
-                                 f"not stateful, got {_describe(have)}.")
+                raise ValueError(
+                    f"`states[{i}]` must be None as {name} is "
+                    f"not stateful, got {_describe(have)}."
+                )
             if isinstance(layer, Sequential):
                 layer._check_states(have, layer._walk(shapes[i], "inputs"))
                 continue
@@ -441,11 +559,17 @@ class Sequential:
                 raise ValueError(
                     f"`states[{i}]` for {name} must hold {len(want_shapes)} "
                     f"array(s) of shapes {want_shapes} for inputs "
-                    f"{tuple(shapes[0])}, got {got}.")
+                    f"{tuple(shapes[0])}, got {got}."
+                )
 
-    def compute_mask(self, inputs: jax.Array, mask: jax.Array | None = None,
-                     *, params: Sequence[Any] | None = None,
-                     states: Sequence[Any] | None = None) -> jax.Array | None:
+    def compute_mask(
+        self,
+        inputs: jax.Array,
+        mask: jax.Array | None = None,
+        *,
+        params: Sequence[Any] | None = None,
+        states: Sequence[Any] | None = None,
+    ) -> jax.Array | None:
         """The mask the model's output carries, as Keras' ``Sequential``
         gives its output (``keras.src.backend.get_keras_mask(model(x))``,
         tf.keras' ``compute_mask``).
@@ -475,20 +599,27 @@ class Sequential:
           [[True, True, False]]
         """
         if mask is not None and jnp.asarray(mask).dtype != jnp.bool_:
-            raise TypeError(f"`mask` must be boolean, got "
-                            f"{jnp.asarray(mask).dtype}.")
+            raise TypeError(
+                f"`mask` must be boolean, got {jnp.asarray(mask).dtype}."
+            )
         if params is not None:
             self._check_call(params, inputs, states)
             return self._run(params, inputs, mask, states, None, False)[2]
         if states is not None:
-            raise ValueError("`states` reach the mask only through the "
-                             "layers' outputs: pass `params` with them.")
+            raise ValueError(
+                "`states` reach the mask only through the "
+                "layers' outputs: pass `params` with them."
+            )
         shapes = self._walk(np.shape(inputs), "inputs")
         for i, layer in enumerate(self.layers):
             if not hasattr(layer, "compute_mask"):
                 continue
             # Later layers' inputs come from params: shapes known, values not.
-            x = inputs if i == 0 else jax.ShapeDtypeStruct(shapes[i], jnp.float32)
+            x = (
+                inputs
+                if i == 0
+                else jax.ShapeDtypeStruct(shapes[i], jnp.float32)
+            )
             try:
                 mask = layer.compute_mask(x, mask)
             except TypeError as error:
@@ -497,7 +628,8 @@ class Sequential:
                 raise ValueError(
                     f"layers[{i}] ({type(layer).__name__}) computes its mask "
                     "from its inputs' values, which come from the layers "
-                    "before it: pass `params` to compute_mask.") from error
+                    "before it: pass `params` to compute_mask."
+                ) from error
         return mask
 
     def _check_params(self, params: Sequence[Any], shape: tuple) -> None:
@@ -506,17 +638,24 @@ class Sequential:
         try:
             hash(self)
         except TypeError:  # an unhashable custom layer: no cache
-            expected, described, shapes = _init_params_paths(self, tuple(shape))
+            expected, described, shapes = _init_params_paths(
+                self, tuple(shape)
+            )
         else:
-            expected, described, shapes = _cached_params_paths(self, tuple(shape))
+            expected, described, shapes = _cached_params_paths(
+                self, tuple(shape)
+            )
         got = [_leaf_paths(p) for p in params]
         for i, (want, have) in enumerate(zip(expected, got)):
             if want == have:
                 # Same keys: a swap shows in the shapes (LSTM and GRU
                 # params); other shape errors are the layer's to explain.
                 have_shapes = _leaf_shapes(params[i])
-                swapped = [j for j, s in enumerate(shapes)
-                           if s == have_shapes and s != shapes[i]]
+                swapped = [
+                    j
+                    for j, s in enumerate(shapes)
+                    if s == have_shapes and s != shapes[i]
+                ]
                 if swapped:
                     j = swapped[0]
                     raise ValueError(
@@ -525,23 +664,34 @@ class Sequential:
                         f"the shapes of layers[{j}] "
                         f"({type(self.layers[j]).__name__})'s params: params "
                         "may be in the wrong order; keep `init`'s order, one "
-                        "entry per layer.")
+                        "entry per layer."
+                    )
                 continue
-            message = (f"Sequential params[{i}] does not fit layers[{i}] "
-                       f"({type(self.layers[i]).__name__}): it expects "
-                       f"{described[i]}, got {_describe(params[i])}")
+            message = (
+                f"Sequential params[{i}] does not fit layers[{i}] "
+                f"({type(self.layers[i]).__name__}): it expects "
+                f"{described[i]}, got {_describe(params[i])}"
+            )
             fits = [j for j, paths in enumerate(expected) if paths == have]
             if fits:
-                message += (f", the params of layers[{fits[0]}] "
-                            f"({type(self.layers[fits[0]]).__name__}): params "
-                            f"may be in the wrong order; keep `init`'s order, "
-                            f"one entry per layer")
+                message += (
+                    f", the params of layers[{fits[0]}] "
+                    f"({type(self.layers[fits[0]]).__name__}): params "
+                    f"may be in the wrong order; keep `init`'s order, "
+                    f"one entry per layer"
+                )
             raise ValueError(message + ".")
 
-    def __call__(self, params: Sequence[Any], x: jax.Array = REQUIRED, *,
-                 mask: jax.Array | None = None,
-                 states: Sequence[Any] | None = None,
-                 key: jax.Array | None = None, training: bool = False) -> Any:
+    def __call__(
+        self,
+        params: Sequence[Any],
+        x: jax.Array = REQUIRED,
+        *,
+        mask: jax.Array | None = None,
+        states: Sequence[Any] | None = None,
+        key: jax.Array | None = None,
+        training: bool = False,
+    ) -> Any:
         """Runs the layers; returns the output (see `apply` for updates).
 
         Args:
@@ -564,8 +714,9 @@ class Sequential:
             states that do not fit the layers and the batch size.
         """
         check_layer_call(self, x, "x")
-        return self.apply(params, x, mask=mask, states=states, key=key,
-                          training=training)[0]
+        return self.apply(
+            params, x, mask=mask, states=states, key=key, training=training
+        )[0]
 
     def param_count(self, input_shape: Shape) -> int:
         """The number of parameters, trainable or not."""
@@ -582,8 +733,11 @@ class Sequential:
         """
         return count_params(self, input_shape)
 
-    def summary(self, input_shape: Shape,
-                print_fn: Callable[[str], None] | None = print) -> str:
+    def summary(
+        self,
+        input_shape: Shape,
+        print_fn: Callable[[str], None] | None = print,
+    ) -> str:
         """Keras' ``model.summary()``: prints (and returns) the table that
         the free function `summary` gives, for inputs of `input_shape`.
 
@@ -596,23 +750,35 @@ class Sequential:
     def trainable_mask(self, params: Sequence[Any]) -> list[Any]:
         """A pytree like `params`: True for trainable arrays, False for
         batch-norm statistics (for ``optax.masked``)."""
+
         def mark(layer, p):
             frozen = getattr(layer, "non_trainable", ())
             if isinstance(p, dict):
-                return {k: (k not in frozen) if not isinstance(v, (dict, list))
-                        else jax.tree.map(lambda _: True, v)
-                        for k, v in p.items()}
+                return {
+                    k: (k not in frozen)
+                    if not isinstance(v, (dict, list))
+                    else jax.tree.map(lambda _: True, v)
+                    for k, v in p.items()
+                }
             return jax.tree.map(lambda _: True, p)
+
         return [mark(layer, p) for layer, p in zip(self.layers, params)]
 
 
 def _format_shape(shape: Any) -> str:
-    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + \
-        ("," if len(shape) == 1 else "") + ")"
+    return (
+        "("
+        + ", ".join("None" if d is None else str(d) for d in shape)
+        + ("," if len(shape) == 1 else "")
+        + ")"
+    )
 
 
-def summary(model: Sequential, input_shape: Shape,
-            print_fn: Callable[[str], None] | None = print) -> str:
+def summary(
+    model: Sequential,
+    input_shape: Shape,
+    print_fn: Callable[[str], None] | None = print,
+) -> str:
     """Prints (and returns) Keras' model summary table.
 
     Args:
@@ -643,36 +809,57 @@ def summary(model: Sequential, input_shape: Shape,
       Non-trainable params: 0
       _________________________________________________________________
     """
-    params_shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), input_shape))
+    params_shapes = jax.eval_shape(
+        lambda: model.init(jax.random.key(0), input_shape)
+    )
     mask = model.trainable_mask(params_shapes)
     sizes = [math.prod(leaf.shape) for leaf in jax.tree.leaves(params_shapes)]
     trainable = sum(s for s, t in zip(sizes, jax.tree.leaves(mask)) if t)
-    rows = [(f"{name} ({type(layer).__name__})", _format_shape(shape),
-             sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(p)))
-            for name, layer, shape, p in zip(
-                model.layer_names(), model.layers,
-                model.output_shapes(input_shape), params_shapes)]
+    rows = [
+        (
+            f"{name} ({type(layer).__name__})",
+            _format_shape(shape),
+            sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(p)),
+        )
+        for name, layer, shape, p in zip(
+            model.layer_names(),
+            model.layers,
+            model.output_shapes(input_shape),
+            params_shapes,
+        )
+    ]
     # Keras' 65-character layout (29, 26, 10), widened where a cell would
     # not fit: tf.keras cut "bidirectional (Bidirectional)" short instead.
-    widths = [max([least] + [len(str(r[col])) + 1 for r in rows])
-              for col, least in enumerate((29, 26, 10))]
+    widths = [
+        max([least] + [len(str(r[col])) + 1 for r in rows])
+        for col, least in enumerate((29, 26, 10))
+    ]
     rule = sum(widths)
 
     def row(*cells):
         # A cell at least one space wider than its text, as Keras pads.
-        return "".join((str(c) + " ").ljust(w)
-                       for c, w in zip(cells, widths)).rstrip()
+        return "".join(
+            (str(c) + " ").ljust(w) for c, w in zip(cells, widths)
+        ).rstrip()
 
-    lines = [f'Model: "{model.name}"', "_" * rule,
-             row("Layer (type)", "Output Shape", "Param #"), "=" * rule]
+    lines = [
+        f'Model: "{model.name}"',
+        "_" * rule,
+        row("Layer (type)", "Output Shape", "Param #"),
+        "=" * rule,
+    ]
     for i, cells in enumerate(rows):
         if i:
             lines.append("_" * rule)
         lines.append(row(*cells))
     total = sum(sizes)
-    lines += ["=" * rule, f"Total params: {total:,}",
-              f"Trainable params: {trainable:,}",
-              f"Non-trainable params: {total - trainable:,}", "_" * rule]
+    lines += [
+        "=" * rule,
+        f"Total params: {total:,}",
+        f"Trainable params: {trainable:,}",
+        f"Non-trainable params: {total - trainable:,}",
+        "_" * rule,
+    ]
     text = "\n".join(lines)
     if print_fn is not None:
         for line in lines:

@@ -44,8 +44,9 @@ def test_one_step_matches_the_papers_equations(key):
     h_re, h_im = rng.normal(size=(2, 5)).astype(np.float32)
     x = rng.normal(size=3).astype(np.float32)
     (new_re, new_im), y = cell(params, (h_re, h_im), x)
-    want_y, want_h = numpy_forward(params, x[None],
-                                   np.asarray(h_re) + 1j * np.asarray(h_im))
+    want_y, want_h = numpy_forward(
+        params, x[None], np.asarray(h_re) + 1j * np.asarray(h_im)
+    )
     np.testing.assert_allclose(new_re, want_h.real, atol=1e-6)
     np.testing.assert_allclose(new_im, want_h.imag, atol=1e-6)
     np.testing.assert_allclose(y, want_y[0], atol=1e-5)
@@ -57,19 +58,23 @@ def test_sequence_matches_the_papers_forward(parallel, key):
     params = cell.init(key, 3)
     xs = np.random.default_rng(1).normal(size=(64, 3)).astype(np.float32)
     ys, (h_re, h_im) = jax.jit(
-        lambda p, x: rnn(cell, p, x, parallel=parallel))(params, xs)
+        lambda p, x: rnn(cell, p, x, parallel=parallel)
+    )(params, xs)
     want_ys, want_h = numpy_forward(params, xs)
     np.testing.assert_allclose(ys, want_ys, atol=2e-5, rtol=1e-5)
     np.testing.assert_allclose(h_re, want_h.real, atol=2e-5)
     np.testing.assert_allclose(h_im, want_h.imag, atol=2e-5)
 
 
-@pytest.mark.parametrize("r_min, r_max, max_phase", [
-    (0.0, 1.0, 2 * math.pi), (0.9, 0.999, math.pi / 10), (0.5, 0.6, 1.0)])
+@pytest.mark.parametrize(
+    "r_min, r_max, max_phase",
+    [(0.0, 1.0, 2 * math.pi), (0.9, 0.999, math.pi / 10), (0.5, 0.6, 1.0)],
+)
 def test_init_statistics(r_min, r_max, max_phase, key):
     n, h = 2000, 64
-    cell = LRUCell(h, state_units=n, r_min=r_min, r_max=r_max,
-                   max_phase=max_phase)
+    cell = LRUCell(
+        h, state_units=n, r_min=r_min, r_max=r_max, max_phase=max_phase
+    )
     params = cell.init(key, h)
     lam = np.asarray(cell.eigenvalues(params), np.complex128)
     modulus_sq, phase = np.abs(lam) ** 2, np.angle(lam) % (2 * np.pi)
@@ -77,12 +82,17 @@ def test_init_statistics(r_min, r_max, max_phase, key):
     assert np.all(np.abs(lam) >= r_min - 1e-6)
     assert np.all(np.abs(lam) <= r_max + 1e-6)
     # |lambda|^2 uniform on [r_min^2, r_max^2]: uniform on the ring's area.
-    lo, hi = r_min ** 2, r_max ** 2
-    np.testing.assert_allclose(modulus_sq.mean(), (lo + hi) / 2,
-                               atol=4 * (hi - lo) / math.sqrt(12 * n))
-    np.testing.assert_allclose(np.exp(np.asarray(params["theta_log"])).mean(),
-                               max_phase / 2,
-                               atol=4 * max_phase / math.sqrt(12 * n))
+    lo, hi = r_min**2, r_max**2
+    np.testing.assert_allclose(
+        modulus_sq.mean(),
+        (lo + hi) / 2,
+        atol=4 * (hi - lo) / math.sqrt(12 * n),
+    )
+    np.testing.assert_allclose(
+        np.exp(np.asarray(params["theta_log"])).mean(),
+        max_phase / 2,
+        atol=4 * max_phase / math.sqrt(12 * n),
+    )
     theta = np.exp(np.asarray(params["theta_log"]))
     assert np.all(theta <= max_phase * (1 + 1e-6))
     if max_phase < 2 * np.pi:
@@ -90,10 +100,15 @@ def test_init_statistics(r_min, r_max, max_phase, key):
     # gamma = sqrt(1 - |lambda|^2), from nu_log in float64: 1 - |lambda|^2 of
     # the float32 lambda is ill-conditioned near the unit circle.
     nu = np.exp(np.asarray(params["nu_log"], np.float64))
-    np.testing.assert_allclose(np.exp(np.asarray(params["gamma_log"])),
-                               np.sqrt(-np.expm1(-2 * nu)), rtol=1e-4)
-    stds = {name: np.asarray(params[name]).std() for name in
-            ("B_re", "B_im", "C_re", "C_im", "D")}
+    np.testing.assert_allclose(
+        np.exp(np.asarray(params["gamma_log"])),
+        np.sqrt(-np.expm1(-2 * nu)),
+        rtol=1e-4,
+    )
+    stds = {
+        name: np.asarray(params[name]).std()
+        for name in ("B_re", "B_im", "C_re", "C_im", "D")
+    }
     for name in ("B_re", "B_im"):
         np.testing.assert_allclose(stds[name], 1 / math.sqrt(2 * h), rtol=0.05)
     for name in ("C_re", "C_im"):
@@ -108,8 +123,9 @@ def test_gamma_keeps_the_state_at_the_inputs_scale(key):
     params = cell.init(key, 8)
     xs = np.random.default_rng(2).normal(size=(4000, 8)).astype(np.float32)
     _, (h_re, h_im) = jax.jit(lambda p, x: rnn(cell, p, x, parallel=True))(
-        params, xs)
-    power = float(jnp.mean(h_re ** 2 + h_im ** 2))
+        params, xs
+    )
+    power = float(jnp.mean(h_re**2 + h_im**2))
     assert 0.3 < power < 3.0
 
 
@@ -126,21 +142,27 @@ def test_eigenvalues_never_leave_the_unit_disc(nu_log, theta_log):
 def test_init_keeps_float32_moduli_below_one(key):
     params = LRUCell(4, state_units=20000, r_min=0.999999).init(key, 4)
     modulus = jnp.exp(-jnp.exp(params["nu_log"]))
-    assert bool(jnp.all(modulus < 1)) and bool(jnp.all(jnp.isfinite(
-        params["gamma_log"])))
+    assert bool(jnp.all(modulus < 1)) and bool(
+        jnp.all(jnp.isfinite(params["gamma_log"]))
+    )
 
 
 @st.composite
 def step_problems(draw):
-    batch, units, state = (draw(st.integers(1, 3)), draw(st.integers(1, 4)),
-                           draw(st.integers(1, 5)))
+    batch, units, state = (
+        draw(st.integers(1, 3)),
+        draw(st.integers(1, 4)),
+        draw(st.integers(1, 5)),
+    )
     seed = draw(st.integers(0, 2**16))
     cell = LRUCell(units, state_units=state)
     # NumPy draws: jax.random would compile anew for every shape. Any real
     # params are valid (|lambda| < 1 whatever nu_log), so draw them all.
     rng = np.random.default_rng(seed)
-    params = {name: rng.normal(size=shape).astype(np.float32)
-              for name, shape in cell.param_shapes(units).items()}
+    params = {
+        name: rng.normal(size=shape).astype(np.float32)
+        for name, shape in cell.param_shapes(units).items()
+    }
     carry = tuple(rng.normal(size=(2, batch, state)).astype(np.float32))
     x = rng.normal(size=(batch, units)).astype(np.float32)
     return cell, params, carry, x
@@ -159,11 +181,13 @@ def test_batched_step_equals_vmap_of_unbatched(problem):
 def test_carry_is_a_real_pair_and_state_round_trips():
     cell = LRUCell(3, state_units=2)
     carry = cell.initial_carry((4,))
-    assert len(carry) == 2 and all(c.shape == (4, 2) and c.dtype == jnp.float32
-                                   for c in carry)
+    assert len(carry) == 2 and all(
+        c.shape == (4, 2) and c.dtype == jnp.float32 for c in carry
+    )
     assert cell.state_size == (2, 2) and cell.output_size == 3
-    pair = tuple(np.random.default_rng(3).normal(size=(2, 4, 2)).astype(
-        np.float32))
+    pair = tuple(
+        np.random.default_rng(3).normal(size=(2, 4, 2)).astype(np.float32)
+    )
     back = cell.state_to_carry(cell.carry_to_state(pair))
     for got, want in zip(back, pair):
         np.testing.assert_array_equal(got, want)
@@ -175,9 +199,12 @@ def test_step_equals_hoisted_halves_and_jits(key):
     carry = cell.initial_carry((2,))
     x = np.random.default_rng(4).normal(size=(2, 3)).astype(np.float32)
     direct = cell(params, carry, x)
-    hoisted = cell.step_projected(params, carry, cell.project_inputs(params, x))
+    hoisted = cell.step_projected(
+        params, carry, cell.project_inputs(params, x)
+    )
     jitted = jax.jit(lambda c, p, h, x: c(p, h, x), static_argnums=0)(
-        cell, params, carry, x)
+        cell, params, carry, x
+    )
     for got in (hoisted, jitted):
         for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(direct)):
             np.testing.assert_allclose(a, b, atol=1e-6)
@@ -186,23 +213,36 @@ def test_step_equals_hoisted_halves_and_jits(key):
 def test_init_shapes(key):
     params = LRUCell(3, state_units=5).init(key, 3)
     assert {k: v.shape for k, v in params.items()} == {
-        "nu_log": (5,), "theta_log": (5,), "gamma_log": (5,),
-        "B_re": (3, 5), "B_im": (3, 5), "C_re": (5, 3), "C_im": (5, 3),
-        "D": (3,)}
+        "nu_log": (5,),
+        "theta_log": (5,),
+        "gamma_log": (5,),
+        "B_re": (3, 5),
+        "B_im": (3, 5),
+        "C_re": (5, 3),
+        "C_im": (5, 3),
+        "D": (3,),
+    }
     assert LRUCell(3).init(key, 3)["B_re"].shape == (3, 3)
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    ({"units": 0}, ValueError, "units"),
-    ({"units": 2, "state_units": 0}, ValueError, "state_units"),
-    ({"units": 2, "state_units": 1.5}, TypeError, "state_units"),
-    ({"units": 2, "r_min": 0.9, "r_max": 0.9}, ValueError, "r_min < r_max"),
-    ({"units": 2, "r_max": 1.5}, ValueError, "r_max <= 1"),
-    ({"units": 2, "r_min": -0.1}, ValueError, "0 <= r_min"),
-    ({"units": 2, "r_min": "0"}, TypeError, "r_min"),
-    ({"units": 2, "max_phase": 0.0}, ValueError, "max_phase"),
-    ({"units": 2, "param_dtype": jnp.int32}, TypeError, "param_dtype"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"units": 0}, ValueError, "units"),
+        ({"units": 2, "state_units": 0}, ValueError, "state_units"),
+        ({"units": 2, "state_units": 1.5}, TypeError, "state_units"),
+        (
+            {"units": 2, "r_min": 0.9, "r_max": 0.9},
+            ValueError,
+            "r_min < r_max",
+        ),
+        ({"units": 2, "r_max": 1.5}, ValueError, "r_max <= 1"),
+        ({"units": 2, "r_min": -0.1}, ValueError, "0 <= r_min"),
+        ({"units": 2, "r_min": "0"}, TypeError, "r_min"),
+        ({"units": 2, "max_phase": 0.0}, ValueError, "max_phase"),
+        ({"units": 2, "param_dtype": jnp.int32}, TypeError, "param_dtype"),
+    ],
+)
 def test_bad_hyperparameters(kwargs, error, match):
     with pytest.raises(error, match=match):
         LRUCell(**kwargs)

@@ -8,8 +8,9 @@ import jaxrnn
 
 def test_unit_forget_bias_sets_the_forget_slice(key):
     params = jaxrnn.LSTMCell(3).init(key, 2)
-    np.testing.assert_array_equal(params["bias"],
-                                  [0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(
+        params["bias"], [0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0]
+    )
 
 
 def test_unit_forget_bias_off(key):
@@ -18,7 +19,9 @@ def test_unit_forget_bias_off(key):
 
 
 def test_unit_forget_bias_with_random_bias_initializer(key):
-    bias = jaxrnn.LSTMCell(64, bias_initializer="random_normal").init(key, 2)["bias"]
+    bias = jaxrnn.LSTMCell(64, bias_initializer="random_normal").init(key, 2)[
+        "bias"
+    ]
     np.testing.assert_array_equal(bias[64:128], np.ones(64))
     assert not np.allclose(bias[:64], bias[128:192])
 

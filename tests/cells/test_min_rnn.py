@@ -48,6 +48,7 @@ def numpy_log_scan(name, params, h0, xs):
     parallel_scan_log, Heinsen's cumsum/logcumsumexp), h0 > 0, float64."""
     p = {k: np.asarray(v, np.float64) for k, v in params.items()}
     k = np.asarray(xs, np.float64) @ p["kernel"] + p["bias"]  # (T, H*G)
+
     def softplus(v):
         return np.logaddexp(0, v)
 
@@ -64,8 +65,9 @@ def numpy_log_scan(name, params, h0, xs):
         log_coeffs = -softplus(diff)
         log_values = -softplus(-diff) + log_tilde_g(k_h)
     log_values = np.concatenate([np.log(h0)[None], log_values])
-    a_star = np.concatenate([np.zeros_like(h0)[None],
-                             np.cumsum(log_coeffs, axis=0)])
+    a_star = np.concatenate(
+        [np.zeros_like(h0)[None], np.cumsum(log_coeffs, axis=0)]
+    )
     log_h0_plus_b_star = np.logaddexp.accumulate(log_values - a_star, axis=0)
     return np.exp(a_star + log_h0_plus_b_star)[1:]
 
@@ -93,20 +95,27 @@ def test_log_space_sequence_matches_the_papers_log_scan(name, parallel, key):
     cell = CELLS[name](4, log_space=True)
     params = cell.init(key, 3)
     params["bias"] = rng.normal(size=params["bias"].shape).astype(np.float32)
-    h0 = np.exp(rng.normal(size=4)).astype(np.float32)  # the paper's needs h0 > 0
+    h0 = np.exp(rng.normal(size=4)).astype(
+        np.float32
+    )  # the paper's needs h0 > 0
     xs = rng.normal(size=(30, 3)).astype(np.float32)
-    ys, _ = jax.jit(lambda p, x, h0: rnn(cell, p, x, initial_carry=h0,
-                                         parallel=parallel))(params, xs, h0)
-    np.testing.assert_allclose(ys, numpy_log_scan(name, params, h0, xs),
-                               atol=1e-5, rtol=1e-5)
+    ys, _ = jax.jit(
+        lambda p, x, h0: rnn(cell, p, x, initial_carry=h0, parallel=parallel)
+    )(params, xs, h0)
+    np.testing.assert_allclose(
+        ys, numpy_log_scan(name, params, h0, xs), atol=1e-5, rtol=1e-5
+    )
 
 
 def test_g_is_positive_continuous_and_log_g_is_its_log():
     x = jnp.linspace(-40.0, 40.0, 801)
     assert bool(jnp.all(g(x) > 0))
-    np.testing.assert_allclose(log_g(x), np.log(_g(np.asarray(x, np.float64))),
-                               atol=1e-6, rtol=1e-6)
-    np.testing.assert_allclose(g(jnp.array([-1e-6, 0.0])), [0.5, 0.5], atol=1e-6)
+    np.testing.assert_allclose(
+        log_g(x), np.log(_g(np.asarray(x, np.float64))), atol=1e-6, rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        g(jnp.array([-1e-6, 0.0])), [0.5, 0.5], atol=1e-6
+    )
     grads = jax.grad(lambda v: jnp.sum(log_g(v) + g(v)))(x)
     assert bool(jnp.all(jnp.isfinite(grads)))
 
@@ -133,8 +142,10 @@ def step_problems(draw):
     cell = CELLS[name](units, log_space=log_space)
     # NumPy draws: jax.random would compile anew for every shape.
     rng = np.random.default_rng(seed)
-    params = {name: rng.normal(size=shape).astype(np.float32)
-              for name, shape in cell.param_shapes(features).items()}
+    params = {
+        name: rng.normal(size=shape).astype(np.float32)
+        for name, shape in cell.param_shapes(features).items()
+    }
     h = rng.normal(size=(batch, units)).astype(np.float32)
     x = rng.normal(size=(batch, features)).astype(np.float32)
     return cell, params, h, x
@@ -159,7 +170,8 @@ def test_step_equals_hoisted_halves_and_jits(name, key):
     direct = cell(params, h, x)
     hoisted = cell.step_projected(params, h, cell.project_inputs(params, x))
     jitted = jax.jit(lambda c, p, h, x: c(p, h, x), static_argnums=0)(
-        cell, params, h, x)
+        cell, params, h, x
+    )
     for got in (hoisted, jitted):
         np.testing.assert_allclose(got[0], direct[0], atol=1e-6)
 
@@ -170,7 +182,9 @@ def test_init_shapes_and_no_bias(name, key):
     gates = 2 if name == "min_gru" else 3
     params = cell.init(key, 3)
     assert {k: v.shape for k, v in params.items()} == {
-        "kernel": (3, 4 * gates), "bias": (4 * gates,)}
+        "kernel": (3, 4 * gates),
+        "bias": (4 * gates,),
+    }
     assert set(CELLS[name](4, use_bias=False).init(key, 3)) == {"kernel"}
     assert cell.initial_carry((2,)).shape == (2, 4)
     assert cell.state_size == cell.output_size == 4
@@ -187,14 +201,21 @@ def test_initializer_is_used(key):
     np.testing.assert_array_equal(custom.init(key, 2)["kernel"], 0)
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    ({"units": 0}, ValueError, "units"),
-    ({"units": 2.5}, TypeError, "units"),
-    ({"units": 3, "log_space": 1}, TypeError, "log_space"),
-    ({"units": 3, "use_bias": "yes"}, TypeError, "use_bias"),
-    ({"units": 3, "kernel_initializer": "nope"}, ValueError, "initializer"),
-    ({"units": 3, "param_dtype": jnp.int32}, TypeError, "param_dtype"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"units": 0}, ValueError, "units"),
+        ({"units": 2.5}, TypeError, "units"),
+        ({"units": 3, "log_space": 1}, TypeError, "log_space"),
+        ({"units": 3, "use_bias": "yes"}, TypeError, "use_bias"),
+        (
+            {"units": 3, "kernel_initializer": "nope"},
+            ValueError,
+            "initializer",
+        ),
+        ({"units": 3, "param_dtype": jnp.int32}, TypeError, "param_dtype"),
+    ],
+)
 @pytest.mark.parametrize("name", sorted(CELLS))
 def test_bad_hyperparameters(name, kwargs, error, match):
     with pytest.raises(error, match=match):

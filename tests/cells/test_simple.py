@@ -12,8 +12,9 @@ def test_step_is_the_elman_formula(key):
     h = jnp.array([0.1, -0.2, 0.3])
     x = jnp.array([1.0, -1.0])
     new_h, y = cell(params, h, x)
-    want = jnp.tanh(x @ params["kernel"] + h @ params["recurrent_kernel"]
-                    + params["bias"])
+    want = jnp.tanh(
+        x @ params["kernel"] + h @ params["recurrent_kernel"] + params["bias"]
+    )
     np.testing.assert_allclose(new_h, want, atol=1e-6)
     np.testing.assert_array_equal(new_h, y)
 

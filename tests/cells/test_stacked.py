@@ -26,7 +26,7 @@ def test_step_equals_cells_in_sequence(key):
     x = jax.random.normal(key, (5, 2))
     carry, y = cell(params, cell.initial_carry((5,)), x)
     c0, y0 = first(params[0], first.initial_carry((5,)), x)
-    c1, y1 = second(params[1], second.initial_carry((5,)), y0)
+    _c1, y1 = second(params[1], second.initial_carry((5,)), y0)
     np.testing.assert_allclose(y, y1, atol=1e-6)
     np.testing.assert_allclose(carry[0][1], c0[1], atol=1e-6)
 

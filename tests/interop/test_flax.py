@@ -14,10 +14,10 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
+from keras_helpers import assert_parity  # noqa: E402
 
 import jaxrnn  # noqa: E402
 from jaxrnn.interop import from_linen, from_nnx, to_linen, to_nnx  # noqa: E402
-from keras_helpers import assert_parity  # noqa: E402
 
 B, T, D, H = 3, 5, 4, 6
 
@@ -31,8 +31,9 @@ def _randomized(tree, seed):
     """Random values for every leaf: zero biases would hide a lost bias or a
     swapped gate."""
     leaves, treedef = jax.tree.flatten(tree)
-    return treedef.unflatten([_normal(np.shape(leaf), seed + i)
-                              for i, leaf in enumerate(leaves)])
+    return treedef.unflatten(
+        [_normal(np.shape(leaf), seed + i) for i, leaf in enumerate(leaves)]
+    )
 
 
 def _random_params(cell, seed):
@@ -71,15 +72,22 @@ def _compare_runs(name, cell, params, run_step, run_sequence):
     x = _xs()[:, 0]
     new_carry, y = cell(params, carry, x)
     their_carry, their_y = run_step(_flax_carry(carry), x)
-    assert_parity(f"{name}-step]", [y, *jax.tree.leaves(new_carry)],
-                  [their_y, *jax.tree.leaves(_flax_carry(their_carry))])
+    assert_parity(
+        f"{name}-step]",
+        [y, *jax.tree.leaves(new_carry)],
+        [their_y, *jax.tree.leaves(_flax_carry(their_carry))],
+    )
     ys, final = jaxrnn.rnn(cell, params, _xs(), initial_carry=carry)
     their_final, their_ys = run_sequence(_flax_carry(carry), _xs())
-    assert_parity(f"{name}-sequence]", [ys, *jax.tree.leaves(final)],
-                  [their_ys, *jax.tree.leaves(_flax_carry(their_final))])
+    assert_parity(
+        f"{name}-sequence]",
+        [ys, *jax.tree.leaves(final)],
+        [their_ys, *jax.tree.leaves(_flax_carry(their_final))],
+    )
 
 
 # linen
+
 
 def _linen_run(module, variables):
     def step(carry, x):
@@ -87,8 +95,10 @@ def _linen_run(module, variables):
 
     def sequence(carry, xs):
         rnn = nn.RNN(module, return_carry=True)
-        return rnn.apply({"params": {"cell": variables["params"]}}, xs,
-                         initial_carry=carry)
+        return rnn.apply(
+            {"params": {"cell": variables["params"]}}, xs, initial_carry=carry
+        )
+
     return step, sequence
 
 
@@ -96,18 +106,21 @@ LINEN_MODULES = {
     "LSTMCell": lambda: nn.LSTMCell(H),
     "OptimizedLSTMCell": lambda: nn.OptimizedLSTMCell(H),
     "LSTMCell-relu-hard_sigmoid": lambda: nn.LSTMCell(
-        H, activation_fn=nn.relu, gate_fn=nn.hard_sigmoid),
+        H, activation_fn=nn.relu, gate_fn=nn.hard_sigmoid
+    ),
     "GRUCell": lambda: nn.GRUCell(H),
     "SimpleCell": lambda: nn.SimpleCell(H),
     "SimpleCell-residual-gelu": lambda: nn.SimpleCell(
-        H, residual=True, activation_fn=nn.gelu),
+        H, residual=True, activation_fn=nn.gelu
+    ),
 }
 
 
 def _linen_variables(module, seed):
     carry = module.initialize_carry(jax.random.key(0), (D,))
-    return _randomized(module.init(jax.random.key(1), carry, jnp.zeros(D)),
-                       seed)
+    return _randomized(
+        module.init(jax.random.key(1), carry, jnp.zeros(D)), seed
+    )
 
 
 @pytest.mark.parametrize("kind", LINEN_MODULES)
@@ -115,12 +128,14 @@ def test_from_linen_matches_linen(kind):
     module = LINEN_MODULES[kind]()
     variables = _linen_variables(module, 10)
     cell, params = from_linen(module, variables)
-    _compare_runs(f"from_linen[{kind}", cell, params,
-                  *_linen_run(module, variables))
+    _compare_runs(
+        f"from_linen[{kind}", cell, params, *_linen_run(module, variables)
+    )
 
 
-@pytest.mark.parametrize("kind", [k for k in LINEN_MODULES if "residual"
-                                  not in k])
+@pytest.mark.parametrize(
+    "kind", [k for k in LINEN_MODULES if "residual" not in k]
+)
 def test_linen_round_trip_is_exact(kind):
     module = LINEN_MODULES[kind]()
     variables = _linen_variables(module, 20)
@@ -131,11 +146,15 @@ def test_linen_round_trip_is_exact(kind):
 
 
 def test_from_linen_maps_activations_to_keras_names():
-    cell, _ = from_linen(nn.LSTMCell(H, gate_fn=nn.hard_sigmoid),
-                         _linen_variables(nn.LSTMCell(H), 0))
+    cell, _ = from_linen(
+        nn.LSTMCell(H, gate_fn=nn.hard_sigmoid),
+        _linen_variables(nn.LSTMCell(H), 0),
+    )
     assert cell == jaxrnn.LSTMCell(H, recurrent_activation="hard_sigmoid")
-    cell, _ = from_linen(nn.SimpleCell(H, activation_fn=nn.gelu),
-                         _linen_variables(nn.SimpleCell(H), 0))
+    cell, _ = from_linen(
+        nn.SimpleCell(H, activation_fn=nn.gelu),
+        _linen_variables(nn.SimpleCell(H), 0),
+    )
     assert cell.activation is nn.gelu  # not Keras' exact gelu: kept as is
 
 
@@ -144,17 +163,23 @@ def test_from_linen_reorders_gru_gates_and_zero_pads_the_recurrent_bias():
     variables = _linen_variables(module, 30)
     _, params = from_linen(module, variables)
     p = variables["params"]
-    np.testing.assert_array_equal(params["kernel"], np.concatenate(
-        [p["iz"]["kernel"], p["ir"]["kernel"], p["in"]["kernel"]], axis=1))
-    np.testing.assert_array_equal(params["bias"][1], np.concatenate(
-        [np.zeros(2 * H), p["hn"]["bias"]]))
+    np.testing.assert_array_equal(
+        params["kernel"],
+        np.concatenate(
+            [p["iz"]["kernel"], p["ir"]["kernel"], p["in"]["kernel"]], axis=1
+        ),
+    )
+    np.testing.assert_array_equal(
+        params["bias"][1], np.concatenate([np.zeros(2 * H), p["hn"]["bias"]])
+    )
 
 
 CELLS = {
     "LSTMCell": jaxrnn.LSTMCell(H),
     "LSTMCell-nobias": jaxrnn.LSTMCell(H, use_bias=False),
     "LSTMCell-relu-hard_sigmoid": jaxrnn.LSTMCell(
-        H, activation="relu", recurrent_activation="hard_sigmoid"),
+        H, activation="relu", recurrent_activation="hard_sigmoid"
+    ),
     "GRUCell": jaxrnn.GRUCell(H),
     "GRUCell-nobias": jaxrnn.GRUCell(H, use_bias=False),
     "SimpleRNNCell": jaxrnn.SimpleRNNCell(H),
@@ -167,8 +192,9 @@ def test_to_linen_matches_jaxrnn(kind):
     cell = CELLS[kind]
     params = _random_params(cell, 40)
     module, variables = to_linen(cell, params)
-    _compare_runs(f"to_linen[{kind}", cell, params,
-                  *_linen_run(module, variables))
+    _compare_runs(
+        f"to_linen[{kind}", cell, params, *_linen_run(module, variables)
+    )
     back_cell, back = from_linen(module, variables)
     if not isinstance(cell, jaxrnn.GRUCell) and cell.use_bias:
         assert back_cell == cell
@@ -181,22 +207,27 @@ def test_to_linen_folds_gru_gate_biases_and_keeps_the_candidate_one():
     _, variables = to_linen(cell, params)
     p, bias = variables["params"], params["bias"]
     np.testing.assert_array_equal(p["iz"]["bias"], bias[0, :H] + bias[1, :H])
-    np.testing.assert_array_equal(p["in"]["bias"], bias[0, 2 * H:])
-    np.testing.assert_array_equal(p["hn"]["bias"], bias[1, 2 * H:])
+    np.testing.assert_array_equal(p["in"]["bias"], bias[0, 2 * H :])
+    np.testing.assert_array_equal(p["hn"]["bias"], bias[1, 2 * H :])
     # Zero recurrent gate biases (what from_linen makes) round-trip exactly.
-    params["bias"] = params["bias"].at[1, :2 * H].set(0.0)
+    params["bias"] = params["bias"].at[1, : 2 * H].set(0.0)
     _assert_same_arrays(from_linen(*to_linen(cell, params))[1], params)
 
 
 def test_to_linen_into_a_template_and_the_optimized_class():
     cell = jaxrnn.LSTMCell(H, recurrent_activation="hard_sigmoid")
     params = _random_params(cell, 60)
-    template = nn.OptimizedLSTMCell(H, gate_fn=nn.hard_sigmoid,
-                                    param_dtype=jnp.float32)
+    template = nn.OptimizedLSTMCell(
+        H, gate_fn=nn.hard_sigmoid, param_dtype=jnp.float32
+    )
     module, variables = to_linen(cell, params, template)
     assert module is template
-    _compare_runs("to_linen[OptimizedLSTMCell-template", cell, params,
-                  *_linen_run(module, variables))
+    _compare_runs(
+        "to_linen[OptimizedLSTMCell-template",
+        cell,
+        params,
+        *_linen_run(module, variables),
+    )
 
 
 def test_to_linen_keeps_dtypes():
@@ -213,11 +244,16 @@ NNX_MODULES = {
     "OptimizedLSTMCell": lambda: nnx.OptimizedLSTMCell(D, H, rngs=nnx.Rngs(0)),
     "GRUCell": lambda: nnx.GRUCell(D, H, rngs=nnx.Rngs(0)),
     "GRUCell-relu-hard_sigmoid": lambda: nnx.GRUCell(
-        D, H, activation_fn=nnx.relu, gate_fn=nnx.hard_sigmoid,
-        rngs=nnx.Rngs(0)),
+        D,
+        H,
+        activation_fn=nnx.relu,
+        gate_fn=nnx.hard_sigmoid,
+        rngs=nnx.Rngs(0),
+    ),
     "SimpleCell": lambda: nnx.SimpleCell(D, H, rngs=nnx.Rngs(0)),
-    "SimpleCell-residual": lambda: nnx.SimpleCell(D, H, residual=True,
-                                                  rngs=nnx.Rngs(0)),
+    "SimpleCell-residual": lambda: nnx.SimpleCell(
+        D, H, residual=True, rngs=nnx.Rngs(0)
+    ),
 }
 
 
@@ -234,6 +270,7 @@ def _nnx_run(module):
 
     def sequence(carry, xs):
         return nnx.RNN(module)(xs, initial_carry=carry, return_carry=True)
+
     return step, sequence
 
 
@@ -248,8 +285,9 @@ def test_from_nnx_matches_nnx(kind):
     _compare_runs(f"from_nnx[{kind}", cell, params, *_nnx_run(module))
 
 
-@pytest.mark.parametrize("kind", [k for k in NNX_MODULES if "residual"
-                                  not in k])
+@pytest.mark.parametrize(
+    "kind", [k for k in NNX_MODULES if "residual" not in k]
+)
 def test_nnx_round_trip_is_exact(kind):
     module = _randomized_nnx(NNX_MODULES[kind](), 80)
     cell, params = from_nnx(module)
@@ -268,7 +306,7 @@ def test_to_nnx_matches_jaxrnn(kind):
     cell = NNX_CELLS[kind]
     params = _random_params(cell, 90)
     if "bias" in params and isinstance(cell, jaxrnn.GRUCell):
-        params["bias"] = params["bias"].at[1, 2 * H:].set(0.0)
+        params["bias"] = params["bias"].at[1, 2 * H :].set(0.0)
     module = to_nnx(cell, params)
     _compare_runs(f"to_nnx[{kind}", cell, params, *_nnx_run(module))
     if not isinstance(cell, jaxrnn.GRUCell) and cell.use_bias:
@@ -285,11 +323,13 @@ def test_to_nnx_fills_a_copy_of_a_template():
     module = to_nnx(cell, params, template)
     assert module is not template
     _assert_same_arrays(_nnx_arrays(template), before)  # left unchanged
-    _compare_runs("to_nnx[OptimizedLSTMCell-template", cell, params,
-                  *_nnx_run(module))
+    _compare_runs(
+        "to_nnx[OptimizedLSTMCell-template", cell, params, *_nnx_run(module)
+    )
 
 
 # Rejections.
+
 
 def test_from_linen_rejects_other_modules():
     with pytest.raises(TypeError, match="flax.linen LSTMCell.*got Dense"):
@@ -301,24 +341,33 @@ def test_from_linen_rejects_other_modules():
 
 
 def test_from_linen_rejects_another_cell_type():
-    with pytest.raises(ValueError, match=r"flax.linen LSTMCell\(features=6\) "
-                       r"params do not fit: missing \['hf', .*unexpected "
-                       r"\['hn', 'hr', 'hz', 'in', 'ir', 'iz'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"flax.linen LSTMCell\(features=6\) "
+        r"params do not fit: missing \['hf', .*unexpected "
+        r"\['hn', 'hr', 'hz', 'in', 'ir', 'iz'\]",
+    ):
         from_linen(nn.LSTMCell(H), _linen_variables(nn.GRUCell(H), 0))
 
 
 def test_from_linen_rejects_another_size():
-    with pytest.raises(ValueError, match=r"SimpleCell\(features=7\) params"
-                       r"\['i'\]\['kernel'\] must have shape \(4, 7\), got "
-                       r"\(4, 6\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"SimpleCell\(features=7\) params"
+        r"\['i'\]\['kernel'\] must have shape \(4, 7\), got "
+        r"\(4, 6\)",
+    ):
         from_linen(nn.SimpleCell(H + 1), _linen_variables(nn.SimpleCell(H), 0))
 
 
 def test_from_linen_rejects_mismatched_input_sizes_between_gates():
     variables = _linen_variables(nn.GRUCell(H), 0)
     variables["params"]["iz"]["kernel"] = jnp.zeros((D + 1, H))
-    with pytest.raises(ValueError, match=r"params\['iz'\]\['kernel'\] must "
-                       r"have shape \(4, 6\), got \(5, 6\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"params\['iz'\]\['kernel'\] must "
+        r"have shape \(4, 6\), got \(5, 6\)",
+    ):
         from_linen(nn.GRUCell(H), variables)
 
 
@@ -329,27 +378,54 @@ def test_from_linen_points_nn_rnn_params_at_the_cell():
         from_linen(nn.GRUCell(H), variables)
 
 
-@pytest.mark.parametrize("variables, error, match", [
-    ({"params": {}, "batch_stats": {}}, ValueError, "only the 'params'"),
-    ([], TypeError, "params must be a dict.*list"),
-    ({"i": {"kernel": jnp.zeros((D, H))}, "h": {"kernel": jnp.zeros((H, H))}},
-     ValueError, r"params\['i'\] must hold \['bias', 'kernel'\], got "
-                 r"\['kernel'\]"),
-    ({"i": {"kernel": jnp.zeros((D, H), jnp.int32), "bias": jnp.zeros(H)},
-      "h": {"kernel": jnp.zeros((H, H))}}, TypeError, "floating dtype.*int32"),
-])
+@pytest.mark.parametrize(
+    "variables, error, match",
+    [
+        ({"params": {}, "batch_stats": {}}, ValueError, "only the 'params'"),
+        ([], TypeError, "params must be a dict.*list"),
+        (
+            {
+                "i": {"kernel": jnp.zeros((D, H))},
+                "h": {"kernel": jnp.zeros((H, H))},
+            },
+            ValueError,
+            r"params\['i'\] must hold \['bias', 'kernel'\], got "
+            r"\['kernel'\]",
+        ),
+        (
+            {
+                "i": {
+                    "kernel": jnp.zeros((D, H), jnp.int32),
+                    "bias": jnp.zeros(H),
+                },
+                "h": {"kernel": jnp.zeros((H, H))},
+            },
+            TypeError,
+            "floating dtype.*int32",
+        ),
+    ],
+)
 def test_from_linen_rejects_malformed_variables(variables, error, match):
     with pytest.raises(error, match=match):
         from_linen(nn.SimpleCell(H), variables)
 
 
-@pytest.mark.parametrize("cell, error, match", [
-    (jaxrnn.GRUCell(H, reset_after=False), ValueError,
-     r"reset gate after.*GRUCell\(reset_after=True\)"),
-    (jaxrnn.LSTMCell(H, precision="highest"), ValueError, "precision"),
-    (jaxrnn.StackedCells([jaxrnn.LSTMCell(H)]), TypeError,
-     "counterpart.*got StackedCells"),
-])
+@pytest.mark.parametrize(
+    "cell, error, match",
+    [
+        (
+            jaxrnn.GRUCell(H, reset_after=False),
+            ValueError,
+            r"reset gate after.*GRUCell\(reset_after=True\)",
+        ),
+        (jaxrnn.LSTMCell(H, precision="highest"), ValueError, "precision"),
+        (
+            jaxrnn.StackedCells([jaxrnn.LSTMCell(H)]),
+            TypeError,
+            "counterpart.*got StackedCells",
+        ),
+    ],
+)
 def test_to_flax_rejects_cells_without_a_counterpart(cell, error, match):
     params = cell.init(jax.random.key(0), D)
     for convert in (to_linen, to_nnx):
@@ -362,24 +438,44 @@ def test_to_flax_rejects_misshapen_params():
     params = cell.init(jax.random.key(0), D)
     params["recurrent_kernel"] = params["recurrent_kernel"][:, :-1]
     for convert in (to_linen, to_nnx):
-        with pytest.raises(ValueError, match=r"LSTMCell params\['recurrent_"
-                           r"kernel'\] must have shape \(6, 24\)"):
+        with pytest.raises(
+            ValueError,
+            match=r"LSTMCell params\['recurrent_"
+            r"kernel'\] must have shape \(6, 24\)",
+        ):
             convert(cell, params)
     with pytest.raises(ValueError, match=r"missing \['bias'\]"):
         to_linen(cell, {k: v for k, v in params.items() if k != "bias"})
 
 
-@pytest.mark.parametrize("module, error, match", [
-    (nn.GRUCell, TypeError, r"one of \['LSTMCell', 'OptimizedLSTMCell'\].*"
-                            "got GRUCell"),
-    (nn.GRUCell(H), TypeError, "instance of one of.*got GRUCell"),
-    (nn.LSTMCell(H + 1), ValueError, r"features=7, but LSTMCell\(units=6\) "
-                                     r"needs 6 \(units\)"),
-    (nn.LSTMCell(H, activation_fn=nn.relu), ValueError,
-     "activation_fn=relu, but.*needs 'tanh'"),
-    (nn.LSTMCell(H, gate_fn=nn.hard_sigmoid), ValueError,
-     "gate_fn=hard_sigmoid.*recurrent_activation"),
-])
+@pytest.mark.parametrize(
+    "module, error, match",
+    [
+        (
+            nn.GRUCell,
+            TypeError,
+            r"one of \['LSTMCell', 'OptimizedLSTMCell'\].*"
+            "got GRUCell",
+        ),
+        (nn.GRUCell(H), TypeError, "instance of one of.*got GRUCell"),
+        (
+            nn.LSTMCell(H + 1),
+            ValueError,
+            r"features=7, but LSTMCell\(units=6\) "
+            r"needs 6 \(units\)",
+        ),
+        (
+            nn.LSTMCell(H, activation_fn=nn.relu),
+            ValueError,
+            "activation_fn=relu, but.*needs 'tanh'",
+        ),
+        (
+            nn.LSTMCell(H, gate_fn=nn.hard_sigmoid),
+            ValueError,
+            "gate_fn=hard_sigmoid.*recurrent_activation",
+        ),
+    ],
+)
 def test_to_linen_rejects_templates_that_disagree(module, error, match):
     cell = jaxrnn.LSTMCell(H)
     with pytest.raises(error, match=match):
@@ -389,19 +485,25 @@ def test_to_linen_rejects_templates_that_disagree(module, error, match):
 def test_to_linen_rejects_a_residual_template():
     cell = jaxrnn.SimpleRNNCell(H)
     with pytest.raises(ValueError, match="residual=True"):
-        to_linen(cell, cell.init(jax.random.key(0), D),
-                 nn.SimpleCell(H, residual=True))
+        to_linen(
+            cell,
+            cell.init(jax.random.key(0), D),
+            nn.SimpleCell(H, residual=True),
+        )
 
 
 def test_to_nnx_rejects_a_candidate_recurrent_bias():
     cell = jaxrnn.GRUCell(H)
     params = _random_params(cell, 110)
-    with pytest.raises(ValueError, match=r"flax.nnx.GRUCell has no recurrent "
-                       r"bias inside the reset gate.*params\['bias'\]\[1, 2H:\]"
-                       r".*No exact counterpart"):
+    with pytest.raises(
+        ValueError,
+        match=r"flax.nnx.GRUCell has no recurrent "
+        r"bias inside the reset gate.*params\['bias'\]\[1, 2H:\]"
+        r".*No exact counterpart",
+    ):
         to_nnx(cell, params)
     # The recurrent z and r biases are fine: they fold into dense_i's.
-    params["bias"] = params["bias"].at[1, 2 * H:].set(0.0)
+    params["bias"] = params["bias"].at[1, 2 * H :].set(0.0)
     to_nnx(cell, params)
 
 
@@ -412,15 +514,29 @@ def test_to_nnx_of_a_gru_needs_concrete_params():
         jax.jit(lambda p: nnx.to_pure_dict(nnx.state(to_nnx(cell, p))))(params)
 
 
-@pytest.mark.parametrize("module, error, match", [
-    (nnx.LSTMCell(D + 1, H, rngs=nnx.Rngs(0)), ValueError,
-     r"in_features=5, but.*needs 4 \(params\['kernel'\] rows\)"),
-    (nnx.LSTMCell(D, H, activation_fn=nnx.relu, rngs=nnx.Rngs(0)),
-     ValueError, "activation_fn=relu"),
-    (nnx.GRUCell(D, H, rngs=nnx.Rngs(0)), TypeError, "got GRUCell"),
-    (nnx.LSTMCell(D, H, promote_dtype=lambda *a, **k: a, rngs=nnx.Rngs(0)),
-     ValueError, "custom promote_dtype"),
-])
+@pytest.mark.parametrize(
+    "module, error, match",
+    [
+        (
+            nnx.LSTMCell(D + 1, H, rngs=nnx.Rngs(0)),
+            ValueError,
+            r"in_features=5, but.*needs 4 \(params\['kernel'\] rows\)",
+        ),
+        (
+            nnx.LSTMCell(D, H, activation_fn=nnx.relu, rngs=nnx.Rngs(0)),
+            ValueError,
+            "activation_fn=relu",
+        ),
+        (nnx.GRUCell(D, H, rngs=nnx.Rngs(0)), TypeError, "got GRUCell"),
+        (
+            nnx.LSTMCell(
+                D, H, promote_dtype=lambda *a, **k: a, rngs=nnx.Rngs(0)
+            ),
+            ValueError,
+            "custom promote_dtype",
+        ),
+    ],
+)
 def test_to_nnx_rejects_templates_that_disagree(module, error, match):
     cell = jaxrnn.LSTMCell(H)
     with pytest.raises(error, match=match):
@@ -435,8 +551,9 @@ def test_from_nnx_rejects_other_modules():
 
 
 def test_from_nnx_rejects_a_custom_promote_dtype():
-    module = nnx.GRUCell(D, H, promote_dtype=lambda *a, **k: a,
-                         rngs=nnx.Rngs(0))
+    module = nnx.GRUCell(
+        D, H, promote_dtype=lambda *a, **k: a, rngs=nnx.Rngs(0)
+    )
     with pytest.raises(ValueError, match="custom promote_dtype"):
         from_nnx(module)
 
@@ -444,14 +561,22 @@ def test_from_nnx_rejects_a_custom_promote_dtype():
 def test_from_nnx_rejects_arrays_that_do_not_fit():
     module = nnx.SimpleCell(D, H, rngs=nnx.Rngs(0))
     module.dense_h.kernel = nnx.Param(jnp.zeros((H, H + 1)))
-    with pytest.raises(ValueError, match=r"params\['dense_h'\]\['kernel'\] "
-                       r"must have shape \(6, 6\), got \(6, 7\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"params\['dense_h'\]\['kernel'\] "
+        r"must have shape \(6, 6\), got \(6, 7\)",
+    ):
         from_nnx(module)
 
 
 def test_importing_interop_imports_no_peer_library():
-    code = ("import sys, jaxrnn.interop; "
-            "loaded = {'flax', 'equinox', 'haiku'} & set(sys.modules); "
-            "assert not loaded, loaded")
-    subprocess.run([sys.executable, "-c", code], check=True,
-                   cwd=pathlib.Path(__file__).parents[2])
+    code = (
+        "import sys, jaxrnn.interop; "
+        "loaded = {'flax', 'equinox', 'haiku'} & set(sys.modules); "
+        "assert not loaded, loaded"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code],
+        check=True,
+        cwd=pathlib.Path(__file__).parents[2],
+    )

@@ -14,23 +14,25 @@ import h5py
 import jax
 import numpy as np
 import pytest
+from properties import examples
+from untrusted_files import OpenWatch
 
 import jaxrnn
 from jaxrnn.interop import load_keras_weights, save_keras_weights
 from jaxrnn.layers import Dense, Embedding, Sequential
-from properties import examples
-from untrusted_files import OpenWatch
 
-MODEL = Sequential([Embedding(20, 4), jaxrnn.Bidirectional(jaxrnn.GRU(3)),
-                    Dense(2)])
+MODEL = Sequential(
+    [Embedding(20, 4), jaxrnn.Bidirectional(jaxrnn.GRU(3)), Dense(2)]
+)
 PARAMS = MODEL.init(jax.random.key(0), (None, None))
 TEMPLATE = jax.eval_shape(lambda: PARAMS)
 
 
 def _datasets(f):
     found = []
-    f.visititems(lambda n, o: found.append(n) if isinstance(o, h5py.Dataset)
-                 else None)
+    f.visititems(
+        lambda n, o: found.append(n) if isinstance(o, h5py.Dataset) else None
+    )
     return found
 
 
@@ -49,12 +51,21 @@ def _structural(rng, path, secret):
         elif kind == 1:
             del f[name]
         elif kind == 2:
-            dtype = [np.int32, np.float64, np.float16, np.complex64, bool,
-                     np.uint16, "S4"][rng.integers(7)]
+            dtype = [
+                np.int32,
+                np.float64,
+                np.float16,
+                np.complex64,
+                bool,
+                np.uint16,
+                "S4",
+            ][rng.integers(7)]
             del f[name]
             f[name] = np.zeros(data.shape, dtype)
         elif kind == 3:
-            shape = tuple(int(s) + int(rng.integers(-1, 2)) for s in data.shape)
+            shape = tuple(
+                int(s) + int(rng.integers(-1, 2)) for s in data.shape
+            )
             del f[name]
             f[name] = np.zeros(tuple(max(s, 0) for s in shape), np.float32)
         elif kind == 4:
@@ -65,12 +76,21 @@ def _structural(rng, path, secret):
             f[name] = h5py.ExternalLink(os.fspath(secret), "/x")
         elif kind == 6:
             del f[name]
-            f.create_dataset(name, shape=data.shape, dtype="f4",
-                             external=[(os.fspath(secret), 0, 4 * data.size)])
+            f.create_dataset(
+                name,
+                shape=data.shape,
+                dtype="f4",
+                external=[(os.fspath(secret), 0, 4 * data.size)],
+            )
         elif kind == 7:
             del f[name]
-            f.create_dataset(name, data=data, chunks=True,
-                             compression="gzip", shuffle=bool(rng.integers(2)))
+            f.create_dataset(
+                name,
+                data=data,
+                chunks=True,
+                compression="gzip",
+                shuffle=bool(rng.integers(2)),
+            )
         else:
             f[name].attrs["dtype"] = ["bfloat16", "float8", 3][rng.integers(3)]
 
@@ -79,7 +99,7 @@ def _bytes(rng, path):
     """Truncation or a few flipped bytes anywhere in the file."""
     data = bytearray(path.read_bytes())
     if rng.integers(3) == 0:
-        del data[int(rng.integers(len(data))):]
+        del data[int(rng.integers(len(data))) :]
     else:
         for _ in range(int(rng.integers(1, 9))):
             data[int(rng.integers(len(data)))] ^= int(rng.integers(1, 256))
@@ -119,8 +139,12 @@ def check_case(seed, tmp_path):
             assert os.fspath(path) in str(error), (seed, error)
         else:
             assert jax.tree.structure(loaded) == jax.tree.structure(PARAMS)
-            for a, b in zip(jax.tree.leaves(loaded), jax.tree.leaves(TEMPLATE)):
-                assert a.shape == b.shape and np.issubdtype(a.dtype, np.floating)
+            for a, b in zip(
+                jax.tree.leaves(loaded), jax.tree.leaves(TEMPLATE)
+            ):
+                assert a.shape == b.shape and np.issubdtype(
+                    a.dtype, np.floating
+                )
     assert watch.events == 0, f"seed {seed} read another file"
 
 

@@ -16,11 +16,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from untrusted_files import OpenWatch, load_in_fresh_process
 
 import jaxrnn
 from jaxrnn.interop import load_keras_weights, save_keras_weights
 from jaxrnn.layers import Dense, Sequential
-from untrusted_files import OpenWatch, load_in_fresh_process
 
 D = 3
 KERNEL = "layers/lstm/cell/vars/0"  # (D, 16) in the model below
@@ -68,11 +68,20 @@ def replace_kernel(path, **create):
 # 1. Nothing outside the file is read.
 def test_external_storage_is_refused_before_reading(saved, secret):
     path, _ = saved
-    replace_kernel(path, shape=(D, 16), dtype="f4",
-                   external=[(os.fspath(secret), 0, 4 * D * 16)])
-    with OpenWatch(secret) as watch, pytest.raises(
-            ValueError, match=rf"{path}: '{KERNEL}' keeps its bytes in an "
-                              "external file"):
+    replace_kernel(
+        path,
+        shape=(D, 16),
+        dtype="f4",
+        external=[(os.fspath(secret), 0, 4 * D * 16)],
+    )
+    with (
+        OpenWatch(secret) as watch,
+        pytest.raises(
+            ValueError,
+            match=rf"{path}: '{KERNEL}' keeps its bytes in an "
+            "external file",
+        ),
+    ):
         load_keras_weights(path, model())
     assert watch.events == 0
 
@@ -85,9 +94,14 @@ def test_external_link_is_refused(saved, secret, tmp_path):
     with h5py.File(path, "r+") as f:
         del f[KERNEL]
         f[KERNEL] = h5py.ExternalLink(os.fspath(other), KERNEL)
-    with OpenWatch(other) as watch, pytest.raises(
-            ValueError, match=rf"'{KERNEL}' is an external link, not an object "
-                              "inside the file"):
+    with (
+        OpenWatch(other) as watch,
+        pytest.raises(
+            ValueError,
+            match=rf"'{KERNEL}' is an external link, not an object "
+            "inside the file",
+        ),
+    ):
         load_keras_weights(path, model())
     assert watch.events == 0
 
@@ -112,8 +126,10 @@ def test_virtual_dataset_is_refused(saved, secret, tmp_path):
     with h5py.File(path, "r+") as f:
         del f[KERNEL]
         f.create_virtual_dataset(KERNEL, layout)
-    with OpenWatch(source) as watch, pytest.raises(
-            ValueError, match="is a virtual dataset"):
+    with (
+        OpenWatch(source) as watch,
+        pytest.raises(ValueError, match="is a virtual dataset"),
+    ):
         load_keras_weights(path, model())
     assert watch.events == 0
 
@@ -125,8 +141,14 @@ def test_huge_declared_dataset_is_refused_from_metadata(saved, tmp_path):
     path, _ = saved
     warm = tmp_path / "warm.weights.h5"
     shutil.copy(path, warm)
-    replace_kernel(path, shape=(32768, 32768), dtype="f4", chunks=(256, 256),
-                   compression="gzip", fillvalue=1.0)
+    replace_kernel(
+        path,
+        shape=(32768, 32768),
+        dtype="f4",
+        chunks=(256, 256),
+        compression="gzip",
+        fillvalue=1.0,
+    )
     assert path.stat().st_size < 64 << 10
     outcome, peak_mb = load_in_fresh_process(warm, path)
     assert outcome.startswith("ValueError") and "must have shape" in outcome
@@ -139,10 +161,13 @@ def test_compressed_chunk_cannot_inflate_past_its_size(saved, tmp_path):
     path, _ = saved
     warm = tmp_path / "warm.weights.h5"
     shutil.copy(path, warm)
-    replace_kernel(path, shape=(D, 16), dtype="f4", chunks=(D, 16),
-                   compression="gzip")
+    replace_kernel(
+        path, shape=(D, 16), dtype="f4", chunks=(D, 16), compression="gzip"
+    )
     with h5py.File(path, "r+") as f:
-        f[KERNEL].id.write_direct_chunk((0, 0), zlib.compress(b"\0" * (400 << 20)))
+        f[KERNEL].id.write_direct_chunk(
+            (0, 0), zlib.compress(b"\0" * (400 << 20))
+        )
     outcome, peak_mb = load_in_fresh_process(warm, path)
     assert "compressed chunk that inflates past its 192 bytes" in outcome
     assert peak_mb < 100, (outcome, peak_mb)
@@ -151,8 +176,13 @@ def test_compressed_chunk_cannot_inflate_past_its_size(saved, tmp_path):
 def test_compressed_and_shuffled_chunks_still_load(saved, tmp_path):
     path, params = saved
     kernel = np.asarray(params[0]["kernel"])
-    replace_kernel(path, data=kernel.astype(">f4"), chunks=(2, 5),
-                   compression="gzip", shuffle=True)
+    replace_kernel(
+        path,
+        data=kernel.astype(">f4"),
+        chunks=(2, 5),
+        compression="gzip",
+        shuffle=True,
+    )
     assert_equal_params(load_keras_weights(path, model()), params)
 
 
@@ -165,12 +195,17 @@ def _archive(path, members):
 def test_archive_member_is_capped_before_extraction(saved, tmp_path):
     path, _ = saved
     archive = tmp_path / "model.keras"
-    _archive(archive, [("config.json", "{}"),
-                       ("model.weights.h5", path.read_bytes())])
+    _archive(
+        archive,
+        [("config.json", "{}"), ("model.weights.h5", path.read_bytes())],
+    )
     size = path.stat().st_size
-    with pytest.raises(ValueError, match=rf"{archive}: the archive's "
-                       rf"model.weights.h5 declares {size} bytes uncompressed, "
-                       rf"more than max_bytes={size - 1}"):
+    with pytest.raises(
+        ValueError,
+        match=rf"{archive}: the archive's "
+        rf"model.weights.h5 declares {size} bytes uncompressed, "
+        rf"more than max_bytes={size - 1}",
+    ):
         load_keras_weights(archive, model(), max_bytes=size - 1)
 
 
@@ -180,8 +215,10 @@ def test_archive_bomb_costs_no_memory(saved, tmp_path):
     temporary file (today: read whole, 2.2 GB)."""
     path, _ = saved
     archive = tmp_path / "bomb.keras"
-    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out, \
-            out.open("model.weights.h5", "w", force_zip64=True) as member:
+    with (
+        zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out,
+        out.open("model.weights.h5", "w", force_zip64=True) as member,
+    ):
         zeros = bytes(1 << 20)
         for _ in range(1024):
             member.write(zeros)
@@ -195,35 +232,51 @@ def test_archive_with_duplicate_members_is_refused(saved, tmp_path):
     path, _ = saved
     archive = tmp_path / "model.keras"
     with pytest.warns(UserWarning, match="Duplicate name"):
-        _archive(archive, [("model.weights.h5", path.read_bytes()),
-                           ("model.weights.h5", path.read_bytes())])
-    with pytest.raises(ValueError, match=r"several members named "
-                       r"\['model.weights.h5'\]"):
+        _archive(
+            archive,
+            [
+                ("model.weights.h5", path.read_bytes()),
+                ("model.weights.h5", path.read_bytes()),
+            ],
+        )
+    with pytest.raises(
+        ValueError,
+        match=r"several members named "
+        r"\['model.weights.h5'\]",
+    ):
         load_keras_weights(archive, model())
 
 
 def test_archive_loads(saved, tmp_path):
     path, params = saved
     archive = tmp_path / "model.keras"
-    _archive(archive, [("config.json", "{}"),
-                       ("model.weights.h5", path.read_bytes())])
+    _archive(
+        archive,
+        [("config.json", "{}"), ("model.weights.h5", path.read_bytes())],
+    )
     assert_equal_params(load_keras_weights(archive, model()), params)
 
 
 # 3. Only floating arrays load.
-@pytest.mark.parametrize("data, kind", [
-    (np.zeros((D, 16), np.int32), "integer"),
-    (np.zeros((D, 16), bool), "bool"),
-    (np.zeros((D, 16), np.complex64), "complex"),
-    (np.full((D, 16), b"ab"), "string"),
-    (np.zeros((D, 16), [("a", "f4"), ("b", "f4")]), "compound"),
-    (np.zeros((D, 16), np.float16).view("V2"), "opaque"),
-])
+@pytest.mark.parametrize(
+    "data, kind",
+    [
+        (np.zeros((D, 16), np.int32), "integer"),
+        (np.zeros((D, 16), bool), "bool"),
+        (np.zeros((D, 16), np.complex64), "complex"),
+        (np.full((D, 16), b"ab"), "string"),
+        (np.zeros((D, 16), [("a", "f4"), ("b", "f4")]), "compound"),
+        (np.zeros((D, 16), np.float16).view("V2"), "opaque"),
+    ],
+)
 def test_non_floating_arrays_are_refused(saved, data, kind):
     path, _ = saved
     replace_kernel(path, data=data)
-    with pytest.raises(ValueError, match=rf"{path}: '{KERNEL}' holds {kind}.* "
-                       "weights must be floating"):
+    with pytest.raises(
+        ValueError,
+        match=rf"{path}: '{KERNEL}' holds {kind}.* "
+        "weights must be floating",
+    ):
         load_keras_weights(path, model())
 
 
@@ -269,16 +322,22 @@ def test_not_a_zip_archive(saved, tmp_path):
     path, _ = saved
     archive = tmp_path / "model.keras"
     shutil.copy(path, archive)
-    with pytest.raises(ValueError, match=rf"{archive}: not a zip archive, or "
-                       "a damaged one"):
+    with pytest.raises(
+        ValueError,
+        match=rf"{archive}: not a zip archive, or "
+        "a damaged one",
+    ):
         load_keras_weights(archive, model())
 
 
 def test_archive_without_weights(tmp_path):
     archive = tmp_path / "model.keras"
     _archive(archive, [("config.json", "{}")])
-    with pytest.raises(ValueError, match=rf"{archive}: the archive holds no "
-                       r"model.weights.h5, only \['config.json'\]"):
+    with pytest.raises(
+        ValueError,
+        match=rf"{archive}: the archive holds no "
+        r"model.weights.h5, only \['config.json'\]",
+    ):
         load_keras_weights(archive, model())
 
 
@@ -289,8 +348,11 @@ def test_damaged_archive_member(saved, tmp_path):
     data = bytearray(archive.read_bytes())
     data[200] ^= 0xFF  # Inside the deflated member: CRC or inflate fails.
     archive.write_bytes(bytes(data))
-    with pytest.raises(ValueError, match=rf"{archive}: (a damaged zip archive"
-                       "|not a zip archive, or a damaged one)"):
+    with pytest.raises(
+        ValueError,
+        match=rf"{archive}: (a damaged zip archive"
+        "|not a zip archive, or a damaged one)",
+    ):
         load_keras_weights(archive, model())
 
 
@@ -299,8 +361,11 @@ def test_group_where_an_array_should_be(saved):
     with h5py.File(path, "r+") as f:
         del f[KERNEL]
         f.create_group(KERNEL)
-    with pytest.raises(ValueError, match=rf"{path}: '{KERNEL}' is a group "
-                       "where an array should be"):
+    with pytest.raises(
+        ValueError,
+        match=rf"{path}: '{KERNEL}' is a group "
+        "where an array should be",
+    ):
         load_keras_weights(path, model())
 
 
@@ -309,8 +374,11 @@ def test_array_where_a_group_should_be(saved):
     with h5py.File(path, "r+") as f:
         del f["layers/dense/vars"]
         f["layers/dense/vars"] = np.zeros(3, np.float32)
-    with pytest.raises(ValueError, match=r"but there is a dataset where the "
-                       r"group 'layers/dense/vars' should be"):
+    with pytest.raises(
+        ValueError,
+        match=r"but there is a dataset where the "
+        r"group 'layers/dense/vars' should be",
+    ):
         load_keras_weights(path, model())
 
 
@@ -339,8 +407,11 @@ def test_save_exception_midway_keeps_the_old_file(saved, monkeypatch):
         return create(self, *args, **kwargs)
 
     monkeypatch.setattr(h5py.Group, "create_dataset", fail_on_third)
-    with pytest.raises(OSError, match=r"writing the weights failed \(disk "
-                       r"full\); any previous file there is unchanged"):
+    with pytest.raises(
+        OSError,
+        match=r"writing the weights failed \(disk "
+        r"full\); any previous file there is unchanged",
+    ):
         save_keras_weights(params_of(seed=1), model(), path)
     monkeypatch.undo()
     assert_equal_params(load_keras_weights(path, model()), params)
@@ -376,8 +447,10 @@ _SAVE_SCRIPT = textwrap.dedent("""
 def _saver(path, seed, mode):
     return subprocess.Popen(
         [sys.executable, "-c", _SAVE_SCRIPT, os.fspath(path), str(seed), mode],
-        stdout=subprocess.PIPE, text=True,
-        env={**os.environ, "JAX_PLATFORMS": "cpu"})
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    )
 
 
 def test_killed_save_keeps_the_old_file(saved):
@@ -403,8 +476,10 @@ def test_save_killed_at_any_time_leaves_old_or_new(saved, delay):
         process.send_signal(signal.SIGKILL)
         process.wait()
     loaded = load_keras_weights(path, model())
-    same_as_old = all(np.array_equal(a, b) for a, b in
-                      zip(jax.tree.leaves(loaded), jax.tree.leaves(old)))
+    same_as_old = all(
+        np.array_equal(a, b)
+        for a, b in zip(jax.tree.leaves(loaded), jax.tree.leaves(old))
+    )
     if not same_as_old:
         assert_equal_params(loaded, new)
 
@@ -419,8 +494,11 @@ def test_save_keeps_the_permissions_of_the_file_it_replaces(saved):
 def test_save_refuses_non_floating_params(tmp_path):
     params = params_of()
     params[1]["kernel"] = params[1]["kernel"].astype(jnp.int32)
-    with pytest.raises(TypeError, match=r"params\[1\]\['kernel'\] must have a "
-                       "floating dtype .* got int32"):
+    with pytest.raises(
+        TypeError,
+        match=r"params\[1\]\['kernel'\] must have a "
+        "floating dtype .* got int32",
+    ):
         save_keras_weights(params, model(), tmp_path / "m.weights.h5")
     assert not os.listdir(tmp_path)
 
@@ -440,10 +518,19 @@ def test_input_size_without_stored_bytes_is_refused(saved, tmp_path):
 
 def test_input_size_behind_extreme_compression_is_refused(saved):
     path, _ = saved
-    replace_kernel(path, shape=(1 << 20, 16), dtype="f4", chunks=(1 << 16, 16),
-                   compression="gzip", data=np.zeros((1 << 20, 16), np.float32))
-    with pytest.raises(ValueError, match=r"declares 67108864 bytes from \d+ "
-                       r"compressed bytes, more than 100:1"):
+    replace_kernel(
+        path,
+        shape=(1 << 20, 16),
+        dtype="f4",
+        chunks=(1 << 16, 16),
+        compression="gzip",
+        data=np.zeros((1 << 20, 16), np.float32),
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"declares 67108864 bytes from \d+ "
+        r"compressed bytes, more than 100:1",
+    ):
         load_keras_weights(path, model())
 
 
@@ -454,8 +541,10 @@ def test_bfloat16_marker_on_big_endian_bits_loads_their_values(saved):
     with h5py.File(path, "r+") as f:
         f[KERNEL].attrs["dtype"] = "bfloat16"
     loaded = load_keras_weights(path, model())[0]["kernel"]
-    np.testing.assert_array_equal(np.asarray(loaded),
-                                  np.asarray(params[0]["kernel"].astype(jnp.bfloat16)))
+    np.testing.assert_array_equal(
+        np.asarray(loaded),
+        np.asarray(params[0]["kernel"].astype(jnp.bfloat16)),
+    )
 
 
 def test_bfloat16_marker_on_two_byte_compound_is_refused(saved):
@@ -475,7 +564,7 @@ def test_null_dataspace_is_refused(saved):
 
 
 def test_bytes_paths_work(saved, tmp_path):
-    path, params = saved
+    _path, params = saved
     target = os.fsencode(tmp_path / "again.weights.h5")
     save_keras_weights(params, model(), target)
     assert_equal_params(load_keras_weights(target, model()), params)
@@ -485,14 +574,21 @@ def test_save_inside_jit_says_to_call_it_outside(tmp_path):
     def save(params):
         save_keras_weights(params, model(), tmp_path / "m.weights.h5")
         return 0
-    with pytest.raises(TypeError, match=r"params\[0\]\['kernel'\] is traced "
-                       r"\(save_keras_weights was called inside jax.jit"):
+
+    with pytest.raises(
+        TypeError,
+        match=r"params\[0\]\['kernel'\] is traced "
+        r"\(save_keras_weights was called inside jax.jit",
+    ):
         jax.jit(save)(params_of())
 
 
 def test_save_refuses_dtypes_keras_files_cannot_hold(tmp_path):
     params = params_of()
     params[0]["bias"] = np.asarray(params[0]["bias"]).astype(np.longdouble)
-    with pytest.raises(TypeError, match=r"params\[0\]\['bias'\] must have a "
-                       "floating dtype Keras files hold"):
+    with pytest.raises(
+        TypeError,
+        match=r"params\[0\]\['bias'\] must have a "
+        "floating dtype Keras files hold",
+    ):
         save_keras_weights(params, model(), tmp_path / "m.weights.h5")

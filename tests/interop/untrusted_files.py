@@ -24,8 +24,13 @@ class OpenWatch:
     def __enter__(self):
         libc = ctypes.CDLL(None, use_errno=True)
         self._fd = libc.inotify_init1(_IN_NONBLOCK)
-        if self._fd < 0 or libc.inotify_add_watch(
-                self._fd, self.path.encode(), _IN_OPEN | _IN_ACCESS) < 0:
+        if (
+            self._fd < 0
+            or libc.inotify_add_watch(
+                self._fd, self.path.encode(), _IN_OPEN | _IN_ACCESS
+            )
+            < 0
+        ):
             raise OSError(ctypes.get_errno(), "inotify is unavailable")
         return self
 
@@ -35,7 +40,9 @@ class OpenWatch:
                 data = os.read(self._fd, 4096)
                 offset = 0
                 while offset < len(data):
-                    _, mask, _, length = struct.unpack_from("iIII", data, offset)
+                    _, mask, _, length = struct.unpack_from(
+                        "iIII", data, offset
+                    )
                     self.events += bool(mask & (_IN_OPEN | _IN_ACCESS))
                     offset += 16 + length
         except BlockingIOError:
@@ -71,9 +78,18 @@ def load_in_fresh_process(warm_path, path, **kwargs):
     """Loads `path` into ``Sequential([LSTM(4), Dense(2)])`` in a new
     process; returns (outcome, MB of peak memory above the warmed-up one)."""
     run = subprocess.run(
-        [sys.executable, "-c", _PEAK_SCRIPT, os.fspath(warm_path),
-         os.fspath(path), json.dumps(kwargs)],
-        capture_output=True, text=True, check=True,
-        env={**os.environ, "JAX_PLATFORMS": "cpu"})
+        [
+            sys.executable,
+            "-c",
+            _PEAK_SCRIPT,
+            os.fspath(warm_path),
+            os.fspath(path),
+            json.dumps(kwargs),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    )
     result = json.loads(run.stdout.strip().splitlines()[-1])
     return result["outcome"], result["peak_mb"]

@@ -9,10 +9,17 @@ import keras
 import numpy as np
 import pytest
 from jax.test_util import check_grads
-
-from jaxrnn.layers import (LSTM, Conv1D, Dense, Embedding, MaxPooling1D,
-                           Sequential, summary)
 from keras_helpers import assert_parity, randomize_keras_weights
+
+from jaxrnn.layers import (
+    LSTM,
+    Conv1D,
+    Dense,
+    Embedding,
+    MaxPooling1D,
+    Sequential,
+    summary,
+)
 
 
 def _params_from_keras(layer):
@@ -44,9 +51,10 @@ def _numpy_conv1d(x, kernel, bias, *, stride, padding, dilation, groups):
         for j in range(size):
             tap = x[:, t * stride + j * dilation]
             for g in range(groups):
-                out[:, t, g * per_group:(g + 1) * per_group] += (
-                    tap[:, g * channels_in:(g + 1) * channels_in]
-                    @ kernel[j, :, g * per_group:(g + 1) * per_group])
+                out[:, t, g * per_group : (g + 1) * per_group] += (
+                    tap[:, g * channels_in : (g + 1) * channels_in]
+                    @ kernel[j, :, g * per_group : (g + 1) * per_group]
+                )
     return out + bias
 
 
@@ -61,11 +69,25 @@ PARITY_CASES = [
     dict(filters=6, kernel_size=3, dilation_rate=3, groups=2),
     dict(filters=6, kernel_size=2, padding="same", dilation_rate=2, groups=3),
     dict(filters=8, kernel_size=3, strides=2, groups=2, use_bias=False),
-    dict(filters=6, kernel_size=3, padding="SAME", data_format="channels_first"),
-    dict(filters=4, kernel_size=(3,), strides=(2,), padding="causal",
-         data_format="channels_first", groups=2),
-    dict(filters=6, kernel_size=2, dilation_rate=(2,), data_format="channels_first",
-         groups=3, activation="sigmoid"),
+    dict(
+        filters=6, kernel_size=3, padding="SAME", data_format="channels_first"
+    ),
+    dict(
+        filters=4,
+        kernel_size=(3,),
+        strides=(2,),
+        padding="causal",
+        data_format="channels_first",
+        groups=2,
+    ),
+    dict(
+        filters=6,
+        kernel_size=2,
+        dilation_rate=(2,),
+        data_format="channels_first",
+        groups=3,
+        activation="sigmoid",
+    ),
 ]
 
 
@@ -79,53 +101,132 @@ def test_conv1d_matches_keras(kwargs, request):
     ours = Conv1D(**kwargs)
     params = _params_from_keras(theirs)
     assert jax.tree.map(np.shape, params) == jax.tree.map(
-        np.shape, ours.init(jax.random.key(0), x.shape))
+        np.shape, ours.init(jax.random.key(0), x.shape)
+    )
     assert_parity(request.node.name, ours(params, jnp.asarray(x)), theirs(x))
     assert ours.param_count(x.shape) == theirs.count_params()
-    for shape in (x.shape, (None, *x.shape[1:]),
-                  (None, 6, None) if channels_first else (None, None, 6)):
-        assert ours.output_shape(shape) == tuple(theirs.compute_output_shape(shape))
+    for shape in (
+        x.shape,
+        (None, *x.shape[1:]),
+        (None, 6, None) if channels_first else (None, None, 6),
+    ):
+        assert ours.output_shape(shape) == tuple(
+            theirs.compute_output_shape(shape)
+        )
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(filters=5, kernel_size=2, strides=1, padding="valid",
-         data_format="channels_last", dilation_rate=1, groups=1),
-    dict(filters=6, kernel_size=2, strides=1, padding="same",
-         data_format="channels_last", dilation_rate=(2,), groups=2),
-    dict(filters=6, kernel_size=2, strides=1, padding="causal",
-         data_format="channels_last", dilation_rate=(2,), groups=2),
-    dict(filters=6, kernel_size=(2,), strides=(2,), padding="valid",
-         data_format="channels_last", dilation_rate=1, groups=2),
-    dict(filters=6, kernel_size=(2,), strides=(2,), padding="valid",
-         data_format="channels_first", dilation_rate=1, groups=2),
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(
+            filters=5,
+            kernel_size=2,
+            strides=1,
+            padding="valid",
+            data_format="channels_last",
+            dilation_rate=1,
+            groups=1,
+        ),
+        dict(
+            filters=6,
+            kernel_size=2,
+            strides=1,
+            padding="same",
+            data_format="channels_last",
+            dilation_rate=(2,),
+            groups=2,
+        ),
+        dict(
+            filters=6,
+            kernel_size=2,
+            strides=1,
+            padding="causal",
+            data_format="channels_last",
+            dilation_rate=(2,),
+            groups=2,
+        ),
+        dict(
+            filters=6,
+            kernel_size=(2,),
+            strides=(2,),
+            padding="valid",
+            data_format="channels_last",
+            dilation_rate=1,
+            groups=2,
+        ),
+        dict(
+            filters=6,
+            kernel_size=(2,),
+            strides=(2,),
+            padding="valid",
+            data_format="channels_first",
+            dilation_rate=1,
+            groups=2,
+        ),
+    ],
+)
 def test_conv1d_keras_correctness_cases(kwargs, request):
     """keras/src/layers/convolutional/conv_test.py::ConvCorrectnessTest::test_conv1d"""
     rng = np.random.default_rng(3)
     x = rng.standard_normal((2, 8, 4)).astype("float32")
     layer = Conv1D(**kwargs)
     shapes = jax.eval_shape(lambda: layer.init(jax.random.key(0), x.shape))
-    params = {k: rng.standard_normal(v.shape).astype("float32")
-              for k, v in shapes.items()}
+    params = {
+        k: rng.standard_normal(v.shape).astype("float32")
+        for k, v in shapes.items()
+    }
     channels_first = kwargs["data_format"] == "channels_first"
     as_last = x.swapaxes(1, 2) if channels_first else x
-    want = _numpy_conv1d(as_last, params["kernel"], params["bias"],
-                         stride=layer.strides[0], padding=layer.padding,
-                         dilation=layer.dilation_rate[0], groups=layer.groups)
+    want = _numpy_conv1d(
+        as_last,
+        params["kernel"],
+        params["bias"],
+        stride=layer.strides[0],
+        padding=layer.padding,
+        dilation=layer.dilation_rate[0],
+        groups=layer.groups,
+    )
     got = np.asarray(layer(params, jnp.asarray(x)))
-    assert_parity(request.node.name, got.swapaxes(1, 2) if channels_first
-                  else got, want.astype("float32"))
+    assert_parity(
+        request.node.name,
+        got.swapaxes(1, 2) if channels_first else got,
+        want.astype("float32"),
+    )
 
 
-@pytest.mark.parametrize("kwargs,input_shape,output_shape", [
-    (dict(filters=5, kernel_size=2), (3, 5, 4), (3, 4, 5)),
-    (dict(filters=6, kernel_size=2, padding="same", dilation_rate=(2,),
-          groups=2), (3, 4, 4), (3, 4, 6)),
-    (dict(filters=6, kernel_size=2, padding="causal", dilation_rate=(2,),
-          groups=2), (3, 4, 4), (3, 4, 6)),
-    (dict(filters=6, kernel_size=2, strides=(2,), groups=2), (3, 5, 4),
-     (3, 2, 6)),
-])
+@pytest.mark.parametrize(
+    "kwargs,input_shape,output_shape",
+    [
+        (dict(filters=5, kernel_size=2), (3, 5, 4), (3, 4, 5)),
+        (
+            dict(
+                filters=6,
+                kernel_size=2,
+                padding="same",
+                dilation_rate=(2,),
+                groups=2,
+            ),
+            (3, 4, 4),
+            (3, 4, 6),
+        ),
+        (
+            dict(
+                filters=6,
+                kernel_size=2,
+                padding="causal",
+                dilation_rate=(2,),
+                groups=2,
+            ),
+            (3, 4, 4),
+            (3, 4, 6),
+        ),
+        (
+            dict(filters=6, kernel_size=2, strides=(2,), groups=2),
+            (3, 5, 4),
+            (3, 2, 6),
+        ),
+    ],
+)
 def test_conv1d_keras_basic_shapes(kwargs, input_shape, output_shape):
     """keras/src/layers/convolutional/conv_test.py::ConvBasicTest::test_conv1d_basic"""
     layer = Conv1D(**kwargs)
@@ -139,8 +240,9 @@ def test_conv1d_unbatched_is_one_row_of_a_batch(key):
     layer = Conv1D(4, 3, padding="causal", dilation_rate=2, groups=2)
     x = jnp.asarray(_inputs((3, 7, 6)))
     params = layer.init(key, x.shape)
-    np.testing.assert_allclose(layer(params, x[1]), layer(params, x)[1],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        layer(params, x[1]), layer(params, x)[1], atol=1e-6
+    )
     assert layer.output_shape((7, 6)) == (7, 4)
 
 
@@ -155,24 +257,34 @@ def test_conv1d_init_draws_glorot_with_keras_fans(key):
 
 def test_equal_spellings_make_equal_layers():
     assert Conv1D(4, 3, padding="SAME", data_format=None) == Conv1D(
-        4, (3,), padding="same", data_format="channels_last")
+        4, (3,), padding="same", data_format="channels_last"
+    )
     assert hash(Conv1D(4, 3, strides=2)) == hash(Conv1D(4, (3,), strides=(2,)))
 
 
 def _cnn_lstm_models(mask_zero=False):
     """The classic text model, Keras' and ours, with the same weights."""
     vocab, steps = 30, 12
-    theirs = keras.Sequential([
-        keras.Input((steps,), dtype="int32"),
-        keras.layers.Embedding(vocab, 8, mask_zero=mask_zero),
-        keras.layers.Conv1D(6, 3, activation="relu"),
-        keras.layers.MaxPooling1D(2),
-        keras.layers.LSTM(5),
-        keras.layers.Dense(1, activation="sigmoid")])
+    theirs = keras.Sequential(
+        [
+            keras.Input((steps,), dtype="int32"),
+            keras.layers.Embedding(vocab, 8, mask_zero=mask_zero),
+            keras.layers.Conv1D(6, 3, activation="relu"),
+            keras.layers.MaxPooling1D(2),
+            keras.layers.LSTM(5),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
     randomize_keras_weights(theirs)
-    ours = Sequential([Embedding(vocab, 8, mask_zero=mask_zero),
-                       Conv1D(6, 3, activation="relu"), MaxPooling1D(2),
-                       LSTM(5), Dense(1, activation="sigmoid")])
+    ours = Sequential(
+        [
+            Embedding(vocab, 8, mask_zero=mask_zero),
+            Conv1D(6, 3, activation="relu"),
+            MaxPooling1D(2),
+            LSTM(5),
+            Dense(1, activation="sigmoid"),
+        ]
+    )
     params = [_params_from_keras(layer) for layer in theirs.layers]
     # Padding at the end, at the start and in the middle.
     ids = np.random.default_rng(0).integers(1, vocab, (3, steps))
@@ -184,10 +296,13 @@ def _cnn_lstm_models(mask_zero=False):
 
 def test_cnn_lstm_text_model_matches_keras(request):
     theirs, ours, params, ids = _cnn_lstm_models()
-    assert_parity(request.node.name, ours(params, jnp.asarray(ids)), theirs(ids))
+    assert_parity(
+        request.node.name, ours(params, jnp.asarray(ids)), theirs(ids)
+    )
     assert ours.param_count((None, 12)) == theirs.count_params()
     assert ours.output_shapes((None, 12)) == [
-        tuple(layer.output.shape) for layer in theirs.layers]
+        tuple(layer.output.shape) for layer in theirs.layers
+    ]
     text = summary(ours, (None, 12), print_fn=None)
     assert "conv1d (Conv1D)              (None, 10, 6)             150" in text
     assert "max_pooling1d (MaxPooling1D) (None, 5, 6)              0" in text
@@ -199,10 +314,14 @@ def test_a_mask_stops_at_conv1d_with_a_warning_as_in_keras(request):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         theirs, ours, params, ids = _cnn_lstm_models(mask_zero=True)
-    assert any("(of type Conv1D) was passed an input with a mask"
-               in str(w.message) for w in caught)
-    with pytest.warns(UserWarning, match="Conv1D was passed a mask, but it "
-                      "does not support masking"):
+    assert any(
+        "(of type Conv1D) was passed an input with a mask" in str(w.message)
+        for w in caught
+    )
+    with pytest.warns(
+        UserWarning,
+        match="Conv1D was passed a mask, but it does not support masking",
+    ):
         mine = ours(params, jnp.asarray(ids))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Keras' warning again, checked above
@@ -214,56 +333,113 @@ def test_a_mask_stops_at_conv1d_with_a_warning_as_in_keras(request):
 def test_cnn_lstm_model_jits_and_differentiates():
     _, ours, params, ids = _cnn_lstm_models()
     params = jax.tree.map(jnp.asarray, params)
-    loss = lambda p: jnp.mean(jnp.square(ours(p, jnp.asarray(ids))))
+
+    def loss(p):
+        return jnp.mean(jnp.square(ours(p, jnp.asarray(ids))))
+
     value, grads = jax.jit(jax.value_and_grad(loss))(params)
     assert np.isfinite(float(value))
     assert jax.tree.structure(grads) == jax.tree.structure(params)
-    assert all(bool(jnp.all(jnp.isfinite(g))) and float(jnp.abs(g).max()) > 0
-               for g in jax.tree.leaves(grads[1:]))
+    assert all(
+        bool(jnp.all(jnp.isfinite(g))) and float(jnp.abs(g).max()) > 0
+        for g in jax.tree.leaves(grads[1:])
+    )
 
 
 def test_cnn_lstm_model_runs_unbatched_ids(key):
-    model = Sequential([Embedding(30, 8), Conv1D(6, 3, padding="causal"),
-                        MaxPooling1D(2), LSTM(5), Dense(1)])
+    model = Sequential(
+        [
+            Embedding(30, 8),
+            Conv1D(6, 3, padding="causal"),
+            MaxPooling1D(2),
+            LSTM(5),
+            Dense(1),
+        ]
+    )
     params = model.init(key, (None, None))
     ids = jnp.asarray(np.random.default_rng(2).integers(0, 30, (3, 12)))
-    np.testing.assert_allclose(model(params, ids[2]), model(params, ids)[2],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        model(params, ids[2]), model(params, ids)[2], atol=1e-6
+    )
     assert model.output_shape((12,)) == (1,)
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(padding="causal", dilation_rate=2, groups=2),
-    dict(padding="same", strides=2, data_format="channels_first"),
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(padding="causal", dilation_rate=2, groups=2),
+        dict(padding="same", strides=2, data_format="channels_first"),
+    ],
+)
 def test_conv1d_gradients(kwargs, key):
     # float64: float32 finite differences of tanh drifted by 6% on one CI run.
     with jax.enable_x64(True):
         layer = Conv1D(4, 3, activation="tanh", **kwargs)
         shape = (2, 4, 7) if "data_format" in kwargs else (2, 7, 4)
         x = jnp.asarray(_inputs(shape), jnp.float64)
-        params = jax.tree.map(lambda p: p.astype(jnp.float64),
-                              layer.init(key, shape))
-        check_grads(jax.jit(lambda p, x: layer(p, x)), (params, x), order=1,
-                    modes=["rev"])
+        params = jax.tree.map(
+            lambda p: p.astype(jnp.float64), layer.init(key, shape)
+        )
+        check_grads(
+            jax.jit(lambda p, x: layer(p, x)),
+            (params, x),
+            order=1,
+            modes=["rev"],
+        )
 
 
-@pytest.mark.parametrize("kwargs,error,match", [
-    (dict(filters=0, kernel_size=1), ValueError, "`filters` must be a positive"),
-    (dict(filters=2, kernel_size=0), ValueError, "`kernel_size` must be a positive"),
-    (dict(filters=2, kernel_size=(1, 2)), ValueError, "tuple of 1 positive"),
-    (dict(filters=2, kernel_size=2, strides=0), ValueError, "`strides`"),
-    (dict(filters=2, kernel_size=2, strides=2, dilation_rate=2), ValueError,
-     "exclude each other"),
-    (dict(filters=5, kernel_size=2, groups=0), ValueError, "`groups` must be"),
-    (dict(filters=5, kernel_size=2, groups=2), ValueError,
-     "`filters` must be divisible by `groups`"),
-    (dict(filters=2, kernel_size=2, padding="full"), ValueError, "`padding`"),
-    (dict(filters=2, kernel_size=2, data_format="NWC"), ValueError,
-     "`data_format`"),
-    (dict(filters=2, kernel_size=2, activation="nope"), ValueError, "nope"),
-    (dict(filters=2, kernel_size=2, use_bias=1), TypeError, "`use_bias`"),
-])
+@pytest.mark.parametrize(
+    "kwargs,error,match",
+    [
+        (
+            dict(filters=0, kernel_size=1),
+            ValueError,
+            "`filters` must be a positive",
+        ),
+        (
+            dict(filters=2, kernel_size=0),
+            ValueError,
+            "`kernel_size` must be a positive",
+        ),
+        (
+            dict(filters=2, kernel_size=(1, 2)),
+            ValueError,
+            "tuple of 1 positive",
+        ),
+        (dict(filters=2, kernel_size=2, strides=0), ValueError, "`strides`"),
+        (
+            dict(filters=2, kernel_size=2, strides=2, dilation_rate=2),
+            ValueError,
+            "exclude each other",
+        ),
+        (
+            dict(filters=5, kernel_size=2, groups=0),
+            ValueError,
+            "`groups` must be",
+        ),
+        (
+            dict(filters=5, kernel_size=2, groups=2),
+            ValueError,
+            "`filters` must be divisible by `groups`",
+        ),
+        (
+            dict(filters=2, kernel_size=2, padding="full"),
+            ValueError,
+            "`padding`",
+        ),
+        (
+            dict(filters=2, kernel_size=2, data_format="NWC"),
+            ValueError,
+            "`data_format`",
+        ),
+        (
+            dict(filters=2, kernel_size=2, activation="nope"),
+            ValueError,
+            "nope",
+        ),
+        (dict(filters=2, kernel_size=2, use_bias=1), TypeError, "`use_bias`"),
+    ],
+)
 def test_conv1d_rejects_bad_arguments(kwargs, error, match):
     """keras/src/layers/convolutional/conv_test.py::ConvBasicTest::test_bad_init_args
     (the Conv1D cases, and their 1-D analogues)."""

@@ -5,10 +5,16 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 import pytest
-
-from jaxrnn.layers import (LSTM, BatchNormalization, Dense, Dropout, Embedding,
-                           TimeDistributed)
 from keras_helpers import assert_parity, randomize_keras_weights
+
+from jaxrnn.layers import (
+    LSTM,
+    BatchNormalization,
+    Dense,
+    Dropout,
+    Embedding,
+    TimeDistributed,
+)
 
 
 def test_embedding_matches_keras(request):
@@ -18,9 +24,12 @@ def test_embedding_matches_keras(request):
     randomize_keras_weights(theirs)
     ours = Embedding(20, 6, mask_zero=True)
     params = {"embeddings": theirs.get_weights()[0]}
-    assert_parity(request.node.name, ours(params, jnp.asarray(ids)), theirs(ids))
-    np.testing.assert_array_equal(ours.compute_mask(jnp.asarray(ids), None),
-                                  theirs.compute_mask(ids))
+    assert_parity(
+        request.node.name, ours(params, jnp.asarray(ids)), theirs(ids)
+    )
+    np.testing.assert_array_equal(
+        ours.compute_mask(jnp.asarray(ids), None), theirs.compute_mask(ids)
+    )
     assert ours.output_shape((None, None)) == (None, None, 6)
 
 
@@ -28,11 +37,14 @@ def test_embedding_init_matches_keras_distribution(key):
     table = Embedding(500, 64).init(key)["embeddings"]
     assert table.shape == (500, 64)
     assert float(jnp.abs(table).max()) <= 0.05
-    np.testing.assert_allclose(float(table.std()), 0.1 / np.sqrt(12), rtol=0.05)
+    np.testing.assert_allclose(
+        float(table.std()), 0.1 / np.sqrt(12), rtol=0.05
+    )
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float16", "int8", "uint8",
-                                   "int16", "bool"])
+@pytest.mark.parametrize(
+    "dtype", ["float32", "float16", "int8", "uint8", "int16", "bool"]
+)
 def test_embedding_casts_other_ids_to_int32_as_keras(dtype, request):
     # Floats truncate toward zero (-0.5 and 1.7 look up rows 0 and 1).
     raw = np.array([[1.7, 2.2, -0.5], [3.9, 0.0, 4.0]])
@@ -42,8 +54,9 @@ def test_embedding_casts_other_ids_to_int32_as_keras(dtype, request):
     randomize_keras_weights(theirs)
     ours = Embedding(5, 3)
     params = {"embeddings": theirs.get_weights()[0]}
-    assert_parity(request.node.name, ours(params, jnp.asarray(ids)),
-                  theirs(ids))
+    assert_parity(
+        request.node.name, ours(params, jnp.asarray(ids)), theirs(ids)
+    )
 
 
 def test_embedding_mask_zero_reads_the_ids_as_given():
@@ -52,7 +65,9 @@ def test_embedding_mask_zero_reads_the_ids_as_given():
     np.testing.assert_array_equal(
         Embedding(5, 2, mask_zero=True).compute_mask(ids, None),
         keras.layers.Embedding(5, 2, mask_zero=True).compute_mask(
-            np.asarray(ids)))
+            np.asarray(ids)
+        ),
+    )
 
 
 def test_embedding_rejects_complex_ids(key):
@@ -70,19 +85,26 @@ def test_dense_matches_keras_on_any_rank(activation, use_bias, request):
     randomize_keras_weights(theirs)
     ours = Dense(5, activation=activation, use_bias=use_bias)
     weights = theirs.get_weights()
-    params = {"kernel": weights[0], **({"bias": weights[1]} if use_bias else {})}
+    params = {
+        "kernel": weights[0],
+        **({"bias": weights[1]} if use_bias else {}),
+    }
     assert_parity(request.node.name, ours(params, jnp.asarray(x)), theirs(x))
     assert ours.param_count((None, 3, 4)) == theirs.count_params()
 
 
 def test_dense_feature_mismatch(key):
     layer = Dense(3)
-    with pytest.raises(ValueError, match=r"Dense expects inputs \(\.\.\., 4\)"):
+    with pytest.raises(
+        ValueError, match=r"Dense expects inputs \(\.\.\., 4\)"
+    ):
         layer(layer.init(key, (None, 4)), jnp.ones((2, 5)))
 
 
 def test_time_distributed_matches_keras(request):
-    theirs = keras.layers.TimeDistributed(keras.layers.Dense(3, activation="tanh"))
+    theirs = keras.layers.TimeDistributed(
+        keras.layers.Dense(3, activation="tanh")
+    )
     x = np.random.default_rng(1).standard_normal((2, 5, 4)).astype("float32")
     theirs(x)
     randomize_keras_weights(theirs)
@@ -110,8 +132,9 @@ def test_dropout_identity_in_inference_and_scaled_in_training(key):
 
 
 def test_dropout_noise_shape_shares_the_mask(key):
-    y = Dropout(0.5, noise_shape=(None, 1, None))({}, jnp.ones((4, 6, 3)),
-                                                  key=key, training=True)
+    y = Dropout(0.5, noise_shape=(None, 1, None))(
+        {}, jnp.ones((4, 6, 3)), key=key, training=True
+    )
     np.testing.assert_array_equal(y, jnp.broadcast_to(y[:, :1], y.shape))
 
 
@@ -128,16 +151,23 @@ def test_dropout_rate_validated():
 def test_time_distributed_dropout_draws_a_mask_per_step():
     layer = TimeDistributed(Dropout(0.5))
     x = jnp.ones((2, 6, 32))
-    y = layer(layer.init(jax.random.key(0), (2, 6, 32)), x,
-              key=jax.random.key(1), training=True)
+    y = layer(
+        layer.init(jax.random.key(0), (2, 6, 32)),
+        x,
+        key=jax.random.key(1),
+        training=True,
+    )
     assert y.shape == x.shape
     assert not bool(jnp.all(y[:, 0] == y[:, 3]))
     assert set(np.unique(np.asarray(y)).tolist()) == {0.0, 2.0}
 
 
 def test_dense_init_rejects_an_int_input_shape(key):
-    with pytest.raises(TypeError, match=r"`input_shape` must be a shape tuple"
-                       r".*got the int 3.*\(None, 3\)"):
+    with pytest.raises(
+        TypeError,
+        match=r"`input_shape` must be a shape tuple"
+        r".*got the int 3.*\(None, 3\)",
+    ):
         Dense(2).init(key, 3)
 
 
@@ -191,7 +221,8 @@ def test_time_distributed_calls_a_layer_without_mask_unchanged(key):
     x = jax.random.normal(key, (3, 4, 5))
     params = layer.init(key, x.shape)
     np.testing.assert_array_equal(
-        layer(params, x, mask=jnp.ones((3, 4), bool)), layer(params, x))
+        layer(params, x, mask=jnp.ones((3, 4), bool)), layer(params, x)
+    )
 
 
 def test_time_distributed_lstm_mask_matches_keras(request):
@@ -200,15 +231,19 @@ def test_time_distributed_lstm_mask_matches_keras(request):
     x = rng.standard_normal((2, 3, 4, 5)).astype("float32")
     mask = np.ones((2, 3, 4), bool)
     mask[0, 1, 2:] = mask[1, 2, 1:] = False
-    theirs = keras.layers.TimeDistributed(keras.layers.LSTM(3, return_sequences=True))
+    theirs = keras.layers.TimeDistributed(
+        keras.layers.LSTM(3, return_sequences=True)
+    )
     theirs(x)
     randomize_keras_weights(theirs)
     ours = TimeDistributed(LSTM(3, return_sequences=True))
     kernel, recurrent, bias = theirs.get_weights()
     params = {"kernel": kernel, "recurrent_kernel": recurrent, "bias": bias}
-    assert_parity(request.node.name,
-                  ours(params, jnp.asarray(x), mask=jnp.asarray(mask)),
-                  theirs(x, mask=mask))
+    assert_parity(
+        request.node.name,
+        ours(params, jnp.asarray(x), mask=jnp.asarray(mask)),
+        theirs(x, mask=mask),
+    )
 
 
 def test_time_distributed_batch_norm_mask_matches_keras(request):
@@ -219,19 +254,26 @@ def test_time_distributed_batch_norm_mask_matches_keras(request):
     theirs(x)
     randomize_keras_weights(theirs)
     gamma, beta, mean, variance = theirs.get_weights()
-    params = {"gamma": gamma, "beta": beta, "moving_mean": mean,
-              "moving_variance": np.abs(variance)}
+    params = {
+        "gamma": gamma,
+        "beta": beta,
+        "moving_mean": mean,
+        "moving_variance": np.abs(variance),
+    }
     ours = TimeDistributed(BatchNormalization())
-    assert_parity(request.node.name,
-                  ours(params, jnp.asarray(x), mask=jnp.asarray(mask),
-                       training=True),
-                  theirs(x, mask=mask, training=True))
+    assert_parity(
+        request.node.name,
+        ours(params, jnp.asarray(x), mask=jnp.asarray(mask), training=True),
+        theirs(x, mask=mask, training=True),
+    )
 
 
 def test_time_distributed_mask_must_be_bool(key):
     layer = TimeDistributed(Dense(2))
     x = jnp.ones((2, 3, 4))
-    with pytest.raises(TypeError, match="`mask` must be a bool array, got float32"):
+    with pytest.raises(
+        TypeError, match="`mask` must be a bool array, got float32"
+    ):
         layer(layer.init(key, x.shape), x, mask=jnp.ones((2, 3)))
 
 
@@ -244,7 +286,9 @@ def test_time_distributed_mask_needs_batch_and_time_axes(key):
 
 def test_dropout_noise_shape_must_broadcast_to_the_inputs(key):
     layer = Dropout(0.5, noise_shape=(None, 2, None))
-    with pytest.raises(ValueError, match=r"noise_shape.*broadcast.*\(4, 6, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"noise_shape.*broadcast.*\(4, 6, 3\)"
+    ):
         layer({}, jnp.ones((4, 6, 3)), key=key, training=True)
     with pytest.raises(ValueError, match="noise_shape.*rank 2"):
         layer({}, jnp.ones((4, 6)), key=key, training=True)
@@ -252,4 +296,5 @@ def test_dropout_noise_shape_must_broadcast_to_the_inputs(key):
 
 def test_dropout_with_noise_shape_stays_hashable():
     assert hash(Dropout(0.5, noise_shape=[None, 1])) == hash(
-        Dropout(0.5, noise_shape=(None, 1)))
+        Dropout(0.5, noise_shape=(None, 1))
+    )
