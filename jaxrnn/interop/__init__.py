@@ -1,6 +1,29 @@
 """Weights from and to other frameworks: PyTorch state dicts, live Keras 3
-layers, Keras 3 weight files (``.weights.h5``) and model archives (``.keras``), and the RNN cells
-of Flax (linen and NNX), Equinox and Haiku."""
+layers, Keras 3 weight files (``.weights.h5``) and model archives
+(``.keras``), and the RNN cells of Flax (linen and NNX), Equinox and Haiku.
+
+What the converters return follows one rule per direction:
+
+- Into jaxrnn, a converter that builds the jaxrnn structure returns
+  ``(structure, params)``, structure first: ``(cell, params)`` from
+  `from_linen`, `from_nnx`, `from_equinox` and `from_haiku`,
+  ``(model, params)`` from `load_keras_model`. One that is handed the
+  structure returns the params alone: `from_torch(state_dict, layer)` and
+  `load_keras_weights(path, model)`, whose layer `layer_from_torch` or
+  `layer_from_keras` builds; `from_keras` reads a live Keras object whose
+  jaxrnn layer `layer_from_keras` builds from the same object.
+- Out of jaxrnn, a converter returns what the other library loads: a
+  state dict (`to_torch`), linen's ``(module, variables)`` (`to_linen`), a
+  module holding its weights (`to_nnx`, `to_equinox`) or Haiku params
+  (`to_haiku`). Where the target is a Keras object or file, it is written
+  in place and nothing is returned (`to_keras`, `save_keras_weights`,
+  `save_keras_model`).
+
+Arguments mirror the results: `to_linen`, `to_nnx`, `to_equinox` and
+`to_haiku` take ``(cell, params)`` as their `from_*` returns them, and
+`to_torch`, `to_keras` and the Keras savers take the params first, then
+the layer, as jaxrnn's layers do (``layer(params, x)``).
+"""
 
 from jaxrnn.interop.equinox_cells import from_equinox, to_equinox
 from jaxrnn.interop.flax_linen import from_linen, to_linen

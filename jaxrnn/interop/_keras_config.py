@@ -1,35 +1,30 @@
-"""Keras 3 model configurations (``config.json``) <-> jaxrnn layers.
+"""Keras 3 model configurations (``config.json``) -> jaxrnn layers.
 
-The reading half treats the configuration as untrusted data: every object
-must be one of Keras' built-in layers that jaxrnn implements (an allowlist,
+The configuration is untrusted data: every object must be one of Keras'
+built-in layers that jaxrnn implements (`LAYER_CLASSES`, an allowlist,
 never an import), and every argument must have a jaxrnn counterpart or be
-one that cannot change the outputs (regularizers, constraints, seeds). The
-writing half emits what Keras' own ``get_config`` would, so that
-``keras.saving.load_model`` rebuilds the same model.
+one that cannot change the outputs (regularizers, constraints, seeds).
+`sequential_from_config` rebuilds the `Sequential`; the way back, what
+Keras' own ``get_config`` would write, is
+`jaxrnn.interop._keras_config_writer`'s.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from typing import Any
-
-import numpy as np
 
 import jaxrnn
 from jaxrnn import activations, initializers
 from jaxrnn import layers as jaxrnn_layers
 from jaxrnn.cells.stacked import StackedCells
 from jaxrnn.interop._untrusted_h5 import refuse
-from jaxrnn.interop.keras_h5 import _class_name, _unique_names
 from jaxrnn.layers.bidirectional import Bidirectional
-from jaxrnn.layers.recurrent import RNN
 from jaxrnn.layers.sequential import Sequential, keras_snake_case
 
 CONFIG = "config.json"
-
 # Keras class name -> the jaxrnn class built from its configuration.
-_LAYER_CLASSES = (
+LAYER_CLASSES = (
     "SimpleRNN",
     "LSTM",
     "GRU",
@@ -50,22 +45,24 @@ _LAYER_CLASSES = (
     "Conv1D",
     "MaxPooling1D",
 )
-_CELL_CLASSES = ("SimpleRNNCell", "LSTMCell", "GRUCell")
+CELL_CLASSES = ("SimpleRNNCell", "LSTMCell", "GRUCell")
 
 
-def _jaxrnn_class(class_name: str) -> Any:
-    if class_name in _CELL_CLASSES:
+def jaxrnn_class(class_name: str) -> Any:
+    """The jaxrnn class for a Keras class name; None if jaxrnn lacks it."""
+    if class_name in CELL_CLASSES:
         return getattr(jaxrnn, class_name)
     if class_name == "StackedRNNCells":
         return StackedCells
     return getattr(jaxrnn_layers, class_name, None)
 
 
-def _supported() -> list[str]:
+def supported() -> list[str]:
+    """The Keras class names a ``.keras`` file may hold, for messages."""
     return sorted(
         n
-        for n in (*_LAYER_CLASSES, *_CELL_CLASSES)
-        if _jaxrnn_class(n) is not None
+        for n in (*LAYER_CLASSES, *CELL_CLASSES)
+        if jaxrnn_class(n) is not None
     ) + ["StackedRNNCells"]
 
 
@@ -90,9 +87,9 @@ _ACCEPTED_DEFAULTS = {
     "rms_scaling": False,
 }
 # jaxrnn fields with no Keras argument: how each is written into a file.
-_JAXRNN_ONLY = ("time_major", "remat", "precision", "dtype", "param_dtype")
+JAXRNN_ONLY = ("time_major", "remat", "precision", "dtype", "param_dtype")
 _NESTED = ("cell", "cells", "layer", "backward_layer")
-_DTYPE_POLICIES = {  # Keras policy name -> (compute dtype, variable dtype).
+DTYPE_POLICIES = {  # Keras policy name -> (compute dtype, variable dtype).
     "float32": (None, "float32"),
     "float64": (None, "float64"),
     "float16": (None, "float16"),
@@ -150,6 +147,8 @@ def _object(name: str, entry: Any, where: str) -> tuple[str, dict[str, Any]]:
 def sequential_from_config(
     name: str, config: Any
 ) -> tuple[Sequential, tuple | None]:
+    """The `Sequential` that the archive `name`'s parsed ``config.json``
+    describes, and its input shape where the configuration gives one."""
     class_name, body = _object(name, config, CONFIG)
     if class_name != "Sequential":
         raise refuse(
@@ -219,15 +218,15 @@ def _shape(name: str, shape: Any, where: str) -> tuple | None:
 def _layer_from_config(
     name: str, class_name: str, config: dict[str, Any], label: str
 ) -> Any:
-    cls = _jaxrnn_class(class_name)
+    cls = jaxrnn_class(class_name)
     if (
-        class_name not in (*_LAYER_CLASSES, *_CELL_CLASSES, "StackedRNNCells")
+        class_name not in (*LAYER_CLASSES, *CELL_CLASSES, "StackedRNNCells")
         or cls is None
     ):
         raise refuse(
             name,
             f"{label}: jaxrnn has no Keras {class_name}; "
-            f"the layers it rebuilds are {_supported()}.",
+            f"the layers it rebuilds are {supported()}.",
         )
     if class_name == "BatchNormalization" and not config.get("renorm"):
         # Keras keeps both unused without renorm; jaxrnn refuses them there.
@@ -248,7 +247,7 @@ def _layer_from_config(
         elif key.endswith("_initializer") and key not in fields:
             _object(name, value, f"{label}: {key}")  # still no custom code
             continue
-        elif key in fields and key not in _JAXRNN_ONLY:
+        elif key in fields and key not in JAXRNN_ONLY:
             kwargs[key] = _value(name, key, value, label)
             if kwargs[key] == "linear" and defaults.get(key, "") is None:
                 kwargs[key] = None  # Keras writes Dense's None as 'linear'.
@@ -358,13 +357,13 @@ def _dtype_kwargs(
                 "quantization) has no jaxrnn counterpart.",
             )
         policy = config.get("name")
-    if policy not in _DTYPE_POLICIES:
+    if policy not in DTYPE_POLICIES:
         raise refuse(
             name,
             f"{label}: the dtype policy {policy!r} is not one "
-            f"of {sorted(_DTYPE_POLICIES)}.",
+            f"of {sorted(DTYPE_POLICIES)}.",
         )
-    compute, variable = _DTYPE_POLICIES[policy]
+    compute, variable = DTYPE_POLICIES[policy]
     kwargs: dict[str, Any] = {"param_dtype": variable}
     if compute is not None:
         if "dtype" not in fields:
@@ -390,157 +389,3 @@ def _normalised_bidirectional(layer: Bidirectional) -> Bidirectional:
     return Bidirectional(
         forward, merge_mode=layer.merge_mode, backward_layer=backward
     )
-
-
-# Writing a configuration.
-def _policy(layer: Any) -> dict[str, Any]:
-    compute = getattr(layer, "dtype", None)
-    variable = getattr(layer, "param_dtype", None) or "float32"
-    compute, variable = (
-        None if compute is None else np.dtype(compute).name,
-        np.dtype(variable).name,
-    )
-    for policy, dtypes in _DTYPE_POLICIES.items():
-        if dtypes == (compute, variable) or (
-            dtypes == (None, variable) and compute == variable
-        ):
-            return {
-                "module": "keras",
-                "class_name": "DTypePolicy",
-                "config": {"name": policy},
-                "registered_name": None,
-            }
-    raise ValueError(
-        f"{type(layer).__name__}: compute dtype {compute} with "
-        f"parameters in {variable} has no Keras dtype policy."
-    )
-
-
-def sequential_config(model: Sequential, input_shape: tuple) -> dict:
-    shapes = [input_shape, *model.output_shapes(input_shape)]
-    names = _unique_names(model.layers)
-    first = model.layers[0]
-    entries = [
-        {
-            "module": "keras.layers",
-            "class_name": "InputLayer",
-            "config": {
-                "batch_shape": list(input_shape),
-                "dtype": (
-                    "int32" if _class_name(first) == "Embedding" else "float32"
-                ),
-                "sparse": False,
-                "ragged": False,
-                "name": "input_layer",
-            },
-            "registered_name": None,
-        }
-    ]
-    for layer, layer_name, shape in zip(model.layers, names, shapes):
-        entry = layer_config(layer, layer_name, f"layers[{len(entries) - 1}]")
-        entry["build_config"] = {"input_shape": _json_shape(shape)}
-        entries.append(entry)
-    return {
-        "module": "keras",
-        "class_name": "Sequential",
-        "config": {
-            "name": model.name,
-            "trainable": True,
-            "dtype": _policy(first),
-            "layers": entries,
-        },
-        "registered_name": None,
-        "build_config": {"input_shape": list(input_shape)},
-    }
-
-
-def _json_shape(shape: Any) -> Any:
-    if isinstance(shape, (list, tuple)):
-        return [_json_shape(d) for d in shape]
-    return None if shape is None else int(shape)
-
-
-def layer_config(layer: Any, layer_name: str, where: str) -> dict[str, Any]:
-    class_name = _class_name(layer)
-    if isinstance(layer, StackedCells):
-        class_name = "StackedRNNCells"
-    elif isinstance(layer, RNN) and type(layer).__name__ == "RNN":
-        class_name = "RNN"
-    if _jaxrnn_class(class_name) is None or class_name not in (
-        *_LAYER_CLASSES,
-        *_CELL_CLASSES,
-        "StackedRNNCells",
-    ):
-        raise TypeError(
-            f"{where}: jaxrnn's {type(layer).__name__} has no "
-            f"Keras counterpart; the layers a .keras file can "
-            f"hold are {_supported()}."
-        )
-    label = f"{where} ({type(layer).__name__})"
-    if getattr(layer, "time_major", False):
-        raise ValueError(
-            f"{label}: time_major=True has no Keras counterpart "
-            "(Keras 3 layers are batch-major); save "
-            "dataclasses.replace(layer, time_major=False) and "
-            "feed it (B, T, ...) inputs."
-        )
-    config: dict[str, Any] = {"name": layer_name, "trainable": True}
-    if {"dtype", "param_dtype"} & {f.name for f in dataclasses.fields(layer)}:
-        config["dtype"] = _policy(layer)
-    for field in dataclasses.fields(layer):
-        if field.name in _JAXRNN_ONLY or not field.init:
-            continue
-        value = getattr(layer, field.name)
-        config[field.name] = _config_value(
-            layer, field.name, value, layer_name, where
-        )
-    if isinstance(layer, Bidirectional):
-        backward = layer.backward_layer
-        config["backward_layer"] = layer_config(
-            backward,
-            f"backward_{keras_snake_case(_class_name(backward))}",
-            f"{where}.backward_layer",
-        )
-    return {
-        "module": "keras.layers",
-        "class_name": class_name,
-        "config": config,
-        "registered_name": None,
-    }
-
-
-def _config_value(
-    layer: Any, key: str, value: Any, layer_name: str, where: str
-) -> Any:
-    if key in ("cell", "layer"):
-        if key == "layer" and isinstance(layer, Bidirectional):
-            value = layer.forward_layer
-            inner_name = f"forward_{keras_snake_case(_class_name(value))}"
-        else:
-            if isinstance(value, (list, tuple)):
-                value = StackedCells(tuple(value))
-            inner_name = keras_snake_case(_class_name(value))
-            if isinstance(value, StackedCells):
-                inner_name = "stacked_rnn_cells"
-        return layer_config(value, inner_name, f"{where}.{key}")
-    if key == "cells":
-        return [
-            layer_config(cell, cell_name, f"{where}.cells[{i}]")
-            for i, (cell, cell_name) in enumerate(
-                zip(value, _unique_names(value))
-            )
-        ]
-    if key == "backward_layer":
-        return None  # written from the layer's resolved backward_layer
-    if key == "activation" and value is None:
-        return "linear"
-    if isinstance(value, tuple):
-        return [_config_value(layer, key, v, layer_name, where) for v in value]
-    if isinstance(value, (np.integer, np.floating, np.bool_)):
-        return value.item()
-    if isinstance(value, Mapping):  # e.g. renorm_clipping
-        return {
-            str(k): _config_value(layer, key, v, layer_name, where)
-            for k, v in value.items()
-        }
-    return value

@@ -15,6 +15,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import core
 
 from jaxrnn import activations
 from jaxrnn.activations import ActivationLike
@@ -273,7 +274,7 @@ def fold_gru_gate_biases(
 
 
 def is_concrete(value: Any) -> bool:
-    return not isinstance(value, jax.core.Tracer)
+    return not isinstance(value, core.Tracer)
 
 
 def check_zero_slice(

@@ -51,7 +51,7 @@ from jaxrnn.cells.gru import GRUCell
 from jaxrnn.cells.lstm import LSTMCell
 from jaxrnn.cells.simple import SimpleRNNCell
 from jaxrnn.interop import _gates, _peers
-from jaxrnn.interop.flax_linen import (
+from jaxrnn.interop._flax_shared import (
     cell_from_flax,
     flax_settings,
     lstm_from_gates,
@@ -260,8 +260,8 @@ def _layout(cls: type, input_dim: int, units: int) -> _peers.Layout:
         }
     gates = {nnx.OptimizedLSTMCell: 4, nnx.GRUCell: 3, nnx.SimpleCell: 1}[cls]
     wide = gates * units
-    dense_i = {"kernel": (input_dim, wide)}
-    dense_h = {"kernel": (units, wide)}
+    dense_i: dict[str, tuple[int, ...]] = {"kernel": (input_dim, wide)}
+    dense_h: dict[str, tuple[int, ...]] = {"kernel": (units, wide)}
     # The bias sits on dense_h for the LSTM, on dense_i for the others.
     (dense_h if cls is nnx.OptimizedLSTMCell else dense_i)["bias"] = (wide,)
     return {"dense_i": dense_i, "dense_h": dense_h}

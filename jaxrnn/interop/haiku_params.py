@@ -221,7 +221,7 @@ def to_haiku(
 
 
 def _dtype(array: jax.Array) -> str:
-    return _peers.dtype_name(array.dtype)
+    return jnp.dtype(array.dtype).name
 
 
 def _lstm_from_haiku(key: str, entry: Any) -> tuple[LSTMCell, dict]:
@@ -356,7 +356,7 @@ def _vanilla_from_haiku(
     units = _peers.as_float_array(
         f"{owner} params[{hidden_key!r}]['w']", hidden["w"], (None, None)
     ).shape[0]
-    hidden_layout = {"w": (units, units)}
+    hidden_layout: dict[str, tuple[int, ...]] = {"w": (units, units)}
     if "b" in hidden:  # double_bias=True
         hidden_layout["b"] = (units,)
     arrays = _peers.check_layout(

@@ -39,11 +39,22 @@ from collections.abc import Sequence
 from typing import Any
 
 from jaxrnn.interop._atomic import atomic_path
-from jaxrnn.interop._keras_config import (
-    CONFIG,
+from jaxrnn.interop._keras_config import CONFIG, sequential_from_config
+from jaxrnn.interop._keras_config_writer import (
     layer_config,
     sequential_config,
-    sequential_from_config,
+)
+from jaxrnn.interop._keras_h5_io import (
+    check_max_bytes,
+    load_params,
+    write_params,
+)
+from jaxrnn.interop._keras_h5_layout import (
+    check_shapes,
+    check_structure,
+    implied_input_shape,
+    model_layout,
+    unique_names,
 )
 from jaxrnn.interop._untrusted_h5 import (
     ARCHIVE_WEIGHTS,
@@ -53,16 +64,6 @@ from jaxrnn.interop._untrusted_h5 import (
     read_archive_member,
     refuse,
 )
-from jaxrnn.interop.keras_h5 import (
-    _check_max_bytes,
-    _check_shapes,
-    _check_structure,
-    _input_shape,
-    _load,
-    _model_layout,
-    _unique_names,
-    _write,
-)
 from jaxrnn.layers.conv_lstm import ConvLSTMLayer
 from jaxrnn.layers.sequential import Sequential
 
@@ -70,6 +71,9 @@ METADATA = "metadata.json"
 # Keras' configurations are a few KB per layer; 16 MiB is thousands of layers.
 _MAX_CONFIG_BYTES = 16 << 20
 _KERAS_VERSION = "3.15.1"  # The Keras the written files were tested with.
+# This module's own name for the writer, so that a test can make it fail
+# midway (tests/interop/test_keras_model.py).
+_write = write_params
 
 
 # Reading a .keras archive.
@@ -110,7 +114,7 @@ def load_keras_model(
       >>> [type(layer).__name__ for layer in loaded.layers]
       ['Embedding', 'LSTM', 'Dense']
     """
-    _check_max_bytes(max_bytes)
+    check_max_bytes(max_bytes)
     name = os.fsdecode(path)
     if not name.endswith(".keras"):
         raise ValueError(
@@ -123,9 +127,9 @@ def load_keras_model(
         name, read_archive_member(name, CONFIG, _MAX_CONFIG_BYTES)
     )
     model, input_shape = sequential_from_config(name, config)
-    skeleton, groups = _model_layout(model, single_layer_root=False)
+    skeleton, groups = model_layout(model, single_layer_root=False)
     with open_weights(name, max_bytes) as (f, display):
-        params = _load(f, display, model, input_shape, skeleton, groups)
+        params = load_params(f, display, model, input_shape, skeleton, groups)
     return model, params
 
 
@@ -207,12 +211,12 @@ def save_keras_model(
     if not isinstance(model, Sequential):
         model, params = Sequential([model]), [params]
     for i, (layer, layer_name) in enumerate(
-        zip(model.layers, _unique_names(model.layers))
+        zip(model.layers, unique_names(model.layers))
     ):
         layer_config(layer, layer_name, f"layers[{i}]")  # refuses, by index,
         # a layer Keras has no counterpart for, before anything is written
-    skeleton, groups = _model_layout(model, single_layer_root=False)
-    _check_structure(skeleton, params, ())
+    skeleton, groups = model_layout(model, single_layer_root=False)
+    check_structure(skeleton, params, ())
     if input_shape is None:
         convolutional = [
             type(layer).__name__
@@ -228,7 +232,7 @@ def save_keras_model(
                 "fixed size, e.g. input_shape=(None, None, 64, "
                 "64, 1) for (B, T, H, W, C)."
             )
-        input_shape = _input_shape(model, params)
+        input_shape = implied_input_shape(model, params)
         if input_shape is None:
             raise ValueError(
                 "`input_shape` is needed: the model's params do "
@@ -241,7 +245,7 @@ def save_keras_model(
             f"with stateful layers, as Keras' batch_shape does, "
             f"e.g. {(32, *input_shape[1:])}; got {input_shape}."
         )
-    _check_shapes(model, params, groups, input_shape)
+    check_shapes(model, params, groups, input_shape)
     config = sequential_config(model, input_shape)
     metadata = {
         "keras_version": _KERAS_VERSION,
