@@ -1,5 +1,10 @@
-"""Keras' ``Conv1D``, and the sequence layout checks it shares with the
-pooling layers."""
+"""Keras' ``Conv1D``: a 1-D convolution over time.
+
+The kernel slides along T of (B, T, C) inputs (or (B, C, T), or one
+unbatched example) with Keras' paddings, 'causal' included, dilation and
+channel groups, through `jax.lax.conv_general_dilated`. The layout checks
+it shares with the poolings are in `_sequence_layout`.
+"""
 
 from __future__ import annotations
 
@@ -23,49 +28,19 @@ from jaxrnn._validation import (
 )
 from jaxrnn.activations import ActivationLike
 from jaxrnn.cells._base import REQUIRED
-from jaxrnn.cells.conv_lstm import DATA_FORMATS, _int_tuple
+from jaxrnn.cells.conv_lstm import _int_tuple
 from jaxrnn.initializers import InitializerLike
+from jaxrnn.layers._sequence_layout import (
+    known_format,
+    output_steps,
+    sequence_layout,
+    single,
+    standardize_data_format,
+    with_steps,
+)
 from jaxrnn.layers.masking import DropsMask
-from jaxrnn.layers.recurrent import _shape_tuple, check_layer_call
+from jaxrnn.layers.recurrent import check_layer_call
 from jaxrnn.typing import Shape
-
-
-def _standardize_data_format(data_format: Any) -> str:
-    """Keras' spelling rules: any case; None is Keras' default
-    ``'channels_last'``."""
-    if data_format is None:
-        return "channels_last"
-    value = (
-        data_format.lower() if isinstance(data_format, str) else data_format
-    )
-    check_one_of("data_format", value, DATA_FORMATS)
-    return value
-
-
-def _sequence_layout(
-    owner: str, input_shape: Shape, data_format: str, name: str = "input_shape"
-) -> tuple[tuple, Any, Any]:
-    """Checks a sequence shape: (B, T, C), or unbatched (T, C); channels_first
-    (B, C, T) or (C, T).
-
-    Returns:
-      (batch, T, C): batch is () unbatched or (B,); T and C may be None.
-    """
-    shape = _shape_tuple(input_shape, "(None, T, C)", "(None, None, {})")
-    layout = (
-        "(B, T, C) or unbatched (T, C)"
-        if data_format == "channels_last"
-        else "(B, C, T) or unbatched (C, T)"
-    )
-    if len(shape) not in (2, 3):
-        raise ValueError(
-            f"{owner} expects `{name}` {layout} ({data_format}), "
-            f"got {shape} (rank {len(shape)})."
-        )
-    steps, channels = (
-        shape[-2:] if data_format == "channels_last" else shape[-1:-3:-1]
-    )
-    return shape[:-2], steps, channels
 
 
 def _known_channels(owner: str, shape: tuple, channels: Any) -> int:
@@ -79,48 +54,6 @@ def _known_channels(owner: str, shape: tuple, channels: Any) -> int:
             f"{owner} needs a known channel count C, got input shape {shape}."
         )
     return int(channels)
-
-
-def _output_steps(
-    owner: str,
-    steps: Any,
-    *,
-    window: int,
-    stride: int,
-    dilation: int,
-    padding: str,
-    input_shape: tuple,
-) -> Any:
-    """Keras' output length: ``floor((T - dilation * (window - 1) - 1) /
-    stride) + 1`` with 'valid', ``floor((T - 1) / stride) + 1`` with 'same'
-    or 'causal'; None stays None.
-
-    Raises:
-      ValueError: 'valid' padding leaves no output (the sequence is shorter
-        than the dilated window).
-    """
-    if steps is None:
-        return None
-    if padding == "valid":
-        out = (steps - dilation * (window - 1) - 1) // stride + 1
-        if out <= 0:
-            raise ValueError(
-                f"{owner} inputs {tuple(input_shape)} have {steps} steps, "
-                f"fewer than the window of {dilation * (window - 1) + 1} "
-                f"(size {window}, dilation {dilation}) with padding='valid': "
-                f"the output would have {out} steps."
-            )
-        return out
-    return (steps - 1) // stride + 1
-
-
-def _with_steps(
-    batch: tuple, steps: Any, channels: Any, data_format: str
-) -> tuple[Any, ...]:
-    """`(*batch, T, C)`, or `(*batch, C, T)` channels_first."""
-    if data_format == "channels_last":
-        return (*batch, steps, channels)
-    return (*batch, channels, steps)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,12 +130,12 @@ class Conv1D(DropsMask):
                 if isinstance(self.padding, str)
                 else self.padding
             ),
-            "data_format": _standardize_data_format(self.data_format),
+            "data_format": standardize_data_format(self.data_format),
         }
         for name, value in normalised.items():
             object.__setattr__(self, name, value)
         check_one_of("padding", self.padding, ("valid", "same", "causal"))
-        if self.strides[0] > 1 and self.dilation_rate[0] > 1:
+        if single(self.strides) > 1 and single(self.dilation_rate) > 1:
             raise ValueError(
                 "`strides` > 1 and `dilation_rate` > 1 exclude each other (as "
                 f"in Keras), got strides={self.strides}, dilation_rate="
@@ -217,8 +150,8 @@ class Conv1D(DropsMask):
         self, input_shape: Shape, name: str = "input_shape"
     ) -> tuple[tuple, Any, int, Any]:
         """(batch, T, C, T') for a checked input shape."""
-        batch, steps, channels = _sequence_layout(
-            "Conv1D", input_shape, self.data_format, name
+        batch, steps, channels = sequence_layout(
+            "Conv1D", input_shape, known_format(self.data_format), name
         )
         shape = tuple(input_shape)
         channels = _known_channels("Conv1D", shape, channels)
@@ -228,21 +161,21 @@ class Conv1D(DropsMask):
                 f"divisible by {self.groups}, got {channels} channels in "
                 f"{name} {shape}."
             )
-        out = _output_steps(
+        out = output_steps(
             "Conv1D",
             steps,
-            window=self.kernel_size[0],
-            stride=self.strides[0],
-            dilation=self.dilation_rate[0],
+            window=single(self.kernel_size),
+            stride=single(self.strides),
+            dilation=single(self.dilation_rate),
             padding=self.padding,
             input_shape=shape,
         )
         return batch, steps, channels, out
 
     def _param_shapes(self, channels: int) -> dict[str, tuple[int, ...]]:
-        shapes = {
+        shapes: dict[str, tuple[int, ...]] = {
             "kernel": (
-                self.kernel_size[0],
+                single(self.kernel_size),
                 channels // self.groups,
                 self.filters,
             )
@@ -282,7 +215,7 @@ class Conv1D(DropsMask):
 
     def _check_params(self, params: Any, channels: int, shape: tuple) -> None:
         kernel = params.get("kernel") if isinstance(params, Mapping) else None
-        kernel_shape = tuple(np.shape(kernel))
+        kernel_shape = () if kernel is None else tuple(np.shape(kernel))
         expected = self._param_shapes(channels)
         if (
             len(kernel_shape) == 3
@@ -332,7 +265,7 @@ class Conv1D(DropsMask):
         check_floating("inputs", x)
         self._check_params(params, channels, shape)
         batched = x if x.ndim == 3 else x[None]
-        window, dilation = self.kernel_size[0], self.dilation_rate[0]
+        window, dilation = single(self.kernel_size), single(self.dilation_rate)
         # Causal: pad the start only, so step t sees inputs up to t (Keras).
         padding = (
             [(dilation * (window - 1), 0)]
@@ -343,9 +276,9 @@ class Conv1D(DropsMask):
         y = lax.conv_general_dilated(
             batched,
             params["kernel"].astype(x.dtype),
-            window_strides=self.strides,
+            window_strides=(single(self.strides),),
             padding=padding,
-            rhs_dilation=self.dilation_rate,
+            rhs_dilation=(dilation,),
             dimension_numbers=(spec, "WIO", spec),
             feature_group_count=self.groups,
         )
@@ -366,4 +299,6 @@ class Conv1D(DropsMask):
           (None, 5, 6)
         """
         batch, _, _, out = self._layout(input_shape)
-        return _with_steps(batch, out, self.filters, self.data_format)
+        return with_steps(
+            batch, out, self.filters, known_format(self.data_format)
+        )

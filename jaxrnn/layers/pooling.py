@@ -1,5 +1,10 @@
 """Keras' pooling over time: MaxPooling1D, GlobalAveragePooling1D,
-GlobalMaxPooling1D."""
+GlobalMaxPooling1D.
+
+They read the sequence layout Conv1D does (`_sequence_layout`): (B, T, C),
+channels_first (B, C, T), or one unbatched example. Only the average
+honours a mask, as in Keras; the maxima drop it with Keras' warning.
+"""
 
 from __future__ import annotations
 
@@ -14,13 +19,15 @@ from jax import lax
 from jaxrnn._validation import check_bool, check_floating, check_one_of
 from jaxrnn.cells._base import REQUIRED
 from jaxrnn.cells.conv_lstm import _int_tuple
-from jaxrnn.layers.convolutional import (
-    _output_steps,
-    _sequence_layout,
-    _standardize_data_format,
-    _with_steps,
+from jaxrnn.layers._base import PassMask
+from jaxrnn.layers._sequence_layout import (
+    known_format,
+    output_steps,
+    sequence_layout,
+    single,
+    standardize_data_format,
+    with_steps,
 )
-from jaxrnn.layers.core import PassMask
 from jaxrnn.layers.masking import DropsMask
 from jaxrnn.layers.recurrent import check_layer_call
 from jaxrnn.typing import Shape
@@ -29,7 +36,7 @@ from jaxrnn.typing import Shape
 def _checked_inputs(owner: str, x: Any, data_format: str) -> jax.Array:
     """`x` as an array of rank 2 or 3 and a floating dtype."""
     x = jnp.asarray(x)
-    _sequence_layout(owner, x.shape, data_format, "inputs")
+    sequence_layout(owner, x.shape, data_format, "inputs")
     check_floating("inputs", x)
     return x
 
@@ -91,7 +98,7 @@ class MaxPooling1D(DropsMask):
             ("pool_size", pool_size),
             ("strides", strides),
             ("padding", padding),
-            ("data_format", _standardize_data_format(self.data_format)),
+            ("data_format", standardize_data_format(self.data_format)),
         ):
             object.__setattr__(self, name, value)
 
@@ -100,14 +107,14 @@ class MaxPooling1D(DropsMask):
         return {}
 
     def _steps(self, input_shape: Shape, name: str) -> tuple[tuple, Any, Any]:
-        batch, steps, channels = _sequence_layout(
-            "MaxPooling1D", input_shape, self.data_format, name
+        batch, steps, channels = sequence_layout(
+            "MaxPooling1D", input_shape, known_format(self.data_format), name
         )
-        out = _output_steps(
+        out = output_steps(
             "MaxPooling1D",
             steps,
-            window=self.pool_size[0],
-            stride=self.strides[0],
+            window=single(self.pool_size),
+            stride=single(self.strides),
             dilation=1,
             padding=self.padding,
             input_shape=input_shape,
@@ -139,12 +146,14 @@ class MaxPooling1D(DropsMask):
         """
         check_layer_call(self, x, "x")
         self._drop_mask(mask)
-        x = _checked_inputs("MaxPooling1D", x, self.data_format)
+        data_format = known_format(self.data_format)
+        x = _checked_inputs("MaxPooling1D", x, data_format)
         self._steps(x.shape, "inputs")
         window = [1] * x.ndim
         strides = [1] * x.ndim
-        axis = x.ndim + _steps_axis(self.data_format)
-        window[axis], strides[axis] = self.pool_size[0], self.strides[0]
+        axis = x.ndim + _steps_axis(data_format)
+        window[axis] = single(self.pool_size)
+        strides[axis] = single(self.strides)
         # A concrete -inf start value: JAX then uses its max-pool primitive,
         # which has a gradient (the generic reduce_window has none).
         return lax.reduce_window(
@@ -165,15 +174,19 @@ class MaxPooling1D(DropsMask):
           (None, 4, 4)
         """
         batch, out, channels = self._steps(input_shape, "input_shape")
-        return _with_steps(batch, out, channels, self.data_format)
+        return with_steps(batch, out, channels, known_format(self.data_format))
 
 
 class _GlobalPooling1D:
     """The fields' checks and shapes shared by the global poolings."""
 
+    # The subclasses' dataclass fields.
+    data_format: str | None
+    keepdims: bool
+
     def __post_init__(self):
         object.__setattr__(
-            self, "data_format", _standardize_data_format(self.data_format)
+            self, "data_format", standardize_data_format(self.data_format)
         )
         check_bool("keepdims", self.keepdims)
 
@@ -185,11 +198,12 @@ class _GlobalPooling1D:
         """Keras' ``compute_output_shape``: (B, C) for (B, T, C) or
         (B, C, T); with ``keepdims`` (B, 1, C), channels_first (B, C, 1).
         Unbatched inputs lose the B."""
-        batch, _, channels = _sequence_layout(
-            type(self).__name__, input_shape, self.data_format
+        data_format = known_format(self.data_format)
+        batch, _, channels = sequence_layout(
+            type(self).__name__, input_shape, data_format
         )
         if self.keepdims:
-            return _with_steps(batch, 1, channels, self.data_format)
+            return with_steps(batch, 1, channels, data_format)
         return (*batch, channels)
 
 
@@ -245,8 +259,9 @@ class GlobalAveragePooling1D(_GlobalPooling1D, PassMask):
           ValueError: `mask` does not have x's batch and time sizes.
         """
         check_layer_call(self, x, "x")
-        x = _checked_inputs("GlobalAveragePooling1D", x, self.data_format)
-        axis = _steps_axis(self.data_format)
+        data_format = known_format(self.data_format)
+        x = _checked_inputs("GlobalAveragePooling1D", x, data_format)
+        axis = _steps_axis(data_format)
         if mask is None:
             return jnp.mean(x, axis=axis, keepdims=self.keepdims)
         keep = self._checked_mask(mask, x)
@@ -331,7 +346,8 @@ class GlobalMaxPooling1D(_GlobalPooling1D, DropsMask):
         """
         check_layer_call(self, x, "x")
         self._drop_mask(mask)
-        x = _checked_inputs("GlobalMaxPooling1D", x, self.data_format)
+        data_format = known_format(self.data_format)
+        x = _checked_inputs("GlobalMaxPooling1D", x, data_format)
         return jnp.max(
-            x, axis=_steps_axis(self.data_format), keepdims=self.keepdims
+            x, axis=_steps_axis(data_format), keepdims=self.keepdims
         )
