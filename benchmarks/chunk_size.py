@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from jax import lax
 
 import jaxrnn
-from jaxrnn import _rnn
+from jaxrnn import _fused_plan, _rnn
 
 
 def whole_sequence(cell, params, x):
@@ -46,17 +46,17 @@ def not_hoisted(cell, params, x):
     return jnp.swapaxes(ys, 0, 1)
 
 
-def with_setting(name, value):
-    """jaxrnn.rnn with the module setting `_rnn.<name>` set to `value`
-    while it traces."""
+def with_setting(module, name, value):
+    """jaxrnn.rnn with the setting `module.<name>` set to `value` while it
+    traces (`_rnn.CHUNK_STEPS`, `_fused_plan.SPLIT_STEP_BLOCK_ROWS`)."""
 
     def run(cell, params, x):
-        old = getattr(_rnn, name)
-        setattr(_rnn, name, value)
+        old = getattr(module, name)
+        setattr(module, name, value)
         try:
             return jaxrnn.rnn(cell, params, x)[0]
         finally:
-            setattr(_rnn, name, old)
+            setattr(module, name, old)
 
     return run
 
@@ -83,13 +83,15 @@ def main():
     variants = {"not hoisted": not_hoisted, "whole sequence": whole_sequence}
     if args.blocks:
         variants = {
-            f"block rows={r}": with_setting("SPLIT_STEP_BLOCK_ROWS", r)
+            f"block rows={r}": with_setting(
+                _fused_plan, "SPLIT_STEP_BLOCK_ROWS", r
+            )
             for r in args.blocks
         }
     else:
         variants.update(
             {
-                f"chunk K={k}": with_setting("CHUNK_STEPS", k)
+                f"chunk K={k}": with_setting(_rnn, "CHUNK_STEPS", k)
                 for k in args.chunks
             }
         )

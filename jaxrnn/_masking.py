@@ -1,4 +1,10 @@
-"""Masks, sequence lengths and carry resets."""
+"""Masks, sequence lengths and carry resets, and Keras' rule for masked
+steps: a masked step keeps the carry and repeats the row's last valid
+output (zeros before its first, or always zeros with
+``zero_output_for_mask``). Every engine of `jaxrnn.rnn` applies the rule
+from here: the chunked scans with `masked_chunk_outputs` (and the
+split-step scan's backward pass with `masked_chunk_outputs_backward`), the
+parallel scan with `forward_fill`."""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
+from jax import core, lax
 
 
 def lengths_to_mask(seq_lengths: jax.Array, time_steps: int) -> jax.Array:
@@ -65,7 +71,7 @@ def _int32_lengths(seq_lengths: jax.Array, time_steps: int) -> jax.Array:
 def check_lengths_in_range(seq_lengths: jax.Array, time_steps: int) -> None:
     """Raises ValueError if concrete `seq_lengths` leave [0, time_steps];
     traced ones are let through (their values are unknown at trace time)."""
-    if isinstance(seq_lengths, jax.core.Tracer) or seq_lengths.size == 0:
+    if isinstance(seq_lengths, core.Tracer) or seq_lengths.size == 0:
         return
     values = np.asarray(seq_lengths)
     low, high = int(values.min()), int(values.max())
@@ -80,6 +86,16 @@ def check_lengths_in_range(seq_lengths: jax.Array, time_steps: int) -> None:
 def broadcast_over(keep: jax.Array, leaf: jax.Array) -> jax.Array:
     """(B,) -> (B, 1, ..., 1) with leaf's rank, for per-example selects."""
     return keep.reshape(keep.shape + (1,) * (leaf.ndim - keep.ndim))
+
+
+def zero_masked(xs: jax.Array, keep: jax.Array | None) -> jax.Array:
+    """`xs` (T, B, ...) or (B, ...) with zeros where `keep` (bool (T, B) or
+    (B,)) is False; `xs` itself when `keep` is None. Masked inputs zeroed
+    so cannot bring NaN or inf into outputs or gradients (`jnp.where`'s
+    gradient multiplies the unused branch by 0)."""
+    if keep is None:
+        return xs
+    return jnp.where(broadcast_over(keep, xs), xs, jnp.zeros((), xs.dtype))
 
 
 def keep_where(keep: jax.Array | None, new: Any, old: Any) -> Any:
@@ -131,6 +147,38 @@ def masked_chunk_outputs(
     return jnp.stack(outputs), last
 
 
+def masked_chunk_outputs_backward(
+    keep: jax.Array | None,
+    d_output: jax.Array,
+    d_last: jax.Array | None,
+    zero_output: bool,
+) -> tuple[jax.Array, jax.Array | None]:
+    """The backward step of `masked_chunk_outputs` at one step: from the
+    gradients of the step's output and of the last valid output after it,
+    (the gradient of the step's raw y, that of the last valid output
+    before it).
+
+    Args:
+      keep: bool (B,), the step's mask, or None (unmasked; then `d_last`
+        is None too: the caller adds the last output's gradient to the
+        last step's before its loop).
+      d_output: (B, ...) the gradient of the step's output.
+      d_last: (B, ...) the gradient of the last valid output after the
+        step, or None where `keep` is None.
+      zero_output: as in `masked_chunk_outputs`.
+    """
+    if keep is None:
+        return d_output, None
+    assert d_last is not None  # masked runs carry it (see Args)
+    total = d_output + d_last
+    valid = broadcast_over(keep, total)
+    zero = jnp.zeros((), total.dtype)
+    return (
+        jnp.where(valid, total, zero),
+        jnp.where(valid, zero, d_last if zero_output else total),
+    )
+
+
 def forward_fill(ys: jax.Array, latest: jax.Array) -> jax.Array:
     """ys (T, B, ...) with every step replaced by its row's output at
     `latest` (from `latest_valid_steps`), zeros where that is -1: Keras'
@@ -138,9 +186,7 @@ def forward_fill(ys: jax.Array, latest: jax.Array) -> jax.Array:
     filled = jnp.take_along_axis(
         ys, broadcast_over(jnp.maximum(latest, 0), ys), axis=0
     )
-    return jnp.where(
-        broadcast_over(latest >= 0, ys), filled, jnp.zeros((), ys.dtype)
-    )
+    return zero_masked(filled, latest >= 0)
 
 
 def reset_carry(carry: Any, reset_mask: jax.Array) -> Any:

@@ -48,7 +48,12 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxrnn._masking import broadcast_over, forward_fill, latest_valid_steps
+from jaxrnn._masking import (
+    broadcast_over,
+    forward_fill,
+    latest_valid_steps,
+    zero_masked,
+)
 from jaxrnn.cells.stacked import StackedCells
 from jaxrnn.protocols import supports_parallel
 
@@ -92,7 +97,7 @@ def run_parallel(
     zero_output: bool,
     collect: bool,
 ) -> tuple[jax.Array | None, jax.Array, Any]:
-    """`rnn`'s parallel engine; returns what the sequential `_run` returns.
+    """`rnn`'s parallel engine; returns what its sequential engines return.
 
     Args:
       cell: a cell following the protocol above, or a StackedCells of them.
@@ -272,7 +277,8 @@ def _read_out(cell, params, states, xs):
 
 
 def _outputs(cell, params, states, xs, step_mask, *, zero_output, collect):
-    """(ys (T, B, ...) or None, last_y (B, ...)) with `_run`'s masking rules."""
+    """(ys (T, B, ...) or None, last_y (B, ...)) by Keras' masking rules
+    (jaxrnn/_masking.py)."""
     if step_mask is None:
         if collect:
             ys = _read_out(cell, params, states, xs)
@@ -287,14 +293,7 @@ def _outputs(cell, params, states, xs, step_mask, *, zero_output, collect):
     rows = jnp.arange(step_mask.shape[1])
     last_at = jnp.maximum(latest[-1], 0)
     last_y = _read_out(cell, params, states[last_at, rows], xs[last_at, rows])
-    last_y = jnp.where(
-        broadcast_over(latest[-1] >= 0, last_y),
-        last_y,
-        jnp.zeros((), last_y.dtype),
-    )
+    last_y = zero_masked(last_y, latest[-1] >= 0)
     if not collect:
         return None, last_y
-    ys = _read_out(cell, params, states, xs)
-    return jnp.where(
-        broadcast_over(step_mask, ys), ys, jnp.zeros((), ys.dtype)
-    ), last_y
+    return zero_masked(_read_out(cell, params, states, xs), step_mask), last_y

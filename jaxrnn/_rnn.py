@@ -1,66 +1,44 @@
-"""`rnn`: runs a cell over time with masks, reversal and an explicit carry."""
+"""`rnn`: runs a cell over time with masks, reversal and an explicit carry.
+
+`rnn` checks its arguments and brings them to its engines' layout
+(jaxrnn/_rnn_inputs.py), picks an engine by the cell's protocol tier
+(jaxrnn/protocols.py) and the options, and restores the caller's layout.
+The engines: the split-step scan with its hand-written backward pass
+(jaxrnn/_fused.py, planned by jaxrnn/_fused_plan.py), the parallel scan
+(jaxrnn/_parallel.py) and the plain chunked scan (jaxrnn/_scan.py).
+"""
 
 from __future__ import annotations
 
-import numbers
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
-from jax import lax
 
-from jaxrnn._fused import apply_gates, forward_differentiated, split_step_scan
-from jaxrnn._masking import (
-    broadcast_over,
-    keep_where,
-    lengths_to_mask,
-    masked_chunk_outputs,
+from jaxrnn._fused import split_step_scan
+from jaxrnn._fused_plan import forward_differentiated, plan_split_step
+from jaxrnn._masking import keep_where, zero_masked
+from jaxrnn._rnn_inputs import (
+    batched_carry,
+    check_options,
+    checked_inputs,
+    restore_layout,
+    time_major_mask,
 )
-from jaxrnn._validation import check_bool, check_floating, check_tree_like
-from jaxrnn.protocols import draw_dropout, has_projected_step, has_split_step
+from jaxrnn._scan import Step, run_scan
+from jaxrnn.protocols import (
+    apply_gates,
+    draw_dropout,
+    has_projected_step,
+    has_split_step,
+)
 
-# Steps per chunk of the hoisted input projection: one (K*B, D) x (D, G*H)
-# GEMM per chunk, the K steps unrolled so each reads a static slice. A
-# whole-sequence projection of tens of MB exceeds the allocator's mmap
-# threshold and page-faults on every call (2x slower forward at B=32, T=128,
-# H=256); K=8 is a little faster forward but autodiff through 8 unrolled
-# steps makes training 1.3-1.7x slower than K=4 (benchmarks/chunk_size.py).
+# Steps per chunk of the hoisted input projection, one (K*B, D) x (D, G*H)
+# GEMM each, in the plain and the split-step scan: a whole-sequence
+# projection page-faults on every call, 8-step chunks train slower
+# (docs/design-notes.md#why-chunks-and-why-4).
 CHUNK_STEPS = 4
-
-# Blocks of the hand-written backward pass: S steps of B rows recompute
-# their projections and take their weight and input gradients with one GEMM
-# each. XLA's CPU GEMMs run about twice as fast with 512 rows as with 64,
-# but a block's projections past about 1 MB fall out of cache and the step
-# loop slows (benchmarks/chunk_size.py --blocks: B=16, T=2048, H=128 LSTM
-# training 12 % faster at 512 rows; B=32, H=256 best at 256 rows).
-SPLIT_STEP_BLOCK_ROWS = 512
-SPLIT_STEP_BLOCK_BYTES = 1 << 20
-# With remat the backward pass reruns each block from its first carry and
-# keeps the block's carries, projections and their gradients meanwhile, so
-# its blocks are smaller: about 256 rows and at most 1/32 of the sequence
-# (a block's buffers then stay below the saved first carries), or one chunk
-# where a chunk has 128 rows or more (B=32: least memory and fastest).
-# Against one chunk per block that is 1.2-2x faster at B <= 16 for as
-# little memory or less (B=1, T=512, H=64 LSTM 8.4 -> 4.4 ms; B=16,
-# T=2048, H=128 LSTM 496 -> 433 ms).
-SPLIT_STEP_REMAT_BLOCK_ROWS = 256
-SPLIT_STEP_REMAT_MIN_BLOCKS = 32
-SPLIT_STEP_REMAT_CHUNK_ROWS = 128
-# Without remat, the forward pass also saves every step's input and
-# recurrent projections (T, B, 2*G*H floats) where recomputing them costs
-# more than writing and reading them back: at D + H >= 768 (training
-# 5-11 % faster at B=16-128 with H=384-512; 8-31 % slower at D + H <= 512,
-# docs/design-notes.md#what-the-forward-pass-saves). That memory is still
-# less than autodiff's.
-SPLIT_STEP_KEEP_PROJECTIONS_WIDTH = 768
-# Where the forward pass saved the projections, a block has none to
-# recompute and keep in cache, and larger blocks pay only in memory for
-# their gradients: about 1024 rows, at most 8 MB of projections (B=128,
-# H=512 training 0.87-0.94x the time with 512 rows and one 4 MB chunk per
-# block, GRU 0.96; B=32, H=512 0.97; temp memory +10-24 %).
-SPLIT_STEP_SAVED_BLOCK_ROWS = 1024
-SPLIT_STEP_SAVED_BLOCK_BYTES = 8 << 20
 
 
 def rnn(
@@ -174,7 +152,7 @@ def rnn(
       ((2, 5, 8), (2, 8))
     """
     with jax.named_scope("jaxrnn.rnn"):
-        _check_options(
+        check_options(
             time_major=time_major,
             go_backwards=go_backwards,
             keep_order=keep_order,
@@ -186,7 +164,7 @@ def rnn(
             unroll=unroll,
         )
         input_ndim = getattr(cell, "input_ndim", 1)
-        xs, batched = _checked_inputs(inputs, time_major, input_ndim)
+        xs, batched = checked_inputs(inputs, time_major, input_ndim)
         # The split-step scan reads batch-major inputs and writes
         # batch-major outputs a chunk at a time; everything else runs on a
         # time-major copy.
@@ -195,10 +173,10 @@ def rnn(
         features = xs.shape[2] if input_ndim == 1 else xs.shape[2:]
         if hasattr(cell, "check_params"):
             cell.check_params(params, features)
-        step_mask = _time_major_mask(
+        step_mask = time_major_mask(
             mask, seq_lengths, batched, time_major, steps, batch
         )
-        carry = _batched_carry(cell, initial_carry, batched, batch)
+        carry = batched_carry(cell, initial_carry, batched, batch)
         split_step = (
             not parallel
             and _takes_split_step(cell, unroll, training, key, batch, features)
@@ -209,67 +187,38 @@ def rnn(
         if go_backwards:
             xs = jnp.flip(xs, time_axis)
             step_mask = None if step_mask is None else jnp.flip(step_mask, 0)
-        if step_mask is not None and not split_step:
+        if not split_step:
             # Zero masked inputs so NaN/inf there cannot reach the backward
-            # pass: jnp.where's gradient multiplies the unused branch by 0.
-            # (The split-step scan zeroes them a chunk at a time.)
-            xs = jnp.where(
-                broadcast_over(step_mask, xs), xs, jnp.zeros((), xs.dtype)
-            )
-        if split_step:
-            ys, last_y, carry = _run_split_step(
-                cell,
-                params,
-                xs,
-                step_mask,
-                carry,
-                time_axis=time_axis,
-                unroll=unroll,
-                remat=remat,
-                zero_output=zero_output_for_mask,
-                collect=return_sequences,
-            )
-        elif parallel:
-            if isinstance(unroll, bool) or unroll != 1 or remat:
-                raise ValueError(
-                    "`parallel=True` takes neither `unroll` nor "
-                    f"`remat`, got unroll={unroll!r}, "
-                    f"remat={remat!r}."
-                )
-            from jaxrnn._parallel import run_parallel
-
-            ys, last_y, carry = run_parallel(
-                cell,
-                params,
-                xs,
-                step_mask,
-                carry,
-                key=key,
-                training=training,
-                zero_output=zero_output_for_mask,
-                collect=return_sequences,
-            )
-        else:
-            ys, last_y, carry = _run(
-                cell,
-                params,
-                xs,
-                step_mask,
-                carry,
-                key=key,
-                training=training,
-                unroll=unroll,
-                remat=remat,
-                zero_output=zero_output_for_mask,
-                collect=return_sequences,
-            )
-        if return_sequences:
+            # pass. (The split-step scan zeroes them a chunk at a time.)
+            xs = zero_masked(xs, step_mask)
+        engine = (
+            _run_split_step
+            if split_step
+            else _run_parallel
+            if parallel
+            else _run_plain
+        )
+        ys, last_y, carry = engine(
+            cell,
+            params,
+            xs,
+            step_mask,
+            carry,
+            time_axis=time_axis,
+            key=key,
+            training=training,
+            unroll=unroll,
+            remat=remat,
+            zero_output=zero_output_for_mask,
+            collect=return_sequences,
+        )
+        if ys is not None:  # with return_sequences
             if go_backwards and keep_order:
                 ys = jnp.flip(ys, time_axis)
             outputs = (
                 ys
                 if time_axis == 1
-                else _restore_layout(ys, batched, time_major)
+                else restore_layout(ys, batched, time_major)
             )
         else:
             outputs = last_y if batched else last_y[0]
@@ -278,176 +227,75 @@ def rnn(
         return outputs, carry
 
 
-def _check_options(*, unroll, **flags) -> None:
-    for name, value in flags.items():
-        check_bool(name, value)
-    if not isinstance(unroll, bool) and (
-        not isinstance(unroll, numbers.Integral) or unroll < 1
-    ):
-        raise ValueError(
-            f"`unroll` must be a bool or a positive int, got {unroll!r}."
-        )
-    # Options that would be accepted only to be ignored.
-    if flags["keep_order"] and not flags["go_backwards"]:
-        raise ValueError(
-            "`keep_order=True` reorders the outputs of `go_backwards=True` "
-            "and means nothing without it, got go_backwards=False; drop "
-            "keep_order (forward outputs are already aligned with inputs)."
-        )
-    if flags["remat"] and unroll is True:
-        raise ValueError(
-            "`remat=True` keeps one carry per chunk of steps, and "
-            "`unroll=True` makes the whole sequence one chunk, so together "
-            "they save nothing; got unroll=True, remat=True. Drop one (an "
-            "int unroll factor works with remat)."
-        )
-
-
-def _checked_inputs(inputs, time_major, input_ndim=1):
-    """Returns (inputs, whether the call was batched): batched inputs as
-    they came, unbatched ones as `(T, 1, *features)`."""
-    inputs = jnp.asarray(inputs)
-    check_floating("inputs", inputs)
-    if inputs.ndim == input_ndim + 1:
-        xs, batched = inputs[:, None], False
-    elif inputs.ndim == input_ndim + 2:
-        xs, batched = inputs, True
-    else:
-        features = (
-            "D"
-            if input_ndim == 1
-            else ", ".join(f"F{i}" for i in range(1, input_ndim + 1))
-        )
-        layout = f"(T, B, {features})" if time_major else f"(B, T, {features})"
-        raise ValueError(
-            f"`inputs` must have shape {layout} or unbatched "
-            f"(T, {features}), got {inputs.shape} (rank "
-            f"{inputs.ndim})."
-        )
-    if xs.shape[0 if time_major or not batched else 1] == 0:
-        raise ValueError(
-            f"`inputs` must have at least one time step, got "
-            f"shape {inputs.shape}."
-        )
-    return xs, batched
-
-
-def _time_major_mask(mask, seq_lengths, batched, time_major, steps, batch):
-    """Returns the (T, B) bool mask that `mask` or `seq_lengths` stands for."""
-    if mask is not None and seq_lengths is not None:
-        raise ValueError("Give `mask` or `seq_lengths`, not both.")
-    if seq_lengths is not None:
-        seq_lengths = jnp.asarray(seq_lengths)
-        want = (batch,) if batched else ()
-        if not jnp.issubdtype(seq_lengths.dtype, jnp.integer):
-            raise TypeError(
-                "`seq_lengths` must have an integer dtype, got "
-                f"{seq_lengths.dtype}."
-            )
-        if seq_lengths.shape != want:
-            raise ValueError(
-                f"`seq_lengths` must have shape {want}, got "
-                f"{seq_lengths.shape}."
-            )
-        # lengths_to_mask refuses lengths outside [0, T] where it can see
-        # them (not under jit).
-        return lengths_to_mask(seq_lengths.reshape(batch), steps).T
-    if mask is None:
-        return None
-    mask = jnp.asarray(mask)
-    if mask.dtype != jnp.bool_:
-        raise TypeError(
-            f"`mask` must be a bool array, got {mask.dtype} "
-            "(use mask.astype(bool))."
-        )
-    if not batched:
-        want = (steps,)
-    else:
-        want = (steps, batch) if time_major else (batch, steps)
-    if mask.shape != want:
-        raise ValueError(f"`mask` must have shape {want}, got {mask.shape}.")
-    if not batched:
-        return mask[:, None]
-    return mask if time_major else mask.T
-
-
-def _batched_carry(cell, initial_carry, batched, batch):
-    if initial_carry is None:
-        return cell.initial_carry((batch,))
-    expected = jax.eval_shape(
-        lambda: cell.initial_carry((batch,) if batched else ())
-    )
-    check_tree_like("initial_carry", initial_carry, expected)
-    for leaf in jax.tree.leaves(initial_carry):
-        check_floating("initial_carry", leaf)
-    carry = jax.tree.map(jnp.asarray, initial_carry)
-    if not batched:
-        carry = jax.tree.map(lambda leaf: leaf[None], carry)
-    return carry
-
-
-def _restore_layout(ys, batched, time_major):
-    if not batched:
-        return ys[:, 0]
-    return ys if time_major else jnp.swapaxes(ys, 0, 1)
-
-
-def _cell_step_functions(cell, params, key, training, batch, features):
+def _cell_step_functions(
+    cell: Any,
+    params: Any,
+    key: jax.Array | None,
+    training: bool,
+    batch: int,
+    features: Any,
+) -> tuple[Callable[[jax.Array], jax.Array], Step]:
     """Returns (project, step): the hoisted input half and the recurrent
     half, ``step(carry, x, keep) -> (carry, y)``; where `keep` (bool (B,)
     or None) is False the carry comes back unchanged."""
-    if has_projected_step(cell):
-        dropout = draw_dropout(
-            cell, key, (batch,), features, training=training
-        )
+    if not has_projected_step(cell):
 
-        def project(xs):
-            return cell.project_inputs(params, xs, dropout)
-
-        if has_split_step(cell):
-
-            def step(carry, projected, keep):
-                h_in = cell.recurrent_input(carry, dropout, projected.dtype)
-                return apply_gates(
-                    cell,
-                    carry,
-                    projected,
-                    cell.project_recurrent(params, h_in),
-                    keep,
-                )
-
-            return project, step
-
-        def cell_step(carry, projected):
-            return cell.step_projected(params, carry, projected, dropout)
-    else:
-
-        def project(xs):
-            return xs
-
-        def cell_step(carry, x):
+        def whole_step(carry, x):
             # The same key at every step: a cell that draws its dropout masks
             # from it reuses one mask per sequence, as Keras does.
             return cell(params, carry, x, key=key, training=training)
 
+        return (lambda xs: xs), _held(cell, whole_step)
+    dropout = draw_dropout(cell, key, (batch,), features, training=training)
+
+    def project(xs):
+        return cell.project_inputs(params, xs, dropout)
+
+    if not has_split_step(cell):
+        return project, _held(
+            cell,
+            lambda carry, projected: cell.step_projected(
+                params, carry, projected, dropout
+            ),
+        )
+
+    def split_step(carry, projected, keep):
+        h_in = cell.recurrent_input(carry, dropout, projected.dtype)
+        return apply_gates(
+            cell,
+            carry,
+            projected,
+            cell.project_recurrent(params, h_in),
+            keep,
+        )
+
+    return project, split_step
+
+
+def _held(cell: Any, cell_step: Callable[[Any, Any], Any]) -> Step:
+    """``step(carry, x, keep)`` from ``cell_step(carry, x)``, its carry
+    selected where `keep` is False, and its output checked to be a
+    pair."""
+
     def step(carry, x, keep):
         out = cell_step(carry, x)
         if not isinstance(out, (tuple, list)) or len(out) != 2:
-            shape = (
-                f"an array of shape {tuple(out.shape)}"
-                if hasattr(out, "shape")
-                else type(out).__name__
+            shape = getattr(out, "shape", None)
+            got = (
+                type(out).__name__
+                if shape is None
+                else f"an array of shape {tuple(shape)}"
             )
             raise ValueError(
                 f"`cell` ({type(cell).__name__}) must return a pair "
-                f"(new_carry, y), got {shape}: return the new carry and the "
+                f"(new_carry, y), got {got}: return the new carry and the "
                 "step's output, e.g. `return h, h` for a cell whose output "
                 "is its state."
             )
         new_carry, y = out
         return keep_where(keep, new_carry, carry), y
 
-    return project, step
+    return step
 
 
 def _takes_split_step(cell, unroll, training, key, batch, features):
@@ -467,209 +315,120 @@ def _takes_split_step(cell, unroll, training, key, batch, features):
     )
 
 
+# The engines: each returns (ys in the `time_axis` layout or, without
+# `collect`, None; each row's output at its last valid step, zeros if it
+# has none; the final carry).
+Engine = tuple[jax.Array | None, jax.Array, Any]
+
+
 def _run_split_step(
-    cell,
-    params,
-    xs,
-    step_mask,
-    carry,
+    cell: Any,
+    params: Any,
+    xs: jax.Array,
+    step_mask: jax.Array | None,
+    carry: Any,
     *,
-    time_axis,
-    unroll,
-    remat,
-    zero_output,
-    collect,
-):
-    """`_run` for `_takes_split_step` cells, over xs in the `time_axis`
-    layout; returns (ys in that layout or None, last y, carry)."""
-    steps, batch = xs.shape[time_axis], xs.shape[1 - time_axis]
-    chunk = min(CHUNK_STEPS, steps)
-    # A chunk of inputs, time-major, for the shapes of its projections.
-    chunk_xs = jax.ShapeDtypeStruct((chunk, batch, *xs.shape[2:]), xs.dtype)
-    if remat:
-        saved = "chunk_carries"
-    elif (
-        _contraction_width(cell, xs, carry)
-        >= SPLIT_STEP_KEEP_PROJECTIONS_WIDTH
-    ):
-        saved = "projections"
-    else:
-        saved = "carries"
-    if saved == "carries":
-        block = chunk * _chunks_per_block(
-            cell,
-            params,
-            chunk_xs,
-            SPLIT_STEP_BLOCK_ROWS,
-            SPLIT_STEP_BLOCK_BYTES,
-        )
-    elif saved == "projections":
-        block = chunk * _chunks_per_block(
-            cell,
-            params,
-            chunk_xs,
-            SPLIT_STEP_SAVED_BLOCK_ROWS,
-            SPLIT_STEP_SAVED_BLOCK_BYTES,
-        )
-    elif chunk * batch >= SPLIT_STEP_REMAT_CHUNK_ROWS:
-        block = chunk
-    else:
-        block = chunk * _chunks_per_block(
-            cell,
-            params,
-            chunk_xs,
-            SPLIT_STEP_REMAT_BLOCK_ROWS,
-            SPLIT_STEP_BLOCK_BYTES,
-        )
-        block = min(
-            block,
-            max(chunk, steps // SPLIT_STEP_REMAT_MIN_BLOCKS // chunk * chunk),
-        )
-    block = min(block, steps)
-    ys, carry, last_y = split_step_scan(
+    time_axis: int,
+    key: jax.Array | None,
+    training: bool,
+    unroll: bool | int,
+    remat: bool,
+    zero_output: bool,
+    collect: bool,
+) -> Engine:
+    """The split-step scan, for `_takes_split_step` cells (no dropout, so
+    no use for `key` and `training`), over xs in the `time_axis` layout."""
+    del key, training
+    plan = plan_split_step(
         cell,
-        chunk,
-        block,
-        1 if unroll is False else int(unroll),
-        saved,
-        zero_output,
-        time_axis,
         params,
         xs,
-        step_mask,
         carry,
+        chunk=min(CHUNK_STEPS, xs.shape[time_axis]),
+        time_axis=time_axis,
+        unroll=1 if unroll is False else int(unroll),
+        remat=remat,
+        zero_output=zero_output,
+    )
+    # jax types a custom_vjp function's result loosely ("object").
+    ys, carry, last_y = split_step_scan(  # pyright: ignore[reportGeneralTypeIssues]
+        plan, params, xs, step_mask, carry
     )
     return (ys if collect else None), last_y, carry
 
 
-def _run(
-    cell,
-    params,
-    xs,
-    step_mask,
-    carry,
+def _run_parallel(
+    cell: Any,
+    params: Any,
+    xs: jax.Array,
+    step_mask: jax.Array | None,
+    carry: Any,
     *,
-    key,
-    training,
-    unroll,
-    remat,
-    zero_output,
-    collect,
-):
-    """Scans chunks of steps; returns (ys (T, B, ...) or None, last y, carry)."""
+    time_axis: int,
+    key: jax.Array | None,
+    training: bool,
+    unroll: bool | int,
+    remat: bool,
+    zero_output: bool,
+    collect: bool,
+) -> Engine:
+    """The parallel scan over time-major xs (`time_axis` 0), which takes
+    neither `unroll` nor `remat`."""
+    del time_axis
+    if isinstance(unroll, bool) or unroll != 1 or remat:
+        raise ValueError(
+            "`parallel=True` takes neither `unroll` nor "
+            f"`remat`, got unroll={unroll!r}, "
+            f"remat={remat!r}."
+        )
+    from jaxrnn._parallel import run_parallel
+
+    return run_parallel(
+        cell,
+        params,
+        xs,
+        step_mask,
+        carry,
+        key=key,
+        training=training,
+        zero_output=zero_output,
+        collect=collect,
+    )
+
+
+def _run_plain(
+    cell: Any,
+    params: Any,
+    xs: jax.Array,
+    step_mask: jax.Array | None,
+    carry: Any,
+    *,
+    time_axis: int,
+    key: jax.Array | None,
+    training: bool,
+    unroll: bool | int,
+    remat: bool,
+    zero_output: bool,
+    collect: bool,
+) -> Engine:
+    """The plain chunked scan of `cell`'s step functions, over time-major
+    xs (`time_axis` 0)."""
+    del time_axis
     steps, batch = xs.shape[:2]
     features = xs.shape[2] if xs.ndim == 3 else xs.shape[2:]
     project, step = _cell_step_functions(
         cell, params, key, training, batch, features
     )
-
-    def run_chunk(state, chunk_xs, chunk_mask):
-        carry, y_prev = state
-        projected = project(chunk_xs)  # (K, B, G*H)
-        ys = []
-        for k in range(chunk_xs.shape[0]):
-            keep = None if chunk_mask is None else chunk_mask[k]
-            carry, y = step(carry, projected[k], keep)
-            ys.append(y)
-        ys, y_prev = masked_chunk_outputs(
-            jnp.stack(ys), chunk_mask, y_prev, zero_output
-        )
-        return (carry, y_prev), (ys if collect else None)
-
-    if remat:
-        run_chunk = jax.checkpoint(run_chunk)
-    new_carry, y_shape = jax.eval_shape(
-        lambda c, x: step(c, project(x[None])[0], None), carry, xs[0]
+    return run_scan(
+        cell,
+        project,
+        step,
+        xs,
+        step_mask,
+        carry,
+        chunk=steps if unroll is True else min(CHUNK_STEPS, steps),
+        unroll=1 if unroll is False else int(unroll),
+        remat=remat,
+        zero_output=zero_output,
+        collect=collect,
     )
-    _check_step_output(cell, carry, new_carry, y_shape)
-    state = (carry, jnp.zeros(y_shape.shape, y_shape.dtype))
-
-    chunk = steps if unroll is True else min(CHUNK_STEPS, steps)
-    full, tail = divmod(steps, chunk)
-    parts = []
-    if full == 1:
-        state, ys = run_chunk(
-            state, xs[:chunk], None if step_mask is None else step_mask[:chunk]
-        )
-        parts.append(ys)
-    else:
-        body_xs = xs[: full * chunk].reshape(full, chunk, *xs.shape[1:])
-        body_mask = (
-            None
-            if step_mask is None
-            else step_mask[: full * chunk].reshape(full, chunk, batch)
-        )
-        state, ys = lax.scan(
-            lambda s, c: run_chunk(s, *c),
-            state,
-            (body_xs, body_mask),
-            unroll=1 if unroll is False else int(unroll),
-        )
-        if collect:
-            parts.append(ys.reshape(full * chunk, *ys.shape[2:]))
-    if tail:
-        state, ys = run_chunk(
-            state,
-            xs[full * chunk :],
-            None if step_mask is None else step_mask[full * chunk :],
-        )
-        parts.append(ys)
-    carry, last_y = state
-    ys = (
-        (parts[0] if len(parts) == 1 else jnp.concatenate(parts))
-        if collect
-        else None
-    )
-    return ys, last_y, carry
-
-
-def _check_step_output(cell, carry, new_carry, y):
-    """Raises ValueError unless a step returned (new_carry, y): new_carry
-    with the structure and leaf shapes of `carry`, y one array. Checked on
-    shapes (jax.eval_shape), so a cell that returns (y, new_carry) is named
-    before `lax.scan` or a mask's select trips over it."""
-    fits = (
-        jax.tree.structure(new_carry) == jax.tree.structure(carry)
-        and all(
-            np.shape(a) == np.shape(b)
-            for a, b in zip(jax.tree.leaves(new_carry), jax.tree.leaves(carry))
-        )
-        and isinstance(y, jax.ShapeDtypeStruct)
-    )
-    if not fits:
-        raise ValueError(
-            f"`cell` ({type(cell).__name__}) must return (new_carry, y): "
-            f"new_carry like the carry it takes, {_describe_tree(carry)}, "
-            f"and y one array; it returned ({_describe_tree(new_carry)}, "
-            f"{_describe_tree(y)}). If it returns (y, new_carry), swap "
-            "them."
-        )
-
-
-def _describe_tree(tree):
-    leaves = jax.tree.leaves(tree)
-    if len(leaves) == 1 and jax.tree.structure(tree).num_nodes == 1:
-        return f"an array of shape {tuple(np.shape(leaves[0]))}"
-    return (
-        f"{jax.tree.structure(tree)} with leaf shapes "
-        f"{[tuple(np.shape(leaf)) for leaf in leaves]}"
-    )
-
-
-def _contraction_width(cell, xs, carry):
-    """D + H: the length of a row's dot products in the input and the
-    recurrent projection, so the FLOPs per element they produce."""
-    h_in = jax.eval_shape(
-        lambda c: cell.recurrent_input(c, None, xs.dtype), carry
-    )
-    return xs.shape[-1] + h_in.shape[-1]
-
-
-def _chunks_per_block(cell, params, chunk_xs, rows, max_bytes):
-    """How many chunks of steps make a block of the hand-written backward
-    pass (at least one): about `rows` GEMM rows, at most `max_bytes` of
-    projections."""
-    projected = jax.eval_shape(cell.project_inputs, params, chunk_xs)
-    chunk_rows = projected.size // projected.shape[-1]
-    chunk_bytes = projected.size * projected.dtype.itemsize
-    return max(1, min(rows // chunk_rows, max_bytes // chunk_bytes))

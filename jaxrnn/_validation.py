@@ -38,7 +38,7 @@ def check_prng_key(name: str, value: Any) -> None:
     (`jax.random.key`) or a legacy uint32 (2,) key (`jax.random.PRNGKey`)."""
     dtype = getattr(value, "dtype", None)
     if dtype is not None and (
-        jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+        jnp.issubdtype(dtype, jax.dtypes.prng_key)
         or (dtype == np.uint32 and np.shape(value)[-1:] == (2,))
     ):
         return
@@ -95,7 +95,8 @@ def check_rate(name: str, value: Any) -> None:
         raise TypeError(
             f"`{name}` must be a float in [0, 1), got {describe(value)}."
         )
-    if not 0.0 <= value < 1.0:
+    # numbers.Real compares with floats, though its stubs omit it.
+    if not 0.0 <= value < 1.0:  # pyright: ignore[reportOperatorIssue]
         raise ValueError(f"`{name}` must be in [0, 1), got {value}.")
 
 

@@ -17,7 +17,10 @@ from __future__ import annotations
 from typing import Any, Protocol, runtime_checkable
 
 import jax
+import jax.numpy as jnp
+from jax import lax
 
+from jaxrnn._masking import keep_where
 from jaxrnn.typing import Carry, Params, PRNGKey
 
 
@@ -85,7 +88,9 @@ class SplitStepCell(ProjectedCell, Protocol):
     project_recurrent(params, recurrent_input(carry, dropout, dtype)))``
     with one matmul in `project_recurrent` and only elementwise work in
     `apply_gates`; `rnn` then differentiates a sequence by its hand-written
-    backward pass. A cell opts out with ``split_step = False``."""
+    backward pass. A cell opts out with ``split_step = False``; one whose
+    ``gates_take_keep`` is true takes ``apply_gates(..., keep=)`` and holds
+    a masked row's carry itself (module function `apply_gates`)."""
 
     def recurrent_input(
         self, carry: Carry, dropout: Any, dtype: Any
@@ -191,4 +196,63 @@ def supports_parallel(cell: Any) -> bool:
         return False
     return not getattr(cell, "log_space", False) or hasattr(
         cell, "parallel_log_coefficients"
+    )
+
+
+def apply_gates(
+    cell: Any,
+    carry: Carry,
+    projected: jax.Array,
+    recurrent: jax.Array,
+    keep: jax.Array | None,
+) -> tuple[Carry, jax.Array]:
+    """A `SplitStepCell`'s elementwise rest of a step, ``(new carry, y)``;
+    where `keep` (bool (B,) or None) is False the carry comes back
+    unchanged and y is unspecified. A cell whose ``gates_take_keep`` is
+    true holds it itself (through its gates: a select of the carry after
+    the step let XLA:CPU split and copy the gate kernels of an unrolled
+    chunk); others get a select."""
+    if keep is None:
+        return cell.apply_gates(carry, projected, recurrent)
+    if getattr(cell, "gates_take_keep", False):
+        return cell.apply_gates(carry, projected, recurrent, keep=keep)
+    new_carry, y = cell.apply_gates(carry, projected, recurrent)
+    return keep_where(keep, new_carry, carry), y
+
+
+def gates_add_projections(
+    cell: Any,
+    carry: Carry,
+    projected: Any,
+    recurrent: Any,
+    keep: Any = None,
+) -> bool:
+    """Whether `cell`'s step reads the two projections only through their
+    sum, as the LSTM's and SimpleRNN's do (the GRU's does not: its reset
+    gate scales the recurrent one alone): in the step traced on abstract
+    values (ShapeDtypeStructs or arrays; nothing is computed), with
+    `keep` (B,) where masked runs, each of the two is used once, by the
+    same addition. A step that adds them and also reads one of them
+    elsewhere, even where no gradient flows (a comparison,
+    `stop_gradient`), does not qualify. The split-step scan then saves
+    their sum alone."""
+    abstract = jax.tree.map(
+        lambda leaf: jax.ShapeDtypeStruct(jnp.shape(leaf), leaf.dtype),
+        (keep, carry, projected, recurrent),
+    )
+    jaxpr = jax.make_jaxpr(lambda k, c, p, r: apply_gates(cell, c, p, r, k))(
+        *abstract
+    ).jaxpr
+    pair = jaxpr.invars[-2:]
+    readers = [
+        eqn
+        for eqn in jaxpr.eqns
+        if any(v is u for v in eqn.invars for u in pair)
+    ]
+    return (
+        len(jax.tree.leaves(abstract[2:])) == 2
+        and len(readers) == 1
+        and readers[0].primitive is lax.add_p
+        and sorted(map(id, readers[0].invars)) == sorted(map(id, pair))
+        and not any(v is u for v in jaxpr.outvars for u in pair)
     )

@@ -19,9 +19,11 @@ from hypothesis import given, settings
 from properties import examples
 
 import jaxrnn
-from jaxrnn import _fused, _rnn
-from jaxrnn._fused import _scan_pieces, split_step_scan
+from jaxrnn import _fused, _fused_plan, _rnn
+from jaxrnn._fused import split_step_scan
+from jaxrnn._fused_plan import SplitStepPlan
 from jaxrnn._masking import masked_chunk_outputs
+from jaxrnn._pieces import scan_pieces as _scan_pieces
 from jaxrnn.protocols import has_split_step
 
 CELLS = {
@@ -109,9 +111,11 @@ def test_gradients_equal_autodiff(
         SPLIT_STEP_REMAT_CHUNK_ROWS=1 << 30,
         SPLIT_STEP_KEEP_PROJECTIONS_WIDTH=(0 if keep_projections else 1 << 30),
     )
-    defaults = {setting: getattr(_rnn, setting) for setting in overrides}
+    defaults = {
+        setting: getattr(_fused_plan, setting) for setting in overrides
+    }
     for setting, value in overrides.items():
-        setattr(_rnn, setting, value)
+        setattr(_fused_plan, setting, value)
     try:
         _check_gradients(
             name,
@@ -127,7 +131,7 @@ def test_gradients_equal_autodiff(
         )
     finally:
         for setting, value in defaults.items():
-            setattr(_rnn, setting, value)
+            setattr(_fused_plan, setting, value)
 
 
 def _check_gradients(
@@ -207,7 +211,9 @@ def test_kept_projections_still_take_less_than_autodiff(name, monkeypatch):
         return compiled.memory_analysis().temp_size_in_bytes
 
     kept, remat = temp(), temp(remat=True)
-    monkeypatch.setattr(_rnn, "SPLIT_STEP_KEEP_PROJECTIONS_WIDTH", 1 << 30)
+    monkeypatch.setattr(
+        _fused_plan, "SPLIT_STEP_KEEP_PROJECTIONS_WIDTH", 1 << 30
+    )
     carries = temp()
     monkeypatch.setattr(_rnn, "has_split_step", lambda cell: False)
     autodiff = temp()
@@ -233,9 +239,9 @@ def test_backward_blocks_follow_what_the_forward_saves(
 ):
     chosen = []
 
-    def spy(cell, chunk, block, unroll, saved, *args):
-        chosen.append((chunk, block, saved))
-        return split_step_scan(cell, chunk, block, unroll, saved, *args)
+    def spy(plan, *args):
+        chosen.append((plan.chunk, plan.block, plan.saved))
+        return split_step_scan(plan, *args)
 
     monkeypatch.setattr(_rnn, "split_step_scan", spy)
     cell = cell_type(units)
@@ -266,7 +272,11 @@ def _split_step_grads(cell, saved, params, xs, keep, carry):
 
     def loss(params, xs, carry):
         ys, final, _ = split_step_scan(
-            cell, 4, 8, 1, saved, False, 0, params, xs, keep, carry
+            SplitStepPlan(cell, 4, 8, 1, saved, False, 0),
+            params,
+            xs,
+            keep,
+            carry,
         )
         return jnp.sum(jnp.sin(ys)) + sum(
             jnp.sum(leaf**2) for leaf in jax.tree.leaves(final)
@@ -308,7 +318,11 @@ def test_saved_projections_are_one_sum_where_the_gates_add_them(name, summed):
     assert _fused.gates_add_projections(cell, carry, step, step) == summed
 
     _, residuals = _fused._split_step_fwd(
-        cell, 4, 8, 1, "projections", False, 0, params, xs, keep, carry
+        SplitStepPlan(cell, 4, 8, 1, "projections", False, 0),
+        params,
+        xs,
+        keep,
+        carry,
     )
     _, kept_projections, kept_recurrent = residuals[-1]
     assert kept_projections.shape == (14, 2, width)
@@ -343,7 +357,11 @@ def test_a_step_that_reads_one_projection_alone_keeps_both(masked):
     step = jax.ShapeDtypeStruct((2, 5), jnp.float32)
     assert not _fused.gates_add_projections(cell, carry, step, step)
     _, residuals = _fused._split_step_fwd(
-        cell, 4, 8, 1, "projections", False, 0, params, xs, keep, carry
+        SplitStepPlan(cell, 4, 8, 1, "projections", False, 0),
+        params,
+        xs,
+        keep,
+        carry,
     )
     assert residuals[-1][2] is not None
     problem = (params, xs, keep, carry)
@@ -366,7 +384,11 @@ def test_batch_major_sequences_match_time_major(name, saved, masked):
     def run(time_axis):
         def loss(params, xs, carry):
             ys, final, last = split_step_scan(
-                cell, 4, 8, 1, saved, False, time_axis, params, xs, keep, carry
+                SplitStepPlan(cell, 4, 8, 1, saved, False, time_axis),
+                params,
+                xs,
+                keep,
+                carry,
             )
             ys = ys if time_axis == 0 else jnp.swapaxes(ys, 0, 1)
             weights = jnp.arange(ys.size, dtype=ys.dtype).reshape(ys.shape)
@@ -522,7 +544,11 @@ def test_backward_steps_carry_a_last_output_gradient_only_when_masked(masked):
         # Blocks of 4 steps, 2 per chunk: a loop over blocks, each looping
         # over its steps.
         ys, _, last = split_step_scan(
-            cell, 2, 4, 1, "carries", False, 0, params, xs, keep, carry
+            SplitStepPlan(cell, 2, 4, 1, "carries", False, 0),
+            params,
+            xs,
+            keep,
+            carry,
         )
         return jnp.sum(jnp.sin(ys)) + jnp.sum(jnp.cos(last))
 
@@ -581,7 +607,9 @@ def test_garbage_in_masked_steps_never_leaks_whatever_is_saved(
     # The split-step scan zeroes masked inputs a chunk at a time, in the
     # forward pass and in the backward pass's recomputation alike.
     if saved == "projections":
-        monkeypatch.setattr(_rnn, "SPLIT_STEP_KEEP_PROJECTIONS_WIDTH", 0)
+        monkeypatch.setattr(
+            _fused_plan, "SPLIT_STEP_KEEP_PROJECTIONS_WIDTH", 0
+        )
     cell = CELLS["lstm"]
     keys = jax.random.split(jax.random.key(6), 3)
     params = cell.init(keys[0], 2)
@@ -616,13 +644,15 @@ def test_split_step_scan_names_what_it_can_save():
     params = cell.init(jax.random.key(0), 3)
     args = (params, jnp.ones((5, 2, 3)), None, cell.initial_carry((2,)))
     with pytest.raises(ValueError, match="saved must be one of"):
-        split_step_scan(cell, 4, 8, 1, "gates", False, 0, *args)
+        split_step_scan(SplitStepPlan(cell, 4, 8, 1, "gates", False, 0), *args)
     # Differentiation runs the forward rule, not the function: also checked.
     with pytest.raises(ValueError, match="saved must be one of"):
         jax.grad(
             lambda p: jnp.sum(
                 split_step_scan(
-                    cell, 4, 8, 1, "gates", False, 0, p, *args[1:]
+                    SplitStepPlan(cell, 4, 8, 1, "gates", False, 0),
+                    p,
+                    *args[1:],
                 )[0]
             )
         )(params)
@@ -638,13 +668,7 @@ def test_saved_projections_replace_the_recomputing_gemms():
     def dots(saved):
         def loss(params, xs):
             ys, _, _ = split_step_scan(
-                cell,
-                4,
-                8,
-                1,
-                saved,
-                False,
-                0,
+                SplitStepPlan(cell, 4, 8, 1, saved, False, 0),
                 params,
                 xs,
                 None,
@@ -665,13 +689,13 @@ def test_saved_projections_replace_the_recomputing_gemms():
 
 def test_rnn_saves_projections_only_for_wide_cells(monkeypatch):
     # Recomputing a narrow cell's projections is cheaper than keeping them
-    # (rnn's SPLIT_STEP_KEEP_PROJECTIONS_WIDTH); a wide one keeps them.
+    # (SPLIT_STEP_KEEP_PROJECTIONS_WIDTH); a wide one keeps them.
     seen = []
     original = _rnn.split_step_scan
 
-    def spy(cell, chunk, block, unroll, saved, *args):
-        seen.append(saved)
-        return original(cell, chunk, block, unroll, saved, *args)
+    def spy(plan, *args):
+        seen.append(plan.saved)
+        return original(plan, *args)
 
     monkeypatch.setattr(_rnn, "split_step_scan", spy)
     for units, remat in [(4, False), (4, True), (600, False), (600, True)]:

@@ -14,8 +14,7 @@ composed, so the step-by-step and the hoisted paths compute the same thing.
 from __future__ import annotations
 
 import dataclasses
-import functools
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -24,12 +23,12 @@ import numpy as np
 from jaxrnn import activations, initializers
 from jaxrnn._validation import (
     batch_shape_of,
-    check_floating,
     check_params,
     check_positive_int,
     check_prng_key,
     check_rate,
 )
+from jaxrnn.cells._step import REQUIRED, projected_call
 from jaxrnn.initializers import InitializerLike
 
 
@@ -57,106 +56,6 @@ class DropoutMasks(NamedTuple):
     recurrent: jax.Array | None
 
 
-class _Required:
-    """The default of a step's positional arguments, so that a call missing
-    one names the cell's own class (Python's message names the class that
-    defines ``__call__``, such as a private base)."""
-
-    def __repr__(self) -> str:
-        return "<required>"
-
-
-REQUIRED: Any = _Required()
-
-
-def check_call_arguments(cell: Any, params: Any, carry: Any, x: Any) -> None:
-    """Raises TypeError, naming `cell`'s class, unless the step got all of
-    ``(params, carry, x)``."""
-    given = {"params": params, "carry": carry, "x": x}
-    missing = [name for name, value in given.items() if value is REQUIRED]
-    if missing:
-        name = type(cell).__name__
-        raise TypeError(
-            f"{name} takes (params, carry, x), got {3 - len(missing)} of "
-            f"them; missing {missing}. Call it as cell(params, carry, x) "
-            f"with params = cell.init(key, input_dim) and carry = "
-            f"cell.initial_carry(batch_shape)."
-        )
-
-
-def check_step_input(
-    cell: Any, params: Any, carry: Any, x: jax.Array, features: str = "D"
-) -> None:
-    """Checks one step's input `x`, (..., `features`), `params` against
-    its feature size, and `carry` against the cell's initial carry for x's
-    leading (batch) axes."""
-    if not hasattr(x, "ndim"):
-        raise TypeError(
-            f"`x` must be one array (..., {features}), got "
-            f"{type(x).__name__}: a {type(cell).__name__} is called as "
-            "cell(params, carry, x), the carry before the input."
-        )
-    check_floating("x", x)
-    if x.ndim < 1:
-        raise ValueError(
-            f"`x` must have shape (..., {features}), got {x.shape}."
-        )
-    cell.check_params(params, x.shape[-1])
-    batch_shape = x.shape[:-1]
-    check_step_carry(
-        cell, carry, x, batch_shape, initial_carry_shapes(cell, batch_shape)
-    )
-
-
-def initial_carry_shapes(cell: Any, batch_shape: tuple[int, ...]) -> Any:
-    """`jax.eval_shape` of ``cell.initial_carry(batch_shape)``, remembered
-    per (cell, batch shape): tracing it at every eager step tripled the
-    time of a small step's call."""
-    try:
-        return _cached_carry_shapes(cell, batch_shape)
-    except TypeError:  # a cell with an unhashable field
-        return jax.eval_shape(lambda: cell.initial_carry(batch_shape))
-
-
-@functools.lru_cache(maxsize=256)
-def _cached_carry_shapes(cell: Any, batch_shape: tuple[int, ...]) -> Any:
-    return jax.eval_shape(lambda: cell.initial_carry(batch_shape))
-
-
-def check_step_carry(
-    cell: Any,
-    carry: Any,
-    x: jax.Array,
-    batch_shape: tuple[int, ...],
-    expected: Any,
-) -> None:
-    """Checks a step's `carry` has the structure and leaf shapes of
-    `expected` (the cell's initial carry for x's batch axes) and floating
-    leaves: a carry of the wrong structure would be unpacked into the wrong
-    pieces (one (2, H) array as an LSTM's (h, c)), one of other batch axes
-    would broadcast against x."""
-    name = type(cell).__name__
-    got_def, want_def = jax.tree.structure(carry), jax.tree.structure(expected)
-    if got_def != want_def:
-        raise ValueError(
-            f"{name} `carry` must have the structure of "
-            f"{name}.initial_carry(), {want_def} ({want_def.num_leaves} "
-            f"array(s)), got {got_def} ({got_def.num_leaves} array(s))."
-        )
-    for i, (got, want) in enumerate(
-        zip(jax.tree.leaves(carry), jax.tree.leaves(expected))
-    ):
-        if tuple(np.shape(got)) != want.shape:
-            raise ValueError(
-                f"{name} `carry` leaf {i} must have shape {want.shape} for "
-                f"`x` of shape {x.shape}, got {tuple(np.shape(got))}: the "
-                f"carry's leading axes are x's batch axes {batch_shape}. "
-                "Give x and the carry the same batch axes (one step's x is "
-                "(..., features), with no time axis)."
-            )
-        check_floating("carry", got)
-
-
 def _keep_mask(key, rate, shape, dtype):
     keep = jax.random.bernoulli(key, 1.0 - rate, shape)
     return keep.astype(dtype) / jnp.asarray(1.0 - rate, dtype)
@@ -182,6 +81,23 @@ class KerasCell:
     precision: Any = None
 
     gates = 1
+
+    if TYPE_CHECKING:
+        # What a subclass defines (ConvLSTMCell: `filters` for `units`,
+        # and its own `param_shapes` and step).
+        units: int
+
+        def param_shapes(self, input_dim: Any) -> dict[str, tuple[int, ...]]:
+            """The shapes `init` creates for inputs of `input_dim`."""
+            ...
+
+        def _input_bias(
+            self, params: dict[str, jax.Array]
+        ) -> jax.Array | None: ...
+
+        def apply_gates(
+            self, carry: Any, projected: jax.Array, recurrent: jax.Array
+        ) -> tuple[Any, jax.Array]: ...
 
     def __post_init__(self):
         self._check_hyperparameters()
@@ -409,18 +325,9 @@ class KerasCell:
             `carry` or `x` do not fit the cell or each other (the carry's
             leading axes must be x's).
         """
-        with jax.named_scope(f"jaxrnn.{type(self).__name__}"):
-            check_call_arguments(self, params, carry, x)
-            check_step_input(self, params, carry, x)
-            dropout = self.dropout_masks(
-                key,
-                x.shape[:-1],
-                x.shape[-1],
-                training=training,
-                dtype=self.compute_dtype(params, x),
-            )
-            projected = self.project_inputs(params, x, dropout)
-            return self.step_projected(params, carry, projected, dropout)
+        return projected_call(
+            self, params, carry, x, key=key, training=training, dropout=True
+        )
 
 
 def init_common(

@@ -10,154 +10,35 @@ the state keeps the input convolution's output size (Keras 3,
 from __future__ import annotations
 
 import dataclasses
-import functools
-import math
-import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
-from jax.custom_derivatives import SymbolicZero
 
 from jaxrnn import activations, initializers
 from jaxrnn._validation import (
     batch_shape_of,
     check_floating,
-    check_one_of,
     check_params,
     check_positive_int,
     check_prng_key,
 )
 from jaxrnn.activations import ActivationLike
-from jaxrnn.cells._base import (
-    REQUIRED,
-    DropoutMasks,
-    KerasCell,
-    _keep_mask,
-    check_call_arguments,
-    check_step_carry,
-)
+from jaxrnn.cells._base import DropoutMasks, KerasCell, _keep_mask
+from jaxrnn.cells._convolution import DATA_FORMATS as DATA_FORMATS
+from jaxrnn.cells._convolution import ConvFrames, int_tuple, normalised
+from jaxrnn.cells._step import REQUIRED, check_step_carry, projected_call
 
-PADDINGS = ("valid", "same")
-DATA_FORMATS = ("channels_last", "channels_first")
-_SPATIAL_LETTERS = {1: "W", 2: "HW", 3: "DHW"}
-
-
-def _convolve(frames, kernel, **config):
-    """`(N, *S, G*C)` frames, `(*k, C, O)` kernel -> `(N, *S', O)`."""
-    if jax.default_backend() == "cpu":
-        return _conv_with_matmul_gradient(**config)(frames, kernel)
-    return _conv_general(frames, kernel, **config)
-
-
-def _dimension_numbers(rank: int) -> tuple[str, str, str]:
-    letters = _SPATIAL_LETTERS[rank]
-    return "N" + letters + "C", letters + "IO", "N" + letters + "C"
-
-
-def _conv_general(
-    frames, kernel, *, strides, padding, dilation, groups, precision
-):
-    """`(N, *S, G*C)` frames, `(*k, C, O)` kernel -> `(N, *S', O)`."""
-    return lax.conv_general_dilated(
-        frames,
-        kernel,
-        window_strides=strides,
-        padding=padding,
-        rhs_dilation=dilation,
-        dimension_numbers=_dimension_numbers(kernel.ndim - 2),
-        feature_group_count=groups,
-        precision=precision,
-    )
-
-
-def _conv_as_matmul(
-    frames, kernel, *, strides, padding, dilation, groups, precision
-):
-    """The same convolution as `_conv_general`, as patches @ kernel."""
-    window, out = kernel.shape[:-2], kernel.shape[-1]
-    # Extracting patches is a convolution with a 0/1 kernel: exact only at
-    # the highest precision.
-    patches = lax.conv_general_dilated_patches(
-        frames,
-        window,
-        strides,
-        padding,
-        rhs_dilation=dilation,
-        dimension_numbers=_dimension_numbers(len(window)),
-        precision=lax.Precision.HIGHEST,
-    )
-    # Patch features run (input channel, *window), the channel slowest; a
-    # group g sees input channels [g*C, (g+1)*C) and makes outputs
-    # [g*O/G, (g+1)*O/G) (lax's feature_group_count).
-    patches = patches.reshape(*patches.shape[:-1], groups, -1)
-    matrix = jnp.moveaxis(kernel, -2, 0).reshape(-1, groups, out // groups)
-    out_frames = jnp.einsum(
-        "...gk,kgo->...go", patches, matrix, precision=precision
-    )
-    return out_frames.reshape(*out_frames.shape[:-2], out)
-
-
-@functools.cache
-def _conv_with_matmul_gradient(**config):
-    """`_conv_general` whose kernel tangent is patches @ d_kernel.
-
-    XLA:CPU runs the kernel-gradient convolution inside a while loop (the
-    backward pass of lax.scan) on a slow generic path: a ConvLSTM2D's
-    gradient took 2.6 s per batch where the unrolled loop took 0.07 s
-    (16 frames of 16x16x16, 16 filters, 9 steps). With the kernel's tangent
-    written as patches times a matrix, its transpose, the kernel gradient,
-    is a GEMM (0.2 s); the forward pass keeps the native convolution. On
-    accelerators the native convolution's gradient is kept: it needs no
-    patch copies.
-    """
-
-    @jax.custom_jvp
-    def conv(frames, kernel):
-        return _conv_general(frames, kernel, **config)
-
-    @functools.partial(conv.defjvp, symbolic_zeros=True)
-    def conv_jvp(primals, tangents):
-        frames, kernel = primals
-        d_frames, d_kernel = tangents
-        out = conv(frames, kernel)
-        tangent = jnp.zeros_like(out)
-        if not isinstance(d_frames, SymbolicZero):
-            tangent = tangent + _conv_general(d_frames, kernel, **config)
-        if not isinstance(d_kernel, SymbolicZero):
-            tangent = tangent + _conv_as_matmul(frames, d_kernel, **config)
-        return out, tangent
-
-    return conv
-
-
-def _int_tuple(name: str, value: Any, rank: int) -> tuple[int, ...]:
-    """Keras' ``standardize_tuple``: an int or `rank` positive ints."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        value = (value,) * rank
-    if (
-        isinstance(value, (str, bytes))
-        or not isinstance(value, Sequence)
-        or len(value) != rank
-        or any(
-            isinstance(v, bool)
-            or not isinstance(v, numbers.Integral)
-            or v <= 0
-            for v in value
-        )
-    ):
-        raise ValueError(
-            f"`{name}` must be a positive int or a tuple of "
-            f"{rank} positive ints, got {value!r}."
-        )
-    return tuple(int(v) for v in value)
+# DATA_FORMATS and _int_tuple: jaxrnn.layers imports them from here (the
+# convolutional and pooling layers, the sequence layout); they live in
+# jaxrnn/cells/_convolution.py.
+_int_tuple = int_tuple
 
 
 @dataclasses.dataclass(frozen=True)
-class ConvLSTMCell(KerasCell):
+class ConvLSTMCell(ConvFrames, KerasCell):
     """One convolutional LSTM step of any rank, Keras' ``ConvLSTMCell``.
 
     ``z = conv(x, kernel) + bias + conv_same(h, recurrent_kernel)`` split in
@@ -237,42 +118,14 @@ class ConvLSTMCell(KerasCell):
     split_step = False
 
     def __post_init__(self):
-        if self.rank not in (1, 2, 3):
-            raise ValueError(f"`rank` must be 1, 2 or 3, got {self.rank!r}.")
-        normalised = {
-            "kernel_size": _int_tuple(
-                "kernel_size", self.kernel_size, self.rank
-            ),
-            "strides": _int_tuple("strides", self.strides, self.rank),
-            "dilation_rate": _int_tuple(
-                "dilation_rate", self.dilation_rate, self.rank
-            ),
-            "padding": (
-                self.padding.lower()
-                if isinstance(self.padding, str)
-                else self.padding
-            ),
-            "data_format": self.data_format or "channels_last",
-        }
-        if self.spatial_shape is not None:
-            normalised["spatial_shape"] = _int_tuple(
-                "spatial_shape", self.spatial_shape, self.rank
-            )
-        for name, value in normalised.items():
-            object.__setattr__(self, name, value)
+        self._normalise_frames()
         self._check_hyperparameters()
         if self.spatial_shape is not None:
             self.output_spatial_shape(self.spatial_shape)  # frames too small?
 
     def _check_hyperparameters(self) -> None:
         check_positive_int("filters", self.filters)
-        check_one_of("padding", self.padding, PADDINGS)
-        check_one_of("data_format", self.data_format, DATA_FORMATS)
-        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
-            raise ValueError(
-                "`strides` > 1 and `dilation_rate` > 1 exclude each other, got "
-                f"strides={self.strides}, dilation_rate={self.dilation_rate}."
-            )
+        self._check_frames()
         if not isinstance(self.unit_forget_bias, bool):
             raise TypeError(
                 "`unit_forget_bias` must be a bool, got "
@@ -297,112 +150,19 @@ class ConvLSTMCell(KerasCell):
         """The output's channels, F."""
         return self.filters
 
-    @property
-    def _channel_axis(self) -> int:
-        return -1 if self.data_format == "channels_last" else -(self.rank + 1)
-
-    def _frame(
-        self, spatial: tuple[Any, ...], channels: Any
-    ) -> tuple[Any, ...]:
-        if self.data_format == "channels_last":
-            return (*spatial, channels)
-        return (channels, *spatial)
-
-    def _describe_frame(self) -> str:
-        letters = (
-            ("*S", "C") if self.data_format == "channels_last" else ("C", "*S")
-        )
-        return f"({', '.join(letters)})"
-
-    def _split_frame(
-        self, input_dim: Any
-    ) -> tuple[tuple[int, ...] | None, int]:
-        """(spatial size or None, channels) from C or a frame shape."""
-        if isinstance(input_dim, numbers.Integral) and not isinstance(
-            input_dim, bool
-        ):
-            check_positive_int("input_dim", input_dim)
-            return self.spatial_shape, int(input_dim)
-        frame = tuple(input_dim) if isinstance(input_dim, Sequence) else None
-        if frame is None or len(frame) != self.rank + 1:
-            raise ValueError(
-                f"{type(self).__name__} takes frames of shape "
-                f"{self._describe_frame()} with {self.rank} spatial axes "
-                f"({self.rank + 1} axes in all), got {input_dim!r}."
-            )
-        if self.data_format == "channels_last":
-            spatial, channels = frame[:-1], frame[-1]
-        else:
-            spatial, channels = frame[1:], frame[0]
-        check_positive_int("input channels C", channels)
-        spatial = _int_tuple("the frames' spatial size", spatial, self.rank)
-        if self.spatial_shape is not None and spatial != self.spatial_shape:
-            raise ValueError(
-                f"{type(self).__name__} was built with spatial_shape="
-                f"{self.spatial_shape}, got frames of spatial size {spatial}."
-            )
-        self.output_spatial_shape(spatial)  # rejects frames too small
-        return spatial, int(channels)
-
-    def output_spatial_shape(
-        self, spatial_shape: Sequence[int | None]
-    ) -> tuple[int | None, ...]:
-        """S', the state's spatial size for frames of spatial size S.
-
-        Keras' ``compute_conv_output_shape``: ``ceil(S / strides)`` with
-        'same' padding; ``floor((S - dilation * (k - 1) - 1) / strides) + 1``
-        with 'valid'. None stays None.
-
-        Raises:
-          ValueError: `spatial_shape` has not `rank` sizes, or 'valid'
-            padding leaves no output (frames too small).
-
-        Example:
-          >>> ConvLSTM2DCell(4, 3, strides=2).output_spatial_shape((9, 8))
-          (4, 3)
-        """
-        if len(spatial_shape) != self.rank:
-            raise ValueError(
-                f"`spatial_shape` must have {self.rank} sizes, "
-                f"got {tuple(spatial_shape)}."
-            )
-        out = []
-        for size, k, s, d in zip(
-            spatial_shape, self.kernel_size, self.strides, self.dilation_rate
-        ):
-            if size is None:
-                out.append(None)
-            elif self.padding == "same":
-                out.append((size - 1) // s + 1)
-            else:
-                out.append((size - d * (k - 1) - 1) // s + 1)
-        if any(n is not None and n <= 0 for n in out):
-            raise ValueError(
-                f"Frames of spatial size {tuple(spatial_shape)} are too small "
-                f"for kernel_size={self.kernel_size}, dilation_rate="
-                f"{self.dilation_rate}, strides={self.strides} with "
-                f"padding='valid': the output size would be {tuple(out)}."
-            )
-        return tuple(out)
-
-    def state_shape(
-        self, spatial_shape: Sequence[int | None]
-    ) -> tuple[int | None, ...]:
-        """The shape of h (and c) for one example with frames of spatial
-        size S: `(*S', F)`, channels_first `(F, *S')`; None stays None."""
-        return self._frame(
-            self.output_spatial_shape(spatial_shape), self.filters
-        )
-
     def param_shapes(self, input_dim: Any) -> dict[str, tuple[int, ...]]:
         """Keras' shapes: kernel `(*kernel_size, C, 4F)`, recurrent_kernel
         `(*kernel_size, F, 4F)`, bias (4F,); `input_dim` is C or a frame
         shape."""
         _, channels = self._split_frame(input_dim)
         gf = 4 * self.filters
-        shapes = {
-            "kernel": (*self.kernel_size, channels, gf),
-            "recurrent_kernel": (*self.kernel_size, self.filters, gf),
+        shapes: dict[str, tuple[int, ...]] = {
+            "kernel": (*normalised(self.kernel_size), channels, gf),
+            "recurrent_kernel": (
+                *normalised(self.kernel_size),
+                self.filters,
+                gf,
+            ),
         }
         if self.use_bias:
             shapes["bias"] = (gf,)
@@ -413,19 +173,16 @@ class ConvLSTMCell(KerasCell):
         (a kernel for another channel count included), or if frames of
         shape `input_dim` do not fit the cell."""
         expected = self.param_shapes(input_dim)
-        kernel = (
-            np.shape(params.get("kernel"))
-            if isinstance(params, Mapping)
-            else ()
-        )
+        kernel = params.get("kernel") if isinstance(params, Mapping) else None
         if (
-            len(kernel) == self.rank + 2
-            and kernel[-2] != expected["kernel"][-2]
+            kernel is not None
+            and np.ndim(kernel) == self.rank + 2
+            and np.shape(kernel)[-2] != expected["kernel"][-2]
         ):
             raise ValueError(
-                f"{type(self).__name__} params['kernel'] {kernel} is for "
-                f"frames with {kernel[-2]} input channels, got frames with "
-                f"{expected['kernel'][-2]}."
+                f"{type(self).__name__} params['kernel'] {np.shape(kernel)} "
+                f"is for frames with {np.shape(kernel)[-2]} input channels, "
+                f"got frames with {expected['kernel'][-2]}."
             )
         check_params(type(self).__name__, params, expected)
 
@@ -508,35 +265,6 @@ class ConvLSTMCell(KerasCell):
         return h, jnp.zeros_like(h)
 
     # --- The step ----------------------------------------------------------
-
-    def _conv(
-        self,
-        x: jax.Array,
-        kernel: jax.Array,
-        *,
-        strides,
-        padding,
-        dilation,
-        groups: int,
-    ) -> jax.Array:
-        """Convolves the frames of x (..., frame) with any leading axes."""
-        lead = x.shape[: x.ndim - self.rank - 1]
-        frames = x.reshape((math.prod(lead),) + x.shape[len(lead) :])
-        channels_first = self.data_format == "channels_first"
-        if channels_first:
-            frames = jnp.moveaxis(frames, 1, -1)
-        out = _convolve(
-            frames,
-            kernel.astype(x.dtype),
-            strides=tuple(strides),
-            padding=padding.upper(),
-            dilation=tuple(dilation),
-            groups=groups,
-            precision=self.precision,
-        )
-        if channels_first:
-            out = jnp.moveaxis(out, -1, 1)
-        return out.reshape(lead + out.shape[1:])
 
     def _per_gate(
         self, x: jax.Array, mask: jax.Array | None
@@ -637,14 +365,7 @@ class ConvLSTMCell(KerasCell):
         xs, groups = self._per_gate(
             xs.astype(dtype), None if dropout is None else dropout.inputs
         )
-        projected = self._conv(
-            xs,
-            params["kernel"],
-            strides=self.strides,
-            padding=self.padding,
-            dilation=self.dilation_rate,
-            groups=groups,
-        )
+        projected = self._conv(xs, params["kernel"], groups=groups)
         if "bias" in params:
             bias = params["bias"].astype(dtype)
             if self.data_format == "channels_first":
@@ -677,14 +398,8 @@ class ConvLSTMCell(KerasCell):
         h_in, groups = self._per_gate(
             h.astype(dtype), None if dropout is None else dropout.recurrent
         )
-        ones = (1,) * self.rank
         z = projected + self._conv(
-            h_in,
-            params["recurrent_kernel"],
-            strides=ones,
-            padding="same",
-            dilation=ones,
-            groups=groups,
+            h_in, params["recurrent_kernel"], groups=groups, recurrent=True
         )
         z_i, z_f, z_c, z_o = jnp.split(z, 4, axis=self._channel_axis)
         new_c = gate(z_f) * c.astype(dtype) + gate(z_i) * act(z_c)
@@ -714,31 +429,38 @@ class ConvLSTMCell(KerasCell):
         Returns:
           ((h', c'), h') with h' of shape `(..., *S', F)`.
         """
-        with jax.named_scope(f"jaxrnn.{type(self).__name__}"):
-            check_call_arguments(self, params, carry, x)
-            check_floating("x", x)
-            n = self.rank + 1
-            if x.ndim < n:
-                raise ValueError(
-                    f"`x` must have shape (..., {self._describe_frame()[1:-1]})"
-                    f" with {self.rank} spatial axes, got {x.shape}."
-                )
-            batch_shape, frame = x.shape[:-n], x.shape[-n:]
-            self.check_params(params, frame)
-            spatial, _ = self._split_frame(frame)
-            expected = jax.ShapeDtypeStruct(
-                (*batch_shape, *self.state_shape(spatial)), x.dtype
+        return projected_call(
+            self,
+            params,
+            carry,
+            x,
+            key=key,
+            training=training,
+            dropout=True,
+            check_input=self._check_step_input,
+        )
+
+    def _check_step_input(
+        self, params: Any, carry: Any, x: jax.Array
+    ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Checks a step's frame x `(..., *S, C)`, `params` against its
+        channels and `carry` against the state for its spatial size;
+        returns (x's batch axes, the frame's shape)."""
+        check_floating("x", x)
+        n = self.rank + 1
+        if x.ndim < n:
+            raise ValueError(
+                f"`x` must have shape (..., {self._describe_frame()[1:-1]})"
+                f" with {self.rank} spatial axes, got {x.shape}."
             )
-            check_step_carry(self, carry, x, batch_shape, (expected, expected))
-            dropout = self.dropout_masks(
-                key,
-                batch_shape,
-                frame,
-                training=training,
-                dtype=self.compute_dtype(params, x),
-            )
-            projected = self.project_inputs(params, x, dropout)
-            return self.step_projected(params, carry, projected, dropout)
+        batch_shape, frame = x.shape[:-n], x.shape[-n:]
+        self.check_params(params, frame)
+        spatial, _ = self._split_frame_shape(frame)
+        expected = jax.ShapeDtypeStruct(
+            (*batch_shape, *self.state_shape(spatial)), x.dtype
+        )
+        check_step_carry(self, carry, x, batch_shape, (expected, expected))
+        return batch_shape, frame
 
 
 @dataclasses.dataclass(frozen=True)

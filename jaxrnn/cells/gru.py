@@ -59,7 +59,7 @@ class GRUCell(KerasCell):
 
     def param_shapes(self, input_dim: int) -> dict[str, tuple[int, ...]]:
         """Keras' shapes: kernel (D, 3H), recurrent_kernel (H, 3H), bias."""
-        shapes = {
+        shapes: dict[str, tuple[int, ...]] = {
             "kernel": (input_dim, 3 * self.units),
             "recurrent_kernel": (self.units, 3 * self.units),
         }

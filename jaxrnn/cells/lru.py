@@ -29,12 +29,8 @@ from jaxrnn._validation import (
     check_positive_int,
     check_prng_key,
 )
-from jaxrnn.cells._base import (
-    REQUIRED,
-    check_call_arguments,
-    check_step_input,
-    wider_float,
-)
+from jaxrnn.cells._base import wider_float
+from jaxrnn.cells._step import REQUIRED, projected_call
 
 
 def _check_real(name: str, value: Any) -> None:
@@ -295,12 +291,7 @@ class LRUCell:
           ((h_re', h_im'), y) with y (..., H).
         """
         del key, training  # no dropout
-        with jax.named_scope("jaxrnn.LRUCell"):
-            check_call_arguments(self, params, carry, x)
-            check_step_input(self, params, carry, x, "H")
-            return self.step_projected(
-                params, carry, self.project_inputs(params, x)
-            )
+        return projected_call(self, params, carry, x, features="H")
 
     # The parallel protocol of `rnn(..., parallel=True)` (jaxrnn/_parallel.py):
     # the scan runs on the complex state.

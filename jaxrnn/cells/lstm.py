@@ -72,7 +72,7 @@ class LSTMCell(KerasCell):
 
     def param_shapes(self, input_dim: int) -> dict[str, tuple[int, ...]]:
         """Keras' shapes: kernel (D, 4H), recurrent_kernel (H, 4H), bias (4H,)."""
-        shapes = {
+        shapes: dict[str, tuple[int, ...]] = {
             "kernel": (input_dim, 4 * self.units),
             "recurrent_kernel": (self.units, 4 * self.units),
         }

@@ -28,12 +28,8 @@ from jaxrnn._validation import (
     check_positive_int,
     check_prng_key,
 )
-from jaxrnn.cells._base import (
-    REQUIRED,
-    check_call_arguments,
-    check_step_input,
-    wider_float,
-)
+from jaxrnn.cells._base import wider_float
+from jaxrnn.cells._step import REQUIRED, projected_call
 from jaxrnn.initializers import InitializerLike
 
 
@@ -104,7 +100,9 @@ class _MinCell:
 
     def param_shapes(self, input_dim: int) -> dict[str, tuple[int, ...]]:
         """kernel `(D, G*H)` and, with `use_bias`, bias `(G*H,)`."""
-        shapes = {"kernel": (input_dim, self.gates * self.units)}
+        shapes: dict[str, tuple[int, ...]] = {
+            "kernel": (input_dim, self.gates * self.units)
+        }
         if self.use_bias:
             shapes["bias"] = (self.gates * self.units,)
         return shapes
@@ -194,12 +192,7 @@ class _MinCell:
           (new_carry, y), both (..., H).
         """
         del key, training  # no dropout
-        with jax.named_scope(f"jaxrnn.{type(self).__name__}"):
-            check_call_arguments(self, params, carry, x)
-            check_step_input(self, params, carry, x)
-            return self.step_projected(
-                params, carry, self.project_inputs(params, x)
-            )
+        return projected_call(self, params, carry, x)
 
     # The parallel protocol of `rnn(..., parallel=True)` (jaxrnn/_parallel.py).
     def parallel_coefficients(
@@ -240,6 +233,18 @@ class _MinCell:
                 "with log_space=True."
             )
         return self._log_coefficients(self.project_inputs(params, xs))
+
+    def _coefficients(
+        self, projected: jax.Array
+    ) -> tuple[jax.Array, jax.Array]:
+        """(a, b) of ``h' = a * h + b`` from the projected input."""
+        raise NotImplementedError  # each subclass has its gates
+
+    def _log_coefficients(
+        self, projected: jax.Array
+    ) -> tuple[jax.Array, jax.Array]:
+        """(log a, log b), for the log-space variant."""
+        raise NotImplementedError
 
     def _candidate(self, k_h: jax.Array) -> jax.Array:
         # The paper's plain variant keeps the candidate linear; the log-space

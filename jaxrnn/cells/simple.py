@@ -47,7 +47,7 @@ class SimpleRNNCell(KerasCell):
 
     def param_shapes(self, input_dim: int) -> dict[str, tuple[int, ...]]:
         """Keras' shapes: kernel (D, H), recurrent_kernel (H, H), bias (H,)."""
-        shapes = {
+        shapes: dict[str, tuple[int, ...]] = {
             "kernel": (input_dim, self.units),
             "recurrent_kernel": (self.units, self.units),
         }

@@ -14,7 +14,7 @@ from jaxrnn._validation import (
     check_prng_key,
     describe,
 )
-from jaxrnn.cells._base import REQUIRED, check_call_arguments
+from jaxrnn.cells._step import REQUIRED, check_call_arguments
 from jaxrnn.protocols import draw_dropout, has_projected_step
 
 
@@ -72,6 +72,12 @@ class StackedCells:
         for cell in cells[:-1]:
             _output_size(cell)
         object.__setattr__(self, "cells", tuple(cells))
+
+    @property
+    def input_ndim(self) -> int:
+        """Feature axes of one step's input: the first cell's (1 for
+        vectors, 3 for a ConvLSTM2DCell's (rows, cols, channels))."""
+        return getattr(self.cells[0], "input_ndim", 1)
 
     @property
     def state_size(self) -> tuple[Any, ...]:

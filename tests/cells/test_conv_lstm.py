@@ -284,7 +284,7 @@ def test_masked_steps_equal_truncation():
 def test_cpu_convolution_gradient_equals_lax(config):
     # On CPU the kernel's tangent is patches @ d_kernel (XLA:CPU's kernel-
     # gradient convolution is slow inside lax.scan); same numbers as lax.
-    from jaxrnn.cells.conv_lstm import (
+    from jaxrnn.cells._convolution import (
         _conv_as_matmul,
         _conv_general,
         _conv_with_matmul_gradient,
