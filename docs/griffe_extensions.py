@@ -4,9 +4,10 @@
   Griffe's Google parser reads as an admonition rather than an examples
   section, so doctest lines would render as prose: the title becomes
   ``Examples:``.
-- The API is loaded by inspection (``LSTM``, ``GRU`` and ``SimpleRNN`` are
-  classes made by a factory at import time; static analysis sees
-  attributes). Inspection gives an attribute the docstring of its value's
+- The API is loaded by inspection (the recurrent layers' docstrings are
+  filled in at import time with their cells' arguments and the recurrent
+  flags, jaxrnn/layers/_docs.py; static analysis would show the
+  placeholders). Inspection gives an attribute the docstring of its value's
   type (``bool(x) -> bool`` for ``return_sequences = False``); those are
   dropped, so attributes show only where a docstring documents them.
 - A NamedTuple's fields inspect as ``_tuplegetter(0, 'Alias for field

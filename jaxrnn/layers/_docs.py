@@ -1,12 +1,17 @@
-"""Docstrings of the layers built from a cell: the cell's arguments and the
-recurrent flags, written once and composed, so ``help(LSTM)`` and the API
-pages list every argument a layer takes."""
+"""Docstrings of the recurrent layers: the cell's arguments and the
+recurrent flags, written once and filled into each layer's docstring where
+it says ``{CELL_ARGS}`` or ``{RECURRENT_FLAGS}``, so ``help(LSTM)`` and the
+API pages list every argument a layer takes."""
 
 from __future__ import annotations
 
 import inspect
+import re
 import sys
 from collections.abc import Iterable
+
+# A line that holds only {NAME}: where compose_doc puts a part.
+_PLACEHOLDER = re.compile(r"(\s*)\{([A-Z_]+)\}\s*")
 
 # The `RNN` flags every recurrent layer takes, as Google-style Args entries.
 RECURRENT_FLAGS = """\
@@ -61,47 +66,41 @@ def _entries(lines: Iterable[str]) -> list[str]:
     return entries
 
 
-def with_recurrent_flags(doc: str | None) -> str | None:
-    """`doc` with its ``{RECURRENT_FLAGS}`` line replaced by the flags'
-    Args entries, at that line's indentation (None under ``python -OO``)."""
+def compose_doc(
+    doc: str | None,
+    cell_type: type | None = None,
+    skip: tuple[str, ...] = (),
+    **parts: str,
+) -> str | None:
+    """`doc` with each line that holds only a ``{NAME}`` replaced by that
+    part's text at the line's indentation: ``{RECURRENT_FLAGS}`` by the
+    flags' Args entries, ``{CELL_ARGS}`` by `cell_type`'s (minus those in
+    `skip`), any other by ``parts[NAME]``. None when docstrings are
+    stripped (``python -OO``); dataclasses then fill in a signature.
+
+    Raises:
+      ValueError: a placeholder names no part, or `cell_type`'s docstring
+        has no ``Args:`` (a layer's would silently lose its arguments).
+    """
     if doc is None or sys.flags.optimize >= 2:
         return None
-    line = next(
-        text
-        for text in doc.splitlines()
-        if text.strip() == "{RECURRENT_FLAGS}"
-    )
-    prefix = line[: len(line) - len(line.lstrip())]
-    return doc.replace(line, _indent(RECURRENT_FLAGS, prefix))
+    parts = {"RECURRENT_FLAGS": RECURRENT_FLAGS, **parts}
+    if cell_type is not None:
+        parts["CELL_ARGS"] = "\n".join(args_entries(cell_type.__doc__, skip))
+    lines = []
+    for line in doc.splitlines():
+        placeholder = _PLACEHOLDER.fullmatch(line)
+        if placeholder is None:
+            lines.append(line)
+            continue
+        indent, name = placeholder.groups()
+        if name not in parts:
+            raise ValueError(f"the docstring's {{{name}}} names no part")
+        lines.append(_indent(parts[name], indent))
+    return "\n".join(lines)
 
 
 def _indent(text: str, prefix: str) -> str:
     return "\n".join(
         prefix + line if line else line for line in text.splitlines()
     )
-
-
-def cell_layer_doc(
-    summary: str,
-    cell_type: type,
-    details: str,
-    example: str,
-    skip: tuple[str, ...] = (),
-) -> str | None:
-    """A layer's docstring: `summary`, then ``Args:`` with `cell_type`'s
-    arguments (minus `skip`) and the recurrent flags, then `details` and
-    `example` (each dedented text, `example` without its title); None
-    when docstrings are stripped (``python -OO``)."""
-    if sys.flags.optimize >= 2:
-        return None  # dataclasses fill a stripped __doc__ with a signature
-    entries = args_entries(cell_type.__doc__, skip) + _entries(
-        RECURRENT_FLAGS.splitlines()
-    )
-    args = "Args:\n" + "\n".join(_indent(e, "  ") for e in entries)
-    parts = [
-        inspect.cleandoc(summary),
-        args,
-        inspect.cleandoc(details),
-        "Example:\n" + _indent(inspect.cleandoc(example), "  "),
-    ]
-    return "\n\n".join(p for p in parts if p.strip())

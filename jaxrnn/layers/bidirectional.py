@@ -13,7 +13,7 @@ import numpy as np
 
 from jaxrnn._validation import check_one_of
 from jaxrnn.cells._base import REQUIRED
-from jaxrnn.layers.recurrent import check_layer_call, count_params
+from jaxrnn.layers._common import check_layer_call, count_params
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
