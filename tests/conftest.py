@@ -3,6 +3,12 @@
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
+# The suite checks meaning, not speed: XLA's backend (LLVM) optimizations
+# cost about a third of its CPU time and change no HLO pass, so no compiled
+# structure a test inspects (CONTRIBUTING.md, "Running the tests"). Set
+# in the environment so that scripts the tests start inherit it; CI's
+# thorough pass sets it to 0 and runs fully optimized.
+os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 
 import itertools
 import sys
@@ -11,6 +17,11 @@ import jax
 import pytest
 
 jax.config.update("jax_numpy_dtype_promotion", "strict")
+# Again, in case a plugin imported jax before this file set the variable.
+jax.config.update(
+    "jax_disable_most_optimizations",
+    os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] not in ("", "0", "false"),
+)
 
 
 def pytest_runtest_setup(item):
