@@ -59,6 +59,6 @@ echo "benchmarks: exit ${PIPESTATUS[0]}" | tee -a "$OUT/bench.log"
 
 timeout "$TEST_SECONDS" "$PYTHON" -m pytest -q -x -n 8 -p no:cacheprovider \
     tests/test_rnn.py tests/test_fused.py tests/cells tests/layers \
-    tests/test_keras_reference.py > "$OUT/tests.log" 2>&1
+    tests/integration/test_keras_reference.py > "$OUT/tests.log" 2>&1
 echo "tests: exit $?" | tee -a "$OUT/tests.log"
 tail -n 25 "$OUT/tests.log"

@@ -4,7 +4,8 @@ Run after ``mkdocs build``: ``python docs/check_site.py SITE_DIR``. Each
 check reads the HTML MkDocs wrote, so it catches what the Markdown sources
 cannot show: a shape whose ``*`` became italics, a code line wider than the
 content column, an API page too long to use. Prints every problem and exits
-with 1 if there is one; `tests/test_docs_site.py` tests the checks.
+with 1 if there is one; `tests/integration/test_docs_site.py` tests the
+checks.
 """
 
 from __future__ import annotations

@@ -1,19 +1,14 @@
 """A user's own cell (examples/custom_cell.py) works wherever built-ins do."""
 
-import importlib.util
-import pathlib
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from integration.scripts import EXAMPLES, load_script
 
 import jaxrnn
 
-_PATH = pathlib.Path(__file__).parents[1] / "examples" / "custom_cell.py"
-_spec = importlib.util.spec_from_file_location("custom_cell", _PATH)
-custom_cell = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(custom_cell)
+custom_cell = load_script(EXAMPLES / "custom_cell.py", "custom_cell")
 
 
 @pytest.fixture

@@ -17,15 +17,13 @@ shard only, a sum where a mean belongs, a shard counted twice: errors of
 """
 
 import os
-import pathlib
 import socket
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from integration.scripts import EXAMPLES, finish, start_script
 
-ROOT = pathlib.Path(__file__).parents[1]
+SCRIPT = EXAMPLES / "data_parallel.py"
 SMALL = [
     "--batch",
     "16",
@@ -47,45 +45,33 @@ pytestmark = pytest.mark.slow
 
 
 def _environment(devices):
+    """XLA_FLAGS (the inherited ones kept) for a CPU of `devices` devices."""
     flags = [
         flag
         for flag in os.environ.get("XLA_FLAGS", "").split()
         if not flag.startswith("--xla_force_host_platform_device_count")
     ]
     flags.append(f"--xla_force_host_platform_device_count={devices}")
-    return dict(
-        os.environ,
-        PYTHONPATH=str(ROOT),
-        XLA_FLAGS=" ".join(flags),
-        JAX_PLATFORMS="cpu",
-    )
+    return {"XLA_FLAGS": " ".join(flags), "JAX_PLATFORMS": "cpu"}
 
 
-def _command(*args):
-    return [
-        sys.executable,
-        str(ROOT / "examples" / "data_parallel.py"),
-        *map(str, args),
-    ]
-
-
-def _run(devices, save_to, args=SMALL):
-    done = subprocess.run(
-        _command(*args, "--save", save_to),
-        capture_output=True,
-        text=True,
+def _run(run_script, devices, save_to, args=SMALL):
+    out = run_script(
+        SCRIPT,
+        *args,
+        "--save",
+        save_to,
         env=_environment(devices),
         timeout=600,
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout, dict(np.load(save_to))
+    return out, dict(np.load(save_to))
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, run_script):
     directory = tmp_path_factory.mktemp("data_parallel")
     return {
-        devices: _run(devices, directory / f"{devices}.npz")
+        devices: _run(run_script, devices, directory / f"{devices}.npz")
         for devices in (4, 1)
     }
 
@@ -138,8 +124,8 @@ def test_training_losses_follow_one_device(runs):
 
 
 @pytest.mark.slow
-def test_defaults_on_four_devices(tmp_path):
-    out, _ = _run(4, tmp_path / "run.npz", args=[])
+def test_defaults_on_four_devices(tmp_path, run_script):
+    out, _ = _run(run_script, 4, tmp_path / "run.npz", args=[])
     accuracy = float(out.split("test accuracy: ")[1].split("%")[0])
     assert accuracy > 85, out
 
@@ -164,26 +150,24 @@ def test_two_processes_equal_one(runs, tmp_path):
         "2",
     ]
     processes = [
-        subprocess.Popen(
-            _command(
-                *args, "--process-id", rank, "--save", tmp_path / "two.npz"
-            ),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+        start_script(
+            SCRIPT,
+            *args,
+            "--process-id",
+            rank,
+            "--save",
+            tmp_path / "two.npz",
             env=_environment(2),
         )
         for rank in (0, 1)
     ]
     try:
-        outputs = [process.communicate(timeout=300) for process in processes]
+        outputs = [finish(process, timeout=300) for process in processes]
     finally:
         for process in processes:
             process.kill()
-    for process, (_, err) in zip(processes, outputs):
-        assert process.returncode == 0, err[-3000:]
-    assert "devices: 4 (cpu, 2 process(es))" in outputs[0][0]
-    assert "devices:" not in outputs[1][0]  # only process 0 reports
+    assert "devices: 4 (cpu, 2 process(es))" in outputs[0]
+    assert "devices:" not in outputs[1]  # only process 0 reports
     # Gloo's all-reduce adds the shards in its own order: equal to the same
     # tolerance as one device against four.
     two = dict(np.load(tmp_path / "two.npz"))

@@ -1,30 +1,11 @@
 """The examples run as a newcomer runs them and print what they promise."""
 
-import os
-import pathlib
-import subprocess
-import sys
-
 import pytest
-
-ROOT = pathlib.Path(__file__).parents[1]
-
-
-def _run(script):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / script)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+from integration.scripts import EXAMPLES
 
 
-def test_quickstart():
-    out = _run("quickstart.py")
+def test_quickstart(run_script):
+    out = run_script(EXAMPLES / "quickstart.py", timeout=300)
     assert "LSTM(8, return_state=True): 416 params" in out
     assert (
         "GRU(8, return_sequences=True): 336 params, output shape (None, 6, 8)"
@@ -37,6 +18,6 @@ def test_quickstart():
 # The quickstart (the README's example) runs by default; this one in CI's
 # slow pass.
 @pytest.mark.slow
-def test_custom_cell_example():
-    out = _run("custom_cell.py")
+def test_custom_cell_example(run_script):
+    out = run_script(EXAMPLES / "custom_cell.py", timeout=300)
     assert "Bidirectional(RNN(cell)):  outputs (4, 12, 16)" in out

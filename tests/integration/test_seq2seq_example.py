@@ -8,34 +8,19 @@ model computes what Keras' lstm_seq2seq model and its inference models
 compute with the same weights.
 """
 
-import importlib.util
-import os
-import pathlib
 import re
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from integration.scripts import EXAMPLES, load_script
 from keras_helpers import assert_parity, randomize_keras_weights
 
-ROOT = pathlib.Path(__file__).parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def _load_example():
-    spec = importlib.util.spec_from_file_location(
-        "seq2seq", ROOT / "examples" / "seq2seq.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
-
-
-seq2seq = _load_example()
+seq2seq = load_script(EXAMPLES / "seq2seq.py", "seq2seq")
 # The example's default, backwards encoder, which the Keras models mirror.
 MODEL = seq2seq.Seq2Seq(len(seq2seq.CHARS), units=8, embed=4, reverse=True)
 PAIRS = [(123, 45), (7, 8), (999, 999), (50, 0), (3, 604)]
@@ -299,23 +284,6 @@ def test_greedy_steps_match_keras_inference_models(keras_seq2seq, questions):
 # --- The example, run as a newcomer runs it ---------------------------------
 
 
-def _run(*args, timeout=600):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "examples" / "seq2seq.py"),
-            *map(str, args),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout
-
-
 def _accuracy(out):
     found = re.search(r"held-out exact match: ([\d.]+)%", out)
     assert found, out
@@ -325,8 +293,9 @@ def _accuracy(out):
 # The examples train for real, even in their small settings: CI runs them
 # after the default suite (`python -m pytest -m slow`).
 @pytest.mark.slow
-def test_seq2seq_small_setting(tmp_path):
-    out = _run(
+def test_seq2seq_small_setting(tmp_path, run_script):
+    out = run_script(
+        EXAMPLES / "seq2seq.py",
         "--digits",
         "2",
         "--train-size",
@@ -359,10 +328,10 @@ def test_seq2seq_small_setting(tmp_path):
 
 
 @pytest.mark.slow
-def test_seq2seq_defaults():
+def test_seq2seq_defaults(run_script):
     """One to two minutes: the accuracy the docstring and README quote
     (99.7%, and 99.7% with seeds 1 and 2 too)."""
-    out = _run("--no-progress")
+    out = run_script(EXAMPLES / "seq2seq.py", "--no-progress")
     assert _accuracy(out) >= 98, out
     assert (
         "greedy decoding equals teacher forcing on its own outputs: True"

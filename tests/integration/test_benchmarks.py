@@ -6,57 +6,36 @@ Peers that are not installed are skipped by the suite, so this passes with
 only jax, keras and numpy.
 """
 
-import importlib.util
 import json
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from integration.scripts import ROOT, load_script
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-DOCS = BENCHMARKS.parent / "docs"
+BENCHMARKS = ROOT / "benchmarks"
+DOCS = ROOT / "docs"
 
-
-def _load_report():
-    """benchmarks/report.py under a private name (it needs only the stdlib),
-    so the benchmark modules stay off sys.path."""
-    spec = importlib.util.spec_from_file_location(
-        "_benchmarks_report", BENCHMARKS / "report.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-report = _load_report()
+# benchmarks/report.py under a private name (it needs only the stdlib), so
+# the benchmark modules stay off sys.path.
+report = load_script(BENCHMARKS / "report.py", "_benchmarks_report")
 
 # The smoke run compiles every peer library's rows (about 100 s on two
 # cores): it runs with the slow set, which CI runs after the default suite.
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
+def smoke(tmp_path_factory, run_script):
     """(results.json contents, the run's output) of ``run.py --smoke``."""
     out = tmp_path_factory.mktemp("benchmarks")
-    env = {**os.environ, "KERAS_BACKEND": "jax"}
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(BENCHMARKS / "run.py"),
-            "--smoke",
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
+    stdout = run_script(
+        BENCHMARKS / "run.py",
+        "--smoke",
+        "--out",
+        out,
+        env={"KERAS_BACKEND": "jax"},
         timeout=900,
     )
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    return json.loads((out / "results.json").read_text()), done.stdout, out
+    return json.loads((out / "results.json").read_text()), stdout, out
 
 
 @pytest.mark.slow
@@ -136,7 +115,7 @@ def test_a_gpu_run_writes_its_own_section_after_the_cpus(tmp_path):
     assert text.index(report.END) < text.index(start) < text.index("kept")
 
 
-def test_cudnn_lstm_weights_are_what_jax_experimental_rnn_reads():
+def test_cudnn_lstm_weights_are_what_jax_experimental_rnn_reads(run_script):
     # jax.experimental.rnn.lstm runs only on a CUDA GPU; its reference
     # implementation reads the same flat weights, so the layout conversion
     # of the cuDNN peer is checked here against jaxrnn on any machine.
@@ -174,14 +153,8 @@ for bidirectional in (False, True):
     assert error < 1e-5, (bidirectional, error)
 print("ok")
 """
-    done = subprocess.run(
-        [sys.executable, "-c", script, str(BENCHMARKS)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    assert done.stdout.strip() == "ok"
+    out = run_script("-c", script, BENCHMARKS, timeout=300)
+    assert out.strip() == "ok"
 
 
 def test_repetitions_column_names_calls_per_sample():
@@ -192,26 +165,20 @@ def test_repetitions_column_names_calls_per_sample():
 
 
 @pytest.mark.slow
-def test_options_script_runs_every_variant():
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(BENCHMARKS / "options.py"),
-            "--batch",
-            "2",
-            "--steps",
-            "9",
-            "--units",
-            "4",
-            "--repeats",
-            "1",
-        ],
-        capture_output=True,
-        text=True,
+def test_options_script_runs_every_variant(run_script):
+    out = run_script(
+        BENCHMARKS / "options.py",
+        "--batch",
+        "2",
+        "--steps",
+        "9",
+        "--units",
+        "4",
+        "--repeats",
+        "1",
         timeout=600,
     )
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    lines = done.stdout.strip().splitlines()
+    lines = out.strip().splitlines()
     for variant in (
         "default",
         "time_major=True",
@@ -227,16 +194,12 @@ def test_options_script_runs_every_variant():
 
 
 @pytest.mark.slow
-def test_parallel_crossover_script_runs():
+def test_parallel_crossover_script_runs(run_script):
     """benchmarks/parallel_crossover.py (docs/parallel-cells.md's figures)."""
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "parallel_crossover.py"), "--smoke"],
-        capture_output=True,
-        text=True,
-        timeout=600,
+    out = run_script(
+        BENCHMARKS / "parallel_crossover.py", "--smoke", timeout=600
     )
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    assert "min_gru" in done.stdout and "lru" in done.stdout, done.stdout
+    assert "min_gru" in out and "lru" in out, out
 
 
 def _summary():

@@ -4,15 +4,12 @@ run on the whole built site in `.ci/run`'s docs step."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
+from integration.scripts import ROOT, load_script
 
-_PATH = Path(__file__).resolve().parents[1] / "docs" / "check_site.py"
-_spec = importlib.util.spec_from_file_location("check_site", _PATH)
-check_site = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(check_site)
+check_site = load_script(ROOT / "docs" / "check_site.py", "check_site")
 
 
 def _page(body: str) -> str:

@@ -9,15 +9,11 @@ count), the LSTM carry threaded between steps, the PRNG key (dropout is
 on, so a wrongly restored key would show) and every step's loss.
 """
 
-import importlib.util
-import pathlib
-import sys
-
 import jax
 import numpy as np
 import pytest
+from integration.scripts import EXAMPLES, load_script
 
-ROOT = pathlib.Path(__file__).parents[1]
 SMALL = [
     "--hidden",
     "32",
@@ -39,17 +35,7 @@ SMALL = [
 pytestmark = pytest.mark.slow
 
 
-def _load_example():
-    spec = importlib.util.spec_from_file_location(
-        "char_lm", ROOT / "examples" / "char_lm.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
-
-
-char_lm = _load_example()
+char_lm = load_script(EXAMPLES / "char_lm.py", "char_lm")
 
 
 def _main(*args):

@@ -5,33 +5,16 @@ settings and with its defaults (checking the figures the examples'
 docstrings and the README quote).
 """
 
-import os
-import pathlib
 import re
-import subprocess
-import sys
 
 import pytest
+from integration.scripts import EXAMPLES
 
 # The examples train for real, even in their small settings: CI runs them
 # after the default suite (`python -m pytest -m slow`).
 pytestmark = pytest.mark.slow
 
-ROOT = pathlib.Path(__file__).parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def _run(script, *args, env=None, timeout=600):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / script), *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout
 
 
 def _number(pattern, text):
@@ -52,9 +35,9 @@ def _char_lm_figures(out):
     )
 
 
-def test_char_lm_falls_below_the_unigram_baseline(tmp_path):
-    out = _run(
-        "char_lm.py",
+def test_char_lm_falls_below_the_unigram_baseline(tmp_path, run_script):
+    out = run_script(
+        EXAMPLES / "char_lm.py",
         "--steps",
         300,
         "--hidden",
@@ -80,9 +63,9 @@ def test_char_lm_falls_below_the_unigram_baseline(tmp_path):
     _assert_png(tmp_path / "loss.png")
 
 
-def test_classify_sequences_learns_from_masked_strokes(tmp_path):
-    out = _run(
-        "classify_sequences.py",
+def test_classify_sequences_learns_from_masked_strokes(tmp_path, run_script):
+    out = run_script(
+        EXAMPLES / "classify_sequences.py",
         "--train-size",
         1000,
         "--test-size",
@@ -102,9 +85,9 @@ def test_classify_sequences_learns_from_masked_strokes(tmp_path):
     _assert_png(tmp_path / "strokes.png")
 
 
-def test_forecast_beats_the_naive_forecasts(tmp_path):
-    out = _run(
-        "forecast.py",
+def test_forecast_beats_the_naive_forecasts(tmp_path, run_script):
+    out = run_script(
+        EXAMPLES / "forecast.py",
         "--steps",
         150,
         "--units",
@@ -120,8 +103,10 @@ def test_forecast_beats_the_naive_forecasts(tmp_path):
     _assert_png(tmp_path / "forecast.png")
 
 
-def test_per_example_gradients_match_the_batched_call():
-    out = _run("per_example_grads.py", "--batch", 16, "--steps", 30)
+def test_per_example_gradients_match_the_batched_call(run_script):
+    out = run_script(
+        EXAMPLES / "per_example_grads.py", "--batch", 16, "--steps", 30
+    )
     assert "vmapped and batched calls agree: True" in out
     assert (
         _number(r"outputs, vmapped vs batched: max \|difference\| (\S+)", out)
@@ -138,9 +123,14 @@ def test_per_example_gradients_match_the_batched_call():
     assert "gru/kernel (16, 4, 96)" in out
 
 
-def test_char_lm_defaults(tmp_path):
+def test_char_lm_defaults(tmp_path, run_script):
     """About two minutes: the figures the docstring quotes."""
-    out = _run("char_lm.py", "--no-progress", "--plot", tmp_path / "loss.png")
+    out = run_script(
+        EXAMPLES / "char_lm.py",
+        "--no-progress",
+        "--plot",
+        tmp_path / "loss.png",
+    )
     val_loss, unigram = _char_lm_figures(out)
     assert val_loss < 0.6 * unigram, out
 
@@ -152,11 +142,11 @@ def test_char_lm_defaults(tmp_path):
         ("per_example_grads.py", r"DP-SGD test accuracy after: ([\d.]+)%", 85),
     ],
 )
-def test_accuracy_with_defaults(script, pattern, bound):
-    out = _run(script)
+def test_accuracy_with_defaults(script, pattern, bound, run_script):
+    out = run_script(EXAMPLES / script)
     assert _number(pattern, out) > bound, out
 
 
-def test_forecast_defaults():
-    out = _run("forecast.py")
+def test_forecast_defaults(run_script):
+    out = run_script(EXAMPLES / "forecast.py")
     assert _number(r"model / best naive: ([\d.]+)", out) < 0.3, out

@@ -3,21 +3,18 @@ public API, and its code runs.
 
 The strict build takes a few seconds. Running every page's snippets takes
 about a minute (each page in a fresh interpreter), hence ``slow``; one page:
-``python -m pytest tests/test_docs.py -m slow -k masking``.
+``python -m pytest tests/integration/test_docs.py -m slow -k masking``.
 """
 
 import importlib
 import importlib.util
-import os
-import pathlib
 import re
-import subprocess
 import sys
 import textwrap
 
 import pytest
+from integration.scripts import ROOT
 
-ROOT = pathlib.Path(__file__).parents[1]
 DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.rglob("*.md"))
 # Modules whose public names must each have an API entry (`::: path`).
@@ -33,39 +30,27 @@ _FENCE = re.compile(r"^( *)```python\n(.*?)^\1```", re.MULTILINE | re.DOTALL)
 _IMPORT = re.compile(r"^\s*(?:import|from)\s+(\w+)", re.MULTILINE)
 
 
-def _env():
-    return dict(
-        os.environ,
-        PYTHONPATH=str(ROOT),
-        KERAS_BACKEND="jax",
-        NO_MKDOCS_2_WARNING="1",
-        MPLBACKEND="Agg",
-    )
+# Over the inherited environment (scripts.environment).
+ENV = {"KERAS_BACKEND": "jax", "NO_MKDOCS_2_WARNING": "1", "MPLBACKEND": "Agg"}
 
 
 # CI builds the site again on its own (.ci/run): slow here.
 @pytest.mark.slow
-def test_mkdocs_build_strict(tmp_path):
+def test_mkdocs_build_strict(tmp_path, run_script):
     pytest.importorskip("mkdocs")
     pytest.importorskip("material")
     pytest.importorskip("mkdocstrings_handlers.python")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mkdocs",
-            "build",
-            "--strict",
-            "--site-dir",
-            str(tmp_path / "site"),
-        ],
+    run_script(
+        "-m",
+        "mkdocs",
+        "build",
+        "--strict",
+        "--site-dir",
+        tmp_path / "site",
         cwd=ROOT,
-        env=_env(),
-        capture_output=True,
-        text=True,
+        env=ENV,
         timeout=600,
     )
-    assert done.returncode == 0, done.stdout + done.stderr
     assert (tmp_path / "site" / "api" / "core" / "index.html").exists()
 
 
@@ -132,39 +117,25 @@ def _snippets(page):
     [p for p in PAGES if _snippets(p)],
     ids=lambda p: str(p.relative_to(DOCS)),
 )
-def test_page_snippets_run(page, tmp_path):
+def test_page_snippets_run(page, tmp_path, run_script):
     """A page's ```python blocks run in order in one fresh interpreter."""
     code = "\n\n".join(_snippets(page))
     for module in sorted(set(_IMPORT.findall(code))):
         if importlib.util.find_spec(module) is None:
             pytest.skip(f"{module} is not installed")
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tmp_path,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
+    run_script("-c", code, cwd=tmp_path, env=ENV, timeout=600)
 
 
 @pytest.mark.slow
-def test_figures_script_runs(tmp_path):
+def test_figures_script_runs(tmp_path, run_script):
     pytest.importorskip("matplotlib")
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(DOCS / "figures" / "make_figures.py"),
-            "--out",
-            str(tmp_path),
-        ],
-        env=_env(),
-        capture_output=True,
-        text=True,
+    run_script(
+        DOCS / "figures" / "make_figures.py",
+        "--out",
+        tmp_path,
+        env=ENV,
         timeout=300,
     )
-    assert done.returncode == 0, done.stderr[-4000:]
     # benchmarks.svg comes from benchmarks/run.py (the performance chart).
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         p.name
