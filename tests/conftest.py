@@ -63,12 +63,17 @@ def keys():
 
 def pytest_collection_modifyitems(config, items):
     """Marks hypothesis tests `property`: CI reruns them with
-    JAXRNN_THOROUGH=1 (tests/properties.py)."""
+    JAXRNN_THOROUGH=1 (tests/properties.py). Marks the cases outside a
+    wide matrix's default subset `slow` (tests/subsets.py). Runs before
+    pytest deselects by mark."""
     for item in items:
-        if getattr(
-            getattr(item, "function", None), "is_hypothesis_test", False
-        ):
+        function = getattr(item, "function", None)
+        if getattr(function, "is_hypothesis_test", False):
             item.add_marker(pytest.mark.property)
+        keep = getattr(function, "default_subset", None)
+        callspec = getattr(item, "callspec", None)
+        if keep is not None and callspec and not keep(**callspec.params):
+            item.add_marker(pytest.mark.slow)
 
 
 def pytest_sessionfinish(session):

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from properties import examples
+from subsets import default_subset, pairwise
 
 import jaxrnn
 from jaxrnn import _fused, _fused_plan, _rnn
@@ -70,7 +71,8 @@ def test_which_cells_split():
     assert not has_split_step(jaxrnn.StackedCells([jaxrnn.LSTMCell(3)]))
 
 
-@settings(max_examples=examples(5, 50), deadline=None)
+# 3 examples by default (about 5 s each); CI's thorough pass draws 50.
+@settings(max_examples=examples(3, 50), deadline=None)
 @given(
     name=st.sampled_from(sorted(CELLS)),
     steps=st.integers(1, 19),
@@ -285,6 +287,14 @@ def _split_step_grads(cell, saved, params, xs, keep, carry):
     return jax.value_and_grad(loss, (0, 1, 2))(params, xs, carry)
 
 
+# Every pair of (cell, saved, masked) by default: 6 of 12 cases.
+@default_subset(
+    pairwise(
+        ("name", ["lstm", "gru", "simple"]),
+        ("saved", ["projections", "chunk_carries"]),
+        ("masked", [False, True]),
+    )
+)
 @pytest.mark.parametrize("name", ["lstm", "gru", "simple"])
 @pytest.mark.parametrize("saved", ["projections", "chunk_carries"])
 @pytest.mark.parametrize("masked", [False, True])
@@ -372,6 +382,14 @@ def test_a_step_that_reads_one_projection_alone_keeps_both(masked):
     )
 
 
+# Every pair of (saved, cell, masked) by default: 6 of 12 cases.
+@default_subset(
+    pairwise(
+        ("saved", ["carries", "projections", "chunk_carries"]),
+        ("name", ["lstm", "gru"]),
+        ("masked", [False, True]),
+    )
+)
 @pytest.mark.parametrize("name", ["lstm", "gru"])
 @pytest.mark.parametrize("saved", ["carries", "projections", "chunk_carries"])
 @pytest.mark.parametrize("masked", [False, True])

@@ -10,6 +10,7 @@ from keras_helpers import (
     params_from_keras,
     randomize_keras_weights,
 )
+from subsets import default_subset, pairwise
 
 import jaxrnn
 
@@ -50,6 +51,15 @@ def _compare(keras_wrapper, ours, request, mask=None, initial_state=None):
     assert_parity(request.node.name, mine, theirs)
 
 
+# Every (merge mode, return_sequences), (merge mode, masked) and
+# (return_sequences, masked) pair by default: 10 of 20 cases.
+@default_subset(
+    pairwise(
+        ("merge_mode", ["concat", "sum", "mul", "ave", None]),
+        ("return_sequences", [True, False]),
+        ("masked", [False, True]),
+    )
+)
 @pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul", "ave", None])
 @pytest.mark.parametrize("return_sequences", [True, False])
 @pytest.mark.parametrize("masked", [False, True])
