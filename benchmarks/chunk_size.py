@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from jax import lax
 
 import jaxrnn
-from jaxrnn import _fused_plan, _rnn
+from jaxrnn import _engines, _fused_plan
 
 
 def whole_sequence(cell, params, x):
@@ -48,7 +48,7 @@ def not_hoisted(cell, params, x):
 
 def with_setting(module, name, value):
     """jaxrnn.rnn with the setting `module.<name>` set to `value` while it
-    traces (`_rnn.CHUNK_STEPS`, `_fused_plan.SPLIT_STEP_BLOCK_ROWS`)."""
+    traces (`_engines.CHUNK_STEPS`, `_fused_plan.SPLIT_STEP_BLOCK_ROWS`)."""
 
     def run(cell, params, x):
         old = getattr(module, name)
@@ -91,7 +91,7 @@ def main():
     else:
         variants.update(
             {
-                f"chunk K={k}": with_setting(_rnn, "CHUNK_STEPS", k)
+                f"chunk K={k}": with_setting(_engines, "CHUNK_STEPS", k)
                 for k in args.chunks
             }
         )

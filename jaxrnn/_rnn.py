@@ -3,22 +3,25 @@
 `rnn` checks its arguments and brings them to its engines' layout
 (jaxrnn/_rnn_inputs.py), picks an engine by the cell's protocol tier
 (jaxrnn/protocols.py) and the options, and restores the caller's layout.
-The engines: the split-step scan with its hand-written backward pass
-(jaxrnn/_fused.py, planned by jaxrnn/_fused_plan.py), the parallel scan
-(jaxrnn/_parallel.py) and the plain chunked scan (jaxrnn/_scan.py).
+The engines and the choice between them are in jaxrnn/_engines.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from jaxrnn._fused import split_step_scan
-from jaxrnn._fused_plan import forward_differentiated, plan_split_step
-from jaxrnn._masking import keep_where, zero_masked
+from jaxrnn._engines import (
+    RunOptions,
+    run_parallel_scan,
+    run_plain_scan,
+    run_split_step,
+    takes_split_step,
+)
+from jaxrnn._fused_plan import forward_differentiated
+from jaxrnn._masking import zero_masked
 from jaxrnn._rnn_inputs import (
     batched_carry,
     check_options,
@@ -26,19 +29,6 @@ from jaxrnn._rnn_inputs import (
     restore_layout,
     time_major_mask,
 )
-from jaxrnn._scan import Step, run_scan
-from jaxrnn.protocols import (
-    apply_gates,
-    draw_dropout,
-    has_projected_step,
-    has_split_step,
-)
-
-# Steps per chunk of the hoisted input projection, one (K*B, D) x (D, G*H)
-# GEMM each, in the plain and the split-step scan: a whole-sequence
-# projection page-faults on every call, 8-step chunks train slower
-# (docs/design-notes.md#why-chunks-and-why-4).
-CHUNK_STEPS = 4
 
 
 def rnn(
@@ -179,7 +169,7 @@ def rnn(
         carry = batched_carry(cell, initial_carry, batched, batch)
         split_step = (
             not parallel
-            and _takes_split_step(cell, unroll, training, key, batch, features)
+            and takes_split_step(cell, unroll, training, key, batch, features)
             and not forward_differentiated((params, xs, carry))
         )
         if not split_step and time_axis == 1:
@@ -192,11 +182,11 @@ def rnn(
             # pass. (The split-step scan zeroes them a chunk at a time.)
             xs = zero_masked(xs, step_mask)
         engine = (
-            _run_split_step
+            run_split_step
             if split_step
-            else _run_parallel
+            else run_parallel_scan
             if parallel
-            else _run_plain
+            else run_plain_scan
         )
         ys, last_y, carry = engine(
             cell,
@@ -204,13 +194,15 @@ def rnn(
             xs,
             step_mask,
             carry,
-            time_axis=time_axis,
-            key=key,
-            training=training,
-            unroll=unroll,
-            remat=remat,
-            zero_output=zero_output_for_mask,
-            collect=return_sequences,
+            RunOptions(
+                time_axis=time_axis,
+                key=key,
+                training=training,
+                unroll=unroll,
+                remat=remat,
+                zero_output=zero_output_for_mask,
+                collect=return_sequences,
+            ),
         )
         if ys is not None:  # with return_sequences
             if go_backwards and keep_order:
@@ -225,210 +217,3 @@ def rnn(
         if not batched:
             carry = jax.tree.map(lambda leaf: leaf[0], carry)
         return outputs, carry
-
-
-def _cell_step_functions(
-    cell: Any,
-    params: Any,
-    key: jax.Array | None,
-    training: bool,
-    batch: int,
-    features: Any,
-) -> tuple[Callable[[jax.Array], jax.Array], Step]:
-    """Returns (project, step): the hoisted input half and the recurrent
-    half, ``step(carry, x, keep) -> (carry, y)``; where `keep` (bool (B,)
-    or None) is False the carry comes back unchanged."""
-    if not has_projected_step(cell):
-
-        def whole_step(carry, x):
-            # The same key at every step: a cell that draws its dropout masks
-            # from it reuses one mask per sequence, as Keras does.
-            return cell(params, carry, x, key=key, training=training)
-
-        return (lambda xs: xs), _held(cell, whole_step)
-    dropout = draw_dropout(cell, key, (batch,), features, training=training)
-
-    def project(xs):
-        return cell.project_inputs(params, xs, dropout)
-
-    if not has_split_step(cell):
-        return project, _held(
-            cell,
-            lambda carry, projected: cell.step_projected(
-                params, carry, projected, dropout
-            ),
-        )
-
-    def split_step(carry, projected, keep):
-        h_in = cell.recurrent_input(carry, dropout, projected.dtype)
-        return apply_gates(
-            cell,
-            carry,
-            projected,
-            cell.project_recurrent(params, h_in),
-            keep,
-        )
-
-    return project, split_step
-
-
-def _held(cell: Any, cell_step: Callable[[Any, Any], Any]) -> Step:
-    """``step(carry, x, keep)`` from ``cell_step(carry, x)``, its carry
-    selected where `keep` is False, and its output checked to be a
-    pair."""
-
-    def step(carry, x, keep):
-        out = cell_step(carry, x)
-        if not isinstance(out, (tuple, list)) or len(out) != 2:
-            shape = getattr(out, "shape", None)
-            got = (
-                type(out).__name__
-                if shape is None
-                else f"an array of shape {tuple(shape)}"
-            )
-            raise ValueError(
-                f"`cell` ({type(cell).__name__}) must return a pair "
-                f"(new_carry, y), got {got}: return the new carry and the "
-                "step's output, e.g. `return h, h` for a cell whose output "
-                "is its state."
-            )
-        new_carry, y = out
-        return keep_where(keep, new_carry, carry), y
-
-    return step
-
-
-def _takes_split_step(cell, unroll, training, key, batch, features):
-    """Whether `rnn` runs `cell` by the split-step scan (its hand-written
-    backward pass): a split-step cell, not unrolled, without dropout, over
-    a batch that is not empty (B = 0 has nothing to make fast, and its
-    blocks of no rows would have no size to plan by)."""
-    return (
-        has_split_step(cell)
-        and unroll is not True
-        and batch > 0
-        and (
-            not training
-            or draw_dropout(cell, key, (batch,), features, training=training)
-            is None
-        )
-    )
-
-
-# The engines: each returns (ys in the `time_axis` layout or, without
-# `collect`, None; each row's output at its last valid step, zeros if it
-# has none; the final carry).
-Engine = tuple[jax.Array | None, jax.Array, Any]
-
-
-def _run_split_step(
-    cell: Any,
-    params: Any,
-    xs: jax.Array,
-    step_mask: jax.Array | None,
-    carry: Any,
-    *,
-    time_axis: int,
-    key: jax.Array | None,
-    training: bool,
-    unroll: bool | int,
-    remat: bool,
-    zero_output: bool,
-    collect: bool,
-) -> Engine:
-    """The split-step scan, for `_takes_split_step` cells (no dropout, so
-    no use for `key` and `training`), over xs in the `time_axis` layout."""
-    del key, training
-    plan = plan_split_step(
-        cell,
-        params,
-        xs,
-        carry,
-        chunk=min(CHUNK_STEPS, xs.shape[time_axis]),
-        time_axis=time_axis,
-        unroll=1 if unroll is False else int(unroll),
-        remat=remat,
-        zero_output=zero_output,
-    )
-    # jax types a custom_vjp function's result loosely ("object").
-    ys, carry, last_y = split_step_scan(  # pyright: ignore[reportGeneralTypeIssues]
-        plan, params, xs, step_mask, carry
-    )
-    return (ys if collect else None), last_y, carry
-
-
-def _run_parallel(
-    cell: Any,
-    params: Any,
-    xs: jax.Array,
-    step_mask: jax.Array | None,
-    carry: Any,
-    *,
-    time_axis: int,
-    key: jax.Array | None,
-    training: bool,
-    unroll: bool | int,
-    remat: bool,
-    zero_output: bool,
-    collect: bool,
-) -> Engine:
-    """The parallel scan over time-major xs (`time_axis` 0), which takes
-    neither `unroll` nor `remat`."""
-    del time_axis
-    if isinstance(unroll, bool) or unroll != 1 or remat:
-        raise ValueError(
-            "`parallel=True` takes neither `unroll` nor "
-            f"`remat`, got unroll={unroll!r}, "
-            f"remat={remat!r}."
-        )
-    from jaxrnn._parallel import run_parallel
-
-    return run_parallel(
-        cell,
-        params,
-        xs,
-        step_mask,
-        carry,
-        key=key,
-        training=training,
-        zero_output=zero_output,
-        collect=collect,
-    )
-
-
-def _run_plain(
-    cell: Any,
-    params: Any,
-    xs: jax.Array,
-    step_mask: jax.Array | None,
-    carry: Any,
-    *,
-    time_axis: int,
-    key: jax.Array | None,
-    training: bool,
-    unroll: bool | int,
-    remat: bool,
-    zero_output: bool,
-    collect: bool,
-) -> Engine:
-    """The plain chunked scan of `cell`'s step functions, over time-major
-    xs (`time_axis` 0)."""
-    del time_axis
-    steps, batch = xs.shape[:2]
-    features = xs.shape[2] if xs.ndim == 3 else xs.shape[2:]
-    project, step = _cell_step_functions(
-        cell, params, key, training, batch, features
-    )
-    return run_scan(
-        cell,
-        project,
-        step,
-        xs,
-        step_mask,
-        carry,
-        chunk=steps if unroll is True else min(CHUNK_STEPS, steps),
-        unroll=1 if unroll is False else int(unroll),
-        remat=remat,
-        zero_output=zero_output,
-        collect=collect,
-    )

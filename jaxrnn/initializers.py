@@ -130,5 +130,19 @@ def initialize(
         >>> w.dtype, w.shape
         (dtype(bfloat16), (4, 4))
     """
-    wide = dtype if jnp.dtype(dtype).itemsize >= 4 else jnp.float32
-    return get(identifier)(key, tuple(shape), wide).astype(dtype)
+    initializer, shape, dtype = get(identifier), tuple(shape), jnp.dtype(dtype)
+    try:
+        hash(initializer)
+    except TypeError:  # an unhashable callable: operation by operation
+        return _create(key, initializer, shape, dtype)
+    return _create_jit(key, initializer, shape, dtype)
+
+
+def _create(key: jax.Array, initializer: Initializer, shape, dtype):
+    wide = dtype if dtype.itemsize >= 4 else jnp.float32
+    return initializer(key, shape, wide).astype(dtype)
+
+
+# One compiled program per array: an initializer's few operations, run
+# one by one, compile one by one at twice the time (docs/performance.md).
+_create_jit = jax.jit(_create, static_argnums=(1, 2, 3))

@@ -2,20 +2,138 @@
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
+import keras
 import numpy as np
 
 PARITY_ERRORS: dict[str, float] = {}
+L = keras.layers
+# The interop suites' batch, steps, features and vocabulary size.
+B, T, D, V = 3, 6, 5, 12
 
 
-def randomize_keras_weights(layer, seed: int = 0, scale: float = 0.5) -> None:
-    """Random, distinct weights: constant ones would hide swapped gates."""
+def randomize_keras_weights(
+    layer, seed: int = 0, scale: float = 0.5, positive_variances: bool = False
+) -> None:
+    """Random, distinct weights: constant ones would hide swapped gates.
+
+    With `positive_variances`, variances and standard deviations (a batch
+    norm's moving variance) are drawn positive, so inference stays finite.
+    """
     rng = np.random.default_rng(seed)
-    layer.set_weights(
-        [
-            (scale * rng.standard_normal(w.shape)).astype(w.dtype)
-            for w in layer.get_weights()
-        ]
-    )
+    values = []
+    for variable in layer.weights:
+        value = scale * rng.standard_normal(variable.shape)
+        if positive_variances and (
+            "variance" in variable.path or "stddev" in variable.path
+        ):
+            value = np.abs(value) + 0.5
+        values.append(value.astype(variable.dtype))
+    layer.set_weights(values)
+
+
+def randomize(keras_obj, seed: int = 0) -> None:
+    """The interop suites' random Keras weights: positive variances."""
+    randomize_keras_weights(keras_obj, seed, positive_variances=True)
+
+
+def perturb(params, seed: int = 1):
+    """Other random params of the same layout, variances kept positive."""
+    rng = np.random.default_rng(seed)
+
+    def move(path, leaf):
+        value = np.asarray(leaf, np.float32) + 0.3 * rng.standard_normal(
+            leaf.shape
+        )
+        if "moving_variance" in jax.tree_util.keystr(path):
+            value = np.abs(value) + 0.5
+        return jnp.asarray(value, leaf.dtype)
+
+    return jax.tree_util.tree_map_with_path(move, params)
+
+
+def float_inputs(seed: int = 0, shape: tuple[int, ...] = (B, T, D)):
+    """Standard normal float32 inputs, (B, T, D) by default."""
+    return np.random.default_rng(seed).standard_normal(shape).astype("float32")
+
+
+def token_ids(seed: int = 0):
+    """Random ids in [1, V) with zeros (padding) at the end of two rows."""
+    ids = np.random.default_rng(seed).integers(1, V, (B, T)).astype("int32")
+    ids[1, 4:] = 0
+    ids[2, 2:] = 0
+    return ids
+
+
+# Keras Sequential models the weight-file and live-conversion suites share:
+# (input kind, layers). User-chosen names play no part in a file's layout.
+KERAS_MODELS = {
+    "embedding_mask_lstm_dense": (
+        "ids",
+        lambda: [
+            L.Embedding(V, 4, mask_zero=True, name="tokens"),
+            L.LSTM(5, name="encoder"),
+            L.Dense(3, name="head"),
+        ],
+    ),
+    "embedding_gru_simple_rnn_dense": (
+        "ids",
+        lambda: [
+            L.Embedding(V, 4),
+            L.GRU(5, return_sequences=True),
+            L.SimpleRNN(4),
+            L.Dense(2, activation="softmax"),
+        ],
+    ),
+    "lstm_batch_norm_lstm_dense": (
+        "floats",
+        lambda: [
+            L.LSTM(5, return_sequences=True),
+            L.BatchNormalization(),
+            L.LSTM(4),
+            L.Dense(2),
+        ],
+    ),
+    "simple_rnn_time_distributed": (
+        "floats",
+        lambda: [
+            L.SimpleRNN(4, return_sequences=True),
+            L.TimeDistributed(L.Dense(3)),
+        ],
+    ),
+    "bidirectional_lstm": ("floats", lambda: [L.Bidirectional(L.LSTM(4))]),
+    "stacked_lstm_cells": (
+        "floats",
+        lambda: [L.RNN([L.LSTMCell(4), L.LSTMCell(3)])],
+    ),
+    "masked_everything": (
+        "ids",
+        lambda: [
+            L.Embedding(V, 4, mask_zero=True),
+            L.GRU(5, return_sequences=True),
+            L.BatchNormalization(center=False),
+            L.Bidirectional(L.LSTM(3, return_sequences=True)),
+            L.RNN([L.LSTMCell(4), L.SimpleRNNCell(3)], return_sequences=True),
+            L.LayerNormalization(scale=False),
+            L.Dropout(0.3),
+            L.GRU(3, reset_after=False, return_sequences=True),
+            L.TimeDistributed(L.Dense(2, use_bias=False)),
+        ],
+    ),
+}
+
+
+def keras_model(case: str, seed: int = 0):
+    """`KERAS_MODELS[case]` built, with random weights, and inputs for it."""
+    kind, layers = KERAS_MODELS[case]
+    if kind == "ids":
+        inputs, x = keras.Input((T,), dtype="int32"), token_ids(seed)
+    else:
+        inputs, x = keras.Input((T, D)), float_inputs(seed)
+    model = keras.Sequential([inputs, *layers()])
+    randomize(model, seed)
+    return model, x
 
 
 def params_from_keras(template, weights: list[np.ndarray]):

@@ -47,3 +47,15 @@ def pairwise(*axes: tuple[str, Sequence[Any]]) -> Callable[..., bool]:
         return k == (i + j) % len(c_values)
 
     return keep
+
+
+def only(**kept: Sequence[Any]) -> Callable[..., bool]:
+    """A `keep` of the cases whose named params take one of the listed
+    values: ``only(name=["lstm", "simple"])``. The other values run in CI's
+    thorough pass; choose them so that each still runs, by default, in
+    another test."""
+
+    def keep(**params):
+        return all(params[name] in values for name, values in kept.items())
+
+    return keep

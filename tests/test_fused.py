@@ -20,7 +20,7 @@ from properties import examples
 from subsets import default_subset, pairwise
 
 import jaxrnn
-from jaxrnn import _fused, _fused_plan, _rnn
+from jaxrnn import _engines, _fused, _fused_plan
 from jaxrnn._fused import split_step_scan
 from jaxrnn._fused_plan import SplitStepPlan
 from jaxrnn._masking import masked_chunk_outputs
@@ -189,7 +189,7 @@ def test_saves_less_than_autodiff_and_remat_less_still(monkeypatch):
 
     plain, remat = step(False), step(True)
     _assert_close(plain(params, x), remat(params, x), tol=1e-6)
-    monkeypatch.setattr(_rnn, "has_split_step", lambda cell: False)
+    monkeypatch.setattr(_engines, "has_split_step", lambda cell: False)
     autodiff, autodiff_remat = step(False), step(True)
     _assert_close(plain(params, x), autodiff(params, x))
     assert temp(plain) < temp(autodiff) / 2
@@ -217,7 +217,7 @@ def test_kept_projections_still_take_less_than_autodiff(name, monkeypatch):
         _fused_plan, "SPLIT_STEP_KEEP_PROJECTIONS_WIDTH", 1 << 30
     )
     carries = temp()
-    monkeypatch.setattr(_rnn, "has_split_step", lambda cell: False)
+    monkeypatch.setattr(_engines, "has_split_step", lambda cell: False)
     autodiff = temp()
     assert carries < kept < autodiff
     assert remat < kept / 2
@@ -245,7 +245,7 @@ def test_backward_blocks_follow_what_the_forward_saves(
         chosen.append((plan.chunk, plan.block, plan.saved))
         return split_step_scan(plan, *args)
 
-    monkeypatch.setattr(_rnn, "split_step_scan", spy)
+    monkeypatch.setattr(_engines, "split_step_scan", spy)
     cell = cell_type(units)
     params = jax.eval_shape(lambda: cell.init(jax.random.key(0), units))
     x = jax.ShapeDtypeStruct((batch, 64, units), jnp.float32)
@@ -709,13 +709,13 @@ def test_rnn_saves_projections_only_for_wide_cells(monkeypatch):
     # Recomputing a narrow cell's projections is cheaper than keeping them
     # (SPLIT_STEP_KEEP_PROJECTIONS_WIDTH); a wide one keeps them.
     seen = []
-    original = _rnn.split_step_scan
+    original = _engines.split_step_scan
 
     def spy(plan, *args):
         seen.append(plan.saved)
         return original(plan, *args)
 
-    monkeypatch.setattr(_rnn, "split_step_scan", spy)
+    monkeypatch.setattr(_engines, "split_step_scan", spy)
     for units, remat in [(4, False), (4, True), (600, False), (600, True)]:
         cell = jaxrnn.LSTMCell(units)
         params = cell.init(jax.random.key(0), 200)

@@ -9,12 +9,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from cell_registry import BY_NAME, make, names
 from hypothesis import given, settings
 
 import jaxrnn
 from jaxrnn import rnn
 from jaxrnn.cells.lru import LRUCell
-from jaxrnn.cells.min_rnn import MinGRUCell, MinLSTMCell
+from jaxrnn.cells.min_rnn import MinGRUCell
 from jaxrnn.protocols import supports_parallel
 
 # Every example compiles two programs (about a second on one core), so the
@@ -36,20 +37,7 @@ def default_and_thorough(default_examples, *strategies):
     return make
 
 
-CELL_MAKERS = {
-    "min_gru": lambda h: MinGRUCell(h),
-    "min_gru_log": lambda h: MinGRUCell(h, log_space=True),
-    "min_lstm": lambda h: MinLSTMCell(h),
-    "min_lstm_log": lambda h: MinLSTMCell(h, log_space=True),
-    "lru": lambda h: LRUCell(h, state_units=h + 1),
-    "stacked": lambda h: jaxrnn.StackedCells(
-        [
-            MinLSTMCell(h, log_space=True),
-            LRUCell(h, state_units=2),
-            MinGRUCell(h + 1),
-        ]
-    ),
-}
+PARALLEL = names(parallel=True)
 ATOL = RTOL = 1e-5  # float32; the worst seen is a few 1e-7
 
 
@@ -76,12 +64,14 @@ class Problem:
 
 @st.composite
 def problems(draw, min_steps=1):
-    name = draw(st.sampled_from(sorted(CELL_MAKERS)))
+    name = draw(st.sampled_from(PARALLEL))
     batch, steps = draw(st.integers(1, 3)), draw(st.integers(min_steps, 17))
     units = draw(st.integers(1, 4))
-    features = units if name == "lru" else draw(st.integers(1, 4))
+    features = (
+        units if BY_NAME[name].features_are_units else draw(st.integers(1, 4))
+    )
     rng = np.random.default_rng(draw(st.integers(0, 2**16)))
-    cell = CELL_MAKERS[name](units)
+    cell = make(name, units)
     x = rng.normal(size=(batch, steps, features)).astype(np.float32)
     kind = draw(st.sampled_from(["none", "mask", "lengths"]))
     mask_kwargs = {}
@@ -287,9 +277,7 @@ def test_long_sequences_stay_close(name):
     steps = 1024
     rng = np.random.default_rng(1)
     cell = (
-        LRUCell(8, r_min=0.9, r_max=0.999)
-        if name == "lru"
-        else CELL_MAKERS[name](8)
+        LRUCell(8, r_min=0.9, r_max=0.999) if name == "lru" else make(name, 8)
     )
     params = cell.init(jax.random.key(0), 8)
     problem = Problem(
@@ -307,10 +295,10 @@ def test_long_sequences_stay_close(name):
 # --- Masks and gradients ----------------------------------------------------
 
 
-@pytest.mark.parametrize("name", some_slow(sorted(CELL_MAKERS), ["stacked"]))
+@pytest.mark.parametrize("name", some_slow(PARALLEL, ["stacked_parallel"]))
 def test_garbage_in_masked_steps_never_leaks(name):
     rng = np.random.default_rng(2)
-    cell = CELL_MAKERS[name](3)
+    cell = make(name, 3)
     params = random_params(cell, 3, rng)
     x = rng.normal(size=(2, 6, 3)).astype(np.float32)
     mask = np.array([[1, 1, 1, 1, 0, 0], [0, 1, 0, 1, 1, 1]], bool)
@@ -336,15 +324,13 @@ def test_garbage_in_masked_steps_never_leaks(name):
     np.testing.assert_array_equal(np.asarray(grad_x)[~mask], 0)
 
 
-@pytest.mark.parametrize(
-    "name", some_slow(sorted(CELL_MAKERS), ["lru", "min_lstm_log"])
-)
+@pytest.mark.parametrize("name", some_slow(PARALLEL, ["lru", "min_lstm_log"]))
 def test_check_grads(name):
     from jax.test_util import check_grads
 
     rng = np.random.default_rng(3)
     with jax.enable_x64(True):
-        cell = CELL_MAKERS[name](3)
+        cell = make(name, 3)
         params = jax.tree.map(
             lambda p: p.astype(np.float64), random_params(cell, 3, rng)
         )

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from cell_registry import BY_NAME, names
 
 import jaxrnn
 from jaxrnn.protocols import (
@@ -17,33 +18,12 @@ from jaxrnn.protocols import (
     supports_parallel,
 )
 
-_BUILT_IN = {
-    # cell: (projected step, split step, parallel)
-    "lstm": (jaxrnn.LSTMCell(3), True, True, False),
-    "gru": (jaxrnn.GRUCell(3), True, True, False),
-    "gru_reset_before": (
-        jaxrnn.GRUCell(3, reset_after=False),
-        True,
-        False,
-        False,
-    ),
-    "simple": (jaxrnn.SimpleRNNCell(3), True, True, False),
-    "conv_lstm": (
-        jaxrnn.ConvLSTM1DCell(2, 3, padding="same"),
-        True,
-        False,
-        False,
-    ),
-    "min_gru": (jaxrnn.MinGRUCell(3), True, False, True),
-    "min_lstm": (jaxrnn.MinLSTMCell(3), True, False, True),
-    "lru": (jaxrnn.LRUCell(3), True, False, True),
-    "stacked": (jaxrnn.StackedCells([jaxrnn.LSTMCell(3)]), True, False, False),
-}
 
-
-@pytest.mark.parametrize("name", sorted(_BUILT_IN))
+@pytest.mark.parametrize("name", names(convolutional=None))
 def test_built_in_cells_take_their_tiers(name):
-    cell, projected, split, parallel = _BUILT_IN[name]
+    entry = BY_NAME[name]
+    cell = entry.make(3)
+    projected, split, parallel = entry.projected, entry.split, entry.parallel
     assert isinstance(cell, Cell)
     assert isinstance(cell, StackableCell)
     assert has_projected_step(cell) is projected

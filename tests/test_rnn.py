@@ -7,8 +7,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from cell_registry import make, names
 from hypothesis import given, settings
 from properties import examples
+from subsets import default_subset, only
 
 import jaxrnn
 from jaxrnn import rnn
@@ -17,28 +19,20 @@ PROPERTY = settings(
     max_examples=examples(3, 40), deadline=None, derandomize=True
 )
 
-CELL_MAKERS = {
-    "simple": lambda h: jaxrnn.SimpleRNNCell(h),
-    "lstm": lambda h: jaxrnn.LSTMCell(h),
-    "gru": lambda h: jaxrnn.GRUCell(h),
-    "gru_reset_before": lambda h: jaxrnn.GRUCell(h, reset_after=False),
-    "stacked": lambda h: jaxrnn.StackedCells(
-        [jaxrnn.LSTMCell(h + 1), jaxrnn.GRUCell(h)]
-    ),
-}
+SEQUENTIAL = names(parallel=False)
 ATOL = 2e-6
 
 
 @st.composite
 def problems(draw, with_mask=False):
     """A cell, its params, inputs (B, T, D) and optionally a random mask."""
-    name = draw(st.sampled_from(sorted(CELL_MAKERS)))
+    name = draw(st.sampled_from(SEQUENTIAL))
     batch = draw(st.integers(1, 3))
     steps = draw(st.integers(1, 19))
     features = draw(st.integers(1, 4))
     units = draw(st.integers(1, 4))
     seed = draw(st.integers(0, 2**16))
-    cell = CELL_MAKERS[name](units)
+    cell = make(name, units)
     k_params, k_x = jax.random.split(jax.random.key(seed))
     params = cell.init(k_params, features)
     x = jax.random.normal(k_x, (batch, steps, features))
@@ -206,9 +200,11 @@ def test_reverse_twice_is_identity(problem):
 # --- Masks ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(CELL_MAKERS))
+# GRU's garbage test runs by default in tests/test_fused.py.
+@default_subset(only(name=["lstm", "simple", "stacked"]))
+@pytest.mark.parametrize("name", SEQUENTIAL)
 def test_garbage_in_masked_steps_never_leaks(name, key):
-    cell = CELL_MAKERS[name](3)
+    cell = make(name, 3)
     params = cell.init(key, 2)
     x = jax.random.normal(key, (2, 6, 2))
     mask = jnp.array([[1, 1, 1, 1, 0, 0], [0, 1, 0, 1, 1, 1]], bool)
@@ -279,12 +275,14 @@ def test_zero_output_for_mask_last_output(key):
 # --- Gradients, remat, jit --------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(CELL_MAKERS))
+# GRU's gradients are checked by default in tests/test_fused.py.
+@default_subset(only(name=["lstm", "simple"]))
+@pytest.mark.parametrize("name", SEQUENTIAL)
 def test_check_grads(name):
     from jax.test_util import check_grads
 
     with jax.enable_x64(True):
-        cell = CELL_MAKERS[name](3)
+        cell = make(name, 3)
         params = jax.tree.map(
             lambda p: p.astype(jnp.float64), cell.init(jax.random.key(0), 2)
         )
@@ -307,9 +305,10 @@ def test_check_grads(name):
         check_grads(f, (params, x), order=1, modes=["rev"])
 
 
-@pytest.mark.parametrize("name", sorted(CELL_MAKERS))
+@default_subset(only(name=["gru", "lstm", "simple"]))
+@pytest.mark.parametrize("name", SEQUENTIAL)
 def test_remat_keeps_values_and_gradients(name, key):
-    cell = CELL_MAKERS[name](4)
+    cell = make(name, 4)
     params = cell.init(key, 3)
     x = jax.random.normal(key, (2, 21, 3))
     mask = jaxrnn.lengths_to_mask(jnp.array([21, 9]), 21)

@@ -14,6 +14,7 @@ composed, so the step-by-step and the hoisted paths compute the same thing.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
@@ -333,35 +334,48 @@ class KerasCell:
 def init_common(
     cell,
     key: jax.Array,
-    input_dim: int,
-    bias_shape: tuple[int, ...] | None,
-    bias_init=None,
+    shapes: Mapping[str, tuple[int, ...]],
+    bias_init: initializers.Initializer | None = None,
 ) -> dict[str, jax.Array]:
-    """Builds {'kernel', 'recurrent_kernel', 'bias'} with the cell's
-    initializers, in Keras' shapes."""
+    """Builds {'kernel', 'recurrent_kernel'} and, when `shapes` has one,
+    'bias', of `shapes` (the cell's `param_shapes`) with the cell's
+    initializers; `bias_init` replaces the bias initializer."""
     check_prng_key("key", key)
-    check_positive_int("input_dim", input_dim)
-    gh = cell.gates * cell.units
-    k_kernel, k_recurrent, k_bias = jax.random.split(key, 3)
-    params = {
-        "kernel": initializers.initialize(
-            cell.kernel_initializer,
-            k_kernel,
-            (input_dim, gh),
-            cell.param_dtype,
-        ),
-        "recurrent_kernel": initializers.initialize(
-            cell.recurrent_initializer,
-            k_recurrent,
-            (cell.units, gh),
-            cell.param_dtype,
-        ),
+    initializer: dict[str, initializers.InitializerLike] = {
+        "kernel": cell.kernel_initializer,
+        "recurrent_kernel": cell.recurrent_initializer,
+        "bias": bias_init or cell.bias_initializer,
     }
-    if bias_shape is not None:
-        if bias_init is None:
-            params["bias"] = initializers.initialize(
-                cell.bias_initializer, k_bias, bias_shape, cell.param_dtype
-            )
-        else:
-            params["bias"] = bias_init(k_bias, bias_shape, cell.param_dtype)
-    return params
+    keys: dict[str, jax.Array] = dict(
+        zip(("kernel", "recurrent_kernel", "bias"), jax.random.split(key, 3))
+    )
+    return {
+        name: initializers.initialize(
+            initializer[name], keys[name], shape, cell.param_dtype
+        )
+        for name, shape in shapes.items()
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class UnitForgetBias:
+    """Keras' ``unit_forget_bias``: a (4 * units,) bias for gates i, f, c, o
+    whose f slice is ones and whose others come from `base`. A hashable
+    initializer, so `init_common`'s compiled program is reused."""
+
+    base: InitializerLike
+    units: int
+
+    def __call__(self, key: jax.Array, shape: Any, dtype: Any) -> jax.Array:
+        del shape
+        k_input, k_rest = jax.random.split(key)
+        units = self.units
+        return jnp.concatenate(
+            [
+                initializers.initialize(self.base, k_input, (units,), dtype),
+                jnp.ones((units,), dtype),
+                initializers.initialize(
+                    self.base, k_rest, (2 * units,), dtype
+                ),
+            ]
+        )

@@ -10,31 +10,25 @@ the state keeps the input convolution's output size (Keras 3,
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from jaxrnn import activations, initializers
+from jaxrnn import activations
 from jaxrnn._validation import (
     batch_shape_of,
-    check_floating,
-    check_params,
     check_positive_int,
-    check_prng_key,
 )
 from jaxrnn.activations import ActivationLike
-from jaxrnn.cells._base import DropoutMasks, KerasCell, _keep_mask
-from jaxrnn.cells._convolution import DATA_FORMATS as DATA_FORMATS
-from jaxrnn.cells._convolution import ConvFrames, int_tuple, normalised
-from jaxrnn.cells._step import REQUIRED, check_step_carry, projected_call
-
-# DATA_FORMATS and _int_tuple: jaxrnn.layers imports them from here (the
-# convolutional and pooling layers, the sequence layout); they live in
-# jaxrnn/cells/_convolution.py.
-_int_tuple = int_tuple
+from jaxrnn.cells._base import (
+    DropoutMasks,
+    KerasCell,
+    UnitForgetBias,
+    init_common,
+)
+from jaxrnn.cells._conv_frames import ConvFrames, normalised
+from jaxrnn.cells._step import REQUIRED, projected_call
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,24 +162,6 @@ class ConvLSTMCell(ConvFrames, KerasCell):
             shapes["bias"] = (gf,)
         return shapes
 
-    def check_params(self, params: Any, input_dim: Any) -> None:
-        """Raises if `params` lacks an array or has one of the wrong shape
-        (a kernel for another channel count included), or if frames of
-        shape `input_dim` do not fit the cell."""
-        expected = self.param_shapes(input_dim)
-        kernel = params.get("kernel") if isinstance(params, Mapping) else None
-        if (
-            kernel is not None
-            and np.ndim(kernel) == self.rank + 2
-            and np.shape(kernel)[-2] != expected["kernel"][-2]
-        ):
-            raise ValueError(
-                f"{type(self).__name__} params['kernel'] {np.shape(kernel)} "
-                f"is for frames with {np.shape(kernel)[-2]} input channels, "
-                f"got frames with {expected['kernel'][-2]}."
-            )
-        check_params(type(self).__name__, params, expected)
-
     # --- Params and carry --------------------------------------------------
 
     def init(self, key: jax.Array, input_dim: Any) -> dict[str, jax.Array]:
@@ -201,39 +177,12 @@ class ConvLSTMCell(ConvFrames, KerasCell):
           (*kernel_size, F, 4F), "bias": (4F,)}`; with unit_forget_bias the
           f slice of bias is ones.
         """
-        shapes = self.param_shapes(input_dim)
-        check_prng_key("key", key)
-        k_kernel, k_recurrent, k_bias = jax.random.split(key, 3)
-        params = {
-            "kernel": initializers.initialize(
-                self.kernel_initializer,
-                k_kernel,
-                shapes["kernel"],
-                self.param_dtype,
-            ),
-            "recurrent_kernel": initializers.initialize(
-                self.recurrent_initializer,
-                k_recurrent,
-                shapes["recurrent_kernel"],
-                self.param_dtype,
-            ),
-        }
-        if self.use_bias:
-            params["bias"] = self._init_bias(k_bias)
-        return params
-
-    def _init_bias(self, key: jax.Array) -> jax.Array:
-        f, base, dtype = self.filters, self.bias_initializer, self.param_dtype
-        if not self.unit_forget_bias:
-            return initializers.initialize(base, key, (4 * f,), dtype)
-        k_input, k_rest = jax.random.split(key)
-        return jnp.concatenate(
-            [
-                initializers.initialize(base, k_input, (f,), dtype),
-                jnp.ones((f,), dtype),
-                initializers.initialize(base, k_rest, (2 * f,), dtype),
-            ]
+        bias_init = (
+            UnitForgetBias(self.bias_initializer, self.filters)
+            if self.unit_forget_bias
+            else None
         )
+        return init_common(self, key, self.param_shapes(input_dim), bias_init)
 
     def initial_carry(
         self, batch_shape: int | tuple[int, ...] = (), dtype: Any = None
@@ -265,82 +214,6 @@ class ConvLSTMCell(ConvFrames, KerasCell):
         return h, jnp.zeros_like(h)
 
     # --- The step ----------------------------------------------------------
-
-    def _per_gate(
-        self, x: jax.Array, mask: jax.Array | None
-    ) -> tuple[jax.Array, int]:
-        """x, or four masked copies side by side along the channels and the
-        group count that keeps each copy to its gate's quarter of a kernel."""
-        if mask is None:
-            return x, 1
-        tiled = jnp.concatenate([x] * 4, axis=self._channel_axis)
-        return tiled * mask.astype(x.dtype), 4
-
-    def dropout_masks(
-        self,
-        key: jax.Array | None,
-        batch_shape: tuple[int, ...],
-        input_dim: Any,
-        *,
-        training: bool,
-        dtype: Any = jnp.float32,
-    ) -> DropoutMasks | None:
-        """Draws the masks one sequence shares at every step (Keras' rule:
-        four masks, one per gate, each of the frame's full shape).
-
-        Args:
-          key: PRNG key (needed only when dropout is active).
-          batch_shape: the batch axes, e.g. (B,).
-          input_dim: the frame shape `(*S, C)`, or C for a cell with a
-            `spatial_shape`.
-          training: dropout is active only in training.
-          dtype: the masks' dtype.
-
-        Returns:
-          None outside training or when both rates are zero; else
-          ``DropoutMasks(inputs, recurrent)`` with inputs
-          `(*batch_shape, *S, 4C)` and recurrent `(*batch_shape, *S', 4F)`,
-          the gates' masks side by side along the channels (order i, f, c, o;
-          channels_first: on the channel axis), scaled by 1 / (1 - rate).
-
-        Raises:
-          ValueError: dropout is asked for in training but `key` is None.
-        """
-        if not training or (self.dropout == 0 and self.recurrent_dropout == 0):
-            return None
-        if key is None:
-            raise ValueError(
-                f"{type(self).__name__} has dropout={self.dropout}, "
-                f"recurrent_dropout={self.recurrent_dropout} and training=True, "
-                "so it needs a PRNG `key`; got key=None."
-            )
-        spatial, channels = self._split_frame(input_dim)
-        if spatial is None:
-            raise ValueError(
-                f"{type(self).__name__}.dropout_masks needs the "
-                "frame shape (*S, C) or a cell with "
-                "`spatial_shape`; got C alone."
-            )
-        input_key, recurrent_key = jax.random.split(key)
-        inputs = recurrent = None
-        if self.dropout > 0:
-            inputs = _keep_mask(
-                input_key,
-                self.dropout,
-                (*batch_shape, *self._frame(spatial, 4 * channels)),
-                dtype,
-            )
-        if self.recurrent_dropout > 0:
-            state = self._frame(
-                self.output_spatial_shape(spatial), 4 * self.filters
-            )  # the 4 gates' masks
-            recurrent = _keep_mask(
-                recurrent_key,
-                self.recurrent_dropout,
-                (*batch_shape, *state),
-                dtype,
-            )
-        return DropoutMasks(inputs, recurrent)
 
     def project_inputs(
         self,
@@ -439,28 +312,6 @@ class ConvLSTMCell(ConvFrames, KerasCell):
             dropout=True,
             check_input=self._check_step_input,
         )
-
-    def _check_step_input(
-        self, params: Any, carry: Any, x: jax.Array
-    ) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """Checks a step's frame x `(..., *S, C)`, `params` against its
-        channels and `carry` against the state for its spatial size;
-        returns (x's batch axes, the frame's shape)."""
-        check_floating("x", x)
-        n = self.rank + 1
-        if x.ndim < n:
-            raise ValueError(
-                f"`x` must have shape (..., {self._describe_frame()[1:-1]})"
-                f" with {self.rank} spatial axes, got {x.shape}."
-            )
-        batch_shape, frame = x.shape[:-n], x.shape[-n:]
-        self.check_params(params, frame)
-        spatial, _ = self._split_frame_shape(frame)
-        expected = jax.ShapeDtypeStruct(
-            (*batch_shape, *self.state_shape(spatial)), x.dtype
-        )
-        check_step_carry(self, carry, x, batch_shape, (expected, expected))
-        return batch_shape, frame
 
 
 @dataclasses.dataclass(frozen=True)

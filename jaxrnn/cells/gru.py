@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from jaxrnn import activations
 from jaxrnn._masking import keep_where
+from jaxrnn._validation import check_positive_int
 from jaxrnn.activations import ActivationLike
 from jaxrnn.cells._base import DropoutMasks, KerasCell, init_common
 
@@ -70,9 +71,8 @@ class GRUCell(KerasCell):
     def init(self, key: jax.Array, input_dim: int) -> dict[str, jax.Array]:
         """Returns {"kernel": (D, 3H), "recurrent_kernel": (H, 3H),
         "bias": (2, 3H) or (3H,)}."""
-        return init_common(
-            self, key, input_dim, self._bias_shape() if self.use_bias else None
-        )
+        check_positive_int("input_dim", input_dim)
+        return init_common(self, key, self.param_shapes(input_dim))
 
     def _input_bias(self, params):
         if "bias" not in params:

@@ -8,10 +8,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import activations, initializers
+from jaxrnn import activations
 from jaxrnn._masking import keep_where
+from jaxrnn._validation import check_positive_int
 from jaxrnn.activations import ActivationLike
-from jaxrnn.cells._base import KerasCell, init_common
+from jaxrnn.cells._base import KerasCell, UnitForgetBias, init_common
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,27 +84,13 @@ class LSTMCell(KerasCell):
     def init(self, key: jax.Array, input_dim: int) -> dict[str, jax.Array]:
         """Returns {"kernel": (D, 4H), "recurrent_kernel": (H, 4H),
         "bias": (4H,)}; with unit_forget_bias the f slice of bias is ones."""
-        if not (self.use_bias and self.unit_forget_bias):
-            return init_common(
-                self,
-                key,
-                input_dim,
-                (4 * self.units,) if self.use_bias else None,
-            )
-        base, units = self.bias_initializer, self.units
-
-        def bias_init(key, shape, dtype):
-            del shape
-            k_input, k_rest = jax.random.split(key)
-            return jnp.concatenate(
-                [
-                    initializers.initialize(base, k_input, (units,), dtype),
-                    jnp.ones((units,), dtype),
-                    initializers.initialize(base, k_rest, (2 * units,), dtype),
-                ]
-            )
-
-        return init_common(self, key, input_dim, (4 * self.units,), bias_init)
+        check_positive_int("input_dim", input_dim)
+        bias_init = (
+            UnitForgetBias(self.bias_initializer, self.units)
+            if self.unit_forget_bias
+            else None
+        )
+        return init_common(self, key, self.param_shapes(input_dim), bias_init)
 
     def _input_bias(self, params):
         return params.get("bias")

@@ -7,6 +7,7 @@ import dataclasses
 import jax
 
 from jaxrnn import activations
+from jaxrnn._validation import check_positive_int
 from jaxrnn.activations import ActivationLike
 from jaxrnn.cells._base import KerasCell, init_common
 
@@ -57,9 +58,8 @@ class SimpleRNNCell(KerasCell):
 
     def init(self, key: jax.Array, input_dim: int) -> dict[str, jax.Array]:
         """Returns {"kernel": (D, H), "recurrent_kernel": (H, H), "bias": (H,)}."""
-        return init_common(
-            self, key, input_dim, (self.units,) if self.use_bias else None
-        )
+        check_positive_int("input_dim", input_dim)
+        return init_common(self, key, self.param_shapes(input_dim))
 
     def _input_bias(self, params):
         return params.get("bias")

@@ -27,7 +27,7 @@ from jaxrnn.interop._keras_config import (
 )
 from jaxrnn.interop._keras_h5_layout import keras_class_name, unique_names
 from jaxrnn.layers.bidirectional import Bidirectional
-from jaxrnn.layers.recurrent import RNN
+from jaxrnn.layers.rnn import RNN
 from jaxrnn.layers.sequential import Sequential, keras_snake_case
 
 

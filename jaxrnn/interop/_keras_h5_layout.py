@@ -36,7 +36,8 @@ from jaxrnn.layers.pooling import (
     GlobalMaxPooling1D,
     MaxPooling1D,
 )
-from jaxrnn.layers.recurrent import GRU, LSTM, RNN, RecurrentLayer, SimpleRNN
+from jaxrnn.layers.recurrent import GRU, LSTM, SimpleRNN
+from jaxrnn.layers.rnn import RNN, RecurrentLayer
 from jaxrnn.layers.sequential import Sequential, keras_snake_case
 
 # The Keras class each jaxrnn class stands for; its name names the file's

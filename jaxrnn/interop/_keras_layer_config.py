@@ -30,7 +30,8 @@ from jaxrnn.layers.pooling import (
     GlobalMaxPooling1D,
     MaxPooling1D,
 )
-from jaxrnn.layers.recurrent import GRU, LSTM, RNN, SimpleRNN
+from jaxrnn.layers.recurrent import GRU, LSTM, SimpleRNN
+from jaxrnn.layers.rnn import RNN
 from jaxrnn.layers.sequential import Sequential, keras_snake_case
 
 

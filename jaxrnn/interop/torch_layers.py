@@ -30,7 +30,7 @@ from jaxrnn.interop._torch_call import (
 from jaxrnn.interop._torch_cells import COUNTERPARTS, check_cell
 from jaxrnn.interop._torch_config import MODES, read_config
 from jaxrnn.layers.bidirectional import Bidirectional
-from jaxrnn.layers.recurrent import RNN, RecurrentLayer
+from jaxrnn.layers.rnn import RNN, RecurrentLayer
 
 
 @dataclasses.dataclass(frozen=True, init=False)

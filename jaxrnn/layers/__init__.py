@@ -1,5 +1,6 @@
 """Keras-shaped layers: ``init(key, input_shape) -> params`` and a pure call."""
 
+from jaxrnn.layers._common import count_params
 from jaxrnn.layers._sequential_summary import summary
 from jaxrnn.layers.batch_normalization import BatchNormalization
 from jaxrnn.layers.bidirectional import Bidirectional
@@ -14,7 +15,8 @@ from jaxrnn.layers.pooling import (
     GlobalMaxPooling1D,
     MaxPooling1D,
 )
-from jaxrnn.layers.recurrent import GRU, LSTM, RNN, SimpleRNN, count_params
+from jaxrnn.layers.recurrent import GRU, LSTM, SimpleRNN
+from jaxrnn.layers.rnn import RNN
 from jaxrnn.layers.sequential import Sequential
 from jaxrnn.layers.time_distributed import TimeDistributed
 

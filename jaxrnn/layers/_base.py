@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import jax
 
-from jaxrnn.layers.recurrent import count_params
+from jaxrnn.layers._common import count_params
 from jaxrnn.typing import Shape
 
 

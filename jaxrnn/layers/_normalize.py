@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrnn._validation import describe
-from jaxrnn.layers.recurrent import _shape_tuple
+from jaxrnn.layers._common import shape_tuple
 from jaxrnn.typing import Shape
 
 # Keras adds its backend epsilon to masked counts to avoid 0 / 0.
@@ -77,7 +77,7 @@ def resolve_axes(
 
 def axis_sizes(owner: str, input_shape: Shape, axis: Any) -> tuple[int, ...]:
     """The known sizes of `input_shape` at `axis`: the weights' shape."""
-    shape = _shape_tuple(input_shape, "(None, D)", "(None, {})")
+    shape = shape_tuple(input_shape, "(None, D)", "(None, {})")
     sizes = tuple(shape[a] for a in resolve_axes(owner, axis, len(shape)))
     if not all(is_int(s) for s in sizes):
         raise ValueError(

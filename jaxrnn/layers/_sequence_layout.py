@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from jaxrnn._validation import check_one_of
-from jaxrnn.cells.conv_lstm import DATA_FORMATS
-from jaxrnn.layers.recurrent import _shape_tuple
+from jaxrnn.cells._convolution import DATA_FORMATS
+from jaxrnn.layers._common import shape_tuple
 from jaxrnn.typing import Shape
 
 
@@ -58,7 +58,7 @@ def sequence_layout(
     Returns:
       (batch, T, C): batch is () unbatched or (B,); T and C may be None.
     """
-    shape = _shape_tuple(input_shape, "(None, T, C)", "(None, None, {})")
+    shape = shape_tuple(input_shape, "(None, T, C)", "(None, None, {})")
     layout = (
         "(B, T, C) or unbatched (T, C)"
         if data_format == "channels_last"

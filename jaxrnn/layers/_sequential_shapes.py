@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from jaxrnn.layers._common import shape_tuple
 from jaxrnn.layers.bidirectional import Bidirectional
 from jaxrnn.layers.convolutional import Conv1D
 from jaxrnn.layers.pooling import (
@@ -20,7 +21,7 @@ from jaxrnn.layers.pooling import (
     GlobalMaxPooling1D,
     MaxPooling1D,
 )
-from jaxrnn.layers.recurrent import RecurrentLayer, _shape_tuple
+from jaxrnn.layers.rnn import RecurrentLayer
 from jaxrnn.layers.time_distributed import TimeDistributed
 from jaxrnn.typing import Shape
 
@@ -62,7 +63,7 @@ def walk_shapes(
       name: what the caller calls `input_shape` in errors (``inputs``
         for the shape of real inputs).
     """
-    shape = _shape_tuple(input_shape)
+    shape = shape_tuple(input_shape)
     shapes, batched = [shape], None
     for i, layer in enumerate(layers):
         batched = _check_rank(layers, i, shape, batched, shapes[0], name)

@@ -22,6 +22,7 @@ from jaxrnn import initializers
 from jaxrnn._validation import check_bool, check_floating, check_rate, describe
 from jaxrnn.initializers import InitializerLike
 from jaxrnn.layers._base import PassMask
+from jaxrnn.layers._common import shape_tuple
 from jaxrnn.layers._normalize import (
     axis_sizes,
     batch_moments,
@@ -32,7 +33,6 @@ from jaxrnn.layers._normalize import (
     normalize,
     resolve_axes,
 )
-from jaxrnn.layers.recurrent import _shape_tuple
 from jaxrnn.typing import Shape
 
 _CLIPPING_KEYS = ("rmax", "rmin", "dmax")
@@ -403,6 +403,6 @@ class BatchNormalization(PassMask):
 
     def output_shape(self, input_shape: Shape) -> tuple[Any, ...]:
         """`input_shape` unchanged (`axis` must be in range for it)."""
-        shape = _shape_tuple(input_shape, "(None, D)", "(None, {})")
+        shape = shape_tuple(input_shape, "(None, D)", "(None, {})")
         resolve_axes("BatchNormalization", self.axis, len(shape))
         return shape

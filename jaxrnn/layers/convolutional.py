@@ -28,8 +28,9 @@ from jaxrnn._validation import (
 )
 from jaxrnn.activations import ActivationLike
 from jaxrnn.cells._base import REQUIRED
-from jaxrnn.cells.conv_lstm import _int_tuple
+from jaxrnn.cells._convolution import int_tuple
 from jaxrnn.initializers import InitializerLike
+from jaxrnn.layers._common import check_layer_call
 from jaxrnn.layers._sequence_layout import (
     known_format,
     output_steps,
@@ -39,7 +40,6 @@ from jaxrnn.layers._sequence_layout import (
     with_steps,
 )
 from jaxrnn.layers.masking import DropsMask
-from jaxrnn.layers.recurrent import check_layer_call
 from jaxrnn.typing import Shape
 
 
@@ -120,11 +120,9 @@ class Conv1D(DropsMask):
         # Keras' spellings normalised (3 is (3,), 'SAME' is 'same'), so
         # equal layers compare and hash equal.
         normalised = {
-            "kernel_size": _int_tuple("kernel_size", self.kernel_size, 1),
-            "strides": _int_tuple("strides", self.strides, 1),
-            "dilation_rate": _int_tuple(
-                "dilation_rate", self.dilation_rate, 1
-            ),
+            "kernel_size": int_tuple("kernel_size", self.kernel_size, 1),
+            "strides": int_tuple("strides", self.strides, 1),
+            "dilation_rate": int_tuple("dilation_rate", self.dilation_rate, 1),
             "padding": (
                 self.padding.lower()
                 if isinstance(self.padding, str)

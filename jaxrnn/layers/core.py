@@ -22,8 +22,8 @@ from jaxrnn._validation import check_floating, check_positive_int
 from jaxrnn.activations import ActivationLike
 from jaxrnn.initializers import InitializerLike
 from jaxrnn.layers._base import PassMask
+from jaxrnn.layers._common import shape_tuple
 from jaxrnn.layers.dropout import Dropout
-from jaxrnn.layers.recurrent import _shape_tuple
 from jaxrnn.layers.time_distributed import TimeDistributed
 from jaxrnn.typing import Shape
 
@@ -31,7 +31,7 @@ __all__ = ["Dense", "Dropout", "Embedding", "PassMask", "TimeDistributed"]
 
 
 def _last_dim(name: str, input_shape: Shape) -> int:
-    shape = _shape_tuple(input_shape, "(None, D)", "(None, {})")
+    shape = shape_tuple(input_shape, "(None, D)", "(None, {})")
     if not shape or not isinstance(shape[-1], (int, np.integer)):
         raise ValueError(
             f"{name} needs `input_shape` ending with a known "

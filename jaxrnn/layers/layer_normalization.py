@@ -17,6 +17,7 @@ from jaxrnn import initializers
 from jaxrnn._validation import check_bool, check_floating, describe
 from jaxrnn.initializers import InitializerLike
 from jaxrnn.layers._base import PassMask
+from jaxrnn.layers._common import shape_tuple
 from jaxrnn.layers._normalize import (
     axis_sizes,
     check_epsilon,
@@ -26,7 +27,6 @@ from jaxrnn.layers._normalize import (
     normalize,
     resolve_axes,
 )
-from jaxrnn.layers.recurrent import _shape_tuple
 from jaxrnn.typing import Shape
 
 
@@ -161,6 +161,6 @@ class LayerNormalization(PassMask):
 
     def output_shape(self, input_shape: Shape) -> tuple[Any, ...]:
         """`input_shape` unchanged (`axis` must be in range for it)."""
-        shape = _shape_tuple(input_shape, "(None, D)", "(None, {})")
+        shape = shape_tuple(input_shape, "(None, D)", "(None, {})")
         resolve_axes("LayerNormalization", self.axis, len(shape))
         return shape

@@ -13,8 +13,8 @@ import numpy as np
 
 from jaxrnn._validation import describe
 from jaxrnn.cells._base import REQUIRED
+from jaxrnn.layers._common import check_layer_call
 from jaxrnn.layers.core import PassMask
-from jaxrnn.layers.recurrent import check_layer_call
 from jaxrnn.typing import Shape
 
 

@@ -18,8 +18,9 @@ from jax import lax
 
 from jaxrnn._validation import check_bool, check_floating, check_one_of
 from jaxrnn.cells._base import REQUIRED
-from jaxrnn.cells.conv_lstm import _int_tuple
+from jaxrnn.cells._convolution import int_tuple
 from jaxrnn.layers._base import PassMask
+from jaxrnn.layers._common import check_layer_call
 from jaxrnn.layers._sequence_layout import (
     known_format,
     output_steps,
@@ -29,7 +30,6 @@ from jaxrnn.layers._sequence_layout import (
     with_steps,
 )
 from jaxrnn.layers.masking import DropsMask
-from jaxrnn.layers.recurrent import check_layer_call
 from jaxrnn.typing import Shape
 
 
@@ -80,11 +80,11 @@ class MaxPooling1D(DropsMask):
     data_format: str | None = "channels_last"
 
     def __post_init__(self):
-        pool_size = _int_tuple("pool_size", self.pool_size, 1)
+        pool_size = int_tuple("pool_size", self.pool_size, 1)
         strides = (
             pool_size
             if self.strides is None
-            else _int_tuple("strides", self.strides, 1)
+            else int_tuple("strides", self.strides, 1)
         )
         padding = (
             self.padding.lower()

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrnn.cells._base import REQUIRED
+from jaxrnn.layers._common import check_layer_call, count_params, shape_tuple
 from jaxrnn.layers._sequential_masks import mask_from_shapes
 from jaxrnn.layers._sequential_params import (
     check_model_params,
@@ -38,11 +39,6 @@ from jaxrnn.layers._sequential_summary import (
     keras_layer_names,
     keras_snake_case,
     summary,
-)
-from jaxrnn.layers.recurrent import (
-    _shape_tuple,
-    check_layer_call,
-    count_params,
 )
 from jaxrnn.typing import Shape
 
@@ -231,7 +227,7 @@ class Sequential:
         """
         if not self.stateful:
             raise ValueError(no_state_message(self, "initial_states"))
-        structs = state_structs(self, _shape_tuple(input_shape))
+        structs = state_structs(self, shape_tuple(input_shape))
         return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), structs)
 
     def apply(

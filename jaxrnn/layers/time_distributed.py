@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn.layers._base import PassMask
-from jaxrnn.layers.recurrent import _shape_tuple
+from jaxrnn.layers._common import shape_tuple
 from jaxrnn.typing import Shape
 
 
@@ -87,7 +87,7 @@ class TimeDistributed(PassMask):
         Returns:
           ``layer.init(key, (B, ...))``.
         """
-        shape = _shape_tuple(input_shape, "(None, T, D)")
+        shape = shape_tuple(input_shape, "(None, T, D)")
         if len(shape) < 3:
             raise ValueError(
                 "TimeDistributed needs inputs (B, T, ...), got "
@@ -141,7 +141,7 @@ class TimeDistributed(PassMask):
 
     def output_shape(self, input_shape: Shape) -> tuple[Any, ...]:
         """(B, T, ...) with the inner layer's output shape per step."""
-        shape = _shape_tuple(input_shape, "(None, T, D)")
+        shape = shape_tuple(input_shape, "(None, T, D)")
         if len(shape) < 3:
             raise ValueError(
                 "TimeDistributed needs inputs (B, T, ...), got "

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 import pytest
+from cell_registry import BY_NAME, make, names
 from keras_helpers import (
     assert_parity,
     params_from_keras,
@@ -262,21 +263,15 @@ def test_apply_gates_holds_the_carry_of_masked_steps(name, compute_dtype, key):
 
 
 def _every_cell():
-    """(cell, input features) for each built-in cell and a stack of them."""
+    """(cell, input features) for each built-in vector cell and stack."""
     return [
-        (jaxrnn.SimpleRNNCell(4), 3),
-        (jaxrnn.LSTMCell(4), 3),
-        (jaxrnn.GRUCell(4), 3),
-        (jaxrnn.GRUCell(4, reset_after=False), 3),
-        (jaxrnn.MinGRUCell(4), 3),
-        (jaxrnn.MinLSTMCell(4), 3),
-        (jaxrnn.LRUCell(3, state_units=4), 3),
-        (jaxrnn.StackedCells([jaxrnn.LSTMCell(5), jaxrnn.GRUCell(4)]), 3),
+        (make(name, 3 if BY_NAME[name].features_are_units else 4), 3)
+        for name in names()
     ]
 
 
 EVERY_CELL = _every_cell()
-EVERY_ID = [type(cell).__name__ for cell, _ in EVERY_CELL]
+EVERY_ID = names()
 
 
 @pytest.mark.parametrize("cell,features", EVERY_CELL, ids=EVERY_ID)
@@ -338,7 +333,16 @@ def test_stacked_carry_needs_one_entry_per_cell(key):
         cell(cell.init(key, 3), jnp.zeros(4), jnp.ones(3))
 
 
-@pytest.mark.parametrize("cell,features", EVERY_CELL, ids=EVERY_ID)
+@pytest.mark.parametrize(
+    "cell,features",
+    [
+        pytest.param(*case, marks=pytest.mark.slow)
+        if name == "stacked_parallel"
+        else case
+        for name, case in zip(EVERY_ID, EVERY_CELL)
+    ],
+    ids=EVERY_ID,
+)
 def test_checked_steps_still_run_batched_and_under_vmap(cell, features, key):
     params = cell.init(key, features)
     x = jax.random.normal(jax.random.key(3), (2, 3, features))

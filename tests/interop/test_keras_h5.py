@@ -12,7 +12,17 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 import pytest
-from keras_helpers import assert_parity
+from keras_helpers import (
+    KERAS_MODELS,
+    B,
+    D,
+    L,
+    T,
+    assert_parity,
+    keras_model,
+    perturb,
+    randomize,
+)
 
 import jaxrnn
 from jaxrnn.interop import (
@@ -23,36 +33,6 @@ from jaxrnn.interop import (
 )
 from jaxrnn.interop.keras_h5 import keras_snake_case
 from jaxrnn.layers import Dense, Sequential
-
-L = keras.layers
-B, T, D, V = 3, 6, 5, 12
-
-
-def randomize(keras_obj, seed=0):
-    """Random, distinct weights (positive variances for batch norm)."""
-    rng = np.random.default_rng(seed)
-    values = []
-    for variable in keras_obj.weights:
-        value = 0.5 * rng.standard_normal(variable.shape)
-        if variable.path.endswith("moving_variance"):
-            value = np.abs(value) + 0.5
-        values.append(value.astype(variable.dtype))
-    keras_obj.set_weights(values)
-
-
-def perturb(params, seed=1):
-    """Other random params of the same layout, variances kept positive."""
-    rng = np.random.default_rng(seed)
-
-    def move(path, leaf):
-        value = np.asarray(leaf, np.float32) + 0.3 * rng.standard_normal(
-            leaf.shape
-        )
-        if "moving_variance" in jax.tree_util.keystr(path):
-            value = np.abs(value) + 0.5
-        return jnp.asarray(value, leaf.dtype)
-
-    return jax.tree_util.tree_map_with_path(move, params)
 
 
 def zeros_like_init(model, input_shape):
@@ -68,81 +48,7 @@ def assert_same_params(ours, theirs):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-MODELS = {
-    # User-chosen names play no part in the file's layout.
-    "embedding_mask_lstm_dense": (
-        "ids",
-        lambda: [
-            L.Embedding(V, 4, mask_zero=True, name="tokens"),
-            L.LSTM(5, name="encoder"),
-            L.Dense(3, name="head"),
-        ],
-    ),
-    "embedding_gru_simple_rnn_dense": (
-        "ids",
-        lambda: [
-            L.Embedding(V, 4),
-            L.GRU(5, return_sequences=True),
-            L.SimpleRNN(4),
-            L.Dense(2, activation="softmax"),
-        ],
-    ),
-    "lstm_batch_norm_lstm_dense": (
-        "floats",
-        lambda: [
-            L.LSTM(5, return_sequences=True),
-            L.BatchNormalization(),
-            L.LSTM(4),
-            L.Dense(2),
-        ],
-    ),
-    "simple_rnn_time_distributed": (
-        "floats",
-        lambda: [
-            L.SimpleRNN(4, return_sequences=True),
-            L.TimeDistributed(L.Dense(3)),
-        ],
-    ),
-    "bidirectional_lstm": ("floats", lambda: [L.Bidirectional(L.LSTM(4))]),
-    "stacked_lstm_cells": (
-        "floats",
-        lambda: [L.RNN([L.LSTMCell(4), L.LSTMCell(3)])],
-    ),
-    "masked_everything": (
-        "ids",
-        lambda: [
-            L.Embedding(V, 4, mask_zero=True),
-            L.GRU(5, return_sequences=True),
-            L.BatchNormalization(center=False),
-            L.Bidirectional(L.LSTM(3, return_sequences=True)),
-            L.RNN([L.LSTMCell(4), L.SimpleRNNCell(3)], return_sequences=True),
-            L.LayerNormalization(scale=False),
-            L.Dropout(0.3),
-            L.GRU(3, reset_after=False, return_sequences=True),
-            L.TimeDistributed(L.Dense(2, use_bias=False)),
-        ],
-    ),
-}
-
-
-def keras_model(case, seed=0):
-    """A built Keras Sequential with random weights, and inputs for it."""
-    kind, layers = MODELS[case]
-    rng = np.random.default_rng(seed)
-    if kind == "ids":
-        inputs = keras.Input((T,), dtype="int32")
-        x = rng.integers(1, V, (B, T)).astype("int32")
-        x[1, 4:] = 0
-        x[2, 2:] = 0
-    else:
-        inputs = keras.Input((T, D))
-        x = rng.standard_normal((B, T, D)).astype("float32")
-    model = keras.Sequential([inputs, *layers()])
-    randomize(model, seed)
-    return model, x
-
-
-@pytest.mark.parametrize("case", sorted(MODELS))
+@pytest.mark.parametrize("case", sorted(KERAS_MODELS))
 def test_keras_weights_file_loads_into_jaxrnn(case, tmp_path):
     model, _ = keras_model(case)
     path = tmp_path / "model.weights.h5"
@@ -152,7 +58,7 @@ def test_keras_weights_file_loads_into_jaxrnn(case, tmp_path):
     )
 
 
-@pytest.mark.parametrize("case", sorted(MODELS))
+@pytest.mark.parametrize("case", sorted(KERAS_MODELS))
 def test_jaxrnn_weights_file_loads_into_keras(case, tmp_path):
     model, _ = keras_model(case)
     params = perturb(from_keras(model))

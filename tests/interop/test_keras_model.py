@@ -14,7 +14,8 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 import pytest
-from keras_helpers import assert_parity
+from keras_helpers import assert_parity, randomize
+from subsets import default_subset, only
 
 import jaxrnn
 from jaxrnn import layers
@@ -22,18 +23,6 @@ from jaxrnn.interop import keras_model as keras_model_module
 from jaxrnn.interop import load_keras_model, save_keras_model
 
 L = keras.layers
-
-
-def randomize(keras_model, seed=0):
-    """Random, distinct weights (positive variances for batch norm)."""
-    rng = np.random.default_rng(seed)
-    values = []
-    for variable in keras_model.weights:
-        value = 0.5 * rng.standard_normal(variable.shape)
-        if "variance" in variable.path or "stddev" in variable.path:
-            value = np.abs(value) + 0.5
-        values.append(value.astype(variable.dtype))
-    keras_model.set_weights(values)
 
 
 def random_params(params, seed=0):
@@ -168,7 +157,18 @@ MODELS = {
 
 
 # ConvLSTM2D's Keras build takes a minute: its default-run round trip is
-# test_keras_archive_rebuilds_in_jaxrnn's, which goes both ways too.
+# test_keras_archive_rebuilds_in_jaxrnn's, which goes both ways too. Keras'
+# load_model costs 2-9 s a model: the default run takes a text model with
+# every mask-carrying layer, the guide's first model and TimeDistributed.
+@default_subset(
+    only(
+        case=[
+            "guide_embedding_lstm",
+            "masked_text_classifier",
+            "simple_rnn_time_distributed",
+        ]
+    )
+)
 @pytest.mark.parametrize(
     "case",
     [
@@ -356,6 +356,17 @@ def keras_models():
 
 
 @pytest.mark.filterwarnings("ignore:You passed `rms_scaling=True`")
+@default_subset(
+    only(
+        case=[
+            "lstm_arguments",
+            "masked_classifier",
+            "masking_pooling",
+            "normalization_axes",
+            "conv_lstm2d",
+        ]
+    )
+)
 @pytest.mark.parametrize(
     "case",
     [
