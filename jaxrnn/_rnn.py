@@ -12,6 +12,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxrnn._engines import (
     RunOptions,
@@ -34,11 +35,11 @@ from jaxrnn._rnn_inputs import (
 def rnn(
     cell: Any,
     params: Any,
-    inputs: jax.Array,
+    inputs: ArrayLike,
     *,
     initial_carry: Any = None,
-    mask: jax.Array | None = None,
-    seq_lengths: jax.Array | None = None,
+    mask: ArrayLike | None = None,
+    seq_lengths: ArrayLike | None = None,
     time_major: bool = False,
     go_backwards: bool = False,
     keep_order: bool = False,

@@ -10,6 +10,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxrnn._masking import lengths_to_mask
 from jaxrnn._validation import check_bool, check_floating, check_tree_like
@@ -43,7 +44,7 @@ def check_options(*, unroll: bool | int, **flags: bool) -> None:
 
 
 def checked_inputs(
-    inputs: jax.Array, time_major: bool, input_ndim: int = 1
+    inputs: ArrayLike, time_major: bool, input_ndim: int = 1
 ) -> tuple[jax.Array, bool]:
     """Returns (inputs, whether the call was batched): batched inputs as
     they came, unbatched ones as `(T, 1, *features)`."""
@@ -74,8 +75,8 @@ def checked_inputs(
 
 
 def time_major_mask(
-    mask: jax.Array | None,
-    seq_lengths: jax.Array | None,
+    mask: ArrayLike | None,
+    seq_lengths: ArrayLike | None,
     batched: bool,
     time_major: bool,
     steps: int,

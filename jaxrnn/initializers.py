@@ -7,6 +7,7 @@ for a kernel of shape `(D, G*H)`, fan_in = D and `fan_out = G*H`).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -130,19 +131,48 @@ def initialize(
         >>> w.dtype, w.shape
         (dtype(bfloat16), (4, 4))
     """
-    initializer, shape, dtype = get(identifier), tuple(shape), jnp.dtype(dtype)
-    try:
-        hash(initializer)
-    except TypeError:  # an unhashable callable: operation by operation
-        return _create(key, initializer, shape, dtype)
-    return _create_jit(key, initializer, shape, dtype)
+    shape, dtype = tuple(shape), jnp.dtype(dtype)
+    if isinstance(identifier, str) or (
+        isinstance(identifier, UnitForgetBias)
+        and isinstance(identifier.base, str)
+    ):
+        # One compiled program per array: a built-in initializer's few
+        # operations, run one by one, compile one by one at twice the time
+        # (docs/performance.md). A callable of the user's runs as it is.
+        return _create_jit(key, get(identifier), shape, dtype)
+    return _create(key, get(identifier), shape, dtype)
 
 
 def _create(key: jax.Array, initializer: Initializer, shape, dtype):
-    wide = dtype if dtype.itemsize >= 4 else jnp.float32
+    wide = dtype if jnp.dtype(dtype).itemsize >= 4 else jnp.float32
     return initializer(key, shape, wide).astype(dtype)
 
 
-# One compiled program per array: an initializer's few operations, run
-# one by one, compile one by one at twice the time (docs/performance.md).
 _create_jit = jax.jit(_create, static_argnums=(1, 2, 3))
+
+
+@dataclasses.dataclass(frozen=True)
+class UnitForgetBias:
+    """Keras' ``unit_forget_bias``: a (4 * units,) bias for gates i, f, c, o
+    whose f slice is ones and whose others come from `base`.
+
+    Example:
+        >>> import jax
+        >>> UnitForgetBias("zeros", 2)(jax.random.key(0), (8,), "float32")
+        Array([0., 0., 1., 1., 0., 0., 0., 0.], dtype=float32)
+    """
+
+    base: InitializerLike
+    units: int
+
+    def __call__(self, key: jax.Array, shape: Any, dtype: Any) -> jax.Array:
+        del shape
+        k_input, k_rest = jax.random.split(key)
+        units = self.units
+        return jnp.concatenate(
+            [
+                initialize(self.base, k_input, (units,), dtype),
+                jnp.ones((units,), dtype),
+                initialize(self.base, k_rest, (2 * units,), dtype),
+            ]
+        )

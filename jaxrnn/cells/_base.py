@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxrnn import activations, initializers
 from jaxrnn._validation import (
@@ -85,8 +86,10 @@ class KerasCell:
 
     if TYPE_CHECKING:
         # What a subclass defines (ConvLSTMCell: `filters` for `units`,
-        # and its own `param_shapes` and step).
-        units: int
+        # and its own `param_shapes` and step). A property here, not a
+        # field: a field would be a required argument of every subclass.
+        @property
+        def units(self) -> int: ...
 
         def param_shapes(self, input_dim: Any) -> dict[str, tuple[int, ...]]:
             """The shapes `init` creates for inputs of `input_dim`."""
@@ -302,7 +305,7 @@ class KerasCell:
         self,
         params: dict[str, jax.Array] = REQUIRED,
         carry: Any = REQUIRED,
-        x: jax.Array = REQUIRED,
+        x: ArrayLike = REQUIRED,
         *,
         key: jax.Array | None = None,
         training: bool = False,
@@ -355,27 +358,3 @@ def init_common(
         )
         for name, shape in shapes.items()
     }
-
-
-@dataclasses.dataclass(frozen=True)
-class UnitForgetBias:
-    """Keras' ``unit_forget_bias``: a (4 * units,) bias for gates i, f, c, o
-    whose f slice is ones and whose others come from `base`. A hashable
-    initializer, so `init_common`'s compiled program is reused."""
-
-    base: InitializerLike
-    units: int
-
-    def __call__(self, key: jax.Array, shape: Any, dtype: Any) -> jax.Array:
-        del shape
-        k_input, k_rest = jax.random.split(key)
-        units = self.units
-        return jnp.concatenate(
-            [
-                initializers.initialize(self.base, k_input, (units,), dtype),
-                jnp.ones((units,), dtype),
-                initializers.initialize(
-                    self.base, k_rest, (2 * units,), dtype
-                ),
-            ]
-        )

@@ -14,8 +14,9 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
-from jaxrnn import activations
+from jaxrnn import activations, initializers
 from jaxrnn._validation import (
     batch_shape_of,
     check_positive_int,
@@ -24,7 +25,6 @@ from jaxrnn.activations import ActivationLike
 from jaxrnn.cells._base import (
     DropoutMasks,
     KerasCell,
-    UnitForgetBias,
     init_common,
 )
 from jaxrnn.cells._conv_frames import ConvFrames, normalised
@@ -178,7 +178,7 @@ class ConvLSTMCell(ConvFrames, KerasCell):
           f slice of bias is ones.
         """
         bias_init = (
-            UnitForgetBias(self.bias_initializer, self.filters)
+            initializers.UnitForgetBias(self.bias_initializer, self.filters)
             if self.unit_forget_bias
             else None
         )
@@ -283,7 +283,7 @@ class ConvLSTMCell(ConvFrames, KerasCell):
         self,
         params: dict[str, jax.Array] = REQUIRED,
         carry: tuple[jax.Array, jax.Array] = REQUIRED,
-        x: jax.Array = REQUIRED,
+        x: ArrayLike = REQUIRED,
         *,
         key: jax.Array | None = None,
         training: bool = False,

@@ -22,6 +22,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.typing import ArrayLike
 
 from jaxrnn._validation import (
     batch_shape_of,
@@ -273,7 +274,7 @@ class LRUCell:
         self,
         params: dict[str, jax.Array] = REQUIRED,
         carry: tuple[jax.Array, jax.Array] = REQUIRED,
-        x: jax.Array = REQUIRED,
+        x: ArrayLike = REQUIRED,
         *,
         key: jax.Array | None = None,
         training: bool = False,

@@ -8,11 +8,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxrnn import activations
+from jaxrnn import activations, initializers
 from jaxrnn._masking import keep_where
 from jaxrnn._validation import check_positive_int
 from jaxrnn.activations import ActivationLike
-from jaxrnn.cells._base import KerasCell, UnitForgetBias, init_common
+from jaxrnn.cells._base import KerasCell, init_common
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +86,7 @@ class LSTMCell(KerasCell):
         "bias": (4H,)}; with unit_forget_bias the f slice of bias is ones."""
         check_positive_int("input_dim", input_dim)
         bias_init = (
-            UnitForgetBias(self.bias_initializer, self.units)
+            initializers.UnitForgetBias(self.bias_initializer, self.units)
             if self.unit_forget_bias
             else None
         )

@@ -19,6 +19,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxrnn import initializers
 from jaxrnn._validation import (
@@ -174,7 +175,7 @@ class _MinCell:
         self,
         params: dict[str, jax.Array] = REQUIRED,
         carry: jax.Array = REQUIRED,
-        x: jax.Array = REQUIRED,
+        x: ArrayLike = REQUIRED,
         *,
         key: jax.Array | None = None,
         training: bool = False,

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxrnn._validation import (
     batch_shape_of,
@@ -139,7 +141,7 @@ class StackedCells:
         self,
         params: Sequence[Any] = REQUIRED,
         carry: tuple[Any, ...] = REQUIRED,
-        x: jax.Array = REQUIRED,
+        x: ArrayLike = REQUIRED,
         *,
         key: jax.Array | None = None,
         training: bool = False,
@@ -174,11 +176,11 @@ class StackedCells:
                     f"initial_carry returns), got {describe(carry)}."
                 )
             keys = self._keys(key)
-            new_carry = []
+            new_carry, y = [], x
             for cell, p, c, k in zip(self.cells, params, carry, keys):
-                c, x = cell(p, c, x, key=k, training=training)
+                c, y = cell(p, c, y, key=k, training=training)
                 new_carry.append(c)
-            return tuple(new_carry), x
+            return tuple(new_carry), jnp.asarray(y)
 
     def _keys(self, key):
         if key is None:

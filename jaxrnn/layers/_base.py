@@ -10,6 +10,8 @@ cannot mask derive from its subclass `DropsMask`
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxrnn.layers._common import count_params
 from jaxrnn.typing import Shape
@@ -19,7 +21,7 @@ class PassMask:
     """Keras' ``supports_masking``: the mask goes through unchanged."""
 
     def compute_mask(
-        self, inputs: jax.Array, mask: jax.Array | None
+        self, inputs: ArrayLike, mask: ArrayLike | None
     ) -> jax.Array | None:
         """The mask for the next layer: `mask` unchanged.
 
@@ -30,7 +32,7 @@ class PassMask:
         Returns:
           `mask`.
         """
-        return mask
+        return None if mask is None else jnp.asarray(mask)
 
     def param_count(self, input_shape: Shape) -> int:
         """The number of parameters, as Keras' ``count_params``."""

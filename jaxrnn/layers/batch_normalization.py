@@ -17,6 +17,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxrnn import initializers
 from jaxrnn._validation import check_bool, check_floating, check_rate, describe
@@ -329,7 +330,7 @@ class BatchNormalization(PassMask):
         return moved
 
     def apply(
-        self, params, x: jax.Array, *, mask=None, key=None, training=False
+        self, params, x: ArrayLike, *, mask=None, key=None, training=False
     ) -> tuple[jax.Array, dict]:
         """Normalises and returns the moved statistics.
 
@@ -394,7 +395,7 @@ class BatchNormalization(PassMask):
         return y.astype(x.dtype), moved
 
     def __call__(
-        self, params, x: jax.Array, *, mask=None, key=None, training=False
+        self, params, x: ArrayLike, *, mask=None, key=None, training=False
     ) -> jax.Array:
         """Normalises x with batch statistics in training, the moving ones
         in inference; returns x's shape. See `apply` for the arguments and

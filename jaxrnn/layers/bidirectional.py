@@ -10,6 +10,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxrnn._validation import check_one_of
 from jaxrnn.cells._base import REQUIRED
@@ -144,7 +145,7 @@ class Bidirectional:
         """The wrapped layer's ``stateful``."""
         return self.layer.stateful
 
-    def compute_mask(self, inputs: jax.Array, mask: jax.Array | None) -> Any:
+    def compute_mask(self, inputs: ArrayLike, mask: ArrayLike | None) -> Any:
         """The mask for the next layer: `mask` (B, T) when returning
         sequences, else None."""
         return mask if self.return_sequences else None
@@ -170,9 +171,9 @@ class Bidirectional:
     def __call__(
         self,
         params: dict[str, Any],
-        inputs: jax.Array = REQUIRED,
+        inputs: ArrayLike = REQUIRED,
         *,
-        mask: jax.Array | None = None,
+        mask: ArrayLike | None = None,
         initial_state: Any = None,
         key: jax.Array | None = None,
         training: bool = False,

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.typing import ArrayLike
 
 from jaxrnn import activations, initializers
 from jaxrnn._validation import (
@@ -230,7 +231,7 @@ class Conv1D(DropsMask):
     def __call__(
         self,
         params: dict[str, jax.Array],
-        x: jax.Array = REQUIRED,
+        x: ArrayLike = REQUIRED,
         *,
         mask=None,
         key=None,

@@ -16,6 +16,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxrnn import activations, initializers
 from jaxrnn._validation import check_floating, check_positive_int
@@ -140,7 +141,7 @@ class Embedding(PassMask):
         return jnp.take(table, ids, axis=0)
 
     def compute_mask(
-        self, inputs: jax.Array, mask: jax.Array | None
+        self, inputs: ArrayLike, mask: ArrayLike | None
     ) -> jax.Array | None:
         """The mask for the next layer.
 
@@ -152,7 +153,7 @@ class Embedding(PassMask):
           ``inputs != 0`` (B, T) with ``mask_zero``, else `mask`.
         """
         if not self.mask_zero:
-            return mask
+            return None if mask is None else jnp.asarray(mask)
         return jnp.asarray(inputs) != 0
 
     def output_shape(self, input_shape: Shape) -> tuple[Any, ...]:
@@ -222,7 +223,7 @@ class Dense(PassMask):
         return params
 
     def __call__(
-        self, params, x: jax.Array, *, mask=None, key=None, training=False
+        self, params, x: ArrayLike, *, mask=None, key=None, training=False
     ) -> jax.Array:
         """Applies ``activation(x @ kernel + bias)`` on the last axis.
 
@@ -236,6 +237,7 @@ class Dense(PassMask):
         Returns:
           (..., U).
         """
+        x = jnp.asarray(x)
         check_floating("inputs", x)
         kernel = params["kernel"]
         if x.shape[-1:] != kernel.shape[:1]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxrnn._validation import check_rate, describe
 from jaxrnn.layers._base import PassMask
@@ -57,7 +58,7 @@ class Dropout(PassMask):
         return {}
 
     def __call__(
-        self, params, x: jax.Array, *, mask=None, key=None, training=False
+        self, params, x: ArrayLike, *, mask=None, key=None, training=False
     ) -> jax.Array:
         """Drops inputs in training.
 
@@ -75,6 +76,7 @@ class Dropout(PassMask):
         Raises:
           ValueError: in training with ``rate > 0`` and no `key`.
         """
+        x = jnp.asarray(x)
         if not training or self.rate == 0:
             return x
         if key is None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxrnn import initializers
 from jaxrnn._validation import check_bool, check_floating, describe
@@ -113,7 +114,7 @@ class LayerNormalization(PassMask):
         }
 
     def __call__(
-        self, params, x: jax.Array, *, mask=None, key=None, training=False
+        self, params, x: ArrayLike, *, mask=None, key=None, training=False
     ) -> jax.Array:
         """Normalises over `axis`.
 

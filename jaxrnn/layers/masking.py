@@ -10,6 +10,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxrnn._validation import describe
 from jaxrnn.cells._base import REQUIRED
@@ -34,7 +35,7 @@ class DropsMask(PassMask):
                 stacklevel=3,
             )
 
-    def compute_mask(self, inputs: jax.Array, mask: jax.Array | None) -> None:
+    def compute_mask(self, inputs: ArrayLike, mask: ArrayLike | None) -> None:
         """The mask for the next layer: None, whatever came in (Keras drops
         it at a layer that does not support masking).
 
@@ -117,7 +118,7 @@ class Masking(PassMask):
     def __call__(
         self,
         params,
-        x: jax.Array = REQUIRED,
+        x: ArrayLike = REQUIRED,
         *,
         mask=None,
         key=None,
@@ -142,7 +143,7 @@ class Masking(PassMask):
         return jnp.where(keep, x, jnp.zeros((), x.dtype))
 
     def compute_mask(
-        self, inputs: jax.Array, mask: jax.Array | None
+        self, inputs: ArrayLike, mask: ArrayLike | None
     ) -> jax.Array:
         """The mask for the next layer.
 

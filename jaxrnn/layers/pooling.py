@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.typing import ArrayLike
 
 from jaxrnn._validation import check_bool, check_floating, check_one_of
 from jaxrnn.cells._base import REQUIRED
@@ -124,7 +125,7 @@ class MaxPooling1D(DropsMask):
     def __call__(
         self,
         params,
-        x: jax.Array = REQUIRED,
+        x: ArrayLike = REQUIRED,
         *,
         mask=None,
         key=None,
@@ -235,7 +236,7 @@ class GlobalAveragePooling1D(_GlobalPooling1D, PassMask):
     def __call__(
         self,
         params,
-        x: jax.Array = REQUIRED,
+        x: ArrayLike = REQUIRED,
         *,
         mask=None,
         key=None,
@@ -294,7 +295,7 @@ class GlobalAveragePooling1D(_GlobalPooling1D, PassMask):
             )
         return jnp.expand_dims(mask, channel_axis)
 
-    def compute_mask(self, inputs: jax.Array, mask: jax.Array | None) -> None:
+    def compute_mask(self, inputs: ArrayLike, mask: ArrayLike | None) -> None:
         """The mask for the next layer: None (time is pooled away)."""
         return None
 
@@ -325,7 +326,7 @@ class GlobalMaxPooling1D(_GlobalPooling1D, DropsMask):
     def __call__(
         self,
         params,
-        x: jax.Array = REQUIRED,
+        x: ArrayLike = REQUIRED,
         *,
         mask=None,
         key=None,

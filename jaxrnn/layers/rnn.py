@@ -9,6 +9,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxrnn._rnn import rnn
 from jaxrnn._validation import check_bool
@@ -225,9 +226,9 @@ class RecurrentLayer(RecurrentFlags):
     def __call__(
         self,
         params: Any,
-        inputs: jax.Array = REQUIRED,
+        inputs: ArrayLike = REQUIRED,
         *,
-        mask: jax.Array | None = None,
+        mask: ArrayLike | None = None,
         initial_state: Any = None,
         key: jax.Array | None = None,
         training: bool = False,
@@ -278,7 +279,7 @@ class RecurrentLayer(RecurrentFlags):
             return [outputs, *jax.tree.leaves(carry)]
         return outputs
 
-    def compute_mask(self, inputs: jax.Array, mask: jax.Array | None) -> Any:
+    def compute_mask(self, inputs: ArrayLike, mask: ArrayLike | None) -> Any:
         """The mask for the next layer: `mask` (B, T) when returning
         sequences, else None."""
         return mask if self.return_sequences else None

@@ -19,6 +19,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxrnn.cells._base import REQUIRED
 from jaxrnn.layers._common import check_layer_call, count_params, shape_tuple
@@ -27,12 +28,12 @@ from jaxrnn.layers._sequential_params import (
     check_model_params,
     trainable_entries,
 )
+from jaxrnn.layers._sequential_run import run_layers
 from jaxrnn.layers._sequential_shapes import walk_shapes
 from jaxrnn.layers._sequential_states import (
     check_states,
     is_stateful,
     no_state_message,
-    outputs_count,
     state_structs,
 )
 from jaxrnn.layers._sequential_summary import (
@@ -43,40 +44,6 @@ from jaxrnn.layers._sequential_summary import (
 from jaxrnn.typing import Shape
 
 __all__ = ["Sequential", "keras_snake_case", "summary"]
-
-
-def _run_layer(
-    layer: Any,
-    params: Any,
-    x: Any,
-    mask: Any,
-    state: Any,
-    key: Any,
-    training: bool,
-) -> tuple[Any, Any, Any, Any]:
-    """One layer's step: (output, new_params, mask for the next layer,
-    new_state or None)."""
-    if isinstance(layer, Sequential):
-        # Its own output mask and states, not the mask it was given.
-        y, params, mask, state = layer._run(
-            params, x, mask, state, key, training
-        )
-        return y, params, mask, state if layer.stateful else None
-    stateful = is_stateful(layer)
-    kwargs = {"mask": mask, "key": key, "training": training}
-    if stateful:
-        kwargs["initial_state"] = state
-    if hasattr(layer, "apply"):
-        y, params = layer.apply(params, x, **kwargs)
-    else:
-        y = layer(params, x, **kwargs)
-    if stateful:
-        # A stateful layer returns [output, *states] (Keras' state order).
-        n = outputs_count(layer)
-        y, state = (y[0] if n == 1 else list(y[:n])), list(y[n:])
-    if hasattr(layer, "compute_mask"):
-        mask = layer.compute_mask(x, mask)
-    return y, params, mask, state
 
 
 @dataclasses.dataclass(frozen=True, init=False)
@@ -233,9 +200,9 @@ class Sequential:
     def apply(
         self,
         params: Sequence[Any],
-        x: jax.Array,
+        x: ArrayLike,
         *,
-        mask: jax.Array | None = None,
+        mask: ArrayLike | None = None,
         states: Sequence[Any] | None = None,
         key: jax.Array | None = None,
         training: bool = False,
@@ -289,26 +256,12 @@ class Sequential:
         training: bool,
     ) -> tuple:
         """(output, new_params, output mask, new_states), unchecked."""
-        count = len(self.layers)
-        keys = (
-            [None] * count
-            if key is None
-            else list(jax.random.split(key, count))
-        )
-        states = [None] * count if states is None else states
-        new_params, new_states = [], []
-        for layer, p, state, k in zip(self.layers, params, states, keys):
-            x, p, mask, state = _run_layer(
-                layer, p, x, mask, state, k, training
-            )
-            new_params.append(p)
-            new_states.append(state)
-        return x, new_params, mask, new_states
+        return run_layers(self.layers, params, x, mask, states, key, training)
 
     def compute_mask(
         self,
-        inputs: jax.Array,
-        mask: jax.Array | None = None,
+        inputs: ArrayLike,
+        mask: ArrayLike | None = None,
         *,
         params: Sequence[Any] | None = None,
         states: Sequence[Any] | None = None,
@@ -354,14 +307,19 @@ class Sequential:
                 "layers' outputs: pass `params` with them."
             )
         shapes = walk_shapes(self.layers, np.shape(inputs), "inputs")
-        return mask_from_shapes(self.layers, inputs, mask, shapes)
+        return mask_from_shapes(
+            self.layers,
+            inputs,
+            None if mask is None else jnp.asarray(mask),
+            shapes,
+        )
 
     def __call__(
         self,
         params: Sequence[Any],
-        x: jax.Array = REQUIRED,
+        x: ArrayLike = REQUIRED,
         *,
-        mask: jax.Array | None = None,
+        mask: ArrayLike | None = None,
         states: Sequence[Any] | None = None,
         key: jax.Array | None = None,
         training: bool = False,

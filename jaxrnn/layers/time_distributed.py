@@ -14,6 +14,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxrnn.layers._base import PassMask
 from jaxrnn.layers._common import shape_tuple
@@ -96,7 +97,7 @@ class TimeDistributed(PassMask):
         return self.layer.init(key, (shape[0],) + shape[2:])
 
     def __call__(
-        self, params, x: jax.Array, *, mask=None, key=None, training=False
+        self, params, x: ArrayLike, *, mask=None, key=None, training=False
     ) -> jax.Array:
         """Applies the inner layer at every time step.
 
@@ -117,6 +118,7 @@ class TimeDistributed(PassMask):
           ValueError: `x` has no time axis, or `mask` does not start with
             x's (B, T) (Keras' check, keras/src/layers/rnn/time_distributed.py).
         """
+        x = jnp.asarray(x)
         if x.ndim < 3:
             raise ValueError(
                 "TimeDistributed needs inputs (B, T, ...), got "
