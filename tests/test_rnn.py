@@ -200,8 +200,9 @@ def test_reverse_twice_is_identity(problem):
 # --- Masks ------------------------------------------------------------------
 
 
-# GRU's garbage test runs by default in tests/test_fused.py.
-@default_subset(only(name=["lstm", "simple", "stacked"]))
+# The split-step LSTM's and GRU's garbage tests run by default in
+# tests/test_fused.py.
+@default_subset(only(name=["gru_reset_before", "simple", "stacked"]))
 @pytest.mark.parametrize("name", SEQUENTIAL)
 def test_garbage_in_masked_steps_never_leaks(name, key):
     cell = make(name, 3)
@@ -275,8 +276,9 @@ def test_zero_output_for_mask_last_output(key):
 # --- Gradients, remat, jit --------------------------------------------------
 
 
-# GRU's gradients are checked by default in tests/test_fused.py.
-@default_subset(only(name=["lstm", "simple"]))
+# The split-step GRU's gradients are checked by default in
+# tests/test_fused.py, the stack's in test_remat_keeps_values_and_gradients.
+@default_subset(only(name=["gru_reset_before", "lstm", "simple"]))
 @pytest.mark.parametrize("name", SEQUENTIAL)
 def test_check_grads(name):
     from jax.test_util import check_grads
@@ -305,7 +307,7 @@ def test_check_grads(name):
         check_grads(f, (params, x), order=1, modes=["rev"])
 
 
-@default_subset(only(name=["gru", "lstm", "simple"]))
+@default_subset(only(name=["gru", "simple", "stacked"]))
 @pytest.mark.parametrize("name", SEQUENTIAL)
 def test_remat_keeps_values_and_gradients(name, key):
     cell = make(name, 4)

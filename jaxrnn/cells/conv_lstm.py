@@ -28,6 +28,9 @@ from jaxrnn.cells._base import (
     init_common,
 )
 from jaxrnn.cells._conv_frames import ConvFrames, normalised
+from jaxrnn.cells._convolution import (
+    DATA_FORMATS as DATA_FORMATS,  # public before
+)
 from jaxrnn.cells._step import REQUIRED, projected_call
 
 

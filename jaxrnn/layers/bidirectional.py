@@ -148,7 +148,9 @@ class Bidirectional:
     def compute_mask(self, inputs: ArrayLike, mask: ArrayLike | None) -> Any:
         """The mask for the next layer: `mask` (B, T) when returning
         sequences, else None."""
-        return mask if self.return_sequences else None
+        if mask is None or not self.return_sequences:
+            return None
+        return jnp.asarray(mask)
 
     def init(self, key: jax.Array, input_shape) -> dict[str, Any]:
         """Creates both directions' params.

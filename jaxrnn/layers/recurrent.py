@@ -12,12 +12,12 @@ from jaxrnn.cells.gru import GRUCell
 from jaxrnn.cells.lstm import LSTMCell
 from jaxrnn.cells.simple import SimpleRNNCell
 from jaxrnn.initializers import InitializerLike
-from jaxrnn.layers._common import count_params
+from jaxrnn.layers._common import check_layer_call, count_params
 from jaxrnn.layers._docs import compose_doc
 from jaxrnn.layers.rnn import RNN, RecurrentFlags, RecurrentLayer
 
-# RNN, RecurrentLayer and count_params stay importable from here, where
-# they were before jaxrnn/layers/rnn.py and _common.py.
+# RNN, RecurrentLayer, check_layer_call and count_params stay importable
+# from here, where they were before jaxrnn/layers/rnn.py and _common.py.
 __all__ = [
     "GRU",
     "KerasCellLayer",
@@ -25,6 +25,7 @@ __all__ = [
     "RNN",
     "RecurrentLayer",
     "SimpleRNN",
+    "check_layer_call",
     "count_params",
 ]
 

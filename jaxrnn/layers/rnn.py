@@ -282,7 +282,9 @@ class RecurrentLayer(RecurrentFlags):
     def compute_mask(self, inputs: ArrayLike, mask: ArrayLike | None) -> Any:
         """The mask for the next layer: `mask` (B, T) when returning
         sequences, else None."""
-        return mask if self.return_sequences else None
+        if mask is None or not self.return_sequences:
+            return None
+        return jnp.asarray(mask)
 
     def _output_size(self) -> tuple[int]:
         output_size = getattr(self.cell, "output_size", None)
