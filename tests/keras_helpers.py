@@ -53,6 +53,24 @@ def perturb(params, seed: int = 1):
     return jax.tree_util.tree_map_with_path(move, params)
 
 
+def random_params_for(layer, input_shape, seed: int = 0):
+    """Random params of `layer`'s layout for `input_shape`, from shapes
+    alone: no initializer of Keras' or jaxrnn's compiles."""
+    rng = np.random.default_rng(seed)
+    return jax.tree.map(
+        lambda leaf: jnp.asarray(
+            0.5 * rng.standard_normal(leaf.shape), leaf.dtype
+        ),
+        param_shapes_for(layer, input_shape),
+    )
+
+
+def param_shapes_for(layer, input_shape):
+    """`layer`'s params for `input_shape` as shapes only: eager
+    initialisation compiles for seconds per shape."""
+    return jax.eval_shape(lambda: layer.init(jax.random.key(0), input_shape))
+
+
 def float_inputs(seed: int = 0, shape: tuple[int, ...] = (B, T, D)):
     """Standard normal float32 inputs, (B, T, D) by default."""
     return np.random.default_rng(seed).standard_normal(shape).astype("float32")

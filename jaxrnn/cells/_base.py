@@ -63,6 +63,42 @@ def _keep_mask(key, rate, shape, dtype):
     return keep.astype(dtype) / jnp.asarray(1.0 - rate, dtype)
 
 
+def dropout_key(
+    cell: Any, key: jax.Array | None, training: bool
+) -> jax.Array | None:
+    """`key` when `cell` draws dropout masks (in training, with a rate
+    above zero), else None; raises when it would draw them without one."""
+    if not training or (cell.dropout == 0 and cell.recurrent_dropout == 0):
+        return None
+    if key is None:
+        raise ValueError(
+            f"{type(cell).__name__} has dropout={cell.dropout}, "
+            f"recurrent_dropout={cell.recurrent_dropout} and training=True, "
+            "so it needs a PRNG `key`; got key=None."
+        )
+    return key
+
+
+def draw_masks(
+    cell: Any,
+    key: jax.Array,
+    input_shape: tuple[int, ...],
+    recurrent_shape: tuple[int, ...],
+    dtype: Any,
+) -> DropoutMasks:
+    """`cell`'s input and recurrent keep masks, of those shapes (None for a
+    zero rate), scaled by 1 / (1 - rate)."""
+    input_key, recurrent_key = jax.random.split(key)
+    inputs = recurrent = None
+    if cell.dropout > 0:
+        inputs = _keep_mask(input_key, cell.dropout, input_shape, dtype)
+    if cell.recurrent_dropout > 0:
+        recurrent = _keep_mask(
+            recurrent_key, cell.recurrent_dropout, recurrent_shape, dtype
+        )
+    return DropoutMasks(inputs, recurrent)
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class KerasCell:
     """Base of the built-in cells: the keyword arguments they all take.
@@ -196,28 +232,16 @@ class KerasCell:
         Raises:
           ValueError: dropout is asked for in training but `key` is None.
         """
-        if not training or (self.dropout == 0 and self.recurrent_dropout == 0):
-            return None
+        key = dropout_key(self, key, training)
         if key is None:
-            raise ValueError(
-                f"{type(self).__name__} has dropout={self.dropout}, "
-                f"recurrent_dropout={self.recurrent_dropout} and training=True, "
-                "so it needs a PRNG `key`; got key=None."
-            )
-        input_key, recurrent_key = jax.random.split(key)
-        inputs = recurrent = None
-        if self.dropout > 0:
-            inputs = _keep_mask(
-                input_key, self.dropout, (*batch_shape, input_dim), dtype
-            )
-        if self.recurrent_dropout > 0:
-            recurrent = _keep_mask(
-                recurrent_key,
-                self.recurrent_dropout,
-                (*batch_shape, self.units),
-                dtype,
-            )
-        return DropoutMasks(inputs, recurrent)
+            return None
+        return draw_masks(
+            self,
+            key,
+            (*batch_shape, input_dim),
+            (*batch_shape, self.units),
+            dtype,
+        )
 
     def project_inputs(
         self,

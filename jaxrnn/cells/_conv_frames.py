@@ -18,7 +18,7 @@ from jaxrnn._validation import (
     check_params,
     check_positive_int,
 )
-from jaxrnn.cells._base import DropoutMasks, _keep_mask
+from jaxrnn.cells._base import DropoutMasks, draw_masks, dropout_key
 from jaxrnn.cells._convolution import (
     DATA_FORMATS,
     PADDINGS,
@@ -311,19 +311,15 @@ class ConvFrames:
           ``DropoutMasks(inputs, recurrent)`` with inputs
           `(*batch_shape, *S, G*C)` and recurrent `(*batch_shape, *S', G*F)`
           for G gates, their masks side by side along the channels (in the
-          gates' order; channels_first: on the channel axis), scaled by 1 / (1 - rate).
+          gates' order; channels_first: on the channel axis), scaled by
+          1 / (1 - rate).
 
         Raises:
           ValueError: dropout is asked for in training but `key` is None.
         """
-        if not training or (self.dropout == 0 and self.recurrent_dropout == 0):
-            return None
+        key = dropout_key(self, key, training)
         if key is None:
-            raise ValueError(
-                f"{type(self).__name__} has dropout={self.dropout}, "
-                f"recurrent_dropout={self.recurrent_dropout} and training=True, "
-                "so it needs a PRNG `key`; got key=None."
-            )
+            return None
         spatial, channels = self._split_frame(input_dim)
         if spatial is None:
             raise ValueError(
@@ -331,23 +327,11 @@ class ConvFrames:
                 "frame shape (*S, C) or a cell with "
                 "`spatial_shape`; got C alone."
             )
-        input_key, recurrent_key = jax.random.split(key)
-        inputs = recurrent = None
-        if self.dropout > 0:
-            inputs = _keep_mask(
-                input_key,
-                self.dropout,
-                (*batch_shape, *self._frame(spatial, self.gates * channels)),
-                dtype,
-            )
-        if self.recurrent_dropout > 0:
-            state = self._frame(
-                self.output_spatial_shape(spatial), self.gates * self.filters
-            )  # the gates' masks
-            recurrent = _keep_mask(
-                recurrent_key,
-                self.recurrent_dropout,
-                (*batch_shape, *state),
-                dtype,
-            )
-        return DropoutMasks(inputs, recurrent)
+        state = self.output_spatial_shape(spatial)
+        return draw_masks(  # the gates' masks side by side
+            self,
+            key,
+            (*batch_shape, *self._frame(spatial, self.gates * channels)),
+            (*batch_shape, *self._frame(state, self.gates * self.filters)),
+            dtype,
+        )

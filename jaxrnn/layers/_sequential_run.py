@@ -6,29 +6,11 @@ computes on to the next layer."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import jax
 
 from jaxrnn.layers._sequential_states import is_stateful, outputs_count
-
-
-@runtime_checkable
-class Model(Protocol):
-    """A nested model: `Sequential` (runs its layers unchecked)."""
-
-    @property
-    def stateful(self) -> bool: ...
-
-    def _run(
-        self,
-        params: Sequence[Any],
-        x: Any,
-        mask: Any,
-        states: Any,
-        key: Any,
-        training: bool,
-    ) -> tuple: ...
 
 
 def run_layers(
@@ -67,7 +49,9 @@ def _run_layer(
 ) -> tuple[Any, Any, Any, Any]:
     """One layer's step: (output, new_params, mask for the next layer,
     new_state or None)."""
-    if isinstance(layer, Model):
+    from jaxrnn.layers.sequential import Sequential  # imports this module
+
+    if isinstance(layer, Sequential):
         # Its own output mask and states, not the mask it was given.
         y, params, mask, state = layer._run(
             params, x, mask, state, key, training

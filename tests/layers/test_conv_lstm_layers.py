@@ -20,7 +20,9 @@ import numpy as np
 import pytest
 from keras_helpers import (
     assert_parity,
+    param_shapes_for,
     params_from_keras,
+    random_params_for,
     randomize_keras_weights,
 )
 
@@ -62,22 +64,6 @@ def _mask(kind):
     return None if kind == "none" else mask
 
 
-def _param_shapes(layer, input_shape):
-    # Shapes only: eager initialisation compiles for seconds per shape.
-    return jax.eval_shape(lambda: layer.init(jax.random.key(0), input_shape))
-
-
-def _random_params(layer, input_shape, seed=0):
-    """Random params without Keras' or jaxrnn's initializers (no compiles)."""
-    rng = np.random.default_rng(seed)
-    return jax.tree.map(
-        lambda leaf: jnp.asarray(
-            0.5 * rng.standard_normal(leaf.shape), leaf.dtype
-        ),
-        _param_shapes(layer, input_shape),
-    )
-
-
 def _run_both(
     name,
     kwargs,
@@ -101,7 +87,7 @@ def _run_both(
         call["initial_state"] = initial_state
     theirs = keras_layer(x, **call)
     params = params_from_keras(
-        _param_shapes(ours, x.shape), keras_layer.get_weights()
+        param_shapes_for(ours, x.shape), keras_layer.get_weights()
     )
     assert ours.param_count(x.shape) == keras_layer.count_params()
     want = keras_layer.compute_output_shape((None, *x.shape[1:]))
@@ -314,7 +300,7 @@ def test_dropout_matches_keras_with_the_same_masks(rates, key, request):
     keras_layer(x)
     randomize_keras_weights(keras_layer, 2)
     params = params_from_keras(
-        _param_shapes(ours, x.shape), keras_layer.get_weights()
+        param_shapes_for(ours, x.shape), keras_layer.get_weights()
     )
     bound = dataclasses.replace(ours.cell, spatial_shape=x.shape[2:4])
 
@@ -346,7 +332,7 @@ def test_stateful_chunks_match_one_call():
         3, 3, padding="same", return_sequences=True, stateful=True
     )
     x = jnp.asarray(_inputs("ConvLSTM2D"))
-    params = _random_params(layer, x.shape)
+    params = random_params_for(layer, x.shape)
     run = jax.jit(lambda x, state: layer(params, x, initial_state=state))
     zeros = [jnp.zeros((B, 6, 5, 3))] * 2
     whole, _h, c = run(x, zeros)
@@ -430,7 +416,7 @@ def test_time_major_and_unbatched_equal_batch_major():
     )
     x = jnp.asarray(_inputs("ConvLSTM2D"))
     mask = jnp.asarray(_mask("holes"))
-    params = _random_params(layer, x.shape)
+    params = random_params_for(layer, x.shape)
 
     @jax.jit
     def run(x, mask):
@@ -452,7 +438,7 @@ def test_layers_are_hashable_static_arguments():
     same = ConvLSTM2D(3, 3, padding="same")
     assert layer == same and hash(layer) == hash(same)
     x = jnp.asarray(_inputs("ConvLSTM2D"))
-    params = _random_params(layer, x.shape)
+    params = random_params_for(layer, x.shape)
     apply = jax.jit(lambda layer, p, x: layer(p, x), static_argnums=0)
     np.testing.assert_array_equal(
         apply(layer, params, x), apply(same, params, x)
@@ -512,14 +498,14 @@ def test_bad_input_shapes(input_shape, match, key):
 
 def test_inputs_of_the_wrong_rank():
     layer = ConvLSTM2D(2, 3)
-    params = _random_params(layer, (None, 4, 6, 6, 1))
+    params = random_params_for(layer, (None, 4, 6, 6, 1))
     with pytest.raises(ValueError, match="`inputs` must be"):
         layer(params, jnp.ones((4, 6, 1)))
 
 
 def test_channel_count_mismatch_at_call():
     layer = ConvLSTM2D(2, 3)
-    params = _random_params(layer, (None, 4, 6, 6, 2))
+    params = random_params_for(layer, (None, 4, 6, 6, 2))
     with pytest.raises(ValueError, match="2 input channels.*3"):
         layer(params, jnp.ones((1, 4, 6, 6, 3)))
 
@@ -532,7 +518,7 @@ def test_frames_too_small(key):
 
 def test_bad_initial_state():
     layer = ConvLSTM2D(2, 3)
-    params = _random_params(layer, (None, 4, 6, 6, 1))
+    params = random_params_for(layer, (None, 4, 6, 6, 1))
     x = jnp.ones((1, 4, 6, 6, 1))
     with pytest.raises(ValueError, match="initial_state"):
         layer(params, x, initial_state=[jnp.zeros((1, 4, 4, 2))])
@@ -542,7 +528,7 @@ def test_bad_initial_state():
 
 def test_stateful_layer_refuses_unbatched_frames(key):
     layer = ConvLSTM2D(2, 3, stateful=True)
-    params = _random_params(layer, (None, 4, 6, 6, 1))
+    params = random_params_for(layer, (None, 4, 6, 6, 1))
     with pytest.raises(
         ValueError,
         match=r"A stateful ConvLSTM2D reads batches "

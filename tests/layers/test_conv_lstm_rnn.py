@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from keras_helpers import param_shapes_for, random_params_for
 
 import jaxrnn
 from jaxrnn import RNN, ConvLSTM1DCell, ConvLSTM2DCell, StackedCells
@@ -38,22 +39,6 @@ def _mask():
     return jnp.asarray(mask)
 
 
-def _param_shapes(layer, input_shape):
-    # Shapes only: eager initialisation compiles for seconds per shape.
-    return jax.eval_shape(lambda: layer.init(jax.random.key(0), input_shape))
-
-
-def _random_params(layer, input_shape, seed=0):
-    """Random params from shapes alone (no initializer compiles)."""
-    rng = np.random.default_rng(seed)
-    return jax.tree.map(
-        lambda leaf: jnp.asarray(
-            0.5 * rng.standard_normal(leaf.shape), leaf.dtype
-        ),
-        _param_shapes(layer, input_shape),
-    )
-
-
 def _assert_trees_close(got, want):
     assert jax.tree.structure(got) == jax.tree.structure(want)
     for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
@@ -70,8 +55,8 @@ def test_rnn_of_a_conv_lstm_cell_equals_the_layer(rank, flags):
     x, mask = _inputs(rank), _mask()
     if flags.get("time_major"):
         x, mask = x.swapaxes(0, 1), mask.T
-    params = _random_params(layer, x.shape)
-    assert _param_shapes(rnn, x.shape) == _param_shapes(layer, x.shape)
+    params = random_params_for(layer, x.shape)
+    assert param_shapes_for(rnn, x.shape) == param_shapes_for(layer, x.shape)
     shape = (None, *x.shape[1:])
     assert rnn.output_shape(shape) == layer.output_shape(shape)
     assert rnn.param_count(shape) == layer.param_count(shape)
@@ -86,7 +71,7 @@ def test_unbatched_frames_and_initial_state():
     layer = ConvLSTM2D(**settings, return_state=True)
     rnn = RNN(ConvLSTM2DCell(**settings), return_state=True)
     x = _inputs(2)
-    params = _random_params(layer, x.shape)
+    params = random_params_for(layer, x.shape)
     rng = np.random.default_rng(3)
     state = [jnp.asarray(rng.standard_normal((4, 3, 2)), jnp.float32)] * 2
 
@@ -107,7 +92,7 @@ def test_dropout_draws_the_layers_masks(key):
     layer = ConvLSTM1D(**settings, return_sequences=True)
     rnn = RNN(ConvLSTM1DCell(**settings), return_sequences=True)
     x = _inputs(1)
-    params = _random_params(layer, x.shape)
+    params = random_params_for(layer, x.shape)
     run = jax.jit(
         lambda p, x, k: (
             rnn(p, x, key=k, training=True),
@@ -125,7 +110,7 @@ def test_bidirectional_rnn_of_a_cell_equals_bidirectional_layer():
     )
     reference = Bidirectional(ConvLSTM1D(**settings, return_sequences=True))
     x = _inputs(1)
-    params = _random_params(reference, x.shape)
+    params = random_params_for(reference, x.shape)
     run = jax.jit(lambda p, x: (ours(p, x), reference(p, x)))
     got, want = run(params, x)
     _assert_trees_close(got, want)
@@ -153,7 +138,7 @@ def test_stacked_conv_lstm_cells_equal_two_layers(rank, as_list):
     stack = cells if as_list else StackedCells(cells)
     rnn = RNN(stack, return_sequences=True, return_state=True)
     x, mask = _inputs(rank), _mask()
-    params = _random_params(rnn, x.shape)
+    params = random_params_for(rnn, x.shape)
     assert len(params) == 2
 
     @jax.jit
@@ -178,7 +163,7 @@ def test_stacked_cells_run_backwards_and_time_major():
     backward = RNN(cells, return_sequences=True, go_backwards=True)
     time_major = RNN(cells, return_sequences=True, time_major=True)
     x = _inputs(2)
-    params = _random_params(forward, x.shape)
+    params = random_params_for(forward, x.shape)
 
     @jax.jit
     def run(p, x):
@@ -204,9 +189,9 @@ def test_output_shape_with_unknown_spatial_sizes():
         (None, None, 4, 2),
         (None, None, 4, 2),
     ]
-    assert _param_shapes(rnn, (None, None, None, None, 2)) == _param_shapes(
-        rnn, (None, 4, 8, 9, 2)
-    )
+    assert param_shapes_for(
+        rnn, (None, None, None, None, 2)
+    ) == param_shapes_for(rnn, (None, 4, 8, 9, 2))
 
 
 @pytest.mark.parametrize(
@@ -228,7 +213,7 @@ def test_bad_input_shapes(input_shape, match, stacked, key):
 
 def test_inputs_of_the_wrong_rank_and_spatial_size():
     layer = RNN(ConvLSTM2DCell(2, 3, spatial_shape=(6, 6)))
-    params = _random_params(layer, (None, 4, 6, 6, 1))
+    params = random_params_for(layer, (None, 4, 6, 6, 1))
     with pytest.raises(
         ValueError,
         match=r"`inputs` must be \(B, T, \*S, C\) or unbatched "
@@ -241,7 +226,7 @@ def test_inputs_of_the_wrong_rank_and_spatial_size():
 
 def test_bad_initial_state_names_the_shape_it_wants():
     layer = RNN(ConvLSTM2DCell(2, 3))
-    params = _random_params(layer, (None, 4, 6, 6, 1))
+    params = random_params_for(layer, (None, 4, 6, 6, 1))
     with pytest.raises(
         ValueError,
         match=r"`initial_state\[0\]` must have shape \(1, 4, 4, 2\) for "
