@@ -8,12 +8,14 @@ The engines and the choice between them are in jaxrnn/_engines.py.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from jaxrnn import _cudnn
 from jaxrnn._engines import (
     RunOptions,
     run_parallel_scan,
@@ -50,6 +52,7 @@ def rnn(
     zero_output_for_mask: bool = False,
     key: jax.Array | None = None,
     training: bool = False,
+    use_cudnn: bool | str = False,
 ) -> tuple[jax.Array, Any]:
     """Runs `cell` over the time axis of `inputs`.
 
@@ -109,6 +112,18 @@ def rnn(
       zero_output_for_mask: masked steps output zeros in the sequence.
       key: PRNG key for dropout, used only when `training`.
       training: turn dropout on.
+      use_cudnn: run an `LSTMCell` (or a `StackedCells` of equal-width
+        ones) as one cuDNN call (`jax.experimental.rnn`) on a CUDA GPU:
+        ``'auto'`` where it applies (tanh and sigmoid, a bias, no recurrent
+        dropout in training, not ``unroll=True`` or `remat`, float32, and
+        no mask or a right-padded one; a traced mask is checked when the
+        program runs, falling back to the scan); True to insist (a clear
+        error where it cannot apply, naming why; a traced mask must then
+        come as `seq_lengths`); False (the default here; the layers
+        default to ``'auto'``, as Keras') never. Same numbers as the scan
+        (cuDNN lets float32 matmuls use TF32 unless the cell's
+        ``precision`` is ``'highest'``); under `jax.vmap` the numbers come
+        from `jax.experimental.rnn.lstm_ref` instead (cuDNN cannot batch).
 
     Returns:
       ``(outputs, final_carry)``: outputs (B, T, H), (T, B, H) or (T, H)
@@ -154,11 +169,9 @@ def rnn(
             parallel=parallel,
             unroll=unroll,
         )
+        _cudnn.check_use_cudnn(use_cudnn)
         input_ndim = getattr(cell, "input_ndim", 1)
         xs, batched = checked_inputs(inputs, time_major, input_ndim)
-        # The split-step scan reads batch-major inputs and writes
-        # batch-major outputs a chunk at a time; everything else runs on a
-        # time-major copy.
         time_axis = 1 if batched and not time_major else 0
         steps, batch = xs.shape[time_axis], xs.shape[1 - time_axis]
         features = xs.shape[2] if input_ndim == 1 else xs.shape[2:]
@@ -168,53 +181,134 @@ def rnn(
             mask, seq_lengths, batched, time_major, steps, batch
         )
         carry = batched_carry(cell, initial_carry, batched, batch)
-        split_step = (
-            not parallel
-            and takes_split_step(cell, unroll, training, key, batch, features)
-            and not forward_differentiated((params, xs, carry))
-        )
-        if not split_step and time_axis == 1:
-            xs, time_axis = jnp.swapaxes(xs, 0, 1), 0
-        if go_backwards:
-            xs = jnp.flip(xs, time_axis)
-            step_mask = None if step_mask is None else jnp.flip(step_mask, 0)
-        if not split_step:
-            # Zero masked inputs so NaN/inf there cannot reach the backward
-            # pass. (The split-step scan zeroes them a chunk at a time.)
-            xs = zero_masked(xs, step_mask)
-        engine = (
-            run_split_step
-            if split_step
-            else run_parallel_scan
-            if parallel
-            else run_plain_scan
-        )
-        ys, last_y, carry = engine(
-            cell,
-            params,
-            xs,
-            step_mask,
-            carry,
-            RunOptions(
-                time_axis=time_axis,
-                key=key,
-                training=training,
+        forward_mode = forward_differentiated((params, xs, carry))
+
+        def scan_path() -> tuple[Any, Any]:
+            return _scan_path(
+                cell,
+                params,
+                xs,
+                step_mask,
+                carry,
+                batched=batched,
+                time_major=time_major,
+                go_backwards=go_backwards,
+                keep_order=keep_order,
+                forward_mode=forward_mode,
+                options=RunOptions(
+                    time_axis=time_axis,
+                    key=key,
+                    training=training,
+                    unroll=unroll,
+                    remat=remat,
+                    zero_output=zero_output_for_mask,
+                    collect=return_sequences,
+                ),
+                parallel=parallel,
+            )
+
+        cudnn_path = None
+        if use_cudnn is not False and not parallel:
+            cudnn_path = _cudnn.plan_rnn(
+                cell,
+                params,
+                xs,
+                step_mask,
+                carry,
+                use_cudnn=use_cudnn,
+                from_lengths=seq_lengths is not None,
+                batched=batched,
+                time_major=time_major,
+                go_backwards=go_backwards,
+                keep_order=keep_order,
                 unroll=unroll,
                 remat=remat,
                 zero_output=zero_output_for_mask,
                 collect=return_sequences,
-            ),
-        )
-        if ys is not None:  # with return_sequences
-            if go_backwards and keep_order:
-                ys = jnp.flip(ys, time_axis)
-            outputs = (
-                ys
-                if time_axis == 1
-                else restore_layout(ys, batched, time_major)
+                key=key,
+                training=training,
+                forward_mode=forward_mode,
+            )
+        if cudnn_path is None:
+            outputs, carry = scan_path()
+        elif cudnn_path.check_mask:
+            # A traced mask: cuDNN where it is right-padded, else the scan.
+            outputs, carry = jax.lax.cond(
+                _cudnn.is_right_padded(step_mask),
+                cudnn_path.run,
+                scan_path,
             )
         else:
-            outputs = last_y if batched else last_y[0]
+            outputs, carry = cudnn_path.run()
         if not batched:
             carry = jax.tree.map(lambda leaf: leaf[0], carry)
         return outputs, carry
+
+
+def _scan_path(
+    cell: Any,
+    params: Any,
+    xs: jax.Array,
+    step_mask: jax.Array | None,
+    carry: Any,
+    *,
+    batched: bool,
+    time_major: bool,
+    go_backwards: bool,
+    keep_order: bool,
+    forward_mode: bool,
+    options: RunOptions,
+    parallel: bool,
+) -> tuple[jax.Array, Any]:
+    """`rnn` through its own engines: (outputs in the caller's layout,
+    batched final carry)."""
+    # The split-step scan reads batch-major inputs and writes batch-major
+    # outputs a chunk at a time; everything else runs on a time-major copy.
+    time_axis = options.time_axis
+    batch = xs.shape[1 - time_axis]
+    features = (
+        xs.shape[2] if getattr(cell, "input_ndim", 1) == 1 else xs.shape[2:]
+    )
+    split_step = (
+        not parallel
+        and takes_split_step(
+            cell,
+            options.unroll,
+            options.training,
+            options.key,
+            batch,
+            features,
+        )
+        and not forward_mode
+    )
+    if not split_step and time_axis == 1:
+        xs, time_axis = jnp.swapaxes(xs, 0, 1), 0
+    if go_backwards:
+        xs = jnp.flip(xs, time_axis)
+        step_mask = None if step_mask is None else jnp.flip(step_mask, 0)
+    if not split_step:
+        # Zero masked inputs so NaN/inf there cannot reach the backward
+        # pass. (The split-step scan zeroes them a chunk at a time.)
+        xs = zero_masked(xs, step_mask)
+    engine = (
+        run_split_step
+        if split_step
+        else run_parallel_scan
+        if parallel
+        else run_plain_scan
+    )
+    ys, last_y, carry = engine(
+        cell,
+        params,
+        xs,
+        step_mask,
+        carry,
+        dataclasses.replace(options, time_axis=time_axis),
+    )
+    if ys is None:  # without return_sequences
+        return (last_y if batched else last_y[0]), carry
+    if go_backwards and keep_order:
+        ys = jnp.flip(ys, time_axis)
+    if time_axis == 1:
+        return ys, carry
+    return restore_layout(ys, batched, time_major), carry

@@ -135,6 +135,8 @@ def layer_config(layer: Any, layer_name: str, where: str) -> dict[str, Any]:
         if field.name in JAXRNN_ONLY or not field.init:
             continue
         value = getattr(layer, field.name)
+        if field.name == "use_cudnn" and value == "auto":
+            continue  # Keras' default, which its own files leave out
         config[field.name] = _config_value(
             layer, field.name, value, layer_name, where
         )

@@ -15,6 +15,7 @@ from jax.typing import ArrayLike
 from jaxrnn._validation import check_one_of
 from jaxrnn.cells._base import REQUIRED
 from jaxrnn.layers._common import check_layer_call, count_params
+from jaxrnn.layers._cudnn_bidirectional import fused_call
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
@@ -220,31 +221,28 @@ class Bidirectional:
         forward_key = backward_key = None
         if key is not None:
             forward_key, backward_key = jax.random.split(key)
-        y = self.forward_layer(
-            params["forward"],
+        fused = fused_call(
+            self,
+            params,
             inputs,
-            mask=mask,
-            initial_state=forward_state,
-            key=forward_key,
-            training=training,
+            mask,
+            (forward_state, backward_state),
+            (forward_key, backward_key),
+            training,
         )
-        y_rev = self.backward_layer(
-            params["backward"],
-            inputs,
-            mask=mask,
-            initial_state=backward_state,
-            key=backward_key,
-            training=training,
-        )
-        states = []
-        if self.return_state or self.stateful:
-            states = y[1:] + y_rev[1:]
-            y, y_rev = y[0], y_rev[0]
-        if self.return_sequences:
-            feature_axes = getattr(self.layer.cell, "input_ndim", 1)
-            unbatched = np.ndim(inputs) == feature_axes + 1
-            time_axis = 0 if (unbatched or self.layer.time_major) else 1
-            y_rev = jnp.flip(y_rev, time_axis)
+        if fused is not None:
+            y, y_rev, states = fused
+            if not (self.return_state or self.stateful):
+                states = []
+        else:
+            y, y_rev, states = self._call_each(
+                params,
+                inputs,
+                mask,
+                (forward_state, backward_state),
+                (forward_key, backward_key),
+                training,
+            )
         if self.merge_mode is None:
             output = [y, y_rev]
         else:
@@ -252,6 +250,44 @@ class Bidirectional:
         if states:
             return output + states
         return output if self.merge_mode is None else output[0]
+
+    def _call_each(
+        self,
+        params: dict[str, Any],
+        inputs: ArrayLike,
+        mask: ArrayLike | None,
+        states: tuple[Any, Any],
+        keys: tuple[jax.Array | None, jax.Array | None],
+        training: bool,
+    ) -> tuple[jax.Array, jax.Array, list[jax.Array]]:
+        """Each direction's layer on its own: (forward output, backward
+        output in input order, the forward then backward states)."""
+        y = self.forward_layer(
+            params["forward"],
+            inputs,
+            mask=mask,
+            initial_state=states[0],
+            key=keys[0],
+            training=training,
+        )
+        y_rev = self.backward_layer(
+            params["backward"],
+            inputs,
+            mask=mask,
+            initial_state=states[1],
+            key=keys[1],
+            training=training,
+        )
+        final_states = []
+        if self.return_state or self.stateful:
+            final_states = y[1:] + y_rev[1:]
+            y, y_rev = y[0], y_rev[0]
+        if self.return_sequences:
+            feature_axes = getattr(self.layer.cell, "input_ndim", 1)
+            unbatched = np.ndim(inputs) == feature_axes + 1
+            time_axis = 0 if (unbatched or self.layer.time_major) else 1
+            y_rev = jnp.flip(y_rev, time_axis)
+        return y, y_rev, final_states
 
     def output_shape(self, input_shape) -> Any:
         """Keras' ``compute_output_shape`` for the merged output (and states).

@@ -7,6 +7,7 @@ import dataclasses
 import functools
 from typing import Any, ClassVar
 
+from jaxrnn._cudnn import check_use_cudnn
 from jaxrnn.activations import ActivationLike
 from jaxrnn.cells.gru import GRUCell
 from jaxrnn.cells.lstm import LSTMCell
@@ -51,6 +52,8 @@ class KerasCellLayer(RecurrentLayer):
     precision: Any = None
 
     cell_type: ClassVar[type]
+    # Fields of the layer alone, not arguments of its cell.
+    layer_fields: ClassVar[tuple[str, ...]] = ()
 
     def _cell_arguments(self) -> dict[str, Any]:
         """The layer's fields but the flags: its cell's arguments."""
@@ -58,7 +61,7 @@ class KerasCellLayer(RecurrentLayer):
         return {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
-            if f.name not in flags
+            if f.name not in flags and f.name not in self.layer_fields
         }
 
     @functools.cached_property
@@ -107,10 +110,17 @@ class SimpleRNN(KerasCellLayer):
 class LSTM(KerasCellLayer):
     """Keras' ``LSTM``: an `LSTMCell` under `RNN`.
 
-    Takes `LSTMCell`'s arguments, with its defaults, and `RNN`'s flags.
+    Takes `LSTMCell`'s arguments, with its defaults, `RNN`'s flags and
+    Keras' ``use_cudnn``.
 
     Args:
       {CELL_ARGS}
+      use_cudnn: ``'auto'`` (Keras' default) runs the layer as one cuDNN
+        call on a CUDA GPU where cuDNN computes it (tanh and sigmoid, a
+        bias, no recurrent dropout in training, ``unroll=False``, no
+        `remat`, float32, and no mask or a right-padded one), the scan
+        elsewhere; True insists (a ValueError naming why where it cannot
+        apply, on a CPU for one); False never. See `jaxrnn.rnn`.
       {RECURRENT_FLAGS}
 
     Inputs `(B, T, D)` (`(T, B, D)` with ``time_major``, or unbatched
@@ -132,8 +142,15 @@ class LSTM(KerasCellLayer):
     activation: ActivationLike = "tanh"
     recurrent_activation: ActivationLike = "sigmoid"
     unit_forget_bias: bool = dataclasses.field(default=True, kw_only=True)
+    use_cudnn: bool | str = dataclasses.field(default="auto", kw_only=True)
 
     cell_type = LSTMCell
+    layer_fields = ("use_cudnn",)
+
+    def __post_init__(self):
+        check_use_cudnn(self.use_cudnn)
+        super().__post_init__()
+
     __doc__ = compose_doc(__doc__, LSTMCell)
 
 

@@ -274,6 +274,7 @@ class RecurrentLayer(RecurrentFlags):
             zero_output_for_mask=self.zero_output_for_mask,
             key=key,
             training=training,
+            use_cudnn=getattr(self, "use_cudnn", False),
         )
         if self.return_state or self.stateful:
             return [outputs, *jax.tree.leaves(carry)]

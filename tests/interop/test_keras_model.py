@@ -547,16 +547,29 @@ def test_unknown_argument_is_refused_not_dropped(tmp_path):
     path = saved(tmp_path, small_keras_model())
 
     def edit(config):
-        config["config"]["layers"][1]["config"]["use_cudnn"] = True
         config["config"]["layers"][2]["config"]["lora_rank"] = 4
 
     rewrite_config(path, edit)
     with pytest.raises(
         ValueError,
-        match=r"\['use_cudnn=True'\] have no "
-        "jaxrnn counterpart",
+        match=r"\['lora_rank=4'\] have no jaxrnn counterpart",
     ):
         load_keras_model(path)
+
+
+def test_use_cudnn_is_kept_both_ways(tmp_path):
+    path = saved(tmp_path, small_keras_model())
+
+    def edit(config):
+        config["config"]["layers"][1]["config"]["use_cudnn"] = False
+
+    rewrite_config(path, edit)
+    model, params = load_keras_model(path)
+    assert model.layers[0].use_cudnn is False
+    written = str(tmp_path / "written.keras")
+    save_keras_model(params, model, written)
+    assert keras.saving.load_model(written).layers[0].use_cudnn is False
+    assert load_keras_model(written)[0].layers[0].use_cudnn is False
 
 
 def test_training_only_arguments_are_ignored(tmp_path):

@@ -59,7 +59,8 @@ SIGNATURES = {
     ),
     "LSTM": (
         f"({_GATES}, {_FLAGS}, {_KERAS_CELL}, "
-        "unit_forget_bias: 'bool' = True) -> None"
+        "unit_forget_bias: 'bool' = True, "
+        "use_cudnn: 'bool | str' = 'auto') -> None"
     ),
     "GRU": (
         f"({_GATES}, {_FLAGS}, {_KERAS_CELL}, "
@@ -96,7 +97,12 @@ def test_fields_are_the_flags_then_the_cells_arguments(name):
     """A cell argument added, renamed, reordered or given another default
     fails here until the layer follows."""
     cell_type, skip = CELL_LAYERS[name]
-    layer_fields = dataclasses.fields(getattr(jaxrnn, name))
+    layer = getattr(jaxrnn, name)
+    layer_fields = [
+        f
+        for f in dataclasses.fields(layer)
+        if f.name not in layer.layer_fields
+    ]
     cell_fields = [
         f
         for f in dataclasses.fields(cell_type)
@@ -106,6 +112,11 @@ def test_fields_are_the_flags_then_the_cells_arguments(name):
     assert [_describe(f) for f in layer_fields] == [
         _describe(f) for f in flags + tuple(cell_fields)
     ]
+    # The layer's own fields (LSTM's use_cudnn) come last.
+    names = [f.name for f in dataclasses.fields(layer)]
+    assert names[len(names) - len(layer.layer_fields) :] == list(
+        layer.layer_fields
+    )
 
 
 @pytest.mark.parametrize("name", sorted(CELL_LAYERS))
