@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The GPU check of issue 5 in one command, for a machine with an NVIDIA GPU
 # and JAX with CUDA (docs/performance.md, "On a GPU"): prints the versions,
-# runs the benchmark suite on the GPU (jaxrnn beside Flax, Equinox, Keras,
-# which takes cuDNN for an unmasked LSTM, jax.experimental.rnn's cuDNN LSTM
-# and PyTorch on CUDA), then the parity tests at float32 ("highest")
-# precision. Everything it writes goes to $OUT (default /tmp/jaxrnn-gpu):
+# runs the benchmark suite on the GPU (jaxrnn, whose LSTM takes cuDNN by
+# default, and its scan as "jaxrnn use_cudnn=False", beside Flax, Equinox,
+# Keras, which takes cuDNN for an unmasked LSTM, jax.experimental.rnn's
+# cuDNN LSTM and PyTorch on CUDA), the parallel-in-time cells against their
+# sequential run, then the parity tests at float32 ("highest") precision,
+# the real cuDNN kernel's included. Everything it writes goes to $OUT (default /tmp/jaxrnn-gpu):
 # results-gpu.json/.png/.svg, RESULTS.md, bench.log, tests.log.
 #
 #   bash benchmarks/gpu_run.sh                 # the sizes of the GPU target
@@ -57,8 +59,15 @@ timeout "$BENCH_SECONDS" "$PYTHON" benchmarks/run.py --sizes "$SIZES" \
     | tee "$OUT/bench.log"
 echo "benchmarks: exit ${PIPESTATUS[0]}" | tee -a "$OUT/bench.log"
 
+# Parallel-in-time cells against their sequential run (issue 24's target:
+# 10x at T=4096; exits 1 below it).
+timeout 240 "$PYTHON" benchmarks/parallel_scan.py --steps 1024 4096 \
+    --min-speedup 10 --at 4096 2>&1 | tee "$OUT/parallel.log"
+echo "parallel: exit ${PIPESTATUS[0]}" | tee -a "$OUT/parallel.log"
+
+# tests/test_cudnn.py runs the real cuDNN kernel against the scan here.
 timeout "$TEST_SECONDS" "$PYTHON" -m pytest -q -x -n 8 -p no:cacheprovider \
-    tests/test_rnn.py tests/test_fused.py tests/cells tests/layers \
+    tests/test_cudnn.py tests/test_rnn.py tests/test_fused.py tests/cells tests/layers \
     tests/integration/test_keras_reference.py > "$OUT/tests.log" 2>&1
 echo "tests: exit $?" | tee -a "$OUT/tests.log"
 tail -n 25 "$OUT/tests.log"

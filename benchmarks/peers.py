@@ -83,11 +83,19 @@ def _per_direction(fn: Callable[[dict], dict]) -> Callable[[dict], dict]:
 
 
 def jaxrnn_forward(
-    workload: Workload, *, remat: bool = False, **cell_kwargs
+    workload: Workload,
+    *,
+    remat: bool = False,
+    use_cudnn: bool | str = "auto",
+    **cell_kwargs,
 ) -> Callable[..., jax.Array]:
-    """jaxrnn's outputs (B, T, H) (bidirectional: (B, T, 2H), concat)."""
+    """jaxrnn's outputs (B, T, H) (bidirectional: (B, T, 2H), concat), with
+    the layers' default use_cudnn='auto' (cuDNN for an LSTM on a GPU)."""
+    lstm = workload.cell == "LSTM"
     if workload.bidirectional:
-        layer_type = jaxrnn.LSTM if workload.cell == "LSTM" else jaxrnn.GRU
+        layer_type = jaxrnn.LSTM if lstm else jaxrnn.GRU
+        if lstm:
+            cell_kwargs["use_cudnn"] = use_cudnn
         layer = jaxrnn.Bidirectional(
             layer_type(
                 workload.units,
@@ -109,7 +117,14 @@ def jaxrnn_forward(
     cell = jaxrnn_cell(workload, **cell_kwargs)
 
     def forward(params, x, lengths):
-        return jaxrnn.rnn(cell, params, x, seq_lengths=lengths, remat=remat)[0]
+        return jaxrnn.rnn(
+            cell,
+            params,
+            x,
+            seq_lengths=lengths,
+            remat=remat,
+            use_cudnn=use_cudnn if lstm else False,
+        )[0]
 
     return forward
 
@@ -132,6 +147,21 @@ def oracle(name: str, workload: Workload) -> Callable[..., jax.Array]:
 def jaxrnn_peer(workload: Workload) -> JaxPeer:
     return JaxPeer(
         "jaxrnn", lambda p: p, jaxrnn_forward(workload), group="jaxrnn"
+    )
+
+
+def jaxrnn_scan(workload: Workload) -> JaxPeer:
+    """jaxrnn's own scan where "auto" would take cuDNN (an LSTM on a GPU):
+    what use_cudnn saves."""
+    if workload.cell != "LSTM":
+        raise NotApplicable("LSTM only (the GRU always runs the scan)")
+    if jax.default_backend() != "gpu":
+        raise NotApplicable("the same as jaxrnn off a CUDA GPU")
+    return JaxPeer(
+        "jaxrnn use_cudnn=False",
+        lambda p: p,
+        jaxrnn_forward(workload, use_cudnn=False),
+        group="jaxrnn",
     )
 
 
@@ -499,6 +529,7 @@ def torch_peer(workload: Workload) -> TorchPeer:
 
 PEERS: dict[str, Callable[[Workload], JaxPeer | TorchPeer]] = {
     "jaxrnn": jaxrnn_peer,
+    "jaxrnn-scan": jaxrnn_scan,
     "jaxrnn-remat": jaxrnn_remat,
     "jaxrnn-reset-before": jaxrnn_reset_before,
     "reference": reference,

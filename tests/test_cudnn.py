@@ -597,3 +597,88 @@ def test_stand_in_matches_the_scan_alone():
     )
     want, (want_h, want_c) = rnn(cell, params, _inputs(), initial_carry=carry)
     assert_parity("cudnn stand-in", (ys, h[0], c[0]), (want, want_h, want_c))
+
+
+def test_bidirectional_traced_mask_is_one_call_where_right_padded(
+    cudnn, monkeypatch
+):
+    def shifted(config, *args):
+        (ys, h, c), residuals = _stand_in_forward(config, *args)
+        return (ys + 100.0, h, c), residuals
+
+    monkeypatch.setattr(
+        _cudnn_kernel,
+        "KERNEL",
+        _cudnn_kernel.Kernel(shifted, _stand_in_backward),
+    )
+    flags = dict(return_sequences=True, return_state=True)
+    fused = jaxrnn.Bidirectional(jaxrnn.LSTM(H, **flags))
+    separate = jaxrnn.Bidirectional(jaxrnn.LSTM(H, use_cudnn=False, **flags))
+    params = fused.init(jax.random.key(0), (None, T, D))
+    run = jax.jit(lambda mask: fused(params, _inputs(), mask=mask))
+    right_padded = jnp.arange(T)[None, :] < LENGTHS[:, None]
+    holed = right_padded.at[0, 2].set(False)
+    assert float(run(right_padded)[0][0, 0, 0]) > 50
+    assert_parity(
+        "cudnn Bidirectional traced mask fallback",
+        run(holed),
+        separate(params, _inputs(), mask=holed),
+    )
+
+
+# -- on a CUDA GPU, the real kernel (benchmarks/gpu_run.sh runs these) ------
+
+on_cuda = pytest.mark.skipif(
+    _cudnn.backend_name() != "cuda", reason="needs cuDNN (a CUDA GPU)"
+)
+
+
+@on_cuda
+@pytest.mark.parametrize("direction", DIRECTIONS)
+def test_real_kernel_matches_scan(direction):
+    cell = LSTMCell(H, precision="highest")
+    options = dict(
+        seq_lengths=LENGTHS,
+        initial_carry=_carry(),
+        go_backwards=direction != "forward",
+        keep_order=direction == "backward_keep_order",
+    )
+
+    def loss(params, xs, flag):
+        ys, (h, c) = rnn(cell, params, xs, use_cudnn=flag, **options)
+        return jnp.sum(ys**2) + jnp.sum(h * c), (ys, h, c)
+
+    run = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)
+    args = (_params(cell), _inputs())
+    assert_parity(
+        "cudnn real kernel",
+        _leaves(run(*args, True)),
+        _leaves(run(*args, False)),
+    )
+
+
+@on_cuda
+def test_real_kernel_stack_and_bidirectional():
+    stack = StackedCells([LSTMCell(H, precision="highest")] * 2)
+    params = stack.init(jax.random.key(0), D)
+    assert_parity(
+        "cudnn real kernel stacked",
+        rnn(stack, params, _inputs(), seq_lengths=LENGTHS, use_cudnn=True),
+        rnn(stack, params, _inputs(), seq_lengths=LENGTHS),
+    )
+    flags = dict(return_sequences=True, precision="highest")
+    fused = jaxrnn.Bidirectional(jaxrnn.LSTM(H, use_cudnn=True, **flags))
+    separate = jaxrnn.Bidirectional(jaxrnn.LSTM(H, use_cudnn=False, **flags))
+    both = fused.init(jax.random.key(0), (None, T, D))
+    mask = jnp.arange(T)[None, :] < LENGTHS[:, None]
+    assert_parity(
+        "cudnn real kernel Bidirectional",
+        fused(both, _inputs(), mask=mask),
+        separate(both, _inputs(), mask=mask),
+    )
+    vmapped = jax.vmap(lambda x: rnn(stack, params, x, use_cudnn=True)[0])
+    assert_parity(
+        "cudnn real kernel vmap",
+        vmapped(_inputs()),
+        rnn(stack, params, _inputs())[0],
+    )

@@ -7,6 +7,7 @@ cuDNN on its own where it can).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -108,14 +109,19 @@ def fused_call(
     states: tuple[Any, Any],
     keys: tuple[jax.Array | None, jax.Array | None],
     training: bool,
+    separate: Callable[[], tuple[jax.Array, jax.Array, list[jax.Array]]],
 ) -> tuple[jax.Array, jax.Array, list[jax.Array]] | None:
     """Both directions of `bidirectional` in one cuDNN call, or None.
 
+    Args:
+      separate: the layers run one after the other, the same results (the
+        fallback for a traced mask that turns out not right-padded).
+
     Returns:
       (forward output, backward output aligned with the inputs, the
-      forward then backward states), each in the layer's layout; None
-      where the pair is not two LSTM layers that cuDNN runs together
-      (a traced mask included: each layer then checks it when it runs).
+      forward then backward states with ``return_state`` or ``stateful``,
+      else []), each in the layer's layout; None where the pair is not two
+      LSTM layers that cuDNN runs together.
 
     Raises:
       ValueError: a layer with ``use_cudnn=True`` that cuDNN cannot run.
@@ -162,8 +168,8 @@ def fused_call(
             )
         )
     layout = _cudnn.mask_layout(step_mask, False, read=backend == "cuda")
-    if layout == "traced":
-        return None
+    if layout == "traced" and True in choices:
+        return None  # the layers refuse it, naming seq_lengths
     for layer, cell, p, carry in zip(
         layers, cells, (params["forward"], params["backward"]), carries
     ):
@@ -193,23 +199,33 @@ def fused_call(
             key, (batch,), xs.shape[-1], training=training
         )
         dropout.append(None if masks is None else masks.inputs)
-    outputs, finals = run_bidirectional(
-        cells,
-        (params["forward"], params["backward"]),
-        xs if time_axis == 1 else jnp.swapaxes(xs, 0, 1),
-        None if step_mask is None else step_mask.sum(0),
-        (carries[0], carries[1]),
-        collect=forward.return_sequences,
-        input_dropout=(dropout[0], dropout[1]),
-    )
-    if forward.return_sequences and time_axis == 0:
-        outputs = tuple(
-            restore_layout(jnp.swapaxes(y, 0, 1), batched, forward.time_major)
-            for y in outputs
+    with_states = bidirectional.return_state or bidirectional.stateful
+
+    def run() -> tuple[jax.Array, jax.Array, list[jax.Array]]:
+        outputs, finals = run_bidirectional(
+            cells,
+            (params["forward"], params["backward"]),
+            xs if time_axis == 1 else jnp.swapaxes(xs, 0, 1),
+            None if step_mask is None else step_mask.sum(0),
+            (carries[0], carries[1]),
+            collect=forward.return_sequences,
+            input_dropout=(dropout[0], dropout[1]),
         )
-    elif not batched:
-        outputs = tuple(y[0] for y in outputs)
-    leaves = [leaf for final in finals for leaf in final]
-    if not batched:
-        leaves = [leaf[0] for leaf in leaves]
-    return outputs[0], outputs[1], leaves
+        if forward.return_sequences and time_axis == 0:
+            outputs = tuple(
+                restore_layout(
+                    jnp.swapaxes(y, 0, 1), batched, forward.time_major
+                )
+                for y in outputs
+            )
+        elif not batched:
+            outputs = tuple(y[0] for y in outputs)
+        leaves = [leaf for final in finals for leaf in final]
+        if not batched:
+            leaves = [leaf[0] for leaf in leaves]
+        return outputs[0], outputs[1], leaves if with_states else []
+
+    if layout == "traced":
+        # cuDNN where the mask turns out right-padded, else each layer.
+        return jax.lax.cond(_cudnn.is_right_padded(step_mask), run, separate)
+    return run()

@@ -221,6 +221,17 @@ class Bidirectional:
         forward_key = backward_key = None
         if key is not None:
             forward_key, backward_key = jax.random.split(key)
+
+        def separate():
+            return self._call_each(
+                params,
+                inputs,
+                mask,
+                (forward_state, backward_state),
+                (forward_key, backward_key),
+                training,
+            )
+
         fused = fused_call(
             self,
             params,
@@ -229,20 +240,9 @@ class Bidirectional:
             (forward_state, backward_state),
             (forward_key, backward_key),
             training,
+            separate,
         )
-        if fused is not None:
-            y, y_rev, states = fused
-            if not (self.return_state or self.stateful):
-                states = []
-        else:
-            y, y_rev, states = self._call_each(
-                params,
-                inputs,
-                mask,
-                (forward_state, backward_state),
-                (forward_key, backward_key),
-                training,
-            )
+        y, y_rev, states = separate() if fused is None else fused
         if self.merge_mode is None:
             output = [y, y_rev]
         else:
