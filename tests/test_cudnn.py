@@ -682,3 +682,107 @@ def test_real_kernel_stack_and_bidirectional():
         vmapped(_inputs()),
         rnn(stack, params, _inputs())[0],
     )
+
+
+# -- Sequential: a run of LSTM layers is one multi-layer call ------------------
+
+
+def _sequential(*layers):
+    return jaxrnn.layers.Sequential(list(layers))
+
+
+def _without_cudnn(model):
+    import dataclasses
+
+    return jaxrnn.layers.Sequential(
+        [
+            dataclasses.replace(layer, use_cudnn=False)
+            if isinstance(layer, jaxrnn.LSTM)
+            else layer
+            for layer in model.layers
+        ]
+    )
+
+
+def test_sequential_lstm_run_is_one_call(cudnn):
+    model = _sequential(
+        jaxrnn.LSTM(H, return_sequences=True),
+        jaxrnn.LSTM(H, return_sequences=True),
+        jaxrnn.LSTM(H),
+        jaxrnn.layers.Dense(2),
+    )
+    params = model.init(jax.random.key(0), (None, T, D))
+    mask = jnp.arange(T)[None, :] < LENGTHS[:, None]
+    got = model(params, _inputs(), mask=mask)
+    assert [c.num_layers for c in cudnn] == [3]
+    assert_parity(
+        "cudnn Sequential stack",
+        got,
+        _without_cudnn(model)(params, _inputs(), mask=mask),
+    )
+
+
+def test_sequential_embedding_mask_reaches_the_stack(cudnn):
+    model = _sequential(
+        jaxrnn.layers.Embedding(9, D, mask_zero=True),
+        jaxrnn.LSTM(H, return_sequences=True),
+        jaxrnn.LSTM(H, return_sequences=True, zero_output_for_mask=True),
+    )
+    params = model.init(jax.random.key(0), (None, T))
+    ids = jax.random.randint(jax.random.key(1), (B, T), 1, 9)
+    ids = jnp.where(jnp.arange(T)[None, :] < LENGTHS[:, None], ids, 0)
+    got = model(params, ids)
+    assert [c.num_layers for c in cudnn] == [2]
+    assert_parity(
+        "cudnn Sequential stack", got, _without_cudnn(model)(params, ids)
+    )
+
+
+@pytest.mark.parametrize(
+    "layers, calls",
+    [
+        ((jaxrnn.LSTM(H, return_sequences=True), jaxrnn.LSTM(4)), [1, 1]),
+        (
+            (
+                jaxrnn.LSTM(H, return_sequences=True, go_backwards=True),
+                jaxrnn.LSTM(H),
+            ),
+            [1, 1],
+        ),
+        (
+            (
+                jaxrnn.LSTM(H, return_sequences=True, use_cudnn=False),
+                jaxrnn.LSTM(H, return_sequences=True),
+                jaxrnn.LSTM(H),
+            ),
+            [2],
+        ),
+    ],
+    ids=["widths", "go_backwards", "opted_out"],
+)
+def test_sequential_runs_that_stay_apart(cudnn, layers, calls):
+    model = _sequential(*layers)
+    params = model.init(jax.random.key(0), (None, T, D))
+    got = model(params, _inputs())
+    assert [c.num_layers for c in cudnn] == calls
+    assert_parity(
+        "cudnn Sequential stack",
+        got,
+        _without_cudnn(model)(params, _inputs()),
+    )
+
+
+def test_sequential_dropout_in_training_keeps_each_layers_mask(cudnn):
+    model = _sequential(
+        jaxrnn.LSTM(H, return_sequences=True, dropout=0.3),
+        jaxrnn.LSTM(H),
+    )
+    params = model.init(jax.random.key(0), (None, T, D))
+    key = jax.random.key(4)
+    got = model(params, _inputs(), key=key, training=True)
+    assert [c.num_layers for c in cudnn] == [1, 1]
+    assert_parity(
+        "cudnn Sequential stack",
+        got,
+        _without_cudnn(model)(params, _inputs(), key=key, training=True),
+    )
