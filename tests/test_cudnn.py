@@ -11,12 +11,15 @@ what a CPU user sees: "auto" never takes the kernel, True refuses clearly.
 
 import re
 
+import hypothesis.strategies as st
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
 from jax.experimental import rnn as jax_rnn
 from keras_helpers import assert_parity
+from properties import examples
 from subsets import default_subset, only
 
 import jaxrnn
@@ -162,6 +165,45 @@ def test_matches_scan(
     got = rnn(cell, params, xs, use_cudnn=True, **options)
     assert_parity("cudnn rnn", got, want)
     assert len(cudnn) == 1 and not cudnn[0].bidirectional
+
+
+@settings(
+    max_examples=examples(4, 40),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    batch=st.integers(1, 3),
+    steps=st.integers(1, 6),
+    layers=st.integers(1, 2),
+    data=st.data(),
+    direction=st.sampled_from(DIRECTIONS),
+    return_sequences=st.booleans(),
+    zero_output=st.booleans(),
+)
+def test_property_kernel_path_equals_scan(
+    cudnn, batch, steps, layers, data, direction, return_sequences, zero_output
+):
+    """Any lengths (0 and T included), direction and output flags: the
+    kernel path's outputs and final carries are the scan's."""
+    lengths = jnp.array(
+        data.draw(
+            st.lists(st.integers(0, steps), min_size=batch, max_size=batch)
+        )
+    )
+    cell = StackedCells([LSTMCell(H)] * layers) if layers > 1 else LSTMCell(H)
+    params = cell.init(jax.random.key(steps), D)
+    xs = _inputs(batch, (batch, steps, D))
+    options = dict(
+        seq_lengths=lengths,
+        go_backwards=direction != "forward",
+        keep_order=direction == "backward_keep_order",
+        return_sequences=return_sequences,
+        zero_output_for_mask=zero_output,
+    )
+    want = rnn(cell, params, xs, **options)
+    got = rnn(cell, params, xs, use_cudnn=True, **options)
+    assert_parity("cudnn property", got, want)
 
 
 @pytest.mark.parametrize("direction", DIRECTIONS)
