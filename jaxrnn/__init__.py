@@ -18,6 +18,7 @@ from jaxrnn.cells import (
     LSTMCell,
     MinGRUCell,
     MinLSTMCell,
+    RGLRUCell,
     SimpleRNNCell,
     StackedCells,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "LSTMCell",
     "MinGRUCell",
     "MinLSTMCell",
+    "RGLRUCell",
     "RNN",
     "SimpleRNN",
     "SimpleRNNCell",

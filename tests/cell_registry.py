@@ -63,6 +63,12 @@ ENTRIES: tuple[CellEntry, ...] = (
         features_are_units=True,
     ),
     CellEntry(
+        "rg_lru",
+        lambda h: jaxrnn.RGLRUCell(h, num_heads=2 if h % 2 == 0 else 1),
+        parallel=True,
+        features_are_units=True,
+    ),
+    CellEntry(
         "stacked_parallel",
         lambda h: _stack(
             jaxrnn.MinLSTMCell(h, log_space=True),

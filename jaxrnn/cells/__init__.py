@@ -11,6 +11,7 @@ from jaxrnn.cells.gru import GRUCell
 from jaxrnn.cells.lru import LRUCell
 from jaxrnn.cells.lstm import LSTMCell
 from jaxrnn.cells.min_rnn import MinGRUCell, MinLSTMCell
+from jaxrnn.cells.rg_lru import RGLRUCell
 from jaxrnn.cells.simple import SimpleRNNCell
 from jaxrnn.cells.stacked import StackedCells
 
@@ -25,6 +26,7 @@ __all__ = [
     "LSTMCell",
     "MinGRUCell",
     "MinLSTMCell",
+    "RGLRUCell",
     "SimpleRNNCell",
     "StackedCells",
 ]

@@ -1,12 +1,14 @@
 """Weights from and to other frameworks: PyTorch state dicts, live Keras 3
 layers, Keras 3 weight files (``.weights.h5``) and model archives
-(``.keras``), and the RNN cells of Flax (linen and NNX), Equinox and Haiku.
+(``.keras``), the RNN cells of Flax (linen and NNX), Equinox and Haiku, and
+recurrentgemma's RG-LRU.
 
 What the converters return follows one rule per direction:
 
 - Into jaxrnn, a converter that builds the jaxrnn structure returns
   ``(structure, params)``, structure first: ``(cell, params)`` from
-  `from_linen`, `from_nnx`, `from_equinox` and `from_haiku`,
+  `from_linen`, `from_nnx`, `from_equinox`, `from_haiku` and
+  `from_recurrentgemma`,
   ``(model, params)`` from `load_keras_model`. One that is handed the
   structure returns the params alone: `from_torch(state_dict, layer)` and
   `load_keras_weights(path, model)`, whose layer `layer_from_torch` or
@@ -32,6 +34,10 @@ from jaxrnn.interop.haiku_params import from_haiku, to_haiku
 from jaxrnn.interop.keras_h5 import load_keras_weights, save_keras_weights
 from jaxrnn.interop.keras_layers import from_keras, layer_from_keras, to_keras
 from jaxrnn.interop.keras_model import load_keras_model, save_keras_model
+from jaxrnn.interop.recurrentgemma import (
+    from_recurrentgemma,
+    to_recurrentgemma,
+)
 from jaxrnn.interop.torch_state import (
     TorchStack,
     call_like_torch,
@@ -48,6 +54,7 @@ __all__ = [
     "from_keras",
     "from_linen",
     "from_nnx",
+    "from_recurrentgemma",
     "from_torch",
     "layer_from_keras",
     "layer_from_torch",
@@ -60,5 +67,6 @@ __all__ = [
     "to_keras",
     "to_linen",
     "to_nnx",
+    "to_recurrentgemma",
     "to_torch",
 ]
