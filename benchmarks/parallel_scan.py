@@ -2,7 +2,8 @@
 
 Times ``jaxrnn.rnn(cell, ..., parallel=False)`` (``lax.scan``, T dependent
 steps) against ``parallel=True`` (``lax.associative_scan``, O(log T) depth)
-for MinGRUCell, its log-space variant and LRUCell, forward and one training
+for MinGRUCell, its log-space variant, LRUCell, RGLRUCell and MLSTMCell
+(chunkwise, not an associative scan), forward and one training
 step (loss, gradients and an Adam-free SGD update), at growing T. Runs on
 whatever device JAX picks (CPU, GPU or TPU); the two runs of a row are
 interleaved so that a busy machine slows both alike.
@@ -34,6 +35,8 @@ from jaxrnn import (
     LRUCell,
     MinGRUCell,
     MinLSTMCell,
+    MLSTMCell,
+    RGLRUCell,
     rnn,
 )
 
@@ -42,6 +45,9 @@ CELLS = {
     "min_gru_log": lambda h: MinGRUCell(h, log_space=True),
     "min_lstm": lambda h: MinLSTMCell(h),
     "lru": lambda h: LRUCell(h, r_min=0.9, r_max=0.999),
+    "rg_lru": lambda h: RGLRUCell(h, num_heads=4 if h % 4 == 0 else 1),
+    # Chunkwise: quadratic in 64-step chunks, recurrent across them.
+    "mlstm": lambda h: MLSTMCell(h, num_heads=4 if h % 4 == 0 else 1),
 }
 
 

@@ -34,6 +34,14 @@ and optionally
     The outputs from the states `(..., *S)` and the inputs (..., D); default:
     the states themselves.
 
+A cell whose whole-sequence form is not one associative scan (the mLSTM's
+chunkwise form) offers instead
+
+``parallel_run(params, xs, carry, step_mask, *, key=None, training=False)``
+    ``-> (ys (T, B, ...), final carry)`` for time-major xs, where a masked
+    step (`step_mask` False) leaves the carry as it is; the outputs of
+    masked steps may be anything (`rnn` repeats or zeroes them).
+
 The step ``cell(params, carry, x)`` must compute the same thing, so that a
 parallel run and a sequential one (or a stream fed step by step) agree.
 `StackedCells` whose cells all follow the protocol run layer by layer, each
@@ -68,6 +76,8 @@ def check_parallel_cell(cell: Any) -> None:
                     f"have `parallel_coefficients`; cells[{i}] "
                     f"({type(sub).__name__}) has none. Use parallel=False."
                 )
+        return
+    if hasattr(cell, "parallel_run"):
         return
     if not hasattr(cell, "parallel_coefficients"):
         raise TypeError(
@@ -173,6 +183,14 @@ def _run_stacked(
 def _run_cell(
     cell, params, xs, step_mask, carry, *, key, training, zero_output, collect
 ):
+    if hasattr(cell, "parallel_run"):
+        ys, new_carry = cell.parallel_run(
+            params, xs, carry, step_mask, key=key, training=training
+        )
+        return (
+            *_masked_outputs(ys, step_mask, zero_output, collect),
+            new_carry,
+        )
     to_state = getattr(cell, "carry_to_state", lambda c: c)
     to_carry = getattr(cell, "state_to_carry", lambda s: s)
     h0 = to_state(carry)  # (B, *S)
@@ -274,6 +292,16 @@ def _log_states(log_a, log_b, h0, step_mask):
 def _read_out(cell, params, states, xs):
     read = getattr(cell, "parallel_outputs", None)
     return states if read is None else read(params, states, xs)
+
+
+def _masked_outputs(ys, step_mask, zero_output, collect):
+    """`_outputs` for a cell's own whole-sequence outputs (T, B, ...)."""
+    if step_mask is None:
+        return (ys if collect else None), ys[-1]
+    filled = forward_fill(ys, latest_valid_steps(step_mask))
+    if not collect:
+        return None, filled[-1]
+    return (zero_masked(ys, step_mask) if zero_output else filled), filled[-1]
 
 
 def _outputs(cell, params, states, xs, step_mask, *, zero_output, collect):

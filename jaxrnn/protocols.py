@@ -192,6 +192,8 @@ def supports_parallel(cell: Any) -> bool:
 
     if isinstance(cell, StackedCells):
         return all(supports_parallel(c) for c in cell.cells)
+    if hasattr(cell, "parallel_run"):
+        return True
     if not hasattr(cell, "parallel_coefficients"):
         return False
     return not getattr(cell, "log_space", False) or hasattr(

@@ -11,6 +11,7 @@ from jaxrnn.cells.gru import GRUCell
 from jaxrnn.cells.lru import LRUCell
 from jaxrnn.cells.lstm import LSTMCell
 from jaxrnn.cells.min_rnn import MinGRUCell, MinLSTMCell
+from jaxrnn.cells.mlstm import MLSTMCell
 from jaxrnn.cells.rg_lru import RGLRUCell
 from jaxrnn.cells.simple import SimpleRNNCell
 from jaxrnn.cells.stacked import StackedCells
@@ -24,6 +25,7 @@ __all__ = [
     "GRUCell",
     "LRUCell",
     "LSTMCell",
+    "MLSTMCell",
     "MinGRUCell",
     "MinLSTMCell",
     "RGLRUCell",

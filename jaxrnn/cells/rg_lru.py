@@ -254,7 +254,9 @@ class RGLRUCell:
         )
         a = jnp.exp(log_a)
         normaliser = jnp.asarray(
-            sqrt_bounded_gradient(1.0 - jnp.exp(2.0 * log_a), MAX_SQRT_GRADIENT)
+            sqrt_bounded_gradient(
+                1.0 - jnp.exp(2.0 * log_a), MAX_SQRT_GRADIENT
+            )
         )
         return a, xs * input_gate * normaliser
 
