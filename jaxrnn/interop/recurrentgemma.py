@@ -86,7 +86,7 @@ def to_recurrentgemma(
       ValueError: params of the wrong shapes.
       ImportError: recurrentgemma is not installed.
     """
-    from recurrentgemma.jax import layers
+    from recurrentgemma.jax import layers  # pyright: ignore[reportMissingImports]
 
     cell.check_params(params, cell.units)
     if cell.c != 8.0 or cell.max_rad != 0.999:
