@@ -106,6 +106,17 @@ def check_bool(name: str, value: Any) -> None:
         raise TypeError(f"`{name}` must be a bool, got {value!r}.")
 
 
+def check_dtype_fields(owner: Any, names: Sequence[str]) -> None:
+    """Raises TypeError unless each of `owner`'s fields `names` (a cell's
+    ``dtype``, ``param_dtype``) is None or a floating dtype."""
+    for name in names:
+        value = getattr(owner, name)
+        if value is not None and not jnp.issubdtype(value, jnp.floating):
+            raise TypeError(
+                f"`{name}` must be a floating dtype, got {value!r}."
+            )
+
+
 def check_one_of(name: str, value: Any, allowed: Sequence[Any]) -> None:
     """Raises ValueError unless `value` is one of `allowed`."""
     # An array has no single truth value: refuse it by name, not by numpy.

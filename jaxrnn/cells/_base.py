@@ -25,6 +25,7 @@ from jax.typing import ArrayLike
 from jaxrnn import activations, initializers
 from jaxrnn._validation import (
     batch_shape_of,
+    check_dtype_fields,
     check_params,
     check_positive_int,
     check_prng_key,
@@ -160,12 +161,7 @@ class KerasCell:
             "bias_initializer",
         ):
             initializers.get(getattr(self, name))
-        for name in ("dtype", "param_dtype"):
-            value = getattr(self, name)
-            if value is not None and not jnp.issubdtype(value, jnp.floating):
-                raise TypeError(
-                    f"`{name}` must be a floating dtype, got {value!r}."
-                )
+        check_dtype_fields(self, ("dtype", "param_dtype"))
 
     @property
     def state_size(self) -> Any:

@@ -30,6 +30,7 @@ from jax.typing import ArrayLike
 
 from jaxrnn._validation import (
     batch_shape_of,
+    check_dtype_fields,
     check_params,
     check_positive_int,
     check_prng_key,
@@ -98,12 +99,7 @@ class MLSTMCell:
                 f"`num_heads` must divide `units`, got units={self.units}, "
                 f"num_heads={self.num_heads}."
             )
-        for name in ("dtype", "param_dtype"):
-            value = getattr(self, name)
-            if value is not None and not jnp.issubdtype(value, jnp.floating):
-                raise TypeError(
-                    f"`{name}` must be a floating dtype, got {value!r}."
-                )
+        check_dtype_fields(self, ("dtype", "param_dtype"))
 
     @property
     def head_size(self) -> int:

@@ -22,6 +22,7 @@ from jax.typing import ArrayLike
 
 from jaxrnn._validation import (
     batch_shape_of,
+    check_dtype_fields,
     check_params,
     check_positive_int,
     check_prng_key,
@@ -128,12 +129,7 @@ class RGLRUCell:
                 "RGLRUCell needs 0 <= min_rad < max_rad < 1, got "
                 f"min_rad={self.min_rad}, max_rad={self.max_rad}."
             )
-        for name in ("dtype", "param_dtype"):
-            value = getattr(self, name)
-            if value is not None and not jnp.issubdtype(value, jnp.floating):
-                raise TypeError(
-                    f"`{name}` must be a floating dtype, got {value!r}."
-                )
+        check_dtype_fields(self, ("dtype", "param_dtype"))
 
     @property
     def state_size(self) -> int:
