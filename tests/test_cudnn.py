@@ -86,6 +86,21 @@ def cudnn(monkeypatch):
     return calls
 
 
+def _shifted_forward(config, *args):
+    (ys, h, c), residuals = _stand_in_forward(config, *args)
+    return (ys + 100.0, h, c), residuals
+
+
+def _shift_kernel_outputs(monkeypatch):
+    """A stand-in kernel whose outputs are 100 more than the scan's, so a
+    test tells which of the two ran."""
+    monkeypatch.setattr(
+        _cudnn_kernel,
+        "KERNEL",
+        _cudnn_kernel.Kernel(_shifted_forward, _stand_in_backward),
+    )
+
+
 def _inputs(seed=1, shape=(B, T, D)):
     return jax.random.normal(jax.random.key(seed), shape)
 
@@ -344,15 +359,7 @@ def test_traced_mask_is_checked_when_the_program_runs(cudnn, monkeypatch):
     """Under jit, 'auto' runs the kernel where the mask is right-padded and
     the scan elsewhere (a kernel that adds 100 tells them apart)."""
 
-    def shifted(config, *args):
-        (ys, h, c), residuals = _stand_in_forward(config, *args)
-        return (ys + 100.0, h, c), residuals
-
-    monkeypatch.setattr(
-        _cudnn_kernel,
-        "KERNEL",
-        _cudnn_kernel.Kernel(shifted, _stand_in_backward),
-    )
+    _shift_kernel_outputs(monkeypatch)
     cell = LSTMCell(H)
     params = _params(cell)
     run = jax.jit(
@@ -644,15 +651,7 @@ def test_stand_in_matches_the_scan_alone():
 def test_bidirectional_traced_mask_is_one_call_where_right_padded(
     cudnn, monkeypatch
 ):
-    def shifted(config, *args):
-        (ys, h, c), residuals = _stand_in_forward(config, *args)
-        return (ys + 100.0, h, c), residuals
-
-    monkeypatch.setattr(
-        _cudnn_kernel,
-        "KERNEL",
-        _cudnn_kernel.Kernel(shifted, _stand_in_backward),
-    )
+    _shift_kernel_outputs(monkeypatch)
     flags = dict(return_sequences=True, return_state=True)
     fused = jaxrnn.Bidirectional(jaxrnn.LSTM(H, **flags))
     separate = jaxrnn.Bidirectional(jaxrnn.LSTM(H, use_cudnn=False, **flags))
