@@ -21,6 +21,7 @@ from jaxrnn.cells import (
     MLSTMCell,
     RGLRUCell,
     SimpleRNNCell,
+    SLSTMCell,
     StackedCells,
 )
 from jaxrnn.layers import (
@@ -56,6 +57,7 @@ __all__ = [
     "MinLSTMCell",
     "RGLRUCell",
     "RNN",
+    "SLSTMCell",
     "SimpleRNN",
     "SimpleRNNCell",
     "StackedCells",

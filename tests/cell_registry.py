@@ -82,6 +82,11 @@ ENTRIES: tuple[CellEntry, ...] = (
         grad_rtol=2e-3,
     ),
     CellEntry(
+        "slstm",
+        lambda h: jaxrnn.SLSTMCell(h, num_heads=2 if h % 2 == 0 else 1),
+        split=True,
+    ),
+    CellEntry(
         "stacked_parallel",
         lambda h: _stack(
             jaxrnn.MinLSTMCell(h, log_space=True),

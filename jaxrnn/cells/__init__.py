@@ -14,6 +14,7 @@ from jaxrnn.cells.min_rnn import MinGRUCell, MinLSTMCell
 from jaxrnn.cells.mlstm import MLSTMCell
 from jaxrnn.cells.rg_lru import RGLRUCell
 from jaxrnn.cells.simple import SimpleRNNCell
+from jaxrnn.cells.slstm import SLSTMCell
 from jaxrnn.cells.stacked import StackedCells
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "MinGRUCell",
     "MinLSTMCell",
     "RGLRUCell",
+    "SLSTMCell",
     "SimpleRNNCell",
     "StackedCells",
 ]
