@@ -86,14 +86,15 @@ class RGLRUCell:
     (num_heads, H/num_heads, H/num_heads), ``input_gate_bias`` and
     ``a_gate_bias`` (num_heads, H/num_heads): recurrentgemma's ``a_param``,
     ``input_gate.w``/``.b`` and ``a_gate.w``/``.b``
-    (`jaxrnn.interop.rg_lru_from_recurrentgemma` converts them).
+    (`jaxrnn.interop.from_recurrentgemma` converts them).
 
     The carry is h (..., H), and the output is h.
 
     Unlike recurrentgemma, which resets the state at a document's first
     position (``segment_pos == 0``: there ``h = i * x``, unnormalised), the
     cell always reads its carry: start documents with a zero carry, or run
-    them as separate rows.
+    them as separate rows. `jaxrnn.layers.GriffinBlock` restarts as
+    recurrentgemma does.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -222,10 +223,15 @@ class RGLRUCell:
         *,
         key: jax.Array | None = None,
         training: bool = False,
+        resets: jax.Array | None = None,
     ) -> tuple[jax.Array, jax.Array]:
         """(a, b), each (..., H), with ``h_t = a_t * h_{t-1} + b_t``:
         ``a_t = exp(-c * r_t * softplus(a_param))`` and
-        ``b_t = sqrt(1 - a_t^2) * i_t * x_t``."""
+        ``b_t = sqrt(1 - a_t^2) * i_t * x_t``.
+
+        `resets`, bool (...) or None, marks where recurrentgemma restarts a
+        document (``segment_pos == 0``): there ``a = 0`` and ``b = i * x``,
+        unnormalised (`jaxrnn.layers.GriffinBlock` passes them)."""
         del key, training  # no dropout
         dtype = (
             jnp.dtype(self.dtype)
@@ -254,6 +260,10 @@ class RGLRUCell:
                 1.0 - jnp.exp(2.0 * log_a), MAX_SQRT_GRADIENT
             )
         )
+        if resets is not None:
+            restart = resets[..., None]
+            a = jnp.where(restart, jnp.zeros((), dtype), a)
+            normaliser = jnp.where(restart, jnp.ones((), dtype), normaliser)
         return a, xs * input_gate * normaliser
 
     # The projected step (jaxrnn.protocols.ProjectedCell): the gates read

@@ -1,8 +1,10 @@
-"""`RGLRUCell` params from and to Google DeepMind's ``recurrentgemma``
-(``recurrentgemma.jax.layers.RGLRU``, a Flax linen module).
+"""`RGLRUCell` and `GriffinBlock` params from and to Google DeepMind's
+``recurrentgemma`` (``recurrentgemma.jax.layers.RGLRU`` and
+``recurrentgemma.jax.modules.RecurrentBlock``, Flax linen modules).
 
 recurrentgemma nests the gates' weights (``input_gate: {w, b}``); jaxrnn keeps
-one flat dict. The arrays are the same, no transposes.
+one flat dict per cell, and names the convolution's ``w, b`` ``kernel,
+bias``. The arrays are the same, no transposes.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 import jax.numpy as jnp
 
 from jaxrnn.cells.rg_lru import RGLRUCell
+from jaxrnn.layers.griffin import GriffinBlock
 
 # recurrentgemma's (module, name) -> jaxrnn's param.
 _NAMES = {
@@ -25,22 +28,32 @@ _NAMES = {
 
 def from_recurrentgemma(
     module: Any, variables: dict[str, Any]
-) -> tuple[RGLRUCell, dict[str, Any]]:
-    """An `RGLRUCell` and its params from a recurrentgemma ``RGLRU``.
+) -> tuple[Any, dict[str, Any]]:
+    """An `RGLRUCell` from a recurrentgemma ``RGLRU``, or a `GriffinBlock`
+    from a ``RecurrentBlock``, and its params.
 
     Args:
       module: the ``RGLRU`` (its ``width``, ``num_heads``, ``min_rad``,
         dtypes and ``only_real`` are read; ``only_real=False``, the complex
-        variant, has no jaxrnn counterpart).
+        variant, has no jaxrnn counterpart) or ``RecurrentBlock`` (its
+        widths, heads, ``conv1d_temporal_width``, ``min_rad``, dtypes and
+        ``lru_only_real``).
       variables: its ``{'params': ...}`` (or the params alone).
 
     Returns:
-      ``(cell, params)``; the params hold the same arrays.
+      ``(cell, params)`` or ``(block, params)``; the params hold the same
+      arrays.
 
     Raises:
       ValueError: a complex module, or variables with missing, extra or
         wrongly shaped arrays.
     """
+    if type(module).__name__ == "RecurrentBlock":
+        return _block_from_recurrentgemma(module, variables)
+    return _cell_from_recurrentgemma(module, variables)
+
+
+def _cell_from_recurrentgemma(module, variables):
     if not getattr(module, "only_real", True):
         raise ValueError(
             "recurrentgemma's RGLRU(only_real=False) (a complex recurrence) "
@@ -54,7 +67,13 @@ def from_recurrentgemma(
         dtype=module.dtype,
         param_dtype=jnp.dtype(module.param_dtype).name,
     )
-    tree = variables.get("params", variables)
+    params = _rg_lru_params(variables.get("params", variables))
+    cell.check_params(params, cell.units)
+    return cell, params
+
+
+def _rg_lru_params(tree: Any) -> dict[str, Any]:
+    """An RGLRU's params tree as `RGLRUCell` params (not yet checked)."""
     found = {path for path in _paths(tree) if path not in _NAMES}
     if found:
         raise ValueError(
@@ -71,21 +90,25 @@ def from_recurrentgemma(
                 )
             node = node[part]
         params[name] = node
-    cell.check_params(params, cell.units)
-    return cell, params
+    return params
 
 
 def to_recurrentgemma(
-    cell: RGLRUCell, params: dict[str, Any]
+    cell: RGLRUCell | GriffinBlock, params: dict[str, Any]
 ) -> tuple[Any, dict[str, Any]]:
-    """recurrentgemma's ``(RGLRU module, variables)`` computing what `cell`
-    does with `params` (at positions after a document's first, where
-    recurrentgemma does not reset the state).
+    """recurrentgemma's ``(module, variables)`` computing what `cell` does
+    with `params`: an ``RGLRU`` for an `RGLRUCell` (the same at positions
+    after a document's first, where recurrentgemma does not reset the
+    state), a ``RecurrentBlock`` for a `GriffinBlock` (the same
+    everywhere: the block restarts as recurrentgemma does).
 
     Raises:
-      ValueError: params of the wrong shapes.
+      ValueError: params of the wrong shapes, or a cell recurrentgemma
+        cannot express (c or max_rad changed).
       ImportError: recurrentgemma is not installed.
     """
+    if isinstance(cell, GriffinBlock):
+        return _block_to_recurrentgemma(cell, params)
     from recurrentgemma.jax import layers  # pyright: ignore[reportMissingImports]
 
     cell.check_params(params, cell.units)
@@ -108,6 +131,76 @@ def to_recurrentgemma(
         for part in path[:-1]:
             node = node.setdefault(part, {})
         node[path[-1]] = params[name]
+    return module, {"params": tree}
+
+
+def _block_from_recurrentgemma(module, variables):
+    if not getattr(module, "lru_only_real", True):
+        raise ValueError(
+            "recurrentgemma's RecurrentBlock(lru_only_real=False) (a complex "
+            "RG-LRU) has no jaxrnn counterpart."
+        )
+    block = GriffinBlock(
+        int(module.width),
+        num_heads=int(module.num_heads),
+        lru_width=None if module.lru_width is None else int(module.lru_width),
+        conv1d_temporal_width=int(module.conv1d_temporal_width),
+        min_rad=float(module.min_rad),
+        final_w_init_variance_scale=float(module.final_w_init_variance_scale),
+        dtype=module.dtype,
+        param_dtype=jnp.dtype(module.param_dtype).name,
+    )
+    tree = variables.get("params", variables)
+    expected = {"linear_x", "linear_y", "linear_out", "conv_1d", "rg_lru"}
+    if not isinstance(tree, dict) or set(tree) != expected:
+        raise ValueError(
+            f"recurrentgemma RecurrentBlock variables must hold "
+            f"{sorted(expected)}, got "
+            f"{sorted(tree) if isinstance(tree, dict) else type(tree).__name__}."
+        )
+    conv = tree["conv_1d"]
+    if not isinstance(conv, dict) or set(conv) != {"w", "b"}:
+        raise ValueError(
+            "recurrentgemma RecurrentBlock variables' conv_1d must hold w "
+            "and b."
+        )
+    rg_lru = _rg_lru_params(tree["rg_lru"])
+    params = {
+        name: dict(tree[name])
+        for name in ("linear_x", "linear_y", "linear_out")
+    }
+    params["conv_1d"] = {"kernel": conv["w"], "bias": conv["b"]}
+    params["rg_lru"] = rg_lru
+    # recurrentgemma's block reads inputs of its own width.
+    block.check_params(params, block.width)
+    return block, params
+
+
+def _block_to_recurrentgemma(block, params):
+    from recurrentgemma.jax import modules  # pyright: ignore[reportMissingImports]
+
+    # recurrentgemma's block reads inputs of its own width.
+    block.check_params(params, block.width)
+    module = modules.RecurrentBlock(
+        width=block.width,
+        num_heads=block.num_heads,
+        lru_width=block.lru_width,
+        conv1d_temporal_width=block.conv1d_temporal_width,
+        final_w_init_variance_scale=block.final_w_init_variance_scale,
+        dtype=block.dtype,
+        param_dtype=jnp.dtype(block.param_dtype),
+        min_rad=block.min_rad,
+    )
+    _, rg_lru = to_recurrentgemma(block.rg_lru, params["rg_lru"])
+    tree = {
+        name: dict(params[name])
+        for name in ("linear_x", "linear_y", "linear_out")
+    }
+    tree["conv_1d"] = {
+        "w": params["conv_1d"]["kernel"],
+        "b": params["conv_1d"]["bias"],
+    }
+    tree["rg_lru"] = rg_lru["params"]
     return module, {"params": tree}
 
 

@@ -8,6 +8,7 @@ from jaxrnn.layers.conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
 from jaxrnn.layers.convolutional import Conv1D
 from jaxrnn.layers.core import Dense, Embedding
 from jaxrnn.layers.dropout import Dropout
+from jaxrnn.layers.griffin import GriffinBlock
 from jaxrnn.layers.layer_normalization import LayerNormalization
 from jaxrnn.layers.masking import Masking
 from jaxrnn.layers.pooling import (
@@ -33,6 +34,7 @@ __all__ = [
     "GRU",
     "GlobalAveragePooling1D",
     "GlobalMaxPooling1D",
+    "GriffinBlock",
     "LSTM",
     "LayerNormalization",
     "Masking",
