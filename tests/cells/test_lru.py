@@ -1,7 +1,9 @@
 """LRUCell: the paper's equations and forward pass, stability, the ring
-initialisation's statistics, batching, errors. Parallel runs:
-tests/test_parallel.py."""
+initialisation's statistics, batching, errors; against the ``LRU-pytorch``
+package's LRU (CI's thorough pass installs it), outputs, final states and
+gradients. Parallel runs: tests/test_parallel.py."""
 
+import importlib.util
 import math
 
 import hypothesis.strategies as st
@@ -10,6 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given, settings
+from keras_helpers import assert_parity
+from properties import THOROUGH
 
 from jaxrnn import rnn
 from jaxrnn.cells.lru import LRUCell
@@ -262,3 +266,170 @@ def test_bad_params_and_inputs(key):
         cell(bad, cell.initial_carry(), jnp.ones(3))
     with pytest.raises(TypeError, match="floating"):
         cell(params, cell.initial_carry(), jnp.ones(3, jnp.int32))
+
+
+# -- LRU-pytorch ---------------------------------------------------------
+
+REF_B, REF_T, REF_H, REF_N = 3, 12, 4, 6
+
+
+def _perturbed(params, seed=3, scale=0.3):
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.key(seed), len(leaves))
+    return jax.tree.unflatten(
+        treedef,
+        [
+            leaf + scale * jax.random.normal(k, leaf.shape)
+            for leaf, k in zip(leaves, keys)
+        ],
+    )
+
+
+def _scaled(ours, theirs):
+    """Both lists of gradients divided, leaf by leaf, by the reference's
+    largest magnitude: float32 gradients summed over every step and
+    batch element run to about 350 here and agree to about 6e-5
+    absolute, a relative 1e-6, so the relative comparison keeps 1e-5."""
+    scales = [float(np.max(np.abs(np.asarray(t)))) or 1.0 for t in theirs]
+    return (
+        [np.asarray(a) / s for a, s in zip(ours, scales)],
+        [np.asarray(b) / s for b, s in zip(theirs, scales)],
+    )
+
+
+def _lru_module(features, state_features):
+    if importlib.util.find_spec("LRU_pytorch") is None and not THOROUGH:
+        pytest.skip("LRU-pytorch is installed by CI's thorough pass")
+    from LRU_pytorch.LRU import LRU
+
+    class Recorded(LRU):
+        """LRU-pytorch's LRU, recording what its forward assigns to
+        ``self.state``: it returns outputs only and resets the state to
+        zeros after each sequence, so a sequence's final state is the
+        assignment just before that reset."""
+
+        @property
+        def state(self):
+            return self.__dict__["_state"]
+
+        @state.setter
+        def state(self, value):
+            self.__dict__.setdefault("assigned", []).append(value)
+            self.__dict__["_state"] = value
+
+    return Recorded(features, features, state_features)
+
+
+def _run_lru_module(module, x, h0):
+    """(outputs (B, T, H), final states (B, N) complex) of LRU-pytorch's
+    loop. From zeros, the batched (3-D) path in one call; from `h0`, one
+    sequence a call (its 2-D path), as the 3-D path starts only the
+    batch's first sequence from ``state`` and the others from zeros."""
+    import torch
+
+    steps = x.shape[1]
+    if h0 is None:
+        module.assigned.clear()
+        ys = module(x)
+        # The entry state, then per sequence `steps` states and a reset.
+        return ys, torch.stack(module.assigned[steps :: steps + 1])
+    ys, finals = [], []
+    for sequence, state in zip(x, h0):
+        module.assigned.clear()
+        ys.append(module(sequence, state))
+        finals.append(module.assigned[-2])
+    return torch.stack(ys), torch.stack(finals)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("with_h0", [False, True])
+@pytest.mark.parametrize("parallel", [False, True])
+def test_matches_lru_pytorch(parallel, with_h0):
+    """LRU-pytorch's LRU on the same weights (it has one form, a step
+    loop), from a zero state and from a random complex one: outputs,
+    final state and the gradients of every weight.
+
+    The mapping: nu_log, theta_log and gamma_log are the same (N,)
+    vectors, lambda the same ``exp(-exp(nu_log) + i exp(theta_log))``,
+    the input term the same ``gamma * (B x)``. Its complex B (N, H) and
+    C (H, N) are ``B_re + i B_im`` and ``C_re + i C_im`` transposed, and
+    its gradient of a complex parameter is ``dL/dRe + i dL/dIm``, so
+    ours are its real and imaginary parts, transposed.
+
+    What differs: LRU-pytorch's skip ``D`` is a dense matrix (out, in),
+    ``y = Re(C h) + D x``, where ours is the paper's diagonal ``D * x``
+    (so jaxrnn also needs in = out = units, where LRU-pytorch allows
+    in != out). The test reproduces the dense skip around our cell: the
+    cell gets D's diagonal, and its off-diagonal part is applied to the
+    inputs outside, so the gradient of D's diagonal is our cell's."""
+    import torch
+
+    module = _lru_module(REF_H, REF_N)
+    cell = LRUCell(REF_H, state_units=REF_N, r_min=0.5, r_max=0.95)
+    params = _perturbed(cell.init(jax.random.key(0), REF_H))
+    rng = np.random.default_rng(7)
+    dense_d = (rng.normal(size=(REF_H, REF_H)) / np.sqrt(REF_H)).astype(
+        np.float32
+    )
+    np.fill_diagonal(dense_d, np.asarray(params["D"]))
+    params = dict(params, D=jnp.asarray(dense_d))
+    xs = rng.normal(size=(REF_B, REF_T, REF_H)).astype(np.float32)
+    h0 = (
+        tuple(rng.normal(size=(2, REF_B, REF_N)).astype(np.float32))
+        if with_h0
+        else None
+    )
+
+    def complex_t(re, im):  # ours (in, out) -> LRU-pytorch's (out, in)
+        return torch.complex(
+            torch.tensor(np.asarray(re).T), torch.tensor(np.asarray(im).T)
+        )
+
+    with torch.no_grad():
+        for name in ("nu_log", "theta_log", "gamma_log", "D"):
+            getattr(module, name).copy_(torch.tensor(np.asarray(params[name])))
+        module.B.copy_(complex_t(params["B_re"], params["B_im"]))
+        module.C.copy_(complex_t(params["C_re"], params["C_im"]))
+    theirs, their_h = _run_lru_module(
+        module,
+        torch.tensor(xs),
+        None if h0 is None else torch.complex(*map(torch.tensor, h0)),
+    )
+    (theirs**2).sum().backward()
+    torch_grads = {
+        name: getattr(module, name).grad
+        for name in ("nu_log", "theta_log", "gamma_log", "D")
+    }
+    for name in ("B", "C"):
+        grad = getattr(module, name).grad
+        torch_grads[f"{name}_re"] = grad.real.T
+        torch_grads[f"{name}_im"] = grad.imag.T
+
+    off_diagonal = 1.0 - jnp.eye(REF_H, dtype=jnp.float32)
+
+    def ours(p):
+        cell_params = dict(p, D=jnp.diagonal(p["D"]))
+        ys, carry = rnn(
+            cell, cell_params, xs, initial_carry=h0, parallel=parallel
+        )
+        ys = ys + xs @ (p["D"] * off_diagonal).T
+        return jnp.sum(ys**2), (ys, carry)
+
+    (_, (ys, (h_re, h_im))), grads = jax.value_and_grad(ours, has_aux=True)(
+        params
+    )
+    detach = lambda t: t.detach().numpy()  # noqa: E731
+    assert_parity("LRU LRU-pytorch", ys, detach(theirs))
+    assert_parity(
+        "LRU LRU-pytorch state",
+        (h_re, h_im),
+        (detach(their_h.real), detach(their_h.imag)),
+    )
+    names = sorted(torch_grads)
+    assert_parity(
+        "LRU LRU-pytorch grad (relative)",
+        *_scaled(
+            [grads[name] for name in names],
+            [torch_grads[name].numpy() for name in names],
+        ),
+    )

@@ -1,7 +1,11 @@
 """MinGRUCell and MinLSTMCell: the paper's equations, both variants, shapes,
-batching, hyperparameter and params errors.
+batching, hyperparameter and params errors; MinGRUCell against the
+``minGRU-pytorch`` package's minGRU (CI's thorough pass installs it),
+outputs, final states and gradients, its parallel and step paths.
 
 Parallel runs: tests/test_parallel.py."""
+
+import importlib.util
 
 import hypothesis.strategies as st
 import jax
@@ -9,6 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given, settings
+from keras_helpers import assert_parity
+from properties import THOROUGH
 
 from jaxrnn import rnn
 from jaxrnn.cells.min_rnn import MinGRUCell, MinLSTMCell, g, log_g
@@ -238,3 +244,142 @@ def test_bad_params_and_inputs(name, key):
         cell.parallel_log_coefficients(params, jnp.ones((4, 2)))
     with pytest.raises(ValueError, match="input_dim"):
         cell.init(key, 0)
+
+
+# -- minGRU-pytorch ------------------------------------------------------
+
+REF_B, REF_T, REF_D = 3, 11, 4
+
+
+def _perturbed(params, seed=3, scale=0.3):
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.key(seed), len(leaves))
+    return jax.tree.unflatten(
+        treedef,
+        [
+            leaf + scale * jax.random.normal(k, leaf.shape)
+            for leaf, k in zip(leaves, keys)
+        ],
+    )
+
+
+def _scaled(ours, theirs):
+    """Both lists of gradients divided, leaf by leaf, by the reference's
+    largest magnitude: float32 gradients summed over every step and
+    batch element run to about 150 here and agree to about 2e-5
+    absolute, a relative 1e-6, so the relative comparison keeps 1e-5."""
+    scales = [float(np.max(np.abs(np.asarray(t)))) or 1.0 for t in theirs]
+    return (
+        [np.asarray(a) / s for a, s in zip(ours, scales)],
+        [np.asarray(b) / s for b, s in zip(theirs, scales)],
+    )
+
+
+def _mingru_module(dim, expansion):
+    if importlib.util.find_spec("minGRU_pytorch") is None and not THOROUGH:
+        pytest.skip("minGRU-pytorch is installed by CI's thorough pass")
+    from minGRU_pytorch.minGRU import minGRU
+
+    return minGRU(dim, expansion_factor=expansion)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("with_h0", [False, True])
+@pytest.mark.parametrize("expansion", [1, 2])
+@pytest.mark.parametrize("parallel", [False, True])
+def test_min_gru_matches_mingru_pytorch(parallel, expansion, with_h0):
+    """minGRU-pytorch's minGRU on the same weights: its parallel path (the
+    whole sequence, Heinsen's log-space scan) and its step path (one step
+    a call, ``prev_hidden`` and ``return_next_prev_hidden``), outputs,
+    final state and the gradients of every weight, from a zero state and
+    from a positive one (its parallel path takes the log of
+    ``prev_hidden``, so it must be > 0; jaxrnn's takes any sign).
+
+    The mapping: minGRU is the paper's log-space variant only (candidate
+    g), so ``MinGRUCell(log_space=True)``, and it has no bias, so
+    ``use_bias=False``. Its ``to_hidden_and_gate`` weight (2E, D) chunks
+    (candidate, gate); our kernel (D, 2E) orders (gate, candidate): ours
+    is the transpose with its halves swapped. With ``expansion_factor`` 2
+    minGRU runs the recurrence at E = 2D and projects back with
+    ``to_out`` (no bias); a cell has no output projection, so the test
+    runs ``MinGRUCell(E)`` and applies ``to_out`` to its outputs. minGRU's
+    next hidden state is taken before ``to_out``, as our carry."""
+    import torch
+
+    inner = REF_D * expansion
+    module = _mingru_module(REF_D, expansion)
+    cell = MinGRUCell(inner, use_bias=False, log_space=True)
+    kernel = _perturbed(cell.init(jax.random.key(0), REF_D))["kernel"]
+    rng = np.random.default_rng(5)
+    xs = rng.normal(size=(REF_B, REF_T, REF_D)).astype(np.float32)
+    ours_params = {"kernel": kernel}
+    if expansion != 1:
+        ours_params["out_kernel"] = jnp.asarray(
+            rng.normal(size=(inner, REF_D)) / np.sqrt(inner), jnp.float32
+        )
+    h0 = (
+        np.exp(0.5 * rng.normal(size=(REF_B, inner))).astype(np.float32)
+        if with_h0
+        else None
+    )
+
+    def swap(w):  # (gate, candidate) <-> (candidate, gate), last axis
+        return np.concatenate([w[..., inner:], w[..., :inner]], -1)
+
+    with torch.no_grad():
+        module.to_hidden_and_gate.weight.copy_(
+            torch.tensor(swap(np.asarray(kernel)).T)
+        )
+        if expansion != 1:
+            module.to_out.weight.copy_(
+                torch.tensor(np.asarray(ours_params["out_kernel"]).T)
+            )
+
+    def their_grads(out):
+        module.zero_grad()
+        (out**2).sum().backward()
+        grads = {"kernel": swap(module.to_hidden_and_gate.weight.grad.T)}
+        if expansion != 1:
+            grads["out_kernel"] = module.to_out.weight.grad.T
+        return {k: np.asarray(v) for k, v in grads.items()}
+
+    x = torch.tensor(xs)
+    prev = None if h0 is None else torch.tensor(h0[:, None])
+    whole, whole_h = module(x, prev, return_next_prev_hidden=True)
+    whole_grads = their_grads(whole)
+    hidden, steps = prev, []
+    for t in range(REF_T):
+        out, hidden = module(
+            x[:, t : t + 1], hidden, return_next_prev_hidden=True
+        )
+        steps.append(out)
+    stepped = torch.cat(steps, 1)
+    stepped_grads = their_grads(stepped)
+
+    def ours(p):
+        ys, h = rnn(
+            cell,
+            {"kernel": p["kernel"]},
+            xs,
+            initial_carry=h0,
+            parallel=parallel,
+        )
+        if "out_kernel" in p:
+            ys = ys @ p["out_kernel"]
+        return jnp.sum(ys**2), (ys, h)
+
+    (_, (ys, h)), grads = jax.value_and_grad(ours, has_aux=True)(ours_params)
+    detach = lambda t: t.detach().numpy()  # noqa: E731
+    names = sorted(grads)
+    for theirs, their_h, their_grads_ in (
+        (whole, whole_h, whole_grads),
+        (stepped, hidden, stepped_grads),
+    ):
+        assert_parity("minGRU minGRU-pytorch", ys, detach(theirs))
+        assert_parity("minGRU minGRU-pytorch state", h, detach(their_h)[:, 0])
+        assert_parity(
+            "minGRU minGRU-pytorch grad (relative)",
+            *_scaled(
+                [grads[n] for n in names], [their_grads_[n] for n in names]
+            ),
+        )
