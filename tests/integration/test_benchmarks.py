@@ -11,6 +11,7 @@ import re
 
 import pytest
 from integration.scripts import ROOT, load_script
+from properties import THOROUGH
 
 BENCHMARKS = ROOT / "benchmarks"
 DOCS = ROOT / "docs"
@@ -200,6 +201,23 @@ def test_parallel_crossover_script_runs(run_script):
         BENCHMARKS / "parallel_crossover.py", "--smoke", timeout=600
     )
     assert "min_gru" in out and "lru" in out, out
+
+
+@pytest.mark.slow
+def test_reference_cells_script_runs(run_script):
+    """benchmarks/reference_cells.py: a row per cell and reference (the
+    thorough pass installs every reference; elsewhere the missing ones are
+    named as skipped)."""
+    out = run_script(
+        BENCHMARKS / "reference_cells.py",
+        "--smoke",
+        env={"KERAS_BACKEND": "jax"},
+        timeout=600,
+    )
+    for cell in ("rg_lru", "griffin", "slstm", "slstm_flashrnn", "mlstm"):
+        assert f"| {cell} | 16 |" in out or f"{cell} (" in out, out
+    if THOROUGH:
+        assert "skipped" not in out, out
 
 
 def _summary():
