@@ -152,7 +152,8 @@ def to_xlstm(
     its ``{'q', 'k', 'v'}`` kernels, as torch tensors.
 
     Args:
-      cell, params: an `SLSTMCell` or `MLSTMCell` and its params.
+      cell: an `SLSTMCell` or `MLSTMCell`.
+      params: its params.
       backend: the sLSTM module's backend, ``"vanilla"`` (plain PyTorch) or
         ``"cuda"`` (built without compiling its kernel, so that its
         ``state_dict`` has the CUDA layout a CUDA model loads); the two

@@ -233,7 +233,8 @@ class GriffinBlock(PassMask):
             restart with one (the continuation of a stream).
           initial_state: ``(conv_state (B, K - 1, L), h (B, L))``, from a
             previous call's `return_state`; zeros when None.
-          key, training: unused (no dropout); part of the layer protocol.
+          key: unused (no dropout); part of the layer protocol.
+          training: unused (the same computation either way).
 
         Returns:
           (B, T, W), or ``[outputs, conv_state, h]`` with ``return_state``.
