@@ -224,13 +224,16 @@ class GriffinBlock(PassMask):
             feeds zeros to the convolution, keeps h, and outputs zeros; the
             final state is that after each row's last valid step. Right
             padding is the same as a shorter sequence; a masked step between
-            valid ones is a zero input to the convolution.
+            valid ones is a zero input to the convolution; left padding
+            is a shorter sequence too, the document starting at the first
+            valid step.
           segment_pos: int (B, T), each step's position in its document
             (recurrentgemma's meaning): where it is 0 the RG-LRU restarts
             (``h = i * x``, unnormalised) and the convolution does not look
-            back past it. None: ``0, 1, ..., T - 1`` without an
-            `initial_state` (each row one document, from its start), no
-            restart with one (the continuation of a stream).
+            back past it. None: without an `initial_state`, each row is one
+            document from its first valid step (``0, 1, ..., T - 1``
+            unmasked); with one, no restart (the continuation of a
+            stream).
           initial_state: ``(conv_state (B, K - 1, L), h (B, L))``, from a
             previous call's `return_state`; zeros when None.
           key: unused (no dropout); part of the layer protocol.
@@ -261,8 +264,11 @@ class GriffinBlock(PassMask):
         )
         if initial_state is None:
             conv_state, h0 = self.initial_state(batch)
-            if positions is None:
+            if positions is None and step_mask is None:
                 positions = jnp.broadcast_to(jnp.arange(steps), (batch, steps))
+            elif positions is None:
+                # Each row's document starts at its first valid step.
+                positions = jnp.cumsum(step_mask, 1, dtype=jnp.int32) - 1
         else:
             conv_state, h0 = _checked_state(initial_state, batch, k, lru)
         dtype = self.dtype or jnp.result_type(

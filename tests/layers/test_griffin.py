@@ -56,21 +56,25 @@ def test_a_stream_in_chunks_equals_one_run(split):
     )
 
 
-def test_right_padding_equals_shorter_sequences():
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_padding_equals_shorter_sequences(side):
     """Each row's valid outputs and its final state are those of running
     the row alone, truncated; padded outputs are zeros."""
     block, params, xs = _case(return_state=True)
     lengths = [T, 6, 2]
     mask = jnp.arange(T)[None] < jnp.array(lengths)[:, None]
+    if side == "left":
+        mask = mask[:, ::-1]
     outputs, conv_state, h = block(params, xs, mask=mask)
     for row, length in enumerate(lengths):
-        want, want_conv, want_h = block(params, xs[row : row + 1, :length])
+        valid = slice(0, length) if side == "right" else slice(T - length, T)
+        want, want_conv, want_h = block(params, xs[row : row + 1, valid])
         assert_parity(
             "Griffin masked",
-            (outputs[row, :length], conv_state[row], h[row]),
+            (outputs[row, valid], conv_state[row], h[row]),
             (want[0], want_conv[0], want_h[0]),
         )
-        np.testing.assert_array_equal(outputs[row, length:], 0.0)
+        np.testing.assert_array_equal(outputs[row][~mask[row]], 0.0)
 
 
 def test_a_document_start_forgets_what_came_before():
