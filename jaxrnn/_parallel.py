@@ -73,8 +73,10 @@ def check_parallel_cell(cell: Any) -> None:
             if not supports_parallel(sub):
                 raise TypeError(
                     f"`parallel=True` needs every cell of a StackedCells to "
-                    f"have `parallel_coefficients`; cells[{i}] "
-                    f"({type(sub).__name__}) has none. Use parallel=False."
+                    f"have a whole-sequence form (`parallel_coefficients` or "
+                    f"`parallel_run`); cells[{i}] ({type(sub).__name__}) has "
+                    "neither. Use parallel=False, or run the parallel cells "
+                    "in their own rnn call."
                 )
         return
     if hasattr(cell, "parallel_run"):
@@ -82,9 +84,10 @@ def check_parallel_cell(cell: Any) -> None:
     if not hasattr(cell, "parallel_coefficients"):
         raise TypeError(
             f"`parallel=True` needs a cell with `parallel_coefficients` (a "
-            "recurrence linear in the carry: MinGRUCell, MinLSTMCell, LRUCell "
-            f"or your own, see jaxrnn/_parallel.py); {type(cell).__name__} "
-            "has none. Use parallel=False."
+            "recurrence linear in the carry: MinGRUCell, MinLSTMCell, "
+            "LRUCell, RGLRUCell or your own, see jaxrnn/_parallel.py) or "
+            f"`parallel_run` (MLSTMCell's chunkwise form); "
+            f"{type(cell).__name__} has neither. Use parallel=False."
         )
     if getattr(cell, "log_space", False) and not hasattr(
         cell, "parallel_log_coefficients"

@@ -63,8 +63,8 @@ def rnn(
         ``project_inputs`` and ``step_projected`` get the input projection
         hoisted out of the recurrence; those that further split a step into
         ``recurrent_input``, ``project_recurrent`` and elementwise
-        ``apply_gates`` (the built-in LSTM, GRU with ``reset_after`` and
-        SimpleRNN) also get a hand-written backward pass that saves the
+        ``apply_gates`` (the built-in LSTM, GRU with ``reset_after``,
+        SimpleRNN and sLSTM) also get a hand-written backward pass that saves the
         carries, and for wide cells the projections (see the design
         notes, "The backward pass"); a cell whose ``gates_take_keep`` is
         true takes ``apply_gates(..., keep=)`` and holds masked steps itself
@@ -100,13 +100,16 @@ def rnn(
         which reruns the chunk (`jax.checkpoint` for cells without the
         split step): less memory, same gradients. Refused with
         ``unroll=True``, whose one chunk is the whole sequence.
-      parallel: run a linear recurrence over the whole sequence at once with
-        `jax.lax.associative_scan` (cells with ``parallel_coefficients``:
-        `MinGRUCell`, `MinLSTMCell`, `LRUCell`, and `StackedCells` of them;
-        the protocol is in jaxrnn/_parallel.py); the sequential run's
-        numbers up to float rounding, gradients too, in O(log T) depth. It
-        pays off on accelerators, and on a CPU only for narrow steps
-        (benchmarks/PARALLEL.md). `unroll` and `remat` do not apply.
+      parallel: run the cell's whole-sequence form: a linear recurrence
+        as one `jax.lax.associative_scan` (cells with
+        ``parallel_coefficients``: `MinGRUCell`, `MinLSTMCell`, `LRUCell`,
+        `RGLRUCell`), or the cell's own ``parallel_run`` (`MLSTMCell`'s
+        chunkwise form), and `StackedCells` of them; the protocol is in
+        jaxrnn/_parallel.py. The sequential run's numbers up to float
+        rounding, gradients too, in O(log T) depth (chunkwise: T /
+        chunk_size dependent steps). It pays off on accelerators, and on a
+        CPU only for narrow steps (benchmarks/PARALLEL.md). `unroll` and
+        `remat` do not apply.
       return_sequences: return all outputs, else the last one (with a mask:
         each row's output at its last valid step, zeros if it has none).
       zero_output_for_mask: masked steps output zeros in the sequence.

@@ -403,14 +403,21 @@ def test_coefficients_of_the_wrong_shape_are_named(key):
 
 
 @pytest.mark.parametrize(
-    "cell", [jaxrnn.GRUCell(3), jaxrnn.LSTMCell(3), jaxrnn.SimpleRNNCell(3)]
+    "cell",
+    [
+        jaxrnn.GRUCell(3),
+        jaxrnn.LSTMCell(3),
+        jaxrnn.SimpleRNNCell(3),
+        jaxrnn.SLSTMCell(3),
+    ],
 )
 def test_a_cell_without_parallel_support_is_a_type_error(cell):
     assert not supports_parallel(cell)
     params = random_params(cell, 2, np.random.default_rng(5))
     with pytest.raises(
         TypeError,
-        match=f"parallel_coefficients.*{type(cell).__name__} has none",
+        match=f"parallel_coefficients.*parallel_run.*{type(cell).__name__} "
+        "has neither",
     ):
         rnn(cell, params, np.ones((2, 4, 2), np.float32), parallel=True)
 
