@@ -264,11 +264,14 @@ class GriffinBlock(PassMask):
         )
         if initial_state is None:
             conv_state, h0 = self.initial_state(batch)
-            if positions is None and step_mask is None:
-                positions = jnp.broadcast_to(jnp.arange(steps), (batch, steps))
-            elif positions is None:
+            if positions is None:
                 # Each row's document starts at its first valid step.
-                positions = jnp.cumsum(step_mask, 1, dtype=jnp.int32) - 1
+                valid = (
+                    jnp.ones((batch, steps), jnp.int32)
+                    if step_mask is None
+                    else step_mask.astype(jnp.int32)
+                )
+                positions = jnp.cumsum(valid, 1) - 1
         else:
             conv_state, h0 = _checked_state(initial_state, batch, k, lru)
         dtype = self.dtype or jnp.result_type(
