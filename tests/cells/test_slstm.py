@@ -195,9 +195,9 @@ def _their_grads(module, kernel, heads):
     }
 
 
-def _ours(cell, params, xs):
+def _ours(cell, params, xs, initial_carry=None):
     def loss(params):
-        ys, carry = rnn(cell, params, xs)
+        ys, carry = rnn(cell, params, xs, initial_carry=initial_carry)
         return jnp.sum(ys**2), (ys, carry)
 
     (_, (ys, carry)), grads = jax.value_and_grad(loss, has_aux=True)(params)
@@ -205,19 +205,29 @@ def _ours(cell, params, xs):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("heads", [1, 2])
-def test_matches_xlstm(heads):
+@default_subset(only(heads=[2]))
+@pytest.mark.parametrize("carried", [False, True])
+@pytest.mark.parametrize("heads", [1, 2, 4])
+def test_matches_xlstm(heads, carried):
     """xlstm's sLSTMCell (vanilla backend) fed ``x @ kernel``: outputs,
-    the final (h, c, n, m) and the gradients of every param, through
-    `to_xlstm`'s module and back through `from_xlstm`."""
+    the final (h, c, n, m) and the gradients of every param, from a zero
+    state or from the state a first run left (a stream's second chunk),
+    through `to_xlstm`'s module and back through `from_xlstm`."""
     _require("xlstm")
+    import torch
+
     cell, params, xs = _case(heads=heads)
+    carry0 = None
+    if carried:
+        prefix = jax.random.normal(jax.random.key(7), (B, 5, D))
+        _, carry0 = rnn(cell, params, prefix)
     module, _ = to_xlstm(cell, params)
     kernel, projected = _torch_inputs(params, xs)
-    theirs, state = module(projected)  # (B, NH, T, DH)
+    state0 = None if carry0 is None else torch.tensor(np.stack(carry0))
+    theirs, state = module(projected, state0)  # (B, NH, T, DH)
     (theirs**2).sum().backward()
     theirs = theirs.detach().permute(0, 2, 1, 3).reshape(B, T, H).numpy()
-    ys, carry, grads = _ours(cell, params, xs)
+    ys, carry, grads = _ours(cell, params, xs, carry0)
     assert_parity("sLSTM xlstm", ys, theirs)
     assert_parity("sLSTM xlstm state", carry, tuple(state.detach().numpy()))
     assert_parity(
