@@ -34,6 +34,8 @@ def _numpy(tensor: Any) -> np.ndarray:
 
 
 def _kernel(name: str, kernel: Any, rows: int | None, cols: int) -> Any:
+    if hasattr(kernel, "detach"):  # a torch tensor, maybe one with grad
+        kernel = _numpy(kernel)
     kernel = jnp.asarray(np.asarray(kernel, np.float32))
     if (
         kernel.ndim != 2

@@ -222,11 +222,10 @@ class GriffinBlock(PassMask):
           inputs: (B, T, D), floating.
           mask: bool (B, T), True for valid steps, or None. A masked step
             feeds zeros to the convolution, keeps h, and outputs zeros; the
-            final state is that after each row's last valid step. Right
-            padding is the same as a shorter sequence; a masked step between
-            valid ones is a zero input to the convolution; left padding
-            is a shorter sequence too, the document starting at the first
-            valid step.
+            final state is that after each row's last valid step. Padding on
+            either side is the same as the shorter sequence (the document
+            starts at the first valid step); a masked step between valid
+            ones is a zero input to the convolution's window.
           segment_pos: int (B, T), each step's position in its document
             (recurrentgemma's meaning): where it is 0 the RG-LRU restarts
             (``h = i * x``, unnormalised) and the convolution does not look
