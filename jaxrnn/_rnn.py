@@ -64,11 +64,12 @@ def rnn(
         hoisted out of the recurrence; those that further split a step into
         ``recurrent_input``, ``project_recurrent`` and elementwise
         ``apply_gates`` (the built-in LSTM, GRU with ``reset_after``,
-        SimpleRNN and sLSTM) also get a hand-written backward pass that saves the
-        carries, and for wide cells the projections (see the design
-        notes, "The backward pass"); a cell whose ``gates_take_keep`` is
-        true takes ``apply_gates(..., keep=)`` and holds masked steps itself
-        (LSTM, GRU), other cells' carries are selected. A cell whose steps
+        SimpleRNN and sLSTM) also get a hand-written backward pass that
+        saves the carries, and for wide cells the projections (see the
+        design notes, "The backward pass"); a cell whose
+        ``gates_take_keep`` is true takes ``apply_gates(..., keep=)`` and
+        holds masked steps itself (LSTM, GRU), other cells' carries are
+        selected. A cell whose steps
         take more than a vector (a convolutional cell's (H, W, C) frames)
         says how many feature axes with an ``input_ndim`` attribute
         (default 1).
