@@ -58,6 +58,18 @@ def check_positive_int(name: str, value: Any) -> None:
         raise ValueError(f"`{name}` must be a positive int, got {value}.")
 
 
+def check_heads(units: Any, num_heads: Any) -> None:
+    """Raises unless `units` and `num_heads` are positive ints and
+    `num_heads` divides `units` (a head-wise cell's heads of equal size)."""
+    check_positive_int("units", units)
+    check_positive_int("num_heads", num_heads)
+    if units % num_heads:
+        raise ValueError(
+            f"`num_heads` must divide `units`, got units={units}, "
+            f"num_heads={num_heads}."
+        )
+
+
 def batch_shape_of(batch_shape: Any) -> tuple[int, ...]:
     """`initial_carry`'s batch shape as a tuple: an int B stands for (B,).
 

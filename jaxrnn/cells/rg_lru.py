@@ -23,6 +23,7 @@ from jax.typing import ArrayLike
 from jaxrnn._validation import (
     batch_shape_of,
     check_dtype_fields,
+    check_heads,
     check_params,
     check_positive_int,
     check_prng_key,
@@ -116,13 +117,7 @@ class RGLRUCell:
     param_dtype: Any = "float32"
 
     def __post_init__(self):
-        check_positive_int("units", self.units)
-        check_positive_int("num_heads", self.num_heads)
-        if self.units % self.num_heads:
-            raise ValueError(
-                f"`num_heads` must divide `units`, got units={self.units}, "
-                f"num_heads={self.num_heads}."
-            )
+        check_heads(self.units, self.num_heads)
         for name in ("c", "max_rad", "w_init_variance_scale"):
             _check_positive_real(name, getattr(self, name))
         if not 0.0 <= self.min_rad < self.max_rad < 1.0:

@@ -29,6 +29,7 @@ from jax.typing import ArrayLike
 from jaxrnn._validation import (
     batch_shape_of,
     check_dtype_fields,
+    check_heads,
     check_params,
     check_positive_int,
     check_prng_key,
@@ -90,13 +91,7 @@ class SLSTMCell:
     param_dtype: Any = "float32"
 
     def __post_init__(self):
-        check_positive_int("units", self.units)
-        check_positive_int("num_heads", self.num_heads)
-        if self.units % self.num_heads:
-            raise ValueError(
-                f"`num_heads` must divide `units`, got units={self.units}, "
-                f"num_heads={self.num_heads}."
-            )
+        check_heads(self.units, self.num_heads)
         check_dtype_fields(self, ("dtype", "param_dtype"))
 
     @property
