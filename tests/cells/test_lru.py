@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given, settings
-from keras_helpers import assert_parity
+from keras_helpers import assert_parity, relative_to_reference
 from properties import THOROUGH
 
 from jaxrnn import rnn
@@ -285,16 +285,10 @@ def _perturbed(params, seed=3, scale=0.3):
     )
 
 
-def _scaled(ours, theirs):
-    """Both lists of gradients divided, leaf by leaf, by the reference's
-    largest magnitude: float32 gradients summed over every step and
-    batch element run to about 350 here and agree to about 6e-5
-    absolute, a relative 1e-6, so the relative comparison keeps 1e-5."""
-    scales = [float(np.max(np.abs(np.asarray(t)))) or 1.0 for t in theirs]
-    return (
-        [np.asarray(a) / s for a, s in zip(ours, scales)],
-        [np.asarray(b) / s for b, s in zip(theirs, scales)],
-    )
+# Gradients are compared relative to the reference's largest
+# (keras_helpers.relative_to_reference): float32 gradients summed over every
+# step and batch element run to about 350 here and agree to about 6e-5
+# absolute, a relative 1e-6, so the relative comparison keeps 1e-5.
 
 
 def _lru_module(features, state_features):
@@ -428,7 +422,7 @@ def test_matches_lru_pytorch(parallel, with_h0):
     names = sorted(torch_grads)
     assert_parity(
         "LRU LRU-pytorch grad (relative)",
-        *_scaled(
+        *relative_to_reference(
             [grads[name] for name in names],
             [torch_grads[name].numpy() for name in names],
         ),
